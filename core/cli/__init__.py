@@ -1,0 +1,26 @@
+"""The ``core`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from core import __version__
+from core.cli._common import Context
+from core.cli.config import config
+from core.cli.plugins import plugins
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="FILE", help="core.toml or pyproject.toml to read.")
+@click.option("--app", metavar="MODULE", help="Your pipeline module or .py file (config key 'app').")
+@click.option("--no-plugins", is_flag=True, help="Load only the built-ins and your app.")
+@click.version_option(__version__, prog_name="core")
+@click.pass_context
+def main(click_ctx: click.Context, config_path: str | None, app: str | None, no_plugins: bool) -> None:
+    """core: receive events from sources, store them with their jobs, deliver them to
+    destinations in realtime or on schedules."""
+    click_ctx.obj = Context(config=config_path, app=app, no_plugins=no_plugins)
+
+
+main.add_command(plugins)
+main.add_command(config)

@@ -1,0 +1,47 @@
+"""``core plugins``: what is installed, what it provides, and whether it loaded."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from core.cli._common import Context, friendly, pass_context, table
+
+HEADERS = ("NAME", "VERSION", "DISTRIBUTION", "STATUS", "PROVIDES", "HOOKS")
+
+
+@click.group("plugins")
+def plugins() -> None:
+    """Inspect installed plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option("--all", "show_all", is_flag=True, help="Include the built-in plugins.")
+@pass_context
+@friendly
+def list_plugins(ctx: Context, as_json: bool, show_all: bool) -> None:
+    """List installed plugins: version, distribution, status, adapters and hooks.
+
+    Listing never imports an adapter's SDK: plugin modules only register factories.
+    """
+    host = ctx.host(with_metadata=True, **{"plugins.strict": False})
+    records = sorted(
+        (r for r in host.records.values() if show_all or not r.builtin), key=lambda r: r.name
+    )
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in records], indent=2))
+    elif not records:
+        click.echo("No plugins installed (use --all to see the built-ins).")
+    else:
+        rows = [
+            (r.name, r.version, r.distribution, r.status, ", ".join(r.provides) or "-", ", ".join(r.hooks) or "-")
+            for r in records
+        ]
+        click.echo(table(HEADERS, rows))
+        for r in records:
+            if r.error:
+                click.secho(f"{r.name}: {r.error}", fg="red", err=True)
+    if host.registry.conflicts:
+        raise SystemExit(1)

@@ -1,0 +1,233 @@
+"""Configuration: ``core.toml`` or ``[tool.core]`` in ``pyproject.toml``, then ``CORE_*``
+environment variables, then command-line flags.
+
+Every key is declared once in :data:`KEYS` with its type, default and help, so validation,
+environment names (``gateway.port`` -> ``CORE_GATEWAY_PORT``) and the docs' key table come
+from one place. A bad value raises :class:`~core.errors.ConfigError` naming the file, key,
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.errors import ConfigError
+
+CONFIG_FILE = "core.toml"
+STATE_DIR = ".core"
+
+
+def _url(value: Any) -> str:
+    if not isinstance(value, str) or "://" not in value or not urlsplit(value).scheme:
+        raise ValueError("a URL such as 'sqlite:///.core/core.db' or 'postgresql://host/db'")
+    return value
+
+
+def _opt_url(value: Any) -> str:
+    return "" if value in ("", "none") else _url(value)
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a string")
+    return value
+
+
+def _int(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return value
+
+    return check
+
+
+def _float(low: float, high: float) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if isinstance(value, bool) or not low <= number <= high:
+            raise ValueError(f"a number from {low} to {high}")
+        return number
+
+    return check
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",")]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError("a list of plugin names (in the environment: comma-separated)")
+    return tuple(v for v in value if v)
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return value.lower() in ("1", "true", "yes", "on")
+    raise ValueError("true or false")
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One configuration key: dotted name, validator, default and a line of help."""
+
+    name: str
+    check: Callable[[Any], Any]
+    default: Any
+    help: str
+    env_name: str = ""
+
+    @property
+    def env(self) -> str:
+        """The environment variable that overrides this key."""
+        return self.env_name or "CORE_" + self.name.replace(".", "_").upper()
+
+
+KEYS: tuple[Key, ...] = (
+    Key("app", _str, "", "your pipeline: a module ('shop.pipeline') or a .py file path"),
+    Key("store", _url, "sqlite:///.core/core.db", "the store URL (required; default SQLite)"),
+    Key("pubsub", _opt_url, "memory://", "the pub/sub URL; empty for none"),
+    Key("supervisor", _opt_url, "local://", "the supervisor URL; empty for none"),
+    Key("wanderer", _opt_url, "sqlite:///.core/core.db", "the wanderer URL; empty for none"),
+    Key("gateway.host", _str, "127.0.0.1", "address the gateway listens on"),
+    Key("gateway.port", _int(0, 65535), 9090, "port the gateway listens on"),
+    Key("gateway.max_body_bytes", _int(1, 1 << 30), 1 << 20, "largest request body (413 above)"),
+    Key("gateway.commit_delay_ms", _float(0, 1000), 2.0, "how long a commit waits to group writes"),
+    Key("scheduler.batch_size", _int(1, 100_000), 500, "largest queue handed to one load"),
+    Key("scheduler.poll_seconds", _float(0.01, 3600), 1.0, "how often due jobs are looked for"),
+    Key("scheduler.lease_seconds", _float(1, 86400), 300.0, "claim lease; expired claims are recovered"),
+    Key("plugins.load", _names, None, "allow-list of plugin names to load (empty: none)", "CORE_LOAD_PLUGINS"),
+    Key("plugins.disable", _names, (), "plugin names not to load", "CORE_DISABLE_PLUGINS"),
+    Key("plugins.strict", _bool, False, "a broken plugin stops the host", "CORE_STRICT_PLUGINS"),
+)
+KEYS_BY_NAME = {key.name: key for key in KEYS}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Validated configuration; ``values`` by dotted key, ``origin`` says where each came from."""
+
+    values: Mapping[str, Any]
+    origin: Mapping[str, str]
+    root: Path
+    file: Path | None = None
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def section(self, name: str) -> dict[str, Any]:
+        """Free-form options of an adapter or a user object (``[options.NAME]`` tables)."""
+        return dict(self.options.get(name, {}))
+
+    def resolve_url(self, url: str) -> str:
+        """Make a relative ``sqlite:///path`` absolute against the project root."""
+        prefix = url.split("://", 1)[0] + ":///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+            rest = url[len(prefix):]
+            if not rest.startswith(":memory:"):
+                return prefix + str(self.root / rest)
+        return url
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest ``core.toml``, else a ``pyproject.toml`` with ``[tool.core]``, in ``start``."""
+    candidate = start / CONFIG_FILE
+    if candidate.is_file():
+        return candidate
+    pyproject = start / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            if "core" in tomllib.loads(pyproject.read_text()).get("tool", {}):
+                return pyproject
+        except tomllib.TOMLDecodeError:
+            return None
+    return None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("--config", "file", str(path), "the path of an existing TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "(syntax)", str(exc), "valid TOML (https://toml.io)") from None
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("core", {})
+    return data
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in data.items():
+        dotted = f"{prefix}{name}"
+        if isinstance(value, Mapping) and dotted not in KEYS_BY_NAME:
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def load_settings(
+    config: str | Path | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read and validate configuration: file, then environment, then ``overrides`` (flags).
+
+    ``config`` names a file explicitly; otherwise ``CORE_CONFIG``, else :func:`find_config`
+    in ``cwd``. With nothing found, every key takes its default (the embedded defaults).
+    """
+    environ = os.environ if environ is None else environ
+    cwd = (cwd or Path.cwd()).resolve()
+    path: Path | None = None
+    if config or environ.get("CORE_CONFIG"):
+        path = Path(config or environ["CORE_CONFIG"]).expanduser()
+        path = path if path.is_absolute() else cwd / path
+    else:
+        path = find_config(cwd)
+    raw = _read(path) if path else {}
+    where = str(path) if path else "(defaults)"
+    options = raw.pop("options", {})
+    if not isinstance(options, Mapping):
+        raise ConfigError(where, "options", options, "a table of tables: [options.NAME]")
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for name, value in _flatten(raw).items():
+        key = KEYS_BY_NAME.get(name)
+        if key is None:
+            raise ConfigError(where, name, value, "one of: " + ", ".join(KEYS_BY_NAME) + ", or an [options.NAME] table")
+        values[name], origin[name] = _check(key, value, where), where
+    for key in KEYS:
+        if key.env in environ:
+            values[key.name] = _check(key, environ[key.env], f"environment {key.env}")
+            origin[key.name] = "environment"
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name], origin[name] = _check(KEYS_BY_NAME[name], value, "command line"), "command line"
+    for key in KEYS:
+        values.setdefault(key.name, key.default)
+        origin.setdefault(key.name, "default")
+    root = path.parent if path else cwd
+    return Settings(values=values, origin=origin, root=root, file=path, options=dict(options))
+
+
+def _check(key: Key, value: Any, where: str) -> Any:
+    try:
+        return key.check(value)
+    except ValueError as exc:
+        raise ConfigError(where, key.name, value, f"expected {exc}") from None

@@ -1,0 +1,104 @@
+"""The plugin host: one pluggy ``PluginManager`` holding the built-ins, the installed
+plugins and the user's app module, in that order, and the adapter registry built from them."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+import hookspecs
+from core import __version__
+from core.config import Settings
+from core.errors import PluginError
+from core.plugins._app import load_app
+from core.plugins._collect import describe
+from core.plugins._discovery import discover
+from core.plugins._records import PluginRecord
+from core.plugins._registry import AdapterRegistry
+
+#: The built-in plugins: registered through the same hooks as any other, before them.
+BUILTINS = {
+    "sqlite": "core.builtin.sqlite",
+    "memory": "core.builtin.memory",
+    "local": "core.builtin.local",
+}
+APP_PLUGIN = "app"
+
+
+class PluginHost:
+    """Loads plugins and answers what they provide.
+
+    :param settings: validated configuration (allow/deny lists, strictness, app module).
+    :param no_plugins: load the built-ins (and the app) only; ``--no-plugins``.
+    :param with_metadata: read distribution names and versions (for listing).
+    """
+
+    def __init__(self, settings: Settings, *, no_plugins: bool = False, with_metadata: bool = False) -> None:
+        self.settings = settings
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        for spec in hookspecs.SPEC_CLASSES:
+            self.pm.add_hookspecs(spec)
+        self.records: dict[str, PluginRecord] = {}
+        for name, module_name in BUILTINS.items():
+            self._register(importlib.import_module(module_name), PluginRecord(
+                name=name, module=module_name, distribution="core", version=__version__, builtin=True,
+            ))
+        if not no_plugins:
+            found = discover(
+                allow=settings["plugins.load"], deny=settings["plugins.disable"], with_metadata=with_metadata
+            )
+            for name, record in found.records.items():
+                if name in self.records:
+                    record.fail(f"plugin name {name!r} is taken by a built-in; rename the entry point")
+                    self.records[f"{name} ({record.distribution})"] = record
+                    continue
+                module = found.modules.get(name)
+                if module is not None and record.status == "active":
+                    self._register(module, record)
+                else:
+                    self.records[name] = record
+        if settings["app"]:
+            module = load_app(settings["app"], settings.root)
+            self._register(module, PluginRecord(
+                name=APP_PLUGIN, module=module.__name__, distribution="(your app)", version="",
+            ))
+        self.registry = AdapterRegistry.build(self.pm, self.records)
+        if settings["plugins.strict"]:
+            self.raise_for_errors()
+
+    def _register(self, module: ModuleType, record: PluginRecord) -> None:
+        self.records[record.name] = record
+        try:
+            self.pm.register(module, name=record.name)
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            record.fail(f"registration failed: {describe(exc)}")
+            return
+        callers = self.pm.get_hookcallers(module) or []
+        unknown = sorted(caller.name for caller in callers if caller.spec is None)
+        if unknown:
+            self.pm.unregister(module)
+            record.fail(f"implements unknown hooks {unknown}; is the plugin newer than core {__version__}?")
+            return
+        record.hooks = sorted(caller.name for caller in callers)
+
+    def raise_for_errors(self) -> None:
+        """Raise :class:`PluginError` listing every broken plugin (strict mode)."""
+        broken = [r for r in self.records.values() if r.status == "error"]
+        if broken:
+            lines = "\n".join(f"  {r.name} ({r.distribution}): {r.error}" for r in broken)
+            raise PluginError(
+                f"{len(broken)} plugin(s) failed to load (strict mode):\n{lines}",
+                hint="fix or uninstall them, or unset CORE_STRICT_PLUGINS to list them and go on",
+            )
+
+    def create(self, kind: str, url: str | None = None) -> Any:
+        """Build the configured adapter of ``kind`` (``store``, ``pubsub``…), or ``None`` if unset."""
+        url = self.settings[kind] if url is None else url
+        if not url:
+            return None
+        offer = self.registry.resolve(kind, url)
+        options = self.settings.section(offer.registration.name)
+        return self.registry.create(kind, self.settings.resolve_url(url), options)

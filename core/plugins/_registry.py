@@ -1,0 +1,132 @@
+"""The adapter registry: registrations indexed by kind, name and URL scheme.
+
+Built from the ``core_register_<kind>s`` hooks. Two plugins offering one name or scheme is
+a conflict naming both distributions; a URL whose scheme nobody serves is an error listing
+the installed schemes and the distribution to install.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import pluggy
+
+from core.errors import PluginError
+from core.plugins._collect import collect, describe
+from core.plugins._records import PluginRecord
+from hookspecs.registration import ADAPTER_KINDS, AdapterRegistration
+
+#: Schemes we know a distribution for, to tell the user what to ``pip install``.
+KNOWN_PLUGINS = {
+    "postgresql": "core-plugin-postgres",
+    "postgres": "core-plugin-postgres",
+    "kafka": "core-plugin-kafka",
+    "nats": "core-plugin-nats",
+    "amqp": "core-plugin-rabbitmq",
+    "amqps": "core-plugin-rabbitmq",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A registration and the plugin that offered it."""
+
+    kind: str
+    plugin: str
+    registration: AdapterRegistration[Any]
+
+
+@dataclass(slots=True)
+class AdapterRegistry:
+    """Every adapter offered by active plugins, and the conflicts found while indexing."""
+
+    offers: list[Offer] = field(default_factory=list)
+    by_scheme: dict[tuple[str, str], Offer] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, pm: pluggy.PluginManager, records: dict[str, PluginRecord]) -> AdapterRegistry:
+        """Index the registrations of every active plugin."""
+        registry = cls()
+
+        def broken(plugin: str, exc: BaseException) -> None:
+            if plugin in records:
+                records[plugin].fail(f"registration failed: {describe(exc)}")
+
+        for kind in ADAPTER_KINDS:
+            by_name: dict[str, Offer] = {}
+            for plugin, item in collect(pm, f"core_register_{kind}s", broken):
+                if not isinstance(item, AdapterRegistration):
+                    broken(plugin, TypeError(f"core_register_{kind}s returned {item!r}, not AdapterRegistration"))
+                    continue
+                offer = Offer(kind, plugin, item)
+                clash = by_name.get(item.name)
+                if clash:
+                    registry._conflict(records, offer, clash, f"{kind} adapter name {item.name!r}")
+                    continue
+                clashes = [registry.by_scheme[(kind, s)] for s in item.schemes if (kind, s) in registry.by_scheme]
+                if clashes:
+                    scheme = next(s for s in item.schemes if (kind, s) in registry.by_scheme)
+                    registry._conflict(records, offer, clashes[0], f"{kind} URL scheme {scheme!r}")
+                    continue
+                by_name[item.name] = offer
+                registry.offers.append(offer)
+                for scheme in item.schemes:
+                    registry.by_scheme[(kind, scheme)] = offer
+                if plugin in records:
+                    records[plugin].provides.append(f"{kind}:{item.name}")
+        return registry
+
+    def _conflict(self, records: dict[str, PluginRecord], new: Offer, old: Offer, what: str) -> None:
+        def who(plugin: str) -> str:
+            record = records.get(plugin)
+            return f"plugin {plugin!r} ({record.distribution or 'unknown distribution'})" if record else f"plugin {plugin!r}"
+
+        message = (
+            f"{what} is claimed by two plugins: {who(old.plugin)} and {who(new.plugin)}; "
+            f"uninstall one of them or disable it with CORE_DISABLE_PLUGINS={new.plugin}"
+        )
+        self.conflicts.append(message)
+        if new.plugin in records:
+            records[new.plugin].fail(message)
+
+    def check(self) -> None:
+        """Raise :class:`PluginError` if two plugins claimed the same name or scheme."""
+        if self.conflicts:
+            raise PluginError("\n".join(self.conflicts))
+
+    def schemes(self, kind: str) -> list[str]:
+        """The URL schemes served for ``kind``, sorted."""
+        return sorted(s for (k, s) in self.by_scheme if k == kind)
+
+    def resolve(self, kind: str, url: str) -> Offer:
+        """The offer serving ``url`` for ``kind``, or a :class:`PluginError` saying what to install."""
+        self.check()
+        scheme = urlsplit(url).scheme
+        offer = self.by_scheme.get((kind, scheme))
+        if offer is None:
+            served = ", ".join(f"{s}:// ({self.by_scheme[(kind, s)].plugin})" for s in self.schemes(kind))
+            package = KNOWN_PLUGINS.get(scheme, f"core-plugin-{scheme}")
+            raise PluginError(
+                f"{kind} URL {url!r}: no installed plugin serves the scheme {scheme!r}. "
+                f"Installed {kind} schemes: {served or 'none'}",
+                hint=f"pip install {package} (then check it with 'core plugins list')",
+            )
+        return offer
+
+    def create(self, kind: str, url: str, options: dict[str, Any]) -> Any:
+        """Build the adapter serving ``url``; factory errors become a :class:`PluginError`."""
+        offer = self.resolve(kind, url)
+        factory: Callable[[str, dict[str, Any]], Any] = offer.registration.factory
+        try:
+            return factory(url, options)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"{kind} adapter {offer.registration.name!r} (plugin {offer.plugin!r}) "
+                f"could not be created for {url!r}: {describe(exc)}"
+            ) from exc

@@ -1,0 +1,207 @@
+"""Destinations and their actions: where events go, the T (``marshal``) and the L (``load``).
+
+A :class:`Destination` holds :class:`Action` objects and a default :class:`Schedule`. An
+action's ``marshal`` turns an event into a job payload; its ``load`` receives a
+:class:`~hookspecs.store.Queue` of due jobs and reports what happened with :class:`Then`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from hookspecs._markers import hookspec
+from hookspecs.store import Event, Queue
+from hookspecs.toolkit import Toolkit
+from hookspecs.wanderer import Migration
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def check_name(kind: str, name: str) -> str:
+    """Validate the name of a source, trigger, destination, action or flow."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            f"{kind} name {name!r} is not valid: use letters, digits, '_' and '-', "
+            "starting with a letter or '_'"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with full jitter between retries, capped at ``max_delay``.
+
+    The n-th retry waits a random time in ``[0, min(max_delay, base * factor**n)]`` seconds.
+    """
+
+    base: float = 1.0
+    factor: float = 2.0
+    max_delay: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When an action's jobs run and how often they are retried.
+
+    :param realtime: deliver through the pub/sub broker as soon as stored.
+    :param interval: ``"@every <duration>"`` (``30s``, ``5m``, ``1h30m``) or a 5-field CRON
+        string; the time between scheduled loads and between retries.
+    :param max_retries: attempts after the first before a failed job is ``discarded``.
+    :param backoff: retry with exponential backoff and jitter instead of the fixed interval.
+    """
+
+    realtime: bool = False
+    interval: str = "@every 1h"
+    max_retries: int = 72
+    backoff: Backoff | None = None
+
+
+#: The schedule used when neither the action nor its destination sets one.
+DEFAULT_SCHEDULE = Schedule()
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """What ``marshal`` returns: the job's context and data (the seeds' ``destination.Job``).
+
+    ``context=None`` keeps the event's context.
+    """
+
+    data: Any = None
+    context: dict[str, Any] | None = None
+    version: str | None = None
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Then:
+    """What a ``load`` reports about some of its jobs.
+
+    :param jobs: ids of the jobs concerned; empty means every job of the queue.
+    :param error: the error met; ``None`` means the jobs succeeded.
+    :param force_discard: discard at once instead of retrying (requires ``error``).
+    :param on_succeeded: actions to run as child jobs if the jobs succeeded, written
+        ``"action"`` (same destination) or ``"destination.action"``.
+    :param on_failed: actions to run if they failed and will be retried.
+    :param on_discarded: actions to run if they were discarded.
+    """
+
+    jobs: Sequence[str] = ()
+    error: str | BaseException | None = None
+    force_discard: bool = False
+    on_succeeded: Sequence[str] = ()
+    on_failed: Sequence[str] = ()
+    on_discarded: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        if self.force_discard and self.error is None:
+            raise ValueError("Then(force_discard=True) needs an error saying why")
+
+
+#: What ``load`` may return: ``None`` (every job succeeded), one Then, or several.
+LoadResult = Then | Sequence[Then] | None
+
+
+class Action:
+    """One operation against a destination. Subclass it and set ``name``.
+
+    ``schedule=None`` takes the destination's schedule, else :data:`DEFAULT_SCHEDULE`.
+    """
+
+    name: ClassVar[str] = ""
+    schedule: Schedule | None = None
+    migrations: Sequence[Migration] = ()
+
+    def marshal(self, event: Event, toolkit: Toolkit) -> Payload | None | Awaitable[Payload | None]:
+        """Turn an event into this action's job payload (the T); ``None`` skips the event.
+
+        Raising means no job for this action (reported; the event is kept). The default
+        passes the event's context and data through unchanged. May be ``async``.
+        """
+        return Payload(data=event.data)
+
+    async def load(self, toolkit: Toolkit, queue: Queue) -> LoadResult:
+        """Load the queue's jobs into the destination (the L).
+
+        Return ``None`` when every job succeeded, or :class:`Then` objects naming jobs
+        (jobs named by no Then become ``unknown``). An exception fails every job.
+        """
+        raise NotImplementedError(f"action {self.name!r} does not implement load()")
+
+    async def init(self, toolkit: Toolkit) -> None:
+        """Called when the scheduler starts, after the destination's ``init``."""
+
+    async def shutdown(self, toolkit: Toolkit) -> None:
+        """Called when the scheduler stops, before the destination's ``shutdown``."""
+
+
+class Destination:
+    """A system events go to: a name, actions and a default schedule.
+
+    Use it directly (``Destination("crm", actions=[Identify()])``) or subclass it to add
+    ``init`` / ``shutdown`` (e.g. open and close a connection pool).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        actions: Sequence[Action],
+        *,
+        schedule: Schedule | None = None,
+        migrations: Sequence[Migration] = (),
+    ) -> None:
+        self.name = check_name("destination", name)
+        self.schedule = schedule
+        self.migrations = tuple(migrations)
+        self.actions: dict[str, Action] = {}
+        for action in actions:
+            check_name("action", action.name)
+            if action.name in self.actions:
+                raise ValueError(f"destination {name!r} has two actions named {action.name!r}")
+            self.actions[action.name] = action
+
+    def schedule_of(self, action: str) -> Schedule:
+        """The schedule of one action: the action's, else the destination's, else the default."""
+        return self.actions[action].schedule or self.schedule or DEFAULT_SCHEDULE
+
+    async def init(self, toolkit: Toolkit) -> None:
+        """Called when the scheduler starts, before the actions' ``init``."""
+
+    async def shutdown(self, toolkit: Toolkit) -> None:
+        """Called when the scheduler stops, after the actions' ``shutdown``."""
+
+    def __repr__(self) -> str:
+        return f"Destination({self.name!r}, actions={list(self.actions)})"
+
+
+class DestinationSpec:
+    """Hook that registers destinations."""
+
+    @hookspec
+    def core_register_destinations(self) -> list[Destination]:  # type: ignore[empty-body]
+        """Offer destinations (with their actions).
+
+        **When called:** once at start-up of the gateway (to marshal) and the scheduler (to
+        load), and by CLI commands that show the pipeline.
+
+        :return: :class:`Destination` objects; two with one name are refused, naming both
+            plugins.
+
+        **Example**::
+
+            class Log(Action):
+                name = "log"
+                schedule = Schedule(realtime=True)
+
+                async def load(self, toolkit, queue):
+                    for job in queue.jobs:
+                        toolkit.logger.info("job %s: %s", job.id, job.data)
+
+            @hookimpl
+            def core_register_destinations():
+                return [Destination("logger", actions=[Log()])]
+        """

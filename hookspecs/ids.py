@@ -1,0 +1,42 @@
+"""KSUIDs: the identifiers of events, jobs, transitions and migration runs.
+
+A KSUID is 20 bytes, a 4-byte big-endian timestamp (seconds since 2014-05-13T16:53:20Z) and
+16 random bytes, written as 27 base62 characters. They sort by creation time, which keeps the
+store's primary keys append-friendly. Generation sits on the ingest hot path, so it is a few
+integer operations rather than a dependency.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+
+EPOCH = 1_400_000_000
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+LENGTH = 27
+
+
+def new_id(at: float | None = None) -> str:
+    """Return a new KSUID string; ``at`` (a UNIX time) fixes the timestamp, for tests."""
+    seconds = int(time.time() if at is None else at) - EPOCH
+    value = (seconds << 128) | int.from_bytes(os.urandom(16), "big")
+    out = ["0"] * LENGTH
+    for i in range(LENGTH - 1, -1, -1):
+        value, rem = divmod(value, 62)
+        out[i] = _ALPHABET[rem]
+    return "".join(out)
+
+
+def is_id(text: str) -> bool:
+    """Tell whether ``text`` is a well-formed KSUID."""
+    return len(text) == LENGTH and all(c in _INDEX for c in text) and text <= "aWgEPTl1tmebfsQzFP4bxwgy80V"
+
+
+def id_time(text: str) -> datetime:
+    """Return the creation time encoded in a KSUID (UTC, second precision)."""
+    value = 0
+    for c in text:
+        value = value * 62 + _INDEX[c]
+    return datetime.fromtimestamp((value >> 128) + EPOCH, tz=UTC)

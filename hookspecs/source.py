@@ -1,0 +1,196 @@
+"""Sources and their triggers: where events come from and how they arrive.
+
+A trigger runs in one of four modes: ``http`` (a route on the gateway), ``cron`` (a schedule
+that pulls), ``cdc`` (a long-running listener on a database's changes) or ``subscription``
+(a pub/sub topic). Each turns what arrives into :class:`EventDraft` objects; the gateway
+gives them ids and timestamps and stores them with their jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from hookspecs._markers import hookspec
+from hookspecs.destination import check_name
+from hookspecs.pubsub import Message
+from hookspecs.toolkit import Toolkit
+from hookspecs.wanderer import Migration
+
+
+@dataclass(slots=True)
+class EventDraft:
+    """An event as a trigger extracts it, before the gateway stores it.
+
+    ``name=None`` takes the trigger's name.
+    """
+
+    data: Any = None
+    context: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    sent_at: datetime | None = None
+
+
+class Rejected(Exception):
+    """Raised by an extractor for input it refuses: nothing is stored, the sender is told why
+
+    (HTTP ``400`` with this message; a subscription message is recorded as rejected).
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """The request an HTTP trigger's extractor sees (independent of the web framework)."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+    path_params: Mapping[str, str] = field(default_factory=dict)
+
+
+#: Emits drafts from a long-running trigger; returns once they are durably stored.
+Emit = Callable[[Sequence[EventDraft]], Awaitable[list[str]]]
+
+
+class Trigger:
+    """Base of the four trigger modes; ``mode`` says which."""
+
+    mode: ClassVar[str] = ""
+
+    def __init__(self, name: str) -> None:
+        self.name = check_name("trigger", name)
+
+    async def init(self, toolkit: Toolkit) -> None:
+        """Called when the gateway starts, after the source's ``init``."""
+
+    async def shutdown(self, toolkit: Toolkit) -> None:
+        """Called when the gateway stops, before the source's ``shutdown``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class HttpTrigger(Trigger):
+    """A route on the gateway. The default extractor reads a JSON object
+    ``{"name"?, "context"?, "data", "sent_at"?}`` or a batch ``{"events": [ … ]}``.
+    """
+
+    mode = "http"
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        *,
+        methods: Sequence[str] = ("POST",),
+        extract: Callable[[HttpRequest], Sequence[EventDraft]] | None = None,
+    ) -> None:
+        super().__init__(name)
+        if not path.startswith("/"):
+            raise ValueError(f"HTTP trigger {name!r}: path {path!r} must start with '/'")
+        self.path = path
+        self.methods = tuple(m.upper() for m in methods)
+        self.extract = extract
+
+
+class CronTrigger(Trigger):
+    """Pulls events on a schedule (``"@every 30s"`` or a CRON string); one node runs it."""
+
+    mode = "cron"
+
+    def __init__(
+        self,
+        name: str,
+        interval: str,
+        extract: Callable[[Toolkit], Awaitable[Sequence[EventDraft]]],
+    ) -> None:
+        super().__init__(name)
+        self.interval = interval
+        self.extract = extract
+
+
+class CdcTrigger(Trigger):
+    """A long-running listener on a database's changes; one node runs it.
+
+    ``listen(toolkit, emit)`` runs until cancelled (clean shutdown is a cancellation) and
+    calls ``emit`` with drafts; ``emit`` returns once they are stored, so the listener can
+    then advance its own position (nothing missed across a restart).
+    """
+
+    mode = "cdc"
+
+    def __init__(self, name: str, listen: Callable[[Toolkit, Emit], Awaitable[None]]) -> None:
+        super().__init__(name)
+        self.listen = listen
+
+
+class SubscriptionTrigger(Trigger):
+    """Reads a pub/sub topic through the configured pubsub adapter, in consumer ``group``
+    (default ``core.<source>.<trigger>``). The default extractor decodes a JSON body like
+    :class:`HttpTrigger`'s.
+    """
+
+    mode = "subscription"
+
+    def __init__(
+        self,
+        name: str,
+        topic: str,
+        *,
+        group: str | None = None,
+        extract: Callable[[Message], Sequence[EventDraft]] | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.topic = topic
+        self.group = group
+        self.extract = extract
+
+
+class Source:
+    """A system events come from: a name and its triggers.
+
+    Use it directly or subclass it to add ``init`` / ``shutdown``.
+    """
+
+    def __init__(
+        self, name: str, triggers: Sequence[Trigger], *, migrations: Sequence[Migration] = ()
+    ) -> None:
+        self.name = check_name("source", name)
+        self.migrations = tuple(migrations)
+        self.triggers: dict[str, Trigger] = {}
+        for trigger in triggers:
+            if trigger.name in self.triggers:
+                raise ValueError(f"source {name!r} has two triggers named {trigger.name!r}")
+            self.triggers[trigger.name] = trigger
+
+    async def init(self, toolkit: Toolkit) -> None:
+        """Called when the gateway starts, before the triggers' ``init``."""
+
+    async def shutdown(self, toolkit: Toolkit) -> None:
+        """Called when the gateway stops, after the triggers' ``shutdown``."""
+
+    def __repr__(self) -> str:
+        return f"Source({self.name!r}, triggers={list(self.triggers)})"
+
+
+class SourceSpec:
+    """Hook that registers sources."""
+
+    @hookspec
+    def core_register_sources(self) -> list[Source]:  # type: ignore[empty-body]
+        """Offer sources (with their triggers).
+
+        **When called:** once at gateway start-up, and by CLI commands that show the pipeline.
+
+        :return: :class:`Source` objects; two with one name are refused, naming both plugins.
+
+        **Example**::
+
+            @hookimpl
+            def core_register_sources():
+                return [Source("shop", triggers=[HttpTrigger("orders", "/webhooks/orders")])]
+        """

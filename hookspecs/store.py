@@ -1,0 +1,241 @@
+"""The store: the database used as a queue, and its append-only history.
+
+Holds the data types the store exchanges (:class:`Event`, :class:`Job`, :class:`Transition`,
+:class:`Queue`, :class:`WhereJob`, :class:`WhereEvent`), the job :class:`Status`, the
+:class:`Store` protocol every store adapter implements, and the hook that registers store
+adapters. The names and semantics come from Blacksmith's ``store`` package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from hookspecs._markers import hookspec
+from hookspecs.registration import AdapterRegistration
+
+
+class Status(StrEnum):
+    """The status of a job, as recorded by its latest transition."""
+
+    ACKNOWLEDGED = "acknowledged"  #: stored by the gateway with its event
+    AWAITING = "awaiting"  #: waiting for its schedule
+    EXECUTING = "executing"  #: claimed by a scheduler, its load is running
+    SUCCEEDED = "succeeded"  #: the load reported success (final)
+    FAILED = "failed"  #: the load reported an error; retried on the schedule
+    DISCARDED = "discarded"  #: retries exhausted or forced (final)
+    UNKNOWN = "unknown"  #: the load reported nothing about this job (final)
+
+
+#: Statuses after which a job never runs again.
+FINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.DISCARDED, Status.UNKNOWN})
+#: Statuses from which the scheduler may claim a job when it is due.
+CLAIMABLE_STATUSES = frozenset({Status.ACKNOWLEDGED, Status.AWAITING, Status.FAILED})
+
+
+@dataclass(slots=True)
+class Transition:
+    """One change of a job's status. Appended, never updated.
+
+    ``attempt`` counts the loads started for the job (0 until the first ``executing``).
+    ``due_at`` is when a ``failed`` or ``awaiting`` job may be claimed again (``None``: at
+    the next tick of its schedule).
+    """
+
+    id: str
+    job_id: str
+    event_id: str
+    attempt: int
+    state_before: Status | None
+    state_after: Status
+    created_at: datetime
+    error: str | None = None
+    due_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Job:
+    """One action to run for one event.
+
+    ``status``, ``attempt`` and ``due_at`` mirror the job's latest transition so that readers
+    need not fetch the history; ``transitions`` is filled only when asked for (``show``).
+    """
+
+    id: str
+    destination: str
+    action: str
+    event_id: str
+    context: dict[str, Any]
+    data: Any
+    created_at: datetime
+    version: str | None = None
+    parent_job_id: str | None = None
+    status: Status = Status.ACKNOWLEDGED
+    attempt: int = 0
+    due_at: datetime | None = None
+    transitions: list[Transition] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Event:
+    """One thing that happened at a source, with the jobs it caused."""
+
+    id: str
+    source: str
+    name: str
+    context: dict[str, Any]
+    data: Any
+    received_at: datetime
+    sent_at: datetime | None = None
+    ingested_at: datetime | None = None
+    jobs: list[Job] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Queue:
+    """Events with their jobs: what the gateway stores and what an action's ``load`` gets.
+
+    In a ``load``, every job of every event belongs to the action being loaded.
+    """
+
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def jobs(self) -> list[Job]:
+        """Every job of the queue, event by event."""
+        return [job for event in self.events for job in event.jobs]
+
+    def __len__(self) -> int:
+        return sum(len(event.jobs) for event in self.events)
+
+
+@dataclass(slots=True)
+class Page:
+    """Keyset paging: pass ``after`` (the last id seen) to get the next page."""
+
+    limit: int = 100
+    after: str | None = None
+
+
+@dataclass(slots=True)
+class WhereJob:
+    """A filter on jobs. Empty fields do not filter. Results are ordered by job id."""
+
+    ids: Sequence[str] = ()
+    event_ids: Sequence[str] = ()
+    sources: Sequence[str] = ()
+    events_in: Sequence[str] = ()
+    destinations_in: Sequence[str] = ()
+    actions_in: Sequence[str] = ()
+    status_in: Sequence[Status] = ()
+    status_not_in: Sequence[Status] = ()
+    max_attempts: int | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    page: Page = field(default_factory=Page)
+
+
+@dataclass(slots=True)
+class WhereEvent:
+    """A filter on events. Empty fields do not filter. Results are ordered by event id."""
+
+    ids: Sequence[str] = ()
+    sources: Sequence[str] = ()
+    names: Sequence[str] = ()
+    received_after: datetime | None = None
+    received_before: datetime | None = None
+    page: Page = field(default_factory=Page)
+
+
+@dataclass(slots=True)
+class Claim:
+    """Who claims jobs and for how long: a crashed claimer's jobs are recovered after it."""
+
+    owner: str
+    lease_seconds: float = 300.0
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A database used as a queue. Required. Events, jobs and transitions are append-only.
+
+    Every write is one transaction: a method either stores all it was given or raises
+    :class:`StoreUnavailable` / another exception and stores nothing.
+    """
+
+    async def open(self) -> None:
+        """Connect and bring the schema to the current version."""
+
+    async def close(self) -> None:
+        """Flush pending writes and release connections."""
+
+    async def insert_queue(self, queue: Queue) -> None:
+        """Store events, their jobs and each job's first transition in one transaction."""
+
+    async def add_jobs(self, jobs: Sequence[Job]) -> None:
+        """Store jobs of existing events (follow-ups) with their first transition."""
+
+    async def add_transitions(self, transitions: Sequence[Transition]) -> None:
+        """Append transitions; each becomes its job's status."""
+
+    async def claim(
+        self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime
+    ) -> list[Job]:
+        """Move up to ``limit`` due jobs of an action to ``executing`` and return them.
+
+        Due: status in :data:`CLAIMABLE_STATUSES` and ``due_at`` empty or ``<= now``. Two
+        concurrent claimers never receive the same job.
+        """
+
+    async def claim_ids(self, claim: Claim, job_ids: Sequence[str], *, now: datetime) -> list[Job]:
+        """Claim the named jobs that are still claimable (realtime delivery); skip the rest."""
+
+    async def recover(self, *, now: datetime) -> list[Job]:
+        """Record ``failed`` for ``executing`` jobs whose claim lease ran out; return them."""
+
+    async def find_events(self, where: WhereEvent) -> list[Event]:
+        """Return matching events (without jobs), ordered by id."""
+
+    async def find_jobs(self, where: WhereJob) -> list[Job]:
+        """Return matching jobs with their current status, ordered by id."""
+
+    async def get_event(self, event_id: str) -> Event | None:
+        """Return one event with its jobs, or ``None``."""
+
+    async def get_job(self, job_id: str) -> Job | None:
+        """Return one job with its full transition history, or ``None``."""
+
+    async def purge(self, *, before: datetime) -> int:
+        """Delete events older than ``before`` whose jobs are all final; return how many."""
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached; nothing of the call was stored (the gateway answers 503)."""
+
+
+class StoreSpec:
+    """Hook that registers store adapters."""
+
+    @hookspec
+    def core_register_stores(self) -> list[AdapterRegistration[Store]]:  # type: ignore[empty-body]
+        """Offer store adapters.
+
+        **When called:** once, when the host builds its adapter registry (start-up, and
+        ``core plugins list``).
+
+        :return: a list of :class:`~hookspecs.AdapterRegistration`; an empty list offers none.
+            The host refuses two registrations with the same name or scheme, naming both
+            distributions.
+
+        **Example**::
+
+            @hookimpl
+            def core_register_stores():
+                def make(url, options):
+                    from my_plugin.store import MyStore  # the SDK is imported only here
+                    return MyStore(url, **options)
+                return [AdapterRegistration(name="mydb", schemes=("mydb",), factory=make)]
+        """

@@ -1,0 +1,110 @@
+"""The wanderer: versioned migrations (up and down) of every scope, and which have run.
+
+A scope is what owns migrations: an adapter (``store:sqlite``), a source, a destination or one
+of its actions (``destination:warehouse/action:insert``). The wanderer records every run and
+its transitions; the migration logic belongs to the scope's owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from hookspecs._markers import hookspec
+from hookspecs.registration import AdapterRegistration
+from hookspecs.store import Status
+
+
+class Direction(StrEnum):
+    """Which way a migration runs."""
+
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One versioned step of a scope; versions sort as strings (``"20261122_001"``)."""
+
+    version: str
+    scope: str
+    name: str
+    up: Callable[[], Awaitable[None]]
+    down: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationRun:
+    """One transition of one migration run (statuses reuse the job statuses)."""
+
+    id: str
+    version: str
+    scope: str
+    name: str
+    direction: Direction
+    status: Status
+    created_at: datetime
+    error: str | None = None
+
+
+@runtime_checkable
+class Wanderer(Protocol):
+    """Keeps the history of migration runs, per scope."""
+
+    async def open(self) -> None:
+        """Connect and create its own tables."""
+
+    async def close(self) -> None:
+        """Disconnect."""
+
+    async def record(self, run: MigrationRun) -> None:
+        """Append one transition of a migration run."""
+
+    async def history(self, scope: str | None = None) -> list[MigrationRun]:
+        """Every recorded transition, oldest first, of one scope or all."""
+
+    async def applied(self, scope: str) -> list[str]:
+        """Versions whose latest run is a succeeded ``up``, in version order."""
+
+
+class WandererSpec:
+    """Hooks that register wanderer adapters and migrations."""
+
+    @hookspec
+    def core_register_wanderers(self) -> list[AdapterRegistration[Wanderer]]:  # type: ignore[empty-body]
+        """Offer wanderer adapters.
+
+        **When called:** once, when the host builds its adapter registry.
+
+        :return: a list of :class:`~hookspecs.AdapterRegistration` whose factories build
+            :class:`Wanderer` objects.
+
+        **Example**::
+
+            @hookimpl
+            def core_register_wanderers():
+                def make(url, options):
+                    from my_plugin.history import MyWanderer
+                    return MyWanderer(url)
+                return [AdapterRegistration(name="mydb", schemes=("mydb",), factory=make)]
+        """
+
+    @hookspec
+    def core_register_migrations(self) -> list[Migration]:  # type: ignore[empty-body]
+        """Offer migrations of the plugin's own scopes (its adapters, sources, destinations).
+
+        **When called:** by ``core migrate`` and at start-up to check what is pending.
+
+        :return: the :class:`Migration` objects; the wanderer orders them by version per scope.
+
+        **Example**::
+
+            @hookimpl
+            def core_register_migrations():
+                async def up(): ...
+                async def down(): ...
+                return [Migration("001", "destination:warehouse", "create orders", up, down)]
+        """
