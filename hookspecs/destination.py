@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -116,7 +116,7 @@ class Action:
     schedule: Schedule | None = None
     migrations: Sequence[Migration] = ()
 
-    def marshal(self, event: Event, toolkit: Toolkit) -> Payload | None | Awaitable[Payload | None]:
+    def marshal(self, event: Event, toolkit: Toolkit) -> Payload | Awaitable[Payload | None] | None:
         """Turn an event into this action's job payload (the T); ``None`` skips the event.
 
         Raising means no job for this action (reported; the event is kept). The default

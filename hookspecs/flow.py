@@ -25,7 +25,7 @@ class Flow:
     actions: Sequence[str]
     trigger: str = "*"
     events: Sequence[str] = ()
-    transform: Callable[[Event], Event | None | Awaitable[Event | None]] | None = field(
+    transform: Callable[[Event], Event | Awaitable[Event | None] | None] | None = field(
         default=None, compare=False
     )
 

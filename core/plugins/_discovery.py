@@ -46,7 +46,9 @@ def discover(*, allow: Iterable[str] | None, deny: Iterable[str], with_metadata:
     """Load the ``core.plugins`` entry points that ``allow`` (``None``: all) and ``deny`` permit."""
     deny = set(deny)
     allowed = None if allow is None else set(allow)
-    every = named.NamedExtensionManager(GROUP, names=[], on_missing_entrypoints_callback=None)
+    every: named.NamedExtensionManager[Any] = named.NamedExtensionManager(
+        GROUP, names=[], on_missing_entrypoints_callback=None
+    )
     entry_points = {ep.name: ep for ep in every.list_entry_points()}
     dists = _distributions() if with_metadata else {}
     records: dict[str, PluginRecord] = {}
@@ -70,5 +72,5 @@ def discover(*, allow: Iterable[str] | None, deny: Iterable[str], with_metadata:
             on_missing_entrypoints_callback=None,
         )
         for ext in manager.extensions:
-            modules[ext.name] = ext.plugin
+            modules[ext.name] = ext.plugin  # type: ignore[assignment]  # targets are modules
     return Discovered(modules=modules, records=records)

@@ -83,7 +83,8 @@ class AdapterRegistry:
     def _conflict(self, records: dict[str, PluginRecord], new: Offer, old: Offer, what: str) -> None:
         def who(plugin: str) -> str:
             record = records.get(plugin)
-            return f"plugin {plugin!r} ({record.distribution or 'unknown distribution'})" if record else f"plugin {plugin!r}"
+            dist = record.distribution if record and record.distribution else "unknown distribution"
+            return f"plugin {plugin!r} ({dist})"
 
         message = (
             f"{what} is claimed by two plugins: {who(old.plugin)} and {who(new.plugin)}; "

@@ -1,0 +1,98 @@
+"""Schedules in time: parse ``@every <duration>`` and CRON strings, and compute when a job is
+next due (the fixed interval of the seeds, or exponential backoff with jitter).
+
+Durations follow Go's notation used by Blacksmith (``500ms``, ``30s``, ``5m``, ``1h30m``);
+CRON strings have five fields and are evaluated in UTC by APScheduler's ``CronTrigger``;
+``@hourly``, ``@daily``, ``@weekly``, ``@monthly`` and ``@yearly`` are accepted too.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from hookspecs.destination import Schedule
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_ALIASES = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+ALLOWED = "'@every <duration>' (e.g. '@every 30s', '@every 1h30m'), '@hourly'/'@daily'/…, or a 5-field CRON string"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration such as ``1h30m`` or ``500ms``; ``ValueError`` if malformed."""
+    text = text.strip()
+    pos, total = 0, 0.0
+    for match in _PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text) or total <= 0:
+        raise ValueError(f"{text!r} is not a positive duration like '30s', '5m' or '1h30m'")
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A parsed schedule interval: a fixed period, or a CRON expression."""
+
+    text: str
+    every: float | None = None
+    cron: Any = None
+
+    def next_after(self, now: datetime) -> datetime:
+        """The first tick strictly after ``now``."""
+        if self.every is not None:
+            return now + timedelta(seconds=self.every)
+        fire: datetime | None = self.cron.get_next_fire_time(None, now + timedelta(microseconds=1))
+        if fire is None:  # pragma: no cover - a CRON string always fires again
+            raise ValueError(f"interval {self.text!r} never fires again")
+        return fire.astimezone(UTC)
+
+
+@lru_cache(maxsize=256)
+def parse_interval(text: str) -> Interval:
+    """Parse a schedule interval; ``ValueError`` naming what is allowed if malformed."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"interval {text!r} is empty; use {ALLOWED}")
+    spec = text.strip()
+    if spec.startswith("@every"):
+        try:
+            return Interval(text, every=parse_duration(spec[len("@every"):]))
+        except ValueError as exc:
+            raise ValueError(f"interval {text!r}: {exc}") from None
+    spec = _ALIASES.get(spec, spec)
+    if spec.startswith("@") or len(spec.split()) != 5:
+        raise ValueError(f"interval {text!r} is not valid; use {ALLOWED}")
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        return Interval(text, cron=CronTrigger.from_crontab(spec, timezone=UTC))
+    except ValueError as exc:
+        raise ValueError(f"interval {text!r} is not a valid CRON string ({exc}); use {ALLOWED}") from None
+
+
+def retry_at(schedule: Schedule, attempt: int, now: datetime, rng: random.Random | None = None) -> datetime:
+    """When a job that failed its ``attempt``-th load is due again.
+
+    The seeds' behaviour is the default: the next tick of the schedule's interval. With
+    ``schedule.backoff`` the delay is exponential with full jitter, capped by ``max_delay``.
+    """
+    backoff = schedule.backoff
+    if backoff is None:
+        return parse_interval(schedule.interval).next_after(now)
+    ceiling = min(backoff.max_delay, backoff.base * backoff.factor ** max(attempt - 1, 0))
+    return now + timedelta(seconds=(rng or random).uniform(0, ceiling))
