@@ -1,0 +1,121 @@
+"""The runtime: what a running service holds. Settings, the plugin host, the validated
+pipeline, the opened adapters and this process's identity in the supervisor's registry.
+
+``core start`` opens one runtime and runs the gateway and the scheduler on it (one store,
+so one writer for SQLite); ``core start gateway`` / ``core start scheduler`` open one each.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from core import __version__
+from core.config import Settings
+from core.errors import CoreError
+from core.pipeline import Pipeline
+from core.plugins import PluginHost
+from hookspecs.ids import new_id
+from hookspecs.pubsub import PubSub
+from hookspecs.store import Store
+from hookspecs.supervisor import Node, Supervisor
+from hookspecs.toolkit import Toolkit
+from hookspecs.wanderer import Wanderer
+
+log = logging.getLogger("core.runtime")
+
+
+class Runtime:
+    """Adapters and pipeline of one process. Build it with :meth:`open`, end with :meth:`close`."""
+
+    def __init__(self, settings: Settings, host: PluginHost, pipeline: Pipeline) -> None:
+        self.settings = settings
+        self.host = host
+        self.pipeline = pipeline
+        self.node_id = new_id()
+        self.services: tuple[str, ...] = ()
+        self.store: Store = host.create("store")
+        self.pubsub: PubSub | None = host.create("pubsub")
+        self.supervisor: Supervisor | None = host.create("supervisor")
+        self.wanderer: Wanderer | None = host.create("wanderer")
+        self._opened: list[Any] = []
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, *, services: Sequence[str], no_plugins: bool = False
+    ) -> Runtime:
+        """Load plugins and the app, validate the pipeline, open every configured adapter."""
+        host = PluginHost(settings, no_plugins=no_plugins)
+        host.registry.check()
+        runtime = cls(settings, host, Pipeline.from_host(host))
+        runtime.services = tuple(services)
+        try:
+            for kind in ("store", "pubsub", "supervisor", "wanderer"):
+                adapter = getattr(runtime, kind)
+                if adapter is None:
+                    continue
+                try:
+                    await adapter.open()
+                except Exception as exc:
+                    raise CoreError(
+                        f"could not open the {kind} at {settings[kind]!r}: {exc}",
+                        hint=f"check that the server is running, or change '{kind}' in your configuration",
+                    ) from exc
+                runtime._opened.append(adapter)
+            if runtime.supervisor is not None:
+                await runtime.supervisor.register(runtime.node())
+            for service in runtime.services:
+                await runtime.fan_out("core_startup", service=service, toolkit=runtime.toolkit(service))
+        except BaseException:
+            await runtime.close()
+            raise
+        return runtime
+
+    def node(self) -> Node:
+        """This process as the supervisor's registry sees it (call again for a heartbeat)."""
+        now = datetime.now(UTC)
+        return Node(
+            id=self.node_id,
+            service="+".join(self.services) or "cli",
+            host=socket.gethostname(),
+            version=__version__,
+            started_at=now,
+            heartbeat_at=now,
+            meta={"pid": str(os.getpid())},
+        )
+
+    def toolkit(self, owner: str, **fields: Any) -> Toolkit:
+        """A toolkit for ``owner`` (a service, source, destination or action name)."""
+        return Toolkit(
+            logger=logging.getLogger(f"core.{owner}"),
+            node_id=self.node_id,
+            service=fields.pop("service", self.services[0] if self.services else "cli"),
+            options=self.settings.section(owner),
+            **fields,
+        )
+
+    async def fan_out(self, hook: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook on every plugin and await what they return."""
+        for result in getattr(self.host.pm.hook, hook)(**kwargs):
+            if inspect.isawaitable(result):
+                await result
+
+    async def close(self) -> None:
+        """Run the shutdown hooks, then close adapters in reverse order; log, never raise."""
+        for service in reversed(self.services):
+            try:
+                await self.fan_out("core_shutdown", service=service, toolkit=self.toolkit(service))
+            except Exception:
+                log.exception("a core_shutdown hook failed for %s", service)
+        self.services = ()
+        while self._opened:
+            adapter = self._opened.pop()
+            try:
+                await adapter.close()
+            except Exception:
+                log.exception("closing %r failed", adapter)
