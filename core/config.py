@@ -108,6 +108,8 @@ KEYS: tuple[Key, ...] = (
     Key("scheduler.batch_size", _int(1, 100_000), 500, "largest queue handed to one load"),
     Key("scheduler.poll_seconds", _float(0.01, 3600), 1.0, "how often due jobs are looked for"),
     Key("scheduler.lease_seconds", _float(1, 86400), 300.0, "claim lease; expired claims are recovered"),
+    Key("scheduler.load_timeout", _float(0.01, 86400), 60.0, "seconds a load may run before its jobs fail"),
+    Key("scheduler.grace_seconds", _float(0, 3600), 10.0, "on stop, how long running loads may finish"),
     Key("plugins.load", _names, None, "allow-list of plugin names to load (empty: none)", "CORE_LOAD_PLUGINS"),
     Key("plugins.disable", _names, (), "plugin names not to load", "CORE_DISABLE_PLUGINS"),
     Key("plugins.strict", _bool, False, "a broken plugin stops the host", "CORE_STRICT_PLUGINS"),
