@@ -1,0 +1,294 @@
+"""The PostgreSQL pub/sub: consumer groups in a table, LISTEN/NOTIFY as the wake-up.
+
+Publishing inserts one row per (message, consumer group of the topic) and, in the same
+statement, ``pg_notify('core_pubsub', topic)``: the notification carries only the topic, a
+reference, never the body, so NOTIFY's 8000-byte limit does not bound message size. A member
+claims a batch of its group's rows with ``FOR UPDATE SKIP LOCKED`` (each row to one member)
+and hides them for ``ack_timeout`` seconds; ``ack`` deletes the row, ``nack``, a closed
+subscription or an expired timeout makes it visible again. A group exists from its first
+subscription on, so a member that was offline catches up from the table, and nothing needs a
+notification to be delivered: a missed one costs at most ``poll_interval`` of latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+from hookspecs.pubsub import Message, PubSubUnavailable
+
+from core_plugin_postgres._pg import DISCONNECTED, connect, create_pool, redacted
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CHANNEL = "core_pubsub"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS core_pubsub_groups (
+    topic      text NOT NULL,
+    grp        text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (topic, grp)
+);
+CREATE TABLE IF NOT EXISTS core_pubsub_messages (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topic      text NOT NULL,
+    grp        text NOT NULL,
+    body       bytea NOT NULL,
+    attributes jsonb NOT NULL,
+    key        text,
+    visible_at timestamptz NOT NULL DEFAULT '-infinity',
+    attempts   integer NOT NULL DEFAULT 0
+) WITH (fillfactor = 80);
+CREATE INDEX IF NOT EXISTS core_pubsub_messages_claim ON core_pubsub_messages (topic, grp, id);
+"""
+
+JOIN = "INSERT INTO core_pubsub_groups (topic, grp) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+
+PUBLISH = """
+WITH inserted AS (
+    INSERT INTO core_pubsub_messages (topic, grp, body, attributes, key)
+    SELECT $1, g.grp, m.body, m.attributes::jsonb, m.key
+    FROM unnest($2::bytea[], $3::text[], $4::text[]) WITH ORDINALITY AS m(body, attributes, key, n)
+    CROSS JOIN (SELECT grp FROM core_pubsub_groups WHERE topic = $1) AS g
+    ORDER BY m.n, g.grp
+    RETURNING 1
+)
+SELECT pg_notify($5, $1) FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row
+"""
+
+CLAIM = """
+UPDATE core_pubsub_messages AS m
+SET visible_at = clock_timestamp() + make_interval(secs => $4), attempts = m.attempts + 1
+FROM (SELECT id FROM core_pubsub_messages
+      WHERE topic = $1 AND grp = $2 AND visible_at <= clock_timestamp()
+      ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) AS c
+WHERE m.id = c.id
+RETURNING m.id, m.body, m.attributes::text AS attributes, m.key
+"""
+
+ACK = "DELETE FROM core_pubsub_messages WHERE id = ANY($1::bigint[])"
+NACK = "UPDATE core_pubsub_messages SET visible_at = '-infinity' WHERE id = ANY($1::bigint[])"
+
+
+class PostgresDelivery:
+    """One claimed row; ``ack`` is batched with the member's next claim, ``nack`` is at once."""
+
+    __slots__ = ("_id", "_message", "_settled", "_subscription")
+
+    def __init__(self, row_id: int, message: Message, subscription: PostgresSubscription) -> None:
+        self._id = row_id
+        self._message = message
+        self._subscription = subscription
+        self._settled = False
+
+    @property
+    def message(self) -> Message:
+        return self._message
+
+    async def ack(self) -> None:
+        if not self._settled:
+            self._settled = True
+            await self._subscription._ack(self._id)
+
+    async def nack(self) -> None:
+        if not self._settled:
+            self._settled = True
+            await self._subscription._nack(self._id)
+
+
+class PostgresSubscription:
+    """A member of a consumer group: claims batches, waits for NOTIFY (or polls) when idle.
+
+    Acknowledged ids are deleted in one statement before the next claim (or on close); until
+    then their rows stay hidden from the other members, so they are not delivered again
+    unless this process dies first (at-least-once).
+    """
+
+    def __init__(self, owner: PostgresPubSub, topic: str, group: str) -> None:
+        self._owner = owner
+        self.topic = topic
+        self.group = group
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._acked: list[int] = []
+        self._in_flight: set[int] = set()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (the consumer may close us while we yield)."""
+        return self._closed
+
+    def _notify(self) -> None:
+        self._wake.set()
+
+    async def __aiter__(self) -> AsyncIterator[PostgresDelivery]:
+        owner = self._owner
+        while not self._closed:
+            self._wake.clear()
+            try:
+                await self._flush()
+                rows = await owner._run(lambda pool: pool.fetch(
+                    CLAIM, self.topic, self.group, owner.prefetch, owner.ack_timeout))
+            except PubSubUnavailable as exc:
+                log.warning("pubsub %s: %s; retrying", self.topic, exc)
+                await self._idle(owner.poll_interval)
+                continue
+            if not rows:
+                await self._idle(owner.poll_interval)
+                continue
+            self._in_flight.update(row["id"] for row in rows)
+            for row in sorted(rows, key=lambda r: r["id"]):
+                if self.closed:
+                    break
+                message = Message(body=row["body"], attributes=json.loads(row["attributes"]), key=row["key"])
+                yield PostgresDelivery(row["id"], message, self)
+
+    async def _idle(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _flush(self) -> None:
+        if self._acked:
+            ids, self._acked = self._acked, []
+            try:
+                await self._owner._run(lambda pool: pool.execute(ACK, ids))
+            except PubSubUnavailable:
+                self._acked.extend(ids)
+                raise
+
+    async def _ack(self, row_id: int) -> None:
+        self._in_flight.discard(row_id)
+        self._acked.append(row_id)
+        if self._closed:
+            await self._flush()
+
+    async def _nack(self, row_id: int) -> None:
+        self._in_flight.discard(row_id)
+        await self._owner._run(lambda pool: pool.execute(NACK, [row_id]))
+
+    async def close(self) -> None:
+        """Delete what was acknowledged; make the unsettled deliveries visible to others."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._owner._subscriptions.discard(self)
+        try:
+            await self._flush()
+            if self._in_flight:
+                ids, self._in_flight = list(self._in_flight), set()
+                await self._owner._run(lambda pool: pool.execute(NACK, ids))
+        except PubSubUnavailable as exc:
+            log.warning("pubsub %s: could not settle on close (%s); rows reappear after ack_timeout",
+                        self.topic, exc)
+
+
+class PostgresPubSub:
+    """:class:`~hookspecs.PubSub` on PostgreSQL (``postgresql://…``).
+
+    :param ack_timeout: seconds a delivered, unsettled message stays hidden from the group.
+    :param prefetch: rows one member claims at a time.
+    :param poll_interval: longest wait without a notification before looking again.
+    :param pool_size: connections for publishing and claiming (plus one for LISTEN).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ack_timeout: float = 30.0,
+        prefetch: int = 100,
+        poll_interval: float = 1.0,
+        pool_size: int = 4,
+    ) -> None:
+        self.url = url
+        self.ack_timeout = float(ack_timeout)
+        self.prefetch = int(prefetch)
+        self.poll_interval = float(poll_interval)
+        self.pool_size = int(pool_size)
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._listening: asyncio.Task[None] | None = None
+        self._subscriptions: set[PostgresSubscription] = set()
+
+    def __repr__(self) -> str:
+        return f"PostgresPubSub({redacted(self.url)!r})"
+
+    async def open(self) -> None:
+        """Connect, create the tables if missing, and LISTEN."""
+        try:
+            self._pool = await create_pool(self.url, min_size=1, max_size=self.pool_size)
+            await self._pool.execute(SCHEMA)
+        except DISCONNECTED as exc:
+            raise PubSubUnavailable(f"pubsub {redacted(self.url)}: {exc}") from exc
+        self._listening = asyncio.create_task(self._listen(), name="core-pubsub-listen")
+
+    async def close(self) -> None:
+        """Leave every group (settling what can be) and disconnect."""
+        for subscription in list(self._subscriptions):
+            await subscription.close()
+        if self._listening is not None:
+            self._listening.cancel()
+            await asyncio.gather(self._listening, return_exceptions=True)
+            self._listening = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def _run(self, call: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+        if self._pool is None:
+            raise PubSubUnavailable(f"pubsub {redacted(self.url)} is not open; call open() first")
+        try:
+            return await call(self._pool)
+        except DISCONNECTED as exc:
+            raise PubSubUnavailable(f"pubsub {redacted(self.url)}: {exc}") from exc
+
+    async def publish(self, topic: str, messages: Sequence[Message]) -> None:
+        """Insert the messages for every group of ``topic`` and notify, in one statement."""
+        if not messages:
+            return
+        bodies = [bytes(m.body) for m in messages]
+        attributes = [json.dumps(dict(m.attributes)) for m in messages]
+        keys = [m.key for m in messages]
+        await self._run(lambda pool: pool.execute(PUBLISH, topic, bodies, attributes, keys, CHANNEL))
+
+    async def subscribe(self, topic: str, *, group: str) -> PostgresSubscription:
+        """Create ``group`` on ``topic`` if new (it gets messages from now on) and join it."""
+        await self._run(lambda pool: pool.execute(JOIN, topic, group))
+        subscription = PostgresSubscription(self, topic, group)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, topic: str) -> None:
+        for subscription in self._subscriptions:
+            if subscription.topic == topic:
+                subscription._notify()
+
+    async def _listen(self) -> None:
+        """Hold a LISTEN connection, reconnecting after loss (members poll meanwhile)."""
+        while True:
+            lost = asyncio.Event()
+            try:
+                conn = await connect(self.url)
+            except DISCONNECTED as exc:
+                log.warning("pubsub %s: LISTEN connection failed (%s)", redacted(self.url), exc)
+                await asyncio.sleep(self.poll_interval)
+                continue
+            try:
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, self._on_notify)
+                for subscription in self._subscriptions:
+                    subscription._notify()  # look again: notifications may have been missed
+                await lost.wait()
+            except DISCONNECTED as exc:
+                log.warning("pubsub %s: LISTEN connection lost (%s)", redacted(self.url), exc)
+            finally:
+                conn.terminate()
