@@ -30,9 +30,9 @@ class Context:
         """Validated settings with the global flags and ``overrides`` applied."""
         return load_settings(self.config, overrides={"app": self.app, **overrides})
 
-    def host(self, *, with_metadata: bool = False, **overrides: Any) -> PluginHost:
+    def host(self, **overrides: Any) -> PluginHost:
         """A loaded plugin host."""
-        return PluginHost(self.settings(**overrides), no_plugins=self.no_plugins, with_metadata=with_metadata)
+        return PluginHost(self.settings(**overrides), no_plugins=self.no_plugins)
 
 
 pass_context = click.make_pass_decorator(Context, ensure=True)

@@ -26,7 +26,7 @@ def list_plugins(ctx: Context, as_json: bool, show_all: bool) -> None:
 
     Listing never imports an adapter's SDK: plugin modules only register factories.
     """
-    host = ctx.host(with_metadata=True, **{"plugins.strict": False})
+    host = ctx.host(**{"plugins.strict": False})
     records = sorted(
         (r for r in host.records.values() if show_all or not r.builtin), key=lambda r: r.name
     )

@@ -1,8 +1,9 @@
 """Entry-point discovery: stevedore finds and imports plugins, isolating failures.
 
-Names come from stevedore's entry-point cache (no import, no metadata scan), so start-up
-stays fast; distribution names and versions are read from package metadata only for
-listing. A plugin whose import raises is recorded with its error and the rest still load.
+Names come from stevedore's entry-point cache and stevedore imports the enabled ones; the
+distribution name and version of each entry point come from package metadata (a few
+milliseconds), so every error message can name the distribution. A plugin whose import
+raises is recorded with its error and the rest still load.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _error_line(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
-def discover(*, allow: Iterable[str] | None, deny: Iterable[str], with_metadata: bool) -> Discovered:
+def discover(*, allow: Iterable[str] | None, deny: Iterable[str]) -> Discovered:
     """Load the ``core.plugins`` entry points that ``allow`` (``None``: all) and ``deny`` permit."""
     deny = set(deny)
     allowed = None if allow is None else set(allow)
@@ -50,7 +51,7 @@ def discover(*, allow: Iterable[str] | None, deny: Iterable[str], with_metadata:
         GROUP, names=[], on_missing_entrypoints_callback=None
     )
     entry_points = {ep.name: ep for ep in every.list_entry_points()}
-    dists = _distributions() if with_metadata else {}
+    dists = _distributions()
     records: dict[str, PluginRecord] = {}
     for name, ep in sorted(entry_points.items()):
         dist, version = dists.get((name, ep.value), ("", ""))

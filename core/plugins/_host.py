@@ -32,11 +32,11 @@ class PluginHost:
     """Loads plugins and answers what they provide.
 
     :param settings: validated configuration (allow/deny lists, strictness, app module).
-    :param no_plugins: load the built-ins (and the app) only; ``--no-plugins``.
-    :param with_metadata: read distribution names and versions (for listing).
+    :param no_plugins: load the built-ins (and the app) only; ``--no-plugins`` (the installed
+        plugins are listed as disabled).
     """
 
-    def __init__(self, settings: Settings, *, no_plugins: bool = False, with_metadata: bool = False) -> None:
+    def __init__(self, settings: Settings, *, no_plugins: bool = False) -> None:
         self.settings = settings
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         for spec in hookspecs.SPEC_CLASSES:
@@ -46,20 +46,20 @@ class PluginHost:
             self._register(importlib.import_module(module_name), PluginRecord(
                 name=name, module=module_name, distribution="core", version=__version__, builtin=True,
             ))
-        if not no_plugins:
-            found = discover(
-                allow=settings["plugins.load"], deny=settings["plugins.disable"], with_metadata=with_metadata
-            )
-            for name, record in found.records.items():
-                if name in self.records:
-                    record.fail(f"plugin name {name!r} is taken by a built-in; rename the entry point")
-                    self.records[f"{name} ({record.distribution})"] = record
-                    continue
-                module = found.modules.get(name)
-                if module is not None and record.status == "active":
-                    self._register(module, record)
-                else:
-                    self.records[name] = record
+        found = discover(
+            allow=() if no_plugins else settings["plugins.load"],
+            deny=settings["plugins.disable"],
+        )
+        for name, record in found.records.items():
+            if name in self.records:
+                record.fail(f"plugin name {name!r} is taken by a built-in; rename the entry point")
+                self.records[f"{name} ({record.distribution})"] = record
+                continue
+            module = found.modules.get(name)
+            if module is not None and record.status == "active":
+                self._register(module, record)
+            else:
+                self.records[name] = record
         if settings["app"]:
             module = load_app(settings["app"], settings.root)
             self._register(module, PluginRecord(

@@ -1,0 +1,34 @@
+"""Shared fixtures of the core's own tests.
+
+The guard: installed third-party plugins must not leak into the core's tests, so the whole
+session runs with an empty plugin allow-list (``CORE_LOAD_PLUGINS=""``); tests that need
+real plugins install them into a scratch virtualenv (see ``tests/scratch.py``) and run
+``core`` there with a clean environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.scratch import ScratchEnv
+
+os.environ["CORE_LOAD_PLUGINS"] = ""
+for _name in [n for n in os.environ if n.startswith("CORE_") and n != "CORE_LOAD_PLUGINS"]:
+    del os.environ[_name]
+
+
+@pytest.fixture(scope="session")
+def scratch_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScratchEnv]:
+    """One scratch virtualenv per test session, for installing real plugin distributions."""
+    yield ScratchEnv(tmp_path_factory.mktemp("venv") / "env")
+
+
+@pytest.fixture()
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project directory as the current directory (its ``.core/`` state stays there)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -1,0 +1,3 @@
+"""Raises on import, as a plugin with a missing dependency would."""
+
+raise RuntimeError("boom: this plugin cannot be imported")

@@ -1,0 +1,1 @@
+"""A clashing test plugin."""
