@@ -58,6 +58,7 @@ def core_register_supervisors() -> list[AdapterRegistration[Supervisor]]:
 def core_register_pubsubs() -> list[AdapterRegistration[PubSub]]:
     return [AdapterRegistration(
         name="postgresql", schemes=SCHEMES, factory=_pubsub,
+        capabilities=frozenset({"reconnect"}),
         description="PostgreSQL LISTEN/NOTIFY pub/sub with consumer groups (no broker)",
     )]
 

@@ -1,0 +1,24 @@
+"""The conformance kit of ``core.testing``, run against the PostgreSQL adapters.
+
+Each suite builds its adapters through the installed plugin's registration from the URL of
+this test's own database, so the entry point and the factories are exercised too.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from core.testing.pubsub import PubSubSuite
+from core.testing.supervisor import SupervisorSuite
+
+
+class TestSupervisor(SupervisorSuite):
+    @pytest.fixture
+    def adapter_url(self, pg_url: str) -> str:
+        return pg_url
+
+
+class TestPubSub(PubSubSuite):
+    @pytest.fixture
+    def adapter_url(self, pg_url: str) -> str:
+        return pg_url
