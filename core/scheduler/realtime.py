@@ -1,0 +1,134 @@
+"""Realtime delivery: jobs announced on the broker are claimed and loaded at once.
+
+The consumer joins group ``core.scheduler`` on :data:`~hookspecs.JOBS_TOPIC` (schedulers share
+the messages). Each message names jobs of one action (:mod:`core.realtime`); they are claimed
+by id, loaded, their transitions recorded, and only then is the message acknowledged: at
+least once. Jobs already claimed or finished (another scheduler, the poll, a duplicate
+message) are skipped by the claim, so such a message is simply acknowledged.
+
+Messages of one action that arrive while a load of that action runs are merged into the next
+load (up to ``scheduler.batch_size`` jobs): under load, realtime delivery batches by itself.
+A message that cannot be read, or names an action this scheduler does not have, is
+acknowledged with a warning: its jobs are in the store, where a poll finds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from core.realtime import ReadyJobs, decode
+from core.runtime import Runtime
+from core.scheduler.runner import Runner
+from hookspecs.pubsub import JOBS_TOPIC, Delivery, PubSub, Subscription
+from hookspecs.store import Claim
+
+log = logging.getLogger("core.scheduler")
+
+GROUP = "core.scheduler"
+#: Seconds between attempts to (re)join the topic while the broker is unavailable.
+RESUBSCRIBE_SECONDS = 2.0
+
+
+@dataclass(slots=True)
+class _Pending:
+    delivery: Delivery
+    ready: ReadyJobs
+
+
+class RealtimeConsumer:
+    """Reads the jobs topic until ``stopping`` is set; one worker per action with pending messages."""
+
+    def __init__(
+        self, runtime: Runtime, runner: Runner, pubsub: PubSub, stopping: asyncio.Event, *,
+        batch_size: int, lease_seconds: float,
+    ) -> None:
+        self.runtime = runtime
+        self.runner = runner
+        self.pubsub = pubsub
+        self.stopping = stopping
+        self.batch_size = batch_size
+        self.claim = Claim(owner=runtime.node_id, lease_seconds=lease_seconds)
+        self._pending: dict[tuple[str, str], deque[_Pending]] = {}
+        self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._subscription: Subscription | None = None
+
+    async def run(self) -> None:
+        """Subscribe (again after a broker outage) and dispatch deliveries until stopped."""
+        while not self.stopping.is_set():
+            try:
+                self._subscription = await self.pubsub.subscribe(JOBS_TOPIC, group=GROUP)
+                if self.stopping.is_set():
+                    break
+                async for delivery in self._subscription:
+                    await self._dispatch(delivery)
+                    if self.stopping.is_set():
+                        break
+            except Exception as exc:  # noqa: BLE001 - the broker is optional: polls deliver meanwhile
+                log.warning("realtime subscription failed (%s); retrying in %gs", exc, RESUBSCRIBE_SECONDS)
+            finally:
+                await self._leave()
+            try:
+                await asyncio.wait_for(self.stopping.wait(), RESUBSCRIBE_SECONDS)
+            except TimeoutError:
+                pass
+
+    async def stop(self) -> None:
+        """Stop reading (unsettled messages go back to the group), then let running loads finish."""
+        await self._leave()
+        for queue in self._pending.values():
+            while queue:
+                await queue.popleft().delivery.nack()
+        if self._workers:
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+
+    async def _leave(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            try:
+                await subscription.close()
+            except Exception as exc:  # noqa: BLE001 - leaving a broken broker cannot fail the stop
+                log.warning("closing the realtime subscription failed: %s", exc)
+
+    async def _dispatch(self, delivery: Delivery) -> None:
+        try:
+            ready = decode(delivery.message)
+            self.runtime.pipeline.action(f"{ready.destination}.{ready.action}")
+        except Exception as exc:  # noqa: BLE001 - a bad message is acknowledged, never retried forever
+            log.warning("realtime message ignored: %s", exc)
+            await delivery.ack()
+            return
+        key = (ready.destination, ready.action)
+        self._pending.setdefault(key, deque()).append(_Pending(delivery, ready))
+        if key not in self._workers:
+            self._workers[key] = asyncio.create_task(self._work(key), name=f"realtime {key[0]}.{key[1]}")
+
+    async def _work(self, key: tuple[str, str]) -> None:
+        """Load the pending messages of one action, merged, until none is left."""
+        destination, action = self.runtime.pipeline.action(f"{key[0]}.{key[1]}")
+        queue = self._pending[key]
+        try:
+            while queue and not self.stopping.is_set():
+                taken = [queue.popleft()]
+                count = len(taken[0].ready.job_ids)
+                while queue and count + len(queue[0].ready.job_ids) <= self.batch_size:
+                    count += len(queue[0].ready.job_ids)
+                    taken.append(queue.popleft())
+                ids = list(dict.fromkeys(i for p in taken for i in p.ready.job_ids))
+                now = datetime.now(UTC)
+                try:
+                    jobs = await self.runtime.store.claim_ids(self.claim, ids, now=now)
+                    await self.runner.run(destination, action, jobs, retry_from=now)
+                except Exception as exc:  # noqa: BLE001 - redelivered later; claimed jobs are recovered
+                    log.warning("realtime load of %s.%s failed to record (%s); message returned", *key, exc)
+                    for pending in taken:
+                        await pending.delivery.nack()
+                    await asyncio.sleep(RESUBSCRIBE_SECONDS)
+                    continue
+                for pending in taken:
+                    await pending.delivery.ack()
+        finally:
+            del self._workers[key]

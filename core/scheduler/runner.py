@@ -1,0 +1,202 @@
+"""One load: claimed jobs in, transitions and child jobs recorded out.
+
+The runner builds the :class:`~hookspecs.Queue` (the claimed jobs grouped by their events,
+fetched in one query), calls the action's ``load`` under a timeout, decides every job's
+transition (:mod:`core.scheduler.then`), stores the child jobs then the transitions (two
+writes per load whatever its size), publishes realtime children, and tells the
+``core_job_transitioned`` observers. Child jobs are written first: if the second write failed,
+the jobs would be recovered and loaded again, which can duplicate a child but never lose one.
+
+A load cancelled by a shutdown (:meth:`Runner.cancel_loads`) records its jobs ``failed`` and
+due at once: released for the next scheduler, never left ``executing``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from core.realtime import encode
+from core.runtime import Runtime
+from core.scheduler.children import make_children, realtime_jobs
+from core.scheduler.then import decide
+from hookspecs.destination import Action, Destination
+from hookspecs.ids import new_id
+from hookspecs.pubsub import JOBS_TOPIC
+from hookspecs.store import Event, Job, Page, Queue, Status, Transition, WhereEvent
+from hookspecs.toolkit import Toolkit
+
+log = logging.getLogger("core.scheduler")
+T = TypeVar("T")
+
+RELEASED = "released: the scheduler stopped before the load finished"
+#: Delays between attempts of a store write that failed (then the jobs wait for recovery).
+WRITE_RETRIES = (0.2, 1.0, 3.0)
+
+
+class LoadTimeout(Exception):
+    """``load`` ran longer than ``scheduler.load_timeout``."""
+
+
+class Runner:
+    """Runs loads for the scheduler's loops and realtime consumer.
+
+    :param load_timeout: seconds a ``load`` may run before its jobs fail.
+    """
+
+    def __init__(self, runtime: Runtime, *, load_timeout: float) -> None:
+        self.runtime = runtime
+        self.load_timeout = load_timeout
+        self._loads: set[asyncio.Task[Any]] = set()
+        self._toolkits: dict[str, Toolkit] = {}
+        self._observed = bool(runtime.host.pm.hook.core_job_transitioned.get_hookimpls())
+
+    def toolkit(self, destination: str, action: str = "") -> Toolkit:
+        """The toolkit of a destination (or one of its actions) in the scheduler."""
+        name = f"{destination}.{action}" if action else destination
+        toolkit = self._toolkits.get(name)
+        if toolkit is None:
+            toolkit = self.runtime.toolkit(destination, service="scheduler").evolve(
+                logger=logging.getLogger(f"core.{name}")
+            )
+            self._toolkits[name] = toolkit
+        return toolkit
+
+    def cancel_loads(self) -> int:
+        """Cancel every running ``load`` (shutdown past its grace period); return how many."""
+        for task in self._loads:
+            task.cancel()
+        return len(self._loads)
+
+    @property
+    def busy(self) -> int:
+        """How many loads are running."""
+        return len(self._loads)
+
+    async def run(
+        self, destination: Destination, action: Action, jobs: Sequence[Job], *, retry_from: datetime | None = None
+    ) -> list[Transition]:
+        """Load claimed ``jobs`` of one action and record the outcome; return the transitions."""
+        if not jobs:
+            return []
+        store = self.runtime.store
+        events = await self._events(jobs)
+        queue = Queue(events=list(events.values()))
+        toolkit = self.toolkit(destination.name, action.name)
+        task = asyncio.ensure_future(_call_load(action, toolkit, queue))
+        self._loads.add(task)
+        result: object
+        try:
+            result = await asyncio.wait_for(asyncio.shield(task), self.load_timeout)
+        except TimeoutError:
+            task.cancel()
+            result = LoadTimeout(f"load() did not finish within {self.load_timeout:g}s (scheduler.load_timeout)")
+        except asyncio.CancelledError:
+            if not task.cancelled():  # this runner was cancelled, not the load: leave the jobs to recovery
+                task.cancel()
+                raise
+            result = None
+        except Exception as exc:  # noqa: BLE001 - any error of a user's load fails its jobs
+            result = exc
+        finally:
+            self._loads.discard(task)
+        now = datetime.now(UTC)
+        if task.cancelled():
+            transitions = _released(jobs, now)
+            await self._write(store.add_transitions, transitions, f"release of {len(jobs)} job(s)")
+            self._observe(transitions)
+            return transitions
+        schedule = destination.schedule_of(action.name)
+        outcome = decide(jobs, result, schedule, now=now, retry_from=retry_from)
+        where = f"{destination.name}.{action.name}"
+        for warning in outcome.warnings:
+            log.warning("load of %s: %s", where, warning)
+        if outcome.follow_ups:
+            children = await make_children(
+                self.runtime.pipeline, outcome.follow_ups, events, self.toolkit(destination.name),
+                destination=destination.name, now=now,
+            )
+            if children:
+                await self._write(store.add_jobs, children, f"{len(children)} child job(s) of {where}")
+                await self.publish(realtime_jobs(self.runtime.pipeline, children))
+        await self._write(store.add_transitions, outcome.transitions, f"{len(jobs)} transition(s) of {where}")
+        self._observe(outcome.transitions)
+        return outcome.transitions
+
+    async def publish(self, jobs: Sequence[Job]) -> None:
+        """Tell realtime consumers about stored jobs; on failure the poll delivers them."""
+        pubsub = self.runtime.pubsub
+        if not jobs or pubsub is None:
+            return
+        try:
+            await pubsub.publish(JOBS_TOPIC, encode(jobs))
+        except Exception as exc:  # noqa: BLE001 - the broker is optional: the poll delivers them
+            log.warning("could not publish %d realtime job(s) (%s); the poll will deliver them", len(jobs), exc)
+
+    async def _events(self, jobs: Sequence[Job]) -> dict[str, Event]:
+        """The jobs' events (one query), each holding its jobs, in the order of the jobs."""
+        ids = list(dict.fromkeys(job.event_id for job in jobs))
+        found = await self.runtime.store.find_events(WhereEvent(ids=ids, page=Page(limit=len(ids))))
+        by_id = {event.id: event for event in found}
+        events: dict[str, Event] = {}
+        for job in jobs:
+            event = events.get(job.event_id)
+            if event is None:
+                known = by_id.get(job.event_id)
+                event = events[job.event_id] = Event(
+                    id=job.event_id,
+                    source=known.source if known else "",
+                    name=known.name if known else "",
+                    context=known.context if known else {},
+                    data=known.data if known else None,
+                    received_at=known.received_at if known else job.created_at,
+                    sent_at=known.sent_at if known else None,
+                    ingested_at=known.ingested_at if known else None,
+                )
+            event.jobs.append(job)
+        return events
+
+    async def _write(self, write: Callable[[Sequence[T]], Awaitable[None]], items: Sequence[T], what: str) -> None:
+        """Store ``items``, retrying a few times; after that the error propagates (the jobs stay
+        ``executing`` and are recovered when their claim lease runs out)."""
+        for delay in (*WRITE_RETRIES, None):
+            try:
+                await write(items)
+                return
+            except Exception as exc:
+                if delay is None:
+                    raise
+                log.warning("storing %s failed (%s); retrying in %gs", what, exc, delay)
+                await asyncio.sleep(delay)
+
+    def _observe(self, transitions: list[Transition]) -> None:
+        """Call the ``core_job_transitioned`` observers; their errors are logged."""
+        if not self._observed or not transitions:
+            return
+        try:
+            self.runtime.host.pm.hook.core_job_transitioned(transitions=transitions)
+        except Exception:
+            log.exception("a core_job_transitioned hook failed")
+
+
+def _released(jobs: Sequence[Job], now: datetime) -> list[Transition]:
+    """``failed`` transitions, due now, for jobs whose load was cancelled by a shutdown."""
+    return [
+        Transition(
+            id=new_id(), job_id=job.id, event_id=job.event_id, attempt=job.attempt,
+            state_before=Status.EXECUTING, state_after=Status.FAILED, created_at=now, error=RELEASED, due_at=now,
+        )
+        for job in jobs
+    ]
+
+
+async def _call_load(action: Action, toolkit: Toolkit, queue: Queue) -> object:
+    """Call ``load``; a plain (non-async) ``load`` is accepted too."""
+    result: object = action.load(toolkit, queue)
+    if inspect.isawaitable(result):
+        result = await result
+    return result

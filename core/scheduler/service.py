@@ -1,0 +1,182 @@
+"""The scheduler service: start destinations, run every action's loop and the realtime
+consumer, recover what a crashed scheduler left ``executing``, stop cleanly.
+
+Start-up: each destination's ``init`` then its actions' ``init``, destinations in the order
+they were registered (the seeds' order); an error stops start-up with a
+:class:`~core.errors.CoreError` naming the destination or action, after shutting down what
+was already started. Shutdown is the mirror: actions' ``shutdown`` then the destination's;
+errors there are logged and the shutdown goes on.
+
+Stop (SIGTERM sets ``stop``): no new claims; running loads get ``scheduler.grace_seconds`` to
+finish and record; loads still running then are cancelled and their jobs recorded ``failed``,
+due at once (released), so nothing is left ``executing``.
+
+Recovery: jobs left ``executing`` past their claim lease (``scheduler.lease_seconds``) by a
+scheduler that died are recorded ``failed`` by :meth:`~hookspecs.Store.recover`, at start and
+then every half lease. The interrupted load counts as an attempt: a job that had no retry
+left is ``discarded`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+from datetime import UTC, datetime
+
+from core.errors import CoreError
+from core.runtime import Runtime
+from core.scheduler.loop import ActionLoop
+from core.scheduler.realtime import RealtimeConsumer
+from core.scheduler.runner import Runner
+from core.scheduler.then import error_text
+from hookspecs.destination import Action, Destination
+from hookspecs.ids import new_id
+from hookspecs.store import Status, Transition
+
+log = logging.getLogger("core.scheduler")
+
+RECOVERED = "recovered: the scheduler running the load stopped before recording it"
+#: Seconds to wait for cancelled loads to record their release before giving up on them.
+RELEASE_SECONDS = 10.0
+
+
+async def run_scheduler(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Run the scheduler on an opened runtime until ``stop`` is set, then stop cleanly.
+
+    :raises CoreError: bad settings, or an ``init`` of a destination or action failed.
+    """
+    settings = runtime.settings
+    lease_seconds: float = settings["scheduler.lease_seconds"]
+    load_timeout: float = settings["scheduler.load_timeout"]
+    if load_timeout >= lease_seconds:
+        raise CoreError(
+            f"scheduler.load_timeout = {load_timeout:g}s is not below scheduler.lease_seconds = {lease_seconds:g}s",
+            hint="a load outliving its claim lease would be recovered and run twice; "
+            "raise lease_seconds or lower load_timeout",
+        )
+    runner = Runner(runtime, load_timeout=load_timeout)
+    started = await start_destinations(runtime, runner)
+    try:
+        await recover(runtime)
+        await _serve(runtime, runner, stop)
+    finally:
+        await shutdown_destinations(started, runner)
+
+
+async def _serve(runtime: Runtime, runner: Runner, stop: asyncio.Event) -> None:
+    """Run loops, consumer and recovery until ``stop``; then drain, release and return."""
+    settings = runtime.settings
+    batch_size: int = settings["scheduler.batch_size"]
+    lease_seconds: float = settings["scheduler.lease_seconds"]
+    loops = [
+        ActionLoop(
+            runtime, runner, destination, action, stop, batch_size=batch_size,
+            lease_seconds=lease_seconds, poll_seconds=settings["scheduler.poll_seconds"],
+        )
+        for destination in runtime.pipeline.destinations.values()
+        for action in destination.actions.values()
+    ]
+    tasks = [asyncio.create_task(loop.run(), name=f"scheduler {loop.name}") for loop in loops]
+    consumer: RealtimeConsumer | None = None
+    consumer_task: asyncio.Task[None] | None = None
+    if runtime.pubsub is not None and any(loop.realtime for loop in loops):
+        consumer = RealtimeConsumer(
+            runtime, runner, runtime.pubsub, stop, batch_size=batch_size, lease_seconds=lease_seconds
+        )
+        consumer_task = asyncio.create_task(consumer.run(), name="scheduler realtime")
+    recovery = asyncio.create_task(_recover_every(runtime, lease_seconds / 2, stop), name="scheduler recovery")
+    log.info("scheduler running: %d action(s), realtime %s", len(loops), "on" if consumer else "off")
+    await stop.wait()
+
+    log.info("scheduler stopping: %d load(s) running", runner.busy)
+    recovery.cancel()
+    working = [*tasks, *([asyncio.create_task(consumer.stop())] if consumer else [])]
+    _, pending = await asyncio.wait(working, timeout=settings["scheduler.grace_seconds"])
+    if pending:
+        log.warning("grace period over: releasing the jobs of %d running load(s)", runner.cancel_loads())
+        _, pending = await asyncio.wait(pending, timeout=RELEASE_SECONDS)
+    for task in [*pending, *([consumer_task] if consumer_task else []), recovery]:
+        task.cancel()
+    for task in [*tasks, *([consumer_task] if consumer_task else []), recovery]:
+        with suppress(asyncio.CancelledError, Exception):
+            await task
+    if pending:
+        log.error("%d load(s) ignored cancellation; their jobs will be recovered after the lease", len(pending))
+    log.info("scheduler stopped")
+
+
+async def recover(runtime: Runtime) -> int:
+    """Record ``failed`` for jobs left ``executing`` past their lease; discard those with no
+    retry left. Return how many jobs were recovered."""
+    now = datetime.now(UTC)
+    jobs = await runtime.store.recover(now=now)
+    if not jobs:
+        return 0
+    log.warning("recovered %d job(s) left executing by a scheduler that stopped", len(jobs))
+    destinations = runtime.pipeline.destinations
+    exhausted = [
+        Transition(
+            id=new_id(), job_id=job.id, event_id=job.event_id, attempt=job.attempt,
+            state_before=Status.FAILED, state_after=Status.DISCARDED, created_at=now, error=RECOVERED,
+        )
+        for job in jobs
+        if job.destination in destinations
+        and job.action in destinations[job.destination].actions
+        and job.attempt >= 1 + destinations[job.destination].schedule_of(job.action).max_retries
+    ]
+    if exhausted:
+        await runtime.store.add_transitions(exhausted)
+    return len(jobs)
+
+
+async def _recover_every(runtime: Runtime, period: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), period)
+        if stop.is_set():
+            return
+        try:
+            await recover(runtime)
+        except Exception:
+            log.exception("recovering jobs failed; retrying in %gs", period)
+
+
+async def start_destinations(runtime: Runtime, runner: Runner) -> list[tuple[Destination, list[Action]]]:
+    """Call ``init`` of every destination, then of its actions; return what started.
+
+    :raises CoreError: naming what failed; what had started is shut down first.
+    """
+    started: list[tuple[Destination, list[Action]]] = []
+    for destination in runtime.pipeline.destinations.values():
+        what = f"destination {destination.name!r}"
+        try:
+            await destination.init(runner.toolkit(destination.name))
+            actions: list[Action] = []
+            started.append((destination, actions))
+            for action in destination.actions.values():
+                what = f"action {destination.name}.{action.name}"
+                await action.init(runner.toolkit(destination.name, action.name))
+                actions.append(action)
+        except Exception as exc:
+            await shutdown_destinations(started, runner)
+            raise CoreError(
+                f"the scheduler could not start: init of {what} failed: {error_text(exc)}",
+                hint="fix the error above (a connection, a setting in [options]); nothing was loaded",
+            ) from exc
+    return started
+
+
+async def shutdown_destinations(started: list[tuple[Destination, list[Action]]], runner: Runner) -> None:
+    """Call ``shutdown`` of the started actions, then of their destination; log errors."""
+    for destination, actions in reversed(started):
+        for action in reversed(actions):
+            try:
+                await action.shutdown(runner.toolkit(destination.name, action.name))
+            except Exception:
+                log.exception("shutdown of action %s.%s failed", destination.name, action.name)
+        try:
+            await destination.shutdown(runner.toolkit(destination.name))
+        except Exception:
+            log.exception("shutdown of destination %s failed", destination.name)
+    started.clear()
