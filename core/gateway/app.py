@@ -1,0 +1,82 @@
+"""The gateway's web application: one route per HTTP trigger, ``GET /_health``, and the
+routes plugins add through ``core_gateway_routes``. Two routes that would answer the same
+method on the same path stop start-up with an error naming both owners.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from core.errors import PipelineError
+from core.gateway.http import TriggerEndpoint
+from core.gateway.ingest import Ingestor
+from core.plugins import collect
+from core.plugins._collect import describe
+from core.runtime import Runtime
+from hookspecs.source import HttpTrigger
+from hookspecs.store import Page, WhereEvent
+
+HEALTH_PATH = "/_health"
+
+
+class Health:
+    """``GET /_health``: 200 if the store answers a query, else 503 with the reason."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def __call__(self, request: Request) -> Response:
+        try:
+            await self.runtime.store.find_events(WhereEvent(page=Page(limit=1)))
+        except Exception as exc:  # noqa: BLE001 - any failure means "not healthy", with why
+            return JSONResponse({"status": "unavailable", "store": describe(exc)}, status_code=503)
+        pubsub = "configured" if self.runtime.pubsub is not None else "none"
+        return JSONResponse({"status": "ok", "store": "ok", "pubsub": pubsub, "node": self.runtime.node_id})
+
+
+def _methods(route: BaseRoute) -> set[str] | None:
+    """The methods a route answers; ``None`` means every method (a mount, a websocket...)."""
+    methods = getattr(route, "methods", None)
+    return set(methods) if methods else None
+
+
+def _check_clashes(owned: list[tuple[str, BaseRoute]]) -> None:
+    """Refuse two routes on one path whose methods overlap."""
+    seen: dict[str, list[tuple[str, set[str] | None]]] = {}
+    for owner, route in owned:
+        path = getattr(route, "path", None)
+        if not isinstance(path, str):
+            raise PipelineError(f"{owner} returned {route!r}, which is not a Starlette route with a path")
+        methods = _methods(route)
+        for other, other_methods in seen.get(path, []):
+            if methods is None or other_methods is None or methods & other_methods:
+                shared = sorted(methods & other_methods) if methods and other_methods else ["*"]
+                raise PipelineError(
+                    f"route {'/'.join(shared)} {path} is claimed twice: by {other} and by {owner}",
+                    hint="change the path of one of them",
+                )
+        seen.setdefault(path, []).append((owner, methods))
+
+
+def build_app(runtime: Runtime, ingestor: Ingestor) -> Starlette:
+    """The Starlette application of one gateway."""
+    max_body = int(runtime.settings["gateway.max_body_bytes"])
+    owned: list[tuple[str, BaseRoute]] = [("the gateway's health check", Route(HEALTH_PATH, Health(runtime),
+                                                                                   methods=["GET"]))]
+    for source, trigger in runtime.pipeline.triggers():
+        if isinstance(trigger, HttpTrigger):
+            endpoint = TriggerEndpoint(ingestor, source.name, trigger, max_body)
+            owned.append((endpoint.where, Route(trigger.path, endpoint, methods=list(trigger.methods))))
+
+    def broken(plugin: str, exc: BaseException) -> None:
+        raise PipelineError(f"plugin {plugin!r}: core_gateway_routes failed: {describe(exc)}")
+
+    extra: list[tuple[str, Any]] = collect(runtime.host.pm, "core_gateway_routes", broken)
+    owned.extend((f"plugin {plugin!r}", route) for plugin, route in extra)
+    _check_clashes(owned)
+    return Starlette(routes=[route for _, route in owned])

@@ -1,0 +1,74 @@
+"""The default extractor of HTTP and subscription triggers: a JSON body to event drafts.
+
+One event is ``{"name"?, "context"?, "data"?, "sent_at"?}``; a batch is
+``{"events": [ {…}, {…} ]}`` (the seeds' sub-events), stored all or nothing. Anything else
+is refused with :class:`~hookspecs.Rejected`, whose message says what is wrong and where.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from hookspecs.source import EventDraft, Rejected
+
+FIELDS = frozenset({"name", "context", "data", "sent_at"})
+
+
+def drafts_from_json(body: bytes) -> list[EventDraft]:
+    """Decode ``body`` into drafts; :class:`Rejected` for bad JSON or a bad shape."""
+    if not body.strip():
+        raise Rejected('the body is empty: send a JSON object such as {"data": {...}}')
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise Rejected(f"the body must be a JSON object, not {_kind(document)}")
+    if "events" in document:
+        if set(document) != {"events"}:
+            raise Rejected('a batch is {"events": [...]} with no other key')
+        items = document["events"]
+        if not isinstance(items, list) or not items:
+            raise Rejected('"events" must be a non-empty list of event objects')
+        return [_draft(item, f"events[{i}]") for i, item in enumerate(items)]
+    return [_draft(document, "the body")]
+
+
+def _draft(item: Any, where: str) -> EventDraft:
+    if not isinstance(item, dict):
+        raise Rejected(f"{where} must be a JSON object, not {_kind(item)}")
+    unknown = item.keys() - FIELDS
+    if unknown:
+        raise Rejected(f"{where} has unknown key(s) {sorted(unknown)}; allowed: name, context, data, sent_at")
+    name = item.get("name")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise Rejected(f"{where}: \"name\" must be a non-empty string")
+    context = item.get("context")
+    if context is None:
+        context = {}
+    elif not isinstance(context, dict):
+        raise Rejected(f"{where}: \"context\" must be a JSON object, not {_kind(context)}")
+    sent_at = item.get("sent_at")
+    return EventDraft(
+        data=item.get("data"),
+        context=context,
+        name=name,
+        sent_at=None if sent_at is None else _timestamp(sent_at, where),
+    )
+
+
+def _timestamp(value: Any, where: str) -> datetime:
+    """An ISO 8601 time; one without a zone is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise Rejected(f"{where}: \"sent_at\" = {value!r} is not an ISO 8601 time such as "
+                       "'2024-05-01T12:00:00Z'") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")

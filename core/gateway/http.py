@@ -1,0 +1,133 @@
+"""The HTTP contract of a trigger's route, as a small ASGI app (no per-request framework
+objects: this is the ingest hot path).
+
+- body over ``gateway.max_body_bytes`` -> ``413``;
+- bad JSON, or an extractor raising :class:`~hookspecs.Rejected` / ``ValueError`` -> ``400``
+  with a message, nothing stored;
+- the store failing -> ``503`` with ``Retry-After``, never ``202``;
+- otherwise ``202 {"event_ids": [...], "job_ids": [...]}`` (one event: also ``"event_id"``;
+  marshal failures: ``"errors"``), sent only once the events and jobs are committed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from core.gateway.drafts import drafts_from_json
+from core.gateway.ingest import Ingestor
+from hookspecs.source import EventDraft, HttpRequest, HttpTrigger, Rejected
+from hookspecs.store import StoreUnavailable
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+log = logging.getLogger("core.gateway")
+_JSON = (b"content-type", b"application/json")
+
+
+class TooLarge(Exception):
+    """The request body is over the configured limit."""
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body, or :class:`TooLarge` as soon as it passes ``limit`` bytes."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def respond(send: Send, status: int, document: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """Send ``document`` as a JSON response."""
+    body = orjson.dumps(document)
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+def error(message: str) -> dict[str, str]:
+    """The body of every error response."""
+    return {"error": message}
+
+
+class TriggerEndpoint:
+    """Serves one HTTP trigger: read, extract, ingest, answer."""
+
+    def __init__(self, ingestor: Ingestor, source: str, trigger: HttpTrigger, max_body_bytes: int) -> None:
+        self.ingestor = ingestor
+        self.source = source
+        self.trigger = trigger
+        self.max_body_bytes = max_body_bytes
+        self.where = f"source {source!r}, trigger {trigger.name!r}"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received_at = datetime.now(UTC)
+        try:
+            body = await read_body(scope, receive, self.max_body_bytes)
+        except TooLarge:
+            await respond(send, 413, error(f"the request body is larger than {self.max_body_bytes} bytes "
+                                           "(gateway.max_body_bytes); split it into smaller batches"))
+            return
+        try:
+            drafts = await self._extract(scope, body)
+        except (Rejected, ValueError) as exc:
+            await respond(send, 400, error(str(exc) or type(exc).__name__))
+            return
+        except Exception:
+            log.exception("%s: the extractor failed", self.where)
+            await respond(send, 500, error(f"{self.where}: the extractor failed; see the gateway's log"))
+            return
+        try:
+            done = await self.ingestor.ingest(self.source, self.trigger.name, drafts, received_at=received_at)
+        except StoreUnavailable as exc:
+            log.warning("%s: answered 503: %s", self.where, exc)
+            await respond(send, 503, error(f"the store is unavailable, nothing was stored; retry later ({exc})"),
+                          [(b"retry-after", b"1")])
+            return
+        answer: dict[str, Any] = {"event_ids": done.event_ids, "job_ids": done.job_ids}
+        if len(done.events) == 1:
+            answer["event_id"] = done.events[0].id
+        if done.errors:
+            answer["errors"] = done.errors
+        await respond(send, 202, answer)
+
+    async def _extract(self, scope: Scope, body: bytes) -> Sequence[EventDraft]:
+        extract = self.trigger.extract
+        if extract is None:
+            return drafts_from_json(body)
+        request = HttpRequest(
+            method=scope["method"],
+            path=scope["path"],
+            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+            query=dict(parse_qsl(scope["query_string"].decode("latin-1"))),
+            body=body,
+            path_params={k: str(v) for k, v in scope.get("path_params", {}).items()},
+        )
+        drafts: Any = extract(request)
+        if inspect.isawaitable(drafts):
+            drafts = await drafts
+        return list(drafts)

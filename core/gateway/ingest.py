@@ -1,0 +1,215 @@
+"""The ingest path shared by every trigger: drafts become events, flows pick actions, each
+action's ``marshal`` builds a job, and the events with their jobs go to the store in ONE
+``insert_queue`` call. Only after that commit are observers told and realtime jobs published.
+
+A marshal (or flow transform) that raises costs the jobs it would have made, never the event:
+the error is logged and returned in :attr:`Ingested.errors`. A publish that fails costs
+nothing either: the job is stored, so the scheduler's schedule delivers it.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from core.pipeline import Pipeline
+from core.realtime import encode
+from core.runtime import Runtime
+from hookspecs.destination import Action, Destination, Payload
+from hookspecs.flow import Flow
+from hookspecs.ids import new_id
+from hookspecs.pubsub import JOBS_TOPIC
+from hookspecs.source import EventDraft
+from hookspecs.store import Event, Job, Queue, StoreUnavailable
+from hookspecs.toolkit import Toolkit
+
+log = logging.getLogger("core.gateway")
+
+
+@dataclass(slots=True)
+class Ingested:
+    """What one ingest call stored, and the marshal errors it reports."""
+
+    events: list[Event]
+    errors: list[dict[str, str]] = field(default_factory=list)
+    realtime: list[Job] = field(default_factory=list)
+
+    @property
+    def event_ids(self) -> list[str]:
+        return [event.id for event in self.events]
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [job.id for event in self.events for job in event.jobs]
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """An action as the hot path needs it: resolved once, with its toolkit and schedule."""
+
+    ref: str
+    destination: Destination
+    action: Action
+    toolkit: Toolkit
+    realtime: bool
+    default_marshal: bool
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Ingestor:
+    """Stores drafts of one runtime's sources; one instance serves every trigger."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.pipeline: Pipeline = runtime.pipeline
+        self.store = runtime.store
+        self.pubsub = runtime.pubsub
+        self._targets: dict[str, _Target] = {}
+        self._observed = bool(runtime.host.pm.hook.core_event_ingested.get_hookimpls())
+
+    def _target(self, ref: str) -> _Target:
+        target = self._targets.get(ref)
+        if target is None:
+            destination, action = self.pipeline.action(ref)
+            target = self._targets[ref] = _Target(
+                ref=ref,
+                destination=destination,
+                action=action,
+                toolkit=self.runtime.toolkit(f"{destination.name}.{action.name}", service="gateway"),
+                realtime=destination.schedule_of(action.name).realtime,
+                default_marshal=type(action).marshal is Action.marshal,
+            )
+        return target
+
+    def new_event(self, source: str, trigger: str, draft: EventDraft, received_at: datetime) -> Event:
+        """An event for ``draft``: a new id, the trigger's name unless the draft names it."""
+        return Event(
+            id=new_id(),
+            source=source,
+            name=draft.name or trigger,
+            context=draft.context,
+            data=draft.data,
+            received_at=received_at,
+            sent_at=draft.sent_at,
+        )
+
+    async def ingest(
+        self,
+        source: str,
+        trigger: str,
+        drafts: Sequence[EventDraft],
+        *,
+        received_at: datetime | None = None,
+    ) -> Ingested:
+        """Store ``drafts`` as events with their jobs (all or nothing), then publish.
+
+        Raises :class:`~hookspecs.StoreUnavailable` when the store fails: nothing was stored.
+        """
+        now = received_at or datetime.now(UTC)
+        result = Ingested(events=[self.new_event(source, trigger, draft, now) for draft in drafts])
+        for event in result.events:
+            for flow in self.pipeline.flows_for(source, trigger, event.name):
+                await self._run_flow(flow, event, now, result)
+        if not result.events:
+            return result
+        ingested_at = datetime.now(UTC)
+        for event in result.events:
+            event.ingested_at = ingested_at
+        try:
+            await self.store.insert_queue(Queue(events=result.events))
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(f"the store failed to save the events: {_describe(exc)}") from exc
+        await self._after_commit(result)
+        return result
+
+    async def _run_flow(self, flow: Flow, event: Event, now: datetime, result: Ingested) -> None:
+        """Add to ``event.jobs`` the jobs of ``flow``'s actions; record what failed."""
+        subject = event
+        if flow.transform is not None:
+            try:
+                transformed = await self._transform(flow, event)
+            except Exception as exc:
+                log.exception("flow %r: transform failed for event %s", flow.name, event.id)
+                result.errors.extend(self._error(event, flow, ref, exc) for ref in flow.actions)
+                return
+            if transformed is None:
+                return
+            subject = transformed
+        for ref in flow.actions:
+            target = self._target(ref)
+            job_id = new_id()
+            try:
+                payload = self._marshal(target, subject, job_id)
+                if inspect.isawaitable(payload):
+                    payload = await payload
+                if payload is None:
+                    continue
+                if not isinstance(payload, Payload):
+                    raise TypeError(f"marshal returned {payload!r}, not a Payload or None")
+            except Exception as exc:
+                target.toolkit.logger.exception("marshal failed for event %s (flow %r)", event.id, flow.name)
+                result.errors.append(self._error(event, flow, ref, exc))
+                continue
+            job = Job(
+                id=job_id,
+                destination=target.destination.name,
+                action=target.action.name,
+                event_id=event.id,
+                context=subject.context if payload.context is None else payload.context,
+                data=payload.data,
+                created_at=now,
+                version=payload.version,
+            )
+            event.jobs.append(job)
+            if target.realtime:
+                result.realtime.append(job)
+
+    @staticmethod
+    async def _transform(flow: Flow, event: Event) -> Event | None:
+        """Run the flow's transform on a copy: the stored event stays the one received."""
+        assert flow.transform is not None
+        copied = replace(event, context=copy.deepcopy(event.context), data=copy.deepcopy(event.data), jobs=[])
+        transformed: Any = flow.transform(copied)
+        if inspect.isawaitable(transformed):
+            transformed = await transformed
+        if transformed is not None and not isinstance(transformed, Event):
+            raise TypeError(f"transform returned {transformed!r}, not an Event or None")
+        return transformed
+
+    @staticmethod
+    def _marshal(target: _Target, event: Event, job_id: str) -> Any:
+        if target.default_marshal:
+            return Payload(data=event.data)
+        return target.action.marshal(event, target.toolkit.evolve(event_id=event.id, job_id=job_id))
+
+    @staticmethod
+    def _error(event: Event, flow: Flow, ref: str, exc: BaseException) -> dict[str, str]:
+        return {"event_id": event.id, "flow": flow.name, "action": ref, "error": _describe(exc)}
+
+    async def _after_commit(self, result: Ingested) -> None:
+        """Tell observers, then publish realtime jobs; neither can lose what is committed."""
+        if self._observed:
+            try:
+                self.runtime.host.pm.hook.core_event_ingested(events=result.events)
+            except Exception:
+                log.exception("a core_event_ingested hook failed (the events are stored)")
+        realtime = result.realtime
+        if self.pubsub is None or not realtime:
+            return
+        try:
+            await self.pubsub.publish(JOBS_TOPIC, encode(realtime))
+        except Exception as exc:  # noqa: BLE001 - the schedule delivers what was not published
+            log.warning(
+                "could not publish %d realtime job(s), the schedule will deliver them: %s",
+                len(realtime), _describe(exc),
+            )

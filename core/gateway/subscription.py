@@ -1,0 +1,111 @@
+"""Subscription triggers: read a pub/sub topic through the configured pubsub adapter.
+
+Each message is extracted (default: the JSON body of an HTTP trigger), ingested, and acked
+only after the commit. A message that cannot be extracted or stored is nacked (the adapter
+bounds redelivery) after a delay that grows with consecutive failures, so a poison message
+or a down store does not spin. Members of one consumer group share the topic, so every
+gateway runs its subscriptions: no lease is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any
+
+from core.gateway.drafts import drafts_from_json
+from core.gateway.ingest import Ingestor
+from hookspecs.pubsub import Delivery, PubSub, Subscription
+from hookspecs.source import EventDraft, SubscriptionTrigger
+
+log = logging.getLogger("core.gateway")
+
+#: Messages handled at once by one subscription trigger (they share the store's commits).
+CONCURRENCY = 64
+MAX_NACK_DELAY = 5.0
+#: Seconds in-flight messages get to finish on shutdown before they are left to redelivery.
+DRAIN_SECONDS = 10.0
+
+
+def group_of(source: str, trigger: SubscriptionTrigger) -> str:
+    """The consumer group: the trigger's own, else ``core.<source>.<trigger>``."""
+    return trigger.group or f"core.{source}.{trigger.name}"
+
+
+class SubscriptionRunner:
+    """Consumes one subscription trigger's topic until cancelled."""
+
+    def __init__(self, ingestor: Ingestor, pubsub: PubSub, source: str, trigger: SubscriptionTrigger) -> None:
+        self.ingestor = ingestor
+        self.pubsub = pubsub
+        self.source = source
+        self.trigger = trigger
+        self.group = group_of(source, trigger)
+        self.where = f"source {source!r}, subscription trigger {trigger.name!r}"
+        self._failures = 0
+        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Join the group (retrying while the broker is down), then handle deliveries."""
+        subscription = await self._subscribe()
+        try:
+            async for delivery in subscription:
+                await self._slots.acquire()
+                task = asyncio.create_task(self._handle(delivery))
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+        finally:
+            if self._tasks:
+                _, late = await asyncio.wait(set(self._tasks), timeout=DRAIN_SECONDS)
+                for task in late:
+                    task.cancel()
+            await subscription.close()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _subscribe(self) -> Subscription:
+        delay = 0.5
+        while True:
+            try:
+                subscription = await self.pubsub.subscribe(self.trigger.topic, group=self.group)
+            except Exception as exc:  # noqa: BLE001 - the broker may come back
+                log.warning("%s: cannot subscribe to %r yet (%s); retrying in %.1fs",
+                            self.where, self.trigger.topic, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            log.info("%s: reading topic %r as group %r", self.where, self.trigger.topic, self.group)
+            return subscription
+
+    async def _extract(self, delivery: Delivery) -> list[EventDraft]:
+        if self.trigger.extract is None:
+            return drafts_from_json(delivery.message.body)
+        drafts: Any = self.trigger.extract(delivery.message)
+        if inspect.isawaitable(drafts):
+            drafts = await drafts
+        return list(drafts)
+
+    async def _handle(self, delivery: Delivery) -> None:
+        try:
+            drafts = await self._extract(delivery)
+        except Exception as exc:  # noqa: BLE001 - Rejected, ValueError or a bug: same answer
+            log.warning("%s: message refused, nacked: %s", self.where, exc)
+            await self._nack(delivery)
+            return
+        try:
+            await self.ingestor.ingest(self.source, self.trigger.name, drafts)
+        except Exception as exc:  # noqa: BLE001 - not stored: redeliver later
+            log.error("%s: could not store the message's events, nacked: %s", self.where, exc)
+            await self._nack(delivery)
+            return
+        self._failures = 0
+        await delivery.ack()
+
+    async def _nack(self, delivery: Delivery) -> None:
+        self._failures += 1
+        await asyncio.sleep(min(MAX_NACK_DELAY, 0.05 * 2.0 ** self._failures))
+        await delivery.nack()
