@@ -59,6 +59,7 @@ class LifecycleSpec:
         fast: it is on the hot path; hand slow work to a task).
 
         :param events: the committed events.
+        :return: nothing; the result is ignored.
 
         **Example**::
 
@@ -74,6 +75,7 @@ class LifecycleSpec:
         **When called:** after each committed batch of transitions (hot path: keep it fast).
 
         :param transitions: the recorded transitions.
+        :return: nothing; the result is ignored.
 
         **Example**::
 

@@ -1,0 +1,107 @@
+"""Configuration: file discovery, environment overrides, and errors that name file, key,
+value and what is allowed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.config import KEYS, load_settings
+from core.errors import ConfigError
+
+
+def test_no_config_gives_the_embedded_defaults(project: Path) -> None:
+    settings = load_settings(environ={})
+    assert settings.file is None
+    assert settings["store"] == "sqlite:///.core/core.db"
+    assert settings["pubsub"] == "memory://"
+    assert settings["supervisor"] == "local://"
+    assert settings["wanderer"] == "sqlite:///.core/core.db"
+    assert settings.resolve_url(settings["store"]) == f"sqlite:///{project}/.core/core.db"
+    assert all(settings.origin[k.name] == "default" for k in KEYS)
+
+
+def test_core_toml_then_environment_then_flags(project: Path) -> None:
+    (project / "core.toml").write_text(
+        'store = "sqlite:///data/x.db"\n[gateway]\nport = 8000\nhost = "0.0.0.0"\n'
+        '[options.crm]\ntoken = "abc"\n'
+    )
+    settings = load_settings(environ={"CORE_GATEWAY_PORT": "8100"}, overrides={"gateway.host": "127.0.0.2"})
+    assert settings.file == project / "core.toml"
+    assert settings["store"] == "sqlite:///data/x.db"
+    assert settings["gateway.port"] == 8100 and settings.origin["gateway.port"] == "environment"
+    assert settings["gateway.host"] == "127.0.0.2" and settings.origin["gateway.host"] == "command line"
+    assert settings.section("crm") == {"token": "abc"}
+    assert settings.resolve_url(settings["store"]) == f"sqlite:///{project}/data/x.db"
+
+
+def test_pyproject_tool_core_table(project: Path) -> None:
+    (project / "pyproject.toml").write_text('[project]\nname = "x"\n[tool.core]\npubsub = ""\n')
+    settings = load_settings(environ={})
+    assert settings.file == project / "pyproject.toml"
+    assert settings["pubsub"] == ""
+
+
+def test_pyproject_without_tool_core_is_ignored(project: Path) -> None:
+    (project / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert load_settings(environ={}).file is None
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "allowed"),
+    [
+        ('store = "not a url"', "store", "a URL such as"),
+        ("[gateway]\nport = 70000", "gateway.port", "a whole number from 0 to 65535"),
+        ('[gateway]\nport = "x"', "gateway.port", "a whole number"),
+        ('sotre = "sqlite:///x"', "sotre", "one of: app, store"),
+        ("[plugins]\ndisable = 3", "plugins.disable", "a list of plugin names"),
+        ("store = ", "(syntax)", "valid TOML"),
+    ],
+)
+def test_bad_config_names_file_key_value_and_what_is_allowed(
+    project: Path, text: str, key: str, allowed: str
+) -> None:
+    (project / "core.toml").write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={})
+    message = str(caught.value)
+    assert str(project / "core.toml") in message
+    assert key in message
+    assert allowed in message
+
+
+def test_bad_environment_value_names_the_variable(project: Path) -> None:
+    with pytest.raises(ConfigError, match="environment CORE_SCHEDULER_BATCH_SIZE: scheduler.batch_size = '0'"):
+        load_settings(environ={"CORE_SCHEDULER_BATCH_SIZE": "0"})
+
+
+def test_explicit_config_file_that_does_not_exist(project: Path) -> None:
+    with pytest.raises(ConfigError, match="the path of an existing TOML file"):
+        load_settings("nope.toml", environ={})
+
+
+def test_cli_prints_config_errors_without_traceback(project: Path) -> None:
+    (project / "core.toml").write_text("[gateway]\nport = -1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "core", "config", "show"], capture_output=True, text=True, cwd=project
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert "gateway.port = -1 is not valid" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_scheme_lists_installed_schemes_and_the_plugin_to_install(project: Path) -> None:
+    from core.errors import PluginError
+    from core.plugins import PluginHost
+
+    host = PluginHost(load_settings(environ={"CORE_STORE": "postgresql://db/x", "CORE_LOAD_PLUGINS": ""}))
+    with pytest.raises(PluginError) as caught:
+        host.create("store")
+    message = str(caught.value)
+    assert "no installed plugin serves the scheme 'postgresql'" in message
+    assert "sqlite:// (sqlite)" in message
+    assert "pip install core-plugin-postgres" in message
