@@ -16,6 +16,6 @@ def _pubsub(url: str, options: dict[str, Any]) -> PubSub:
 @hookimpl
 def core_register_pubsubs() -> list[AdapterRegistration[PubSub]]:
     return [AdapterRegistration(
-        name="memory", schemes=("memory",), factory=_pubsub,
+        name="memory", schemes=("memory",), factory=_pubsub, capabilities=frozenset({"reconnect"}),
         description="in-process pub/sub (one process: gateway and scheduler together)",
     )]

@@ -1,0 +1,78 @@
+"""``core.testing``: the conformance kit every adapter and plugin runs.
+
+One suite per adapter kind (:class:`StoreSuite`, :class:`PubSubSuite`,
+:class:`SupervisorSuite`, :class:`WandererSuite`) and for a plugin's pipeline objects
+(:class:`SourceSuite`, :class:`DestinationSuite`), plus test-data helpers. Subclass a suite
+in a ``Test…`` class and override one fixture (``adapter_url``, or ``make_adapter``; ``source``
+or ``destination``); see ``docs/testing-plugins.md``.
+
+Names are imported lazily, so the pytest plugin registered for every pytest run
+(:mod:`core.testing.plugin`) costs nothing until a test module uses the kit.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.testing._base import AdapterPool, AdapterSuite, create_adapter, registration, requires
+    from core.testing.data import (
+        Names,
+        make_event,
+        make_events,
+        make_job,
+        make_queue,
+        make_transition,
+        same_time,
+        utcnow,
+    )
+    from core.testing.pipeline import DestinationSuite, SourceSuite
+    from core.testing.pubsub import Inbox, PubSubSuite
+    from core.testing.store import StoreSuite
+    from core.testing.supervisor import SupervisorSuite, make_node
+    from core.testing.wanderer import RunLog, WandererSuite
+
+_WHERE = {
+    "AdapterPool": "_base", "AdapterSuite": "_base", "create_adapter": "_base", "registration": "_base",
+    "requires": "_base",
+    "Names": "data", "make_event": "data", "make_events": "data", "make_job": "data", "make_queue": "data",
+    "make_transition": "data", "same_time": "data", "utcnow": "data",
+    "DestinationSuite": "pipeline", "SourceSuite": "pipeline",
+    "Inbox": "pubsub", "PubSubSuite": "pubsub",
+    "StoreSuite": "store",
+    "SupervisorSuite": "supervisor", "make_node": "supervisor",
+    "RunLog": "wanderer", "WandererSuite": "wanderer",
+}
+
+__all__ = [
+    "AdapterPool",
+    "AdapterSuite",
+    "DestinationSuite",
+    "Inbox",
+    "Names",
+    "PubSubSuite",
+    "RunLog",
+    "SourceSuite",
+    "StoreSuite",
+    "SupervisorSuite",
+    "WandererSuite",
+    "create_adapter",
+    "make_event",
+    "make_events",
+    "make_job",
+    "make_node",
+    "make_queue",
+    "make_transition",
+    "registration",
+    "requires",
+    "same_time",
+    "utcnow",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"core.testing.{module}"), name)

@@ -1,0 +1,285 @@
+"""The store conformance suite: append-only history, safe claims, correct queries.
+
+Checks what :mod:`hookspecs.store` promises. Every test names its own sources, destinations
+and actions, so the suite also runs against a database shared between tests; ``purge`` is a
+capability. The query checks are in :mod:`core.testing._store_queries`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from core.testing._base import AdapterPool, AdapterSuite, requires
+from core.testing._store_queries import StoreQueryChecks
+from core.testing.data import Names, advance, ids, later, make_event, make_job, make_transition, same_time, utcnow
+from hookspecs.store import Claim, Event, Job, Queue, Status, Store, Transition
+
+
+async def move(store: Store, job: Job, *states: Status, at: datetime | None = None, **fields: Any) -> Job:
+    """Append one transition per state to ``job`` (each its own write) and track it locally."""
+    for state in states:
+        transition = make_transition(job, state, at=at, **fields)
+        await store.add_transitions([transition])
+        advance(job, transition)
+    return job
+
+
+def history_of(job: Job) -> list[tuple[object, ...]]:
+    return [(t.id, t.state_before, t.state_after, t.attempt, t.error) for t in job.transitions]
+
+
+class StoreSuite(StoreQueryChecks, AdapterSuite):
+    """Subclass it and override ``adapter_url`` (or ``make_adapter``).
+
+    ``adapter_url`` should give an empty store per test when it can (a temporary file, a
+    database or schema of its own); the suite does not require it.
+    """
+
+    kind = "store"
+
+    @pytest.fixture
+    def names(self) -> Names:
+        return Names.unique()
+
+    async def insert(self, store: Store, names: Names, count: int, action: str | None = None) -> list[Job]:
+        """Store ``count`` events of ``names.source``, one job each for ``names.destination``."""
+        events = [make_event(source=names.source, actions=[(names.destination, action or names.action)])
+                  for _ in range(count)]
+        await store.insert_queue(Queue(events=events))
+        return [job for event in events for job in event.jobs]
+
+    async def claim(self, store: Store, names: Names, *, limit: int = 100, now: datetime | None = None,
+                    action: str | None = None, lease: float = 300.0) -> list[Job]:
+        return await store.claim(Claim(owner="suite", lease_seconds=lease), destination=names.destination,
+                                 action=action or names.action, limit=limit, now=now or utcnow())
+
+    # -- writes and history --------------------------------------------------------------
+
+    async def test_adapter_is_a_store(self, adapter: Store) -> None:
+        assert isinstance(adapter, Store)
+
+    async def test_insert_queue_stores_events_jobs_and_first_transitions(self, adapter: Store, names: Names) -> None:
+        sent_at = later(utcnow(), -5)
+        one = make_event(source=names.source, name="signup", sent_at=sent_at,
+                         actions=[(names.destination, "a1"), (names.destination, "a2")])
+        two = make_event(source=names.source, actions=[(names.destination, "a1")])
+        await adapter.insert_queue(Queue(events=[one, two]))
+        got = await adapter.get_event(one.id)
+        assert got is not None
+        assert (got.id, got.source, got.name) == (one.id, one.source, "signup")
+        assert (got.context, got.data) == (one.context, one.data)
+        assert same_time(got.received_at, one.received_at) and same_time(got.sent_at, sent_at)
+        assert sorted(ids(got.jobs)) == sorted(ids(one.jobs))
+        for job in one.jobs:
+            stored = await adapter.get_job(job.id)
+            assert stored is not None
+            assert (stored.destination, stored.action, stored.event_id, stored.context, stored.data) == (
+                job.destination, job.action, one.id, job.context, job.data)
+            assert (stored.status, stored.attempt, stored.parent_job_id) == (Status.ACKNOWLEDGED, 0, None)
+            [first] = stored.transitions
+            assert (first.job_id, first.event_id, first.state_before, first.state_after, first.attempt) == (
+                job.id, one.id, None, Status.ACKNOWLEDGED, 0)
+        assert await adapter.get_event(two.id) is not None
+
+    async def test_unknown_ids_give_none(self, adapter: Store) -> None:
+        assert await adapter.get_event(make_event().id) is None
+        assert await adapter.get_job(make_event().jobs[0].id) is None
+
+    async def test_json_context_and_data_round_trip(self, adapter: Store, names: Names) -> None:
+        data = [{"n": 1, "x": 1.5, "ok": True, "none": None, "text": "naïve ✓", "nested": {"l": [1, [2]]}}]
+        event = make_event(source=names.source, data=data, context={"ua": "curl/8", "n": [1, 2]},
+                           actions=[(names.destination, names.action)])
+        await adapter.insert_queue(Queue(events=[event]))
+        got = await adapter.get_event(event.id)
+        assert got is not None and (got.data, got.context) == (data, {"ua": "curl/8", "n": [1, 2]})
+        job = await adapter.get_job(event.jobs[0].id)
+        assert job is not None and job.data == data
+
+    async def test_add_jobs_stores_follow_ups_of_an_event(self, adapter: Store, names: Names) -> None:
+        [parent] = await self.insert(adapter, names, 1)
+        event = await adapter.get_event(parent.event_id)
+        assert event is not None
+        child = make_job(event, names.destination, "follow_up", parent_job_id=parent.id, data={"from": parent.id},
+                         version="v2")
+        await adapter.add_jobs([child])
+        got = await adapter.get_job(child.id)
+        assert got is not None
+        assert (got.parent_job_id, got.event_id, got.action, got.version, got.data) == (
+            parent.id, parent.event_id, "follow_up", "v2", {"from": parent.id})
+        assert [t.state_after for t in got.transitions] == [Status.ACKNOWLEDGED]
+        again = await adapter.get_event(parent.event_id)
+        assert again is not None and sorted(ids(again.jobs)) == sorted([parent.id, child.id])
+
+    async def test_history_is_append_only_and_status_follows_the_latest_transition(
+        self, adapter: Store, names: Names
+    ) -> None:
+        [job] = await self.insert(adapter, names, 1)
+        before = await adapter.get_job(job.id)
+        assert before is not None
+        steps: list[tuple[Status, dict[str, Any]]] = [
+            (Status.EXECUTING, {}),
+            (Status.FAILED, {"error": "HTTP 503", "due_at": later(utcnow(), 60)}),
+            (Status.EXECUTING, {}),
+            (Status.SUCCEEDED, {}),
+        ]
+        for state, fields in steps:
+            await move(adapter, job, state, **fields)
+            after = await adapter.get_job(job.id)
+            assert after is not None
+            assert history_of(after)[:-1] == history_of(before), "an earlier transition changed"
+            latest = after.transitions[-1]
+            assert (latest.state_before, latest.state_after) == (before.status, state)
+            assert (after.status, after.attempt) == (state, latest.attempt)
+            assert latest.error == fields.get("error")
+            before = after
+        assert [t.attempt for t in before.transitions] == [0, 1, 1, 2, 2]
+
+    async def test_add_transitions_updates_many_jobs_at_once(self, adapter: Store, names: Names) -> None:
+        jobs = await self.insert(adapter, names, 3)
+        final = [Status.SUCCEEDED, Status.DISCARDED, Status.UNKNOWN]
+        transitions: list[Transition] = [make_transition(job, state, attempt=1, error=None if state is Status.SUCCEEDED
+                                                         else "why") for job, state in zip(jobs, final, strict=True)]
+        await adapter.add_transitions(transitions)
+        for job, state in zip(jobs, final, strict=True):
+            got = await adapter.get_job(job.id)
+            assert got is not None and got.status is state
+
+    async def test_a_failed_write_stores_nothing(self, adapter: Store, names: Names) -> None:
+        existing = make_event(source=names.source, actions=[(names.destination, names.action)])
+        await adapter.insert_queue(Queue(events=[existing]))
+        fresh = make_event(source=names.source, actions=[(names.destination, names.action)])
+        with pytest.raises(Exception):  # noqa: B017 - any error, as long as nothing is stored
+            await adapter.insert_queue(Queue(events=[fresh, existing]))
+        assert await adapter.get_event(fresh.id) is None, "half of a failed insert_queue was stored"
+        assert await adapter.get_job(fresh.jobs[0].id) is None
+
+    async def test_data_survives_a_reopen(self, adapters: AdapterPool, names: Names) -> None:
+        store = await adapters.open()
+        [job] = await self.insert(store, names, 1)
+        await store.close()
+        await store.open()
+        got = await store.get_job(job.id)
+        assert got is not None and got.status is Status.ACKNOWLEDGED
+
+    # -- claims ----------------------------------------------------------------------------
+
+    async def test_claim_moves_due_jobs_to_executing(self, adapter: Store, names: Names) -> None:
+        jobs = await self.insert(adapter, names, 3)
+        claimed = await self.claim(adapter, names, limit=10)
+        assert sorted(ids(claimed)) == sorted(ids(jobs))
+        assert {(j.status, j.attempt) for j in claimed} == {(Status.EXECUTING, 1)}
+        got = await adapter.get_job(jobs[0].id)
+        assert got is not None
+        assert [(t.state_before, t.state_after, t.attempt) for t in got.transitions] == [
+            (None, Status.ACKNOWLEDGED, 0), (Status.ACKNOWLEDGED, Status.EXECUTING, 1)]
+        assert await self.claim(adapter, names, limit=10) == [], "an executing job was claimed again"
+
+    async def test_claim_respects_limit_destination_and_action(self, adapter: Store, names: Names) -> None:
+        await self.insert(adapter, names, 5)
+        others = await self.insert(adapter, names, 2, action=names.action + "_other")
+        elsewhere = make_event(source=names.source, actions=[(names.destination + "_other", names.action)])
+        await adapter.insert_queue(Queue(events=[elsewhere]))
+        first = await self.claim(adapter, names, limit=3)
+        rest = await self.claim(adapter, names, limit=10)
+        assert (len(first), len(rest)) == (3, 2)
+        assert {(j.destination, j.action) for j in first + rest} == {(names.destination, names.action)}
+        assert sorted(ids(await self.claim(adapter, names, action=names.action + "_other"))) == sorted(ids(others))
+
+    async def test_claim_respects_due_at(self, adapter: Store, names: Names) -> None:
+        now = utcnow()
+        later_job, due_job, awaiting = await self.insert(adapter, names, 3)
+        await move(adapter, later_job, Status.EXECUTING)
+        await move(adapter, later_job, Status.FAILED, error="503", due_at=later(now, 60))
+        await move(adapter, due_job, Status.EXECUTING)
+        await move(adapter, due_job, Status.FAILED, error="503", due_at=later(now, -1))
+        await move(adapter, awaiting, Status.AWAITING)
+        assert sorted(ids(await self.claim(adapter, names, now=now))) == sorted([due_job.id, awaiting.id])
+        claimed = await self.claim(adapter, names, now=later(now, 61))
+        assert ids(claimed) == [later_job.id]
+        assert claimed[0].attempt == 2
+
+    async def test_claim_takes_only_claimable_statuses(self, adapter: Store, names: Names) -> None:
+        jobs = await self.insert(adapter, names, 6)
+        await move(adapter, jobs[0], Status.EXECUTING, Status.SUCCEEDED)
+        await move(adapter, jobs[1], Status.EXECUTING, Status.DISCARDED, error="gave up")
+        await move(adapter, jobs[2], Status.EXECUTING, Status.UNKNOWN)
+        await move(adapter, jobs[3], Status.EXECUTING, Status.FAILED, error="retry")
+        await move(adapter, jobs[4], Status.AWAITING)
+        assert sorted(ids(await self.claim(adapter, names, limit=100))) == sorted(ids(jobs[3:]))
+
+    async def test_concurrent_claimers_never_get_the_same_job(self, adapters: AdapterPool, names: Names) -> None:
+        one, two = await adapters.open(), await adapters.open()
+        jobs = await self.insert(one, names, 40)
+        rounds = await asyncio.gather(*(self.claim(store, names, limit=7) for store in [one, two] * 4))
+        claimed = [job.id for batch in rounds for job in batch]
+        assert len(claimed) == len(set(claimed)), "one job was handed to two claimers"
+        leftover = await self.claim(one, names, limit=100)
+        assert sorted(claimed + ids(leftover)) == sorted(ids(jobs))
+
+    async def test_claim_ids_claims_the_named_claimable_jobs_only(self, adapter: Store, names: Names) -> None:
+        free, done, busy, other = await self.insert(adapter, names, 4)
+        await move(adapter, done, Status.EXECUTING, Status.SUCCEEDED)
+        [busy_claimed] = await adapter.claim_ids(Claim("first"), [busy.id], now=utcnow())
+        assert busy_claimed.status is Status.EXECUTING
+        missing = make_event().jobs[0].id
+        claimed = await adapter.claim_ids(Claim("second"), [free.id, done.id, busy.id, missing], now=utcnow())
+        assert ids(claimed) == [free.id]
+        assert (claimed[0].status, claimed[0].attempt) == (Status.EXECUTING, 1)
+        untouched = await adapter.get_job(other.id)
+        assert untouched is not None and untouched.status is Status.ACKNOWLEDGED
+
+    async def test_concurrent_claim_ids_never_share_a_job(self, adapters: AdapterPool, names: Names) -> None:
+        one, two = await adapters.open(), await adapters.open()
+        jobs = await self.insert(one, names, 20)
+        wanted = ids(jobs)
+        batches = await asyncio.gather(*(store.claim_ids(Claim(f"c{i}"), wanted, now=utcnow())
+                                         for i, store in enumerate([one, two, one, two])))
+        claimed = [job.id for batch in batches for job in batch]
+        assert sorted(claimed) == sorted(wanted), "a job was claimed twice or not at all"
+
+    async def test_recover_fails_executing_jobs_whose_claim_lease_ran_out(self, adapter: Store, names: Names) -> None:
+        now = utcnow()
+        await self.insert(adapter, names, 2)
+        await self.insert(adapter, names, 1, action=names.action + "_long")
+        short = await self.claim(adapter, names, now=now, lease=10)
+        long = await self.claim(adapter, names, now=now, lease=1000, action=names.action + "_long")
+        early = await adapter.recover(now=later(now, 5))
+        assert not set(ids(early)) & set(ids(short + long)), "a job was recovered before its lease ran out"
+        recovered = [j for j in await adapter.recover(now=later(now, 20)) if j.id in ids(short + long)]
+        assert sorted(ids(recovered)) == sorted(ids(short))
+        for job in recovered:
+            got = await adapter.get_job(job.id)
+            assert got is not None and got.status is Status.FAILED
+            assert (got.transitions[-1].state_before, got.transitions[-1].state_after) == (
+                Status.EXECUTING, Status.FAILED)
+        still = await adapter.get_job(long[0].id)
+        assert still is not None and still.status is Status.EXECUTING
+        assert not [j for j in await adapter.recover(now=later(now, 20)) if j.id in ids(short)], "recovered twice"
+
+    # -- purge -----------------------------------------------------------------------------
+
+    @requires("purge")
+    async def test_purge_deletes_old_events_whose_jobs_are_all_final(self, adapter: Store, names: Names) -> None:
+        old, new = later(utcnow(), -2 * 86400), utcnow()
+
+        def event(at: datetime) -> Event:
+            return make_event(source=names.source, received_at=at,
+                              actions=[(names.destination, names.action), (names.destination, "other")])
+
+        done, pending, recent = event(old), event(old), event(new)
+        await adapter.insert_queue(Queue(events=[done, pending, recent]))
+        await move(adapter, done.jobs[0], Status.EXECUTING, Status.SUCCEEDED, at=old)
+        await move(adapter, done.jobs[1], Status.EXECUTING, Status.DISCARDED, at=old, error="gone")
+        await move(adapter, pending.jobs[0], Status.EXECUTING, Status.SUCCEEDED, at=old)
+        await move(adapter, pending.jobs[1], Status.EXECUTING, Status.FAILED, at=old, error="retry")
+        for job in recent.jobs:
+            await move(adapter, job, Status.EXECUTING, Status.SUCCEEDED)
+        assert await adapter.purge(before=later(new, -86400)) >= 1
+        assert await adapter.get_event(done.id) is None
+        assert await adapter.get_job(done.jobs[0].id) is None
+        assert await adapter.get_event(pending.id) is not None, "an event with a job still to run was purged"
+        assert await adapter.get_event(recent.id) is not None, "a recent event was purged"

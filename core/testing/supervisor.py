@@ -1,0 +1,149 @@
+"""The supervisor conformance suite: exclusive leases that expire and fence, and a node registry.
+
+Checks what :mod:`hookspecs.supervisor` promises. Two adapters opened from the same URL are
+two clients (two nodes) of one supervisor service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import ClassVar
+
+import pytest
+
+from core.testing._base import AdapterPool, AdapterSuite
+from hookspecs.supervisor import Lease, Node, Supervisor
+
+
+def make_node(service: str = "scheduler", **meta: str) -> Node:
+    """A node as a running process registers itself, heartbeat now."""
+    now = datetime.now(UTC)
+    return Node(
+        id=f"node-{uuid.uuid4().hex[:10]}", service=service, host="127.0.0.1", version="0.1.0",
+        started_at=now, heartbeat_at=now, meta=dict(meta),
+    )
+
+
+class SupervisorSuite(AdapterSuite):
+    """Subclass it and override ``adapter_url`` (or ``make_adapter``).
+
+    :cvar short_ttl: the lease TTL, in seconds, of the expiry tests (raise it for services
+        with a minimum TTL, e.g. Consul's 10 s).
+    :cvar expiry_timeout: seconds to wait for an expired lease to be taken over.
+    """
+
+    kind = "supervisor"
+    short_ttl: ClassVar[float] = 1.0
+    expiry_timeout: ClassVar[float] = 30.0
+
+    @pytest.fixture
+    def key(self) -> str:
+        """A lease key of this test alone."""
+        return f"conformance/{uuid.uuid4().hex[:12]}"
+
+    async def _take_over(self, supervisor: Supervisor, key: str, owner: str) -> Lease:
+        """Acquire ``key`` as soon as its current lease lapses (polling, with a deadline)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.expiry_timeout
+        while (lease := await supervisor.acquire(key, owner=owner, ttl=60)) is None:
+            if loop.time() > deadline:
+                pytest.fail(f"a lease of TTL {self.short_ttl}s on {key!r} was still held after {self.expiry_timeout}s")
+            await asyncio.sleep(min(0.2, self.short_ttl / 4))
+        return lease
+
+    async def test_adapter_is_a_supervisor(self, adapter: Supervisor) -> None:
+        assert isinstance(adapter, Supervisor)
+
+    async def test_acquire_gives_a_lease_on_the_key(self, adapter: Supervisor, key: str) -> None:
+        before = datetime.now(UTC)
+        lease = await adapter.acquire(key, owner="alpha", ttl=30)
+        assert lease is not None
+        assert (lease.key, lease.owner) == (key, "alpha")
+        assert isinstance(lease.token, int)
+        assert lease.expires_at > before
+        assert await adapter.is_current(lease)
+
+    async def test_a_held_lease_is_exclusive(self, adapters: AdapterPool, key: str) -> None:
+        one, two = await adapters.open(), await adapters.open()
+        held = await one.acquire(key, owner="alpha", ttl=30)
+        assert held is not None
+        assert await two.acquire(key, owner="beta", ttl=30) is None
+        assert await one.acquire(key, owner="gamma", ttl=30) is None
+        assert await two.is_current(held)
+
+    async def test_concurrent_acquires_give_one_lease(self, adapters: AdapterPool, key: str) -> None:
+        clients = [await adapters.open() for _ in range(3)]
+        leases = await asyncio.gather(*(c.acquire(key, owner=f"o{i}", ttl=30) for i, c in enumerate(clients)))
+        assert len([lease for lease in leases if lease is not None]) == 1
+
+    async def test_keys_are_independent(self, adapter: Supervisor, key: str) -> None:
+        assert await adapter.acquire(key + "/a", owner="alpha", ttl=30) is not None
+        assert await adapter.acquire(key + "/b", owner="beta", ttl=30) is not None
+
+    async def test_release_frees_the_key_and_the_next_token_is_greater(
+        self, adapters: AdapterPool, key: str
+    ) -> None:
+        one, two = await adapters.open(), await adapters.open()
+        tokens = []
+        for round_ in range(3):
+            holder = one if round_ % 2 == 0 else two
+            lease = await holder.acquire(key, owner=f"owner{round_}", ttl=30)
+            assert lease is not None, f"round {round_}: the key was not free after release"
+            tokens.append(lease.token)
+            await holder.release(lease)
+            assert not await one.is_current(lease)
+        assert tokens == sorted(set(tokens)), f"fencing tokens must strictly increase: {tokens}"
+
+    async def test_renew_extends_a_held_lease(self, adapter: Supervisor, key: str) -> None:
+        lease = await adapter.acquire(key, owner="alpha", ttl=5)
+        assert lease is not None
+        renewed = await adapter.renew(lease, ttl=60)
+        assert renewed is not None
+        assert (renewed.key, renewed.owner, renewed.token) == (lease.key, lease.owner, lease.token)
+        assert renewed.expires_at > lease.expires_at
+        assert await adapter.is_current(renewed)
+
+    async def test_an_expired_lease_is_taken_over_and_fenced(self, adapters: AdapterPool, key: str) -> None:
+        one, two = await adapters.open(), await adapters.open()
+        stale = await one.acquire(key, owner="sleeper", ttl=self.short_ttl)
+        assert stale is not None
+        fresh = await self._take_over(two, key, "waker")
+        assert fresh.token > stale.token
+        assert await two.is_current(fresh)
+        assert not await one.is_current(stale), "a lease that expired and was taken is still current"
+        assert await one.renew(stale, ttl=30) is None, "a lost lease was renewed"
+        await one.release(stale)
+        assert await two.is_current(fresh), "releasing a lost lease released the new holder's"
+
+    async def test_close_releases_the_leases_of_the_process(self, adapters: AdapterPool, key: str) -> None:
+        one, two = await adapters.open(), await adapters.open()
+        held = await one.acquire(key, owner="alpha", ttl=60)
+        assert held is not None
+        await one.close()
+        await one.open()
+        taken = await two.acquire(key, owner="beta", ttl=60)
+        assert taken is not None, "close() did not release the process's lease"
+        assert taken.token > held.token
+
+    async def test_registered_nodes_are_listed(self, adapters: AdapterPool) -> None:
+        one, two = await adapters.open(), await adapters.open()
+        gateway, scheduler = make_node("gateway", zone="a"), make_node("scheduler")
+        await one.register(gateway)
+        await two.register(scheduler)
+        listed = {node.id: node for node in await one.nodes()}
+        assert gateway.id in listed and scheduler.id in listed
+        got = listed[gateway.id]
+        assert (got.service, got.host, got.version, got.meta) == ("gateway", "127.0.0.1", "0.1.0", {"zone": "a"})
+
+    async def test_register_again_refreshes_the_heartbeat(self, adapter: Supervisor) -> None:
+        node = make_node()
+        await adapter.register(node)
+        first = next(n for n in await adapter.nodes() if n.id == node.id)
+        await asyncio.sleep(0.01)
+        node.heartbeat_at = datetime.now(UTC)
+        await adapter.register(node)
+        listed = [n for n in await adapter.nodes() if n.id == node.id]
+        assert len(listed) == 1, "a node registered twice is listed twice"
+        assert listed[0].heartbeat_at > first.heartbeat_at
