@@ -69,7 +69,7 @@ def test_ksuids_are_27_base62_characters_and_sort_by_time() -> None:
 
 
 def test_schedule_defaults_and_precedence_come_from_the_seeds() -> None:
-    assert hookspecs.DEFAULT_SCHEDULE == hookspecs.Schedule(realtime=False, interval="@every 1h", max_retries=72)
+    assert hookspecs.Schedule(realtime=False, interval="@every 1h", max_retries=72) == hookspecs.DEFAULT_SCHEDULE
 
     class A(hookspecs.Action):
         name = "a"

@@ -6,11 +6,13 @@ import click
 
 from core import __version__
 from core.cli._common import Context
+from core.cli._group import PluginCommandGroup
 from core.cli.config import config
 from core.cli.plugins import plugins
+from core.cli.start import start
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PluginCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="FILE", help="core.toml or pyproject.toml to read.")
 @click.option("--app", metavar="MODULE", help="Your pipeline module or .py file (config key 'app').")
 @click.option("--no-plugins", is_flag=True, help="Load only the built-ins and your app.")
@@ -24,3 +26,4 @@ def main(click_ctx: click.Context, config_path: str | None, app: str | None, no_
 
 main.add_command(plugins)
 main.add_command(config)
+main.add_command(start)
