@@ -7,7 +7,6 @@ this test's own database, so the entry point and the factories are exercised too
 from __future__ import annotations
 
 import pytest
-
 from core.testing.pubsub import PubSubSuite
 from core.testing.supervisor import SupervisorSuite
 
