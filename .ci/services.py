@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Start the services the tests need, bound to 127.0.0.1, unless they already run.
+
+    python .ci/services.py postgresql redis      # start (or reuse) these
+    python .ci/services.py --list                 # the services this script knows
+
+Idempotent: a service already answering on its port is reused, never restarted. A service
+that cannot be started (or does not answer in time) makes the script exit non-zero with
+what went wrong, so the nox session that asked for it fails loudly. An unknown name fails
+too. Standard library only: it runs before anything is installed.
+
+To add a service, write a function that makes it reachable (or raises ServiceError) and
+register it with ``@service("name")``; see :func:`postgresql` for a fixed-port server and
+``ensure_port``, which does the port check, the start command and the wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parent.parent
+
+#: name -> a function that makes the service reachable (idempotent) or raises ServiceError.
+SERVICES: dict[str, Callable[[], None]] = {}
+
+
+class ServiceError(Exception):
+    """A service could not be started; the message says which and why."""
+
+
+def service(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """Register a start function under ``name``."""
+
+    def register(start: Callable[[], None]) -> Callable[[], None]:
+        SERVICES[name] = start
+        return start
+
+    return register
+
+
+def reachable(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
+    """Tell whether something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(port: int, seconds: float, host: str = HOST) -> bool:
+    """Poll ``host:port`` until it accepts connections or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if reachable(port, host):
+            return True
+        time.sleep(0.25)
+    return reachable(port, host)
+
+
+def apt_install(*packages: str) -> None:
+    """Install Debian packages (the machine kind's registry); quiet unless it fails."""
+    if not shutil.which("apt-get"):
+        raise ServiceError(f"cannot install {' '.join(packages)}: no apt-get on this machine")
+    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:
+            raise ServiceError(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+def need(binary: str, package: str) -> str:
+    """The path of ``binary``, installing ``package`` first if it is missing."""
+    found = shutil.which(binary) or next((p for p in (f"/usr/sbin/{binary}", f"/usr/bin/{binary}")
+                                          if Path(p).exists()), None)
+    if found is None:
+        apt_install(package)
+        found = shutil.which(binary) or f"/usr/sbin/{binary}"
+    return found
+
+
+def run(command: Sequence[str], name: str) -> None:
+    done = subprocess.run(list(command), capture_output=True, text=True, check=False, timeout=120)
+    if done.returncode != 0:
+        raise ServiceError(
+            f"{name}: `{' '.join(command)}` exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+
+
+def ensure_port(name: str, port: int, start: Callable[[], None], wait: float = 60.0) -> None:
+    """Reuse ``name`` if ``port`` answers; else call ``start`` and wait for the port."""
+    if reachable(port):
+        print(f"{name}: already running on {HOST}:{port}")
+        return
+    print(f"{name}: starting (port {port})")
+    start()
+    if not wait_for(port, wait):
+        raise ServiceError(f"{name}: started, but nothing answers on {HOST}:{port} after {wait:.0f}s")
+    print(f"{name}: running on {HOST}:{port}")
+
+
+@service("postgresql")
+def postgresql() -> None:
+    def start() -> None:
+        need("pg_ctlcluster", "postgresql")
+        versions = sorted(Path(p).name for p in glob.glob("/etc/postgresql/*"))
+        if not versions:
+            raise ServiceError("postgresql: no cluster under /etc/postgresql (is the server package installed?)")
+        run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"], "postgresql")
+
+    ensure_port("postgresql", 5432, start)
+
+
+@service("redis")
+def redis() -> None:
+    def start() -> None:
+        binary = need("redis-server", "redis-server")
+        Path("/var/log/redis").mkdir(parents=True, exist_ok=True)
+        Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
+        run([binary, "--daemonize", "yes", "--bind", HOST, "-::1", "--port", "6379", "--save", "",
+             "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"], "redis")
+
+    ensure_port("redis", 6379, start)
+
+
+@service("rabbitmq")
+def rabbitmq() -> None:
+    def start() -> None:
+        run([need("rabbitmq-server", "rabbitmq-server"), "-detached"], "rabbitmq")
+
+    ensure_port("rabbitmq", 5672, start, wait=120.0)
+
+
+@service("nats")
+def nats() -> None:
+    def start() -> None:
+        binary = need("nats-server", "nats-server")
+        Path("/var/lib/nats-server").mkdir(parents=True, exist_ok=True)
+        run(["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", binary, "--",
+             "-a", HOST, "-p", "4222", "-js", "-sd", "/var/lib/nats-server", "-l", "/var/log/nats-server.log"], "nats")
+
+    ensure_port("nats", 4222, start)
+
+
+@service("mariadb")
+def mariadb() -> None:
+    def start() -> None:
+        binary = need("mariadbd", "mariadb-server")
+        Path("/run/mysqld").mkdir(parents=True, exist_ok=True)
+        shutil.chown("/run/mysqld", "mysql", "mysql")
+        run(["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", binary], "mariadb")
+
+    ensure_port("mariadb", 3306, start)
+
+
+@service("mosquitto")
+def mosquitto() -> None:
+    def start() -> None:
+        run([need("mosquitto", "mosquitto"), "-d", "-c", "/etc/mosquitto/mosquitto.conf"], "mosquitto")
+
+    ensure_port("mosquitto", 1883, start)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="services to start (see --list)")
+    parser.add_argument("--list", action="store_true", help="print the known services and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(sorted(SERVICES)))
+        return 0
+    unknown = [name for name in args.names if name not in SERVICES]
+    if unknown:
+        print(f"error: unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(SERVICES))}. "
+              f"Add a start function to {Path(__file__).relative_to(ROOT)} (see its docstring).", file=sys.stderr)
+        return 2
+    failed = 0
+    for name in dict.fromkeys(args.names):
+        try:
+            SERVICES[name]()
+        except (ServiceError, OSError, subprocess.SubprocessError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
