@@ -111,7 +111,7 @@ KEYS: tuple[Key, ...] = (
     Key("scheduler.lease_seconds", _float(1, 86400), 300.0, "claim lease; expired claims are recovered"),
     Key("scheduler.load_timeout", _float(0.01, 86400), 60.0, "seconds a load may run before its jobs fail"),
     Key("scheduler.grace_seconds", _float(0, 3600), 10.0, "on stop, how long running loads may finish"),
-    Key("plugins.load", _names, None, "allow-list of plugin names to load (empty: none)", "CORE_LOAD_PLUGINS"),
+    Key("plugins.load", _names, None, "allow-list of plugins to load (unset: all; empty: none)", "CORE_LOAD_PLUGINS"),
     Key("plugins.disable", _names, (), "plugin names not to load", "CORE_DISABLE_PLUGINS"),
     Key("plugins.strict", _bool, False, "a broken plugin stops the host", "CORE_STRICT_PLUGINS"),
 )
