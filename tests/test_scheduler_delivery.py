@@ -173,10 +173,9 @@ async def test_a_duplicate_or_bad_message_is_acknowledged(tmp_path: Path) -> Non
 @pytest.mark.parametrize("pubsub", ["", "memory://unused"])
 async def test_realtime_jobs_not_published_are_delivered_by_the_poll(tmp_path: Path, pubsub: str) -> None:
     action = Recorder("notify", REALTIME)
-    async with opened(tmp_path, [Destination("chat", [action])], pubsub=pubsub) as runtime:
-        async with scheduling(runtime):
-            jobs = await ingest(runtime, "chat", "notify", 3, publish=False)
-            await eventually(lambda: all_in(runtime, [j.id for j in jobs], Status.SUCCEEDED))
+    async with opened(tmp_path, [Destination("chat", [action])], pubsub=pubsub) as runtime, scheduling(runtime):
+        jobs = await ingest(runtime, "chat", "notify", 3, publish=False)
+        await eventually(lambda: all_in(runtime, [j.id for j in jobs], Status.SUCCEEDED))
 
 
 async def test_a_load_past_its_timeout_fails_its_jobs(tmp_path: Path) -> None:
@@ -271,9 +270,8 @@ async def test_lifecycle_order_on_a_clean_stop(tmp_path: Path) -> None:
         async def shutdown(self, toolkit: Toolkit) -> None:
             calls.append("shutdown step")
 
-    async with opened(tmp_path, [Tracked("crm", [Step()])]) as runtime:
-        async with scheduling(runtime):
-            await eventually(lambda: _true(len(calls) == 2))
+    async with opened(tmp_path, [Tracked("crm", [Step()])]) as runtime, scheduling(runtime):
+        await eventually(lambda: _true(len(calls) == 2))
     assert calls == ["init crm", "init step", "shutdown step", "shutdown crm"]
 
 
