@@ -24,19 +24,18 @@ from hookspecs.store import Page, WhereEvent
 HEALTH_PATH = "/_health"
 
 
-class Health:
+def health_route(runtime: Runtime) -> Route:
     """``GET /_health``: 200 if the store answers a query, else 503 with the reason."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    async def __call__(self, request: Request) -> Response:
+    async def health(request: Request) -> Response:
         try:
-            await self.runtime.store.find_events(WhereEvent(page=Page(limit=1)))
+            await runtime.store.find_events(WhereEvent(page=Page(limit=1)))
         except Exception as exc:  # noqa: BLE001 - any failure means "not healthy", with why
             return JSONResponse({"status": "unavailable", "store": describe(exc)}, status_code=503)
-        pubsub = "configured" if self.runtime.pubsub is not None else "none"
-        return JSONResponse({"status": "ok", "store": "ok", "pubsub": pubsub, "node": self.runtime.node_id})
+        pubsub = "configured" if runtime.pubsub is not None else "none"
+        return JSONResponse({"status": "ok", "store": "ok", "pubsub": pubsub, "node": runtime.node_id})
+
+    return Route(HEALTH_PATH, health, methods=["GET"])
 
 
 def _methods(route: BaseRoute) -> set[str] | None:
@@ -66,8 +65,7 @@ def _check_clashes(owned: list[tuple[str, BaseRoute]]) -> None:
 def build_app(runtime: Runtime, ingestor: Ingestor) -> Starlette:
     """The Starlette application of one gateway."""
     max_body = int(runtime.settings["gateway.max_body_bytes"])
-    owned: list[tuple[str, BaseRoute]] = [("the gateway's health check", Route(HEALTH_PATH, Health(runtime),
-                                                                                   methods=["GET"]))]
+    owned: list[tuple[str, BaseRoute]] = [("the gateway's health check", health_route(runtime))]
     for source, trigger in runtime.pipeline.triggers():
         if isinstance(trigger, HttpTrigger):
             endpoint = TriggerEndpoint(ingestor, source.name, trigger, max_body)
