@@ -8,6 +8,7 @@ from core import __version__
 from core.cli._common import Context
 from core.cli._group import PluginCommandGroup
 from core.cli.config import config
+from core.cli.init import init
 from core.cli.plugins import plugins
 from core.cli.start import start
 
@@ -27,3 +28,4 @@ def main(click_ctx: click.Context, config_path: str | None, app: str | None, no_
 main.add_command(plugins)
 main.add_command(config)
 main.add_command(start)
+main.add_command(init)

@@ -1,0 +1,1 @@
+"""Project templates written by ``core init`` (package data, shipped in the wheel)."""
