@@ -6,8 +6,11 @@ this test's own database, so the entry point and the factories are exercised too
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from core.testing.pubsub import PubSubSuite
+from core.testing.store import StoreSuite
 from core.testing.supervisor import SupervisorSuite
 
 
@@ -21,3 +24,21 @@ class TestPubSub(PubSubSuite):
     @pytest.fixture
     def adapter_url(self, pg_url: str) -> str:
         return pg_url
+
+
+class TestStore(StoreSuite):
+    @pytest.fixture
+    def adapter_url(self, pg_url: str) -> str:
+        return pg_url
+
+
+class TestStoreCopying(StoreSuite):
+    """The same suite with every batch written through COPY."""
+
+    @pytest.fixture
+    def adapter_url(self, pg_url: str) -> str:
+        return pg_url
+
+    @pytest.fixture
+    def adapter_options(self) -> dict[str, Any]:
+        return {"copy_threshold": 1}
