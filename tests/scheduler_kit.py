@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from core.config import load_settings
+from core.realtime import encode
 from core.runtime import Runtime
 from core.scheduler import run_scheduler
-from hookspecs import Destination, Event, Job, Queue, Status, WhereJob, new_id
+from hookspecs import JOBS_TOPIC, Destination, Event, Job, Queue, Status, Store, WhereJob, new_id
 from hookspecs.store import Page
 from tests import scheduler_app
 
@@ -60,8 +61,7 @@ async def scheduling(runtime: Runtime) -> AsyncIterator[asyncio.Task[None]]:
         await asyncio.wait_for(task, 30)
 
 
-async def ingest(runtime: Runtime, destination: str, action: str, count: int = 1, *,
-                 publish: bool = False) -> list[Job]:
+async def write_jobs(store: Store, destination: str, action: str, count: int = 1) -> list[Job]:
     """Store ``count`` events with one acknowledged job each, as the gateway does."""
     now = datetime.now(UTC)
     events = []
@@ -71,12 +71,15 @@ async def ingest(runtime: Runtime, destination: str, action: str, count: int = 1
                   context={"n": n}, data={"n": n}, created_at=now)
         events.append(Event(id=event_id, source="test", name="thing", context={"n": n}, data={"n": n},
                             received_at=now, jobs=[job]))
-    await runtime.store.insert_queue(Queue(events=events))
-    jobs = [job for event in events for job in event.jobs]
-    if publish:
-        from core.realtime import encode
-        from hookspecs import JOBS_TOPIC
+    await store.insert_queue(Queue(events=events))
+    return [job for event in events for job in event.jobs]
 
+
+async def ingest(runtime: Runtime, destination: str, action: str, count: int = 1, *,
+                 publish: bool = False) -> list[Job]:
+    """:func:`write_jobs` on the runtime's store, then announce them on its broker if ``publish``."""
+    jobs = await write_jobs(runtime.store, destination, action, count)
+    if publish:
         assert runtime.pubsub is not None
         await runtime.pubsub.publish(JOBS_TOPIC, encode(jobs))
     return jobs
