@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import orjson
@@ -282,7 +283,7 @@ async def test_plugin_routes_are_served_and_clashes_refused(tmp_path: Path, clie
 class Tracked(Source):
     """A source that records its init/shutdown calls, and can fail its init."""
 
-    log: list[str] = []
+    log: ClassVar[list[str]] = []
 
     def __init__(self, name: str, *, fail: bool = False) -> None:
         super().__init__(name, triggers=[HttpTrigger("in", f"/{name}")])

@@ -46,6 +46,7 @@ class SubscriptionRunner:
         self._failures = 0
         self._slots = asyncio.Semaphore(CONCURRENCY)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Join the group (retrying while the broker is down), then handle deliveries."""
@@ -57,6 +58,8 @@ class SubscriptionRunner:
                 self._tasks.add(task)
                 task.add_done_callback(self._done)
         finally:
+            for task in self._waiting:  # their deliveries go back to the group on close
+                task.cancel()
             if self._tasks:
                 _, late = await asyncio.wait(set(self._tasks), timeout=DRAIN_SECONDS)
                 for task in late:
@@ -106,6 +109,13 @@ class SubscriptionRunner:
         await delivery.ack()
 
     async def _nack(self, delivery: Delivery) -> None:
+        """Nack after a delay growing with consecutive failures (cancelled on shutdown)."""
         self._failures += 1
-        await asyncio.sleep(min(MAX_NACK_DELAY, 0.05 * 2.0 ** self._failures))
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
+        try:
+            await asyncio.sleep(min(MAX_NACK_DELAY, 0.05 * 2.0 ** self._failures))
+        finally:
+            self._waiting.discard(task)
         await delivery.nack()
