@@ -12,6 +12,7 @@ import pytest
 from core.testing.pubsub import PubSubSuite
 from core.testing.store import StoreSuite
 from core.testing.supervisor import SupervisorSuite
+from core.testing.wanderer import WandererSuite
 
 
 class TestSupervisor(SupervisorSuite):
@@ -42,3 +43,9 @@ class TestStoreCopying(StoreSuite):
     @pytest.fixture
     def adapter_options(self) -> dict[str, Any]:
         return {"copy_threshold": 1}
+
+
+class TestWanderer(WandererSuite):
+    @pytest.fixture
+    def adapter_url(self, pg_url: str) -> str:
+        return pg_url

@@ -105,7 +105,9 @@ class PostgresStore(SQLStore):
             for row in rows
         ]
         raw = await conn.get_raw_connection()
-        await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)
+        driver = raw.driver_connection  # the asyncpg connection, inside our transaction
+        assert driver is not None
+        await driver.copy_records_to_table(table.name, records=records, columns=columns)
 
     def is_unavailable(self, exc: BaseException) -> bool:
         if super().is_unavailable(exc):
