@@ -8,33 +8,58 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import ConfigError
 from hookspecs import AdapterRegistration, PubSub, Store, Supervisor, Wanderer, hookimpl
 
 SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
+
+#: The options each adapter takes. The four adapters share one ``[options.postgresql]``
+#: table: a flat key goes to every adapter that takes it, ``[options.postgresql.<kind>]``
+#: to that adapter alone.
+OPTIONS = {
+    "store": ("pool_size", "max_overflow", "copy_threshold", "commit_delay_ms", "max_batch", "purge_batch"),
+    "pubsub": ("ack_timeout", "prefetch", "poll_interval", "pool_size"),
+    "supervisor": ("node_ttl", "pool_size"),
+    "wanderer": ("pool_size",),
+}
+
+
+def options_for(kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The part of the shared ``[options.postgresql]`` table meant for the ``kind`` adapter."""
+    flat = {k: v for k, v in options.items() if k not in OPTIONS}
+    unknown = sorted(set(flat) - {name for names in OPTIONS.values() for name in names})
+    own = options.get(kind, {})
+    if not isinstance(own, dict):
+        raise ConfigError("configuration", f"options.postgresql.{kind}", own, "a table of options")
+    unknown += sorted(f"{kind}.{k}" for k in set(own) - set(OPTIONS[kind]))
+    if unknown:
+        allowed = "; ".join(f"{k}: {', '.join(names)}" for k, names in OPTIONS.items())
+        raise ConfigError("configuration", "options.postgresql", unknown, f"known options are {allowed}")
+    return {k: v for k, v in flat.items() if k in OPTIONS[kind]} | own
 
 
 def _store(url: str, options: dict[str, Any]) -> Store:
     from core_plugin_postgres.store import PostgresStore
 
-    return PostgresStore(url, **options)
+    return PostgresStore(url, **options_for("store", options))
 
 
 def _supervisor(url: str, options: dict[str, Any]) -> Supervisor:
     from core_plugin_postgres.supervisor import PostgresSupervisor
 
-    return PostgresSupervisor(url, **options)
+    return PostgresSupervisor(url, **options_for("supervisor", options))
 
 
 def _pubsub(url: str, options: dict[str, Any]) -> PubSub:
     from core_plugin_postgres.pubsub import PostgresPubSub
 
-    return PostgresPubSub(url, **options)
+    return PostgresPubSub(url, **options_for("pubsub", options))
 
 
 def _wanderer(url: str, options: dict[str, Any]) -> Wanderer:
     from core_plugin_postgres.wanderer import PostgresWanderer
 
-    return PostgresWanderer(url, **options)
+    return PostgresWanderer(url, **options_for("wanderer", options))
 
 
 @hookimpl
