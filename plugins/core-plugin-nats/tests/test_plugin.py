@@ -1,0 +1,98 @@
+"""The plugin's packaging and configuration: entry point, lazy SDK import, URL and options."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+from core.errors import ConfigError, PipelineError, PluginError
+from core.testing._base import create_adapter
+from hookspecs import Message, PubSubUnavailable
+
+from core_plugin_nats._options import NatsOptions
+from core_plugin_nats._pubsub import NatsPubSub
+
+
+def test_entry_point_names_the_light_plugin_module() -> None:
+    [entry] = [e for e in entry_points(group="core.plugins") if e.name == "nats"]
+    assert entry.value == "core_plugin_nats.plugin"
+
+
+def test_importing_the_plugin_module_does_not_import_nats_py() -> None:
+    code = (
+        "import sys, core_plugin_nats.plugin\n"
+        "loaded = [m for m in sys.modules if m == 'nats' or m.startswith('nats.')]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_url_is_served_by_the_installed_plugin() -> None:
+    adapter = create_adapter("pubsub", "nats://127.0.0.1:4222")
+    assert isinstance(adapter, NatsPubSub)
+    assert adapter.options.servers == ("nats://127.0.0.1:4222",)
+
+
+def test_options_come_from_the_table_and_the_url_query_wins() -> None:
+    options = NatsOptions.parse(
+        "nats+tls://h1:4222,h2:4222?prefix=shop.eu&batch=64",
+        {"prefix": "ignored", "max_deliveries": "3", "group_prefix": "staging-"},
+        environ={},
+    )
+    assert options.servers == ("tls://h1:4222", "tls://h2:4222")
+    assert (options.prefix, options.stream, options.batch, options.max_deliveries) == ("shop.eu", "SHOP_EU", 64, 3)
+    assert options.subject("orders.created") == "shop.eu.orders.created"
+    assert options.dead_letter_subject("orders.created") == "shop.eu.dead.orders.created"
+    assert options.durable("orders", "billing").startswith("staging-billing__orders_")
+
+
+def test_credentials_come_from_the_url_or_the_environment() -> None:
+    environ = {"CORE_NATS_USER": "env-user", "CORE_NATS_PASSWORD": "env-pw", "CORE_NATS_TOKEN": "tok"}
+    from_env = NatsOptions.parse("nats://127.0.0.1:4222", {}, environ=environ)
+    assert (from_env.user, from_env.password, from_env.token) == ("env-user", "env-pw", "tok")
+    from_url = NatsOptions.parse("nats://u%40x:p%3Aw@127.0.0.1:4222", {}, environ=environ)
+    assert (from_url.user, from_url.password) == ("u@x", "p:w")
+
+
+def test_group_and_topic_pairs_get_distinct_consumers() -> None:
+    options = NatsOptions.parse("nats://127.0.0.1", {}, environ={})
+    assert options.durable("a.b", "c") != options.durable("a", "b.c")
+
+
+@pytest.mark.parametrize(("key", "value"), [("batch", "0"), ("deliver", "latest"), ("prefix", "a b"), ("nope", "1")])
+def test_a_bad_option_is_refused_with_what_is_allowed(key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        NatsOptions.parse(f"nats://127.0.0.1?{key}={value}", {}, environ={})
+    assert key in str(caught.value) and "hint:" in str(caught.value)
+
+
+def test_a_bad_option_in_configuration_is_a_plugin_error_not_a_traceback() -> None:
+    with pytest.raises(PluginError, match="max_deliveries"):
+        create_adapter("pubsub", "nats://127.0.0.1:4222", {"max_deliveries": "many"})
+
+
+def test_a_topic_nats_cannot_carry_is_refused() -> None:
+    options = NatsOptions.parse("nats://127.0.0.1", {}, environ={})
+    with pytest.raises(PipelineError, match="cannot be a NATS subject"):
+        options.subject("orders *")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_open_raises_pubsub_unavailable_when_nothing_listens() -> None:
+    adapter = NatsPubSub.from_url(f"nats://127.0.0.1:{_free_port()}?connect_timeout=0.5&reconnect_wait=0.1", {})
+    with pytest.raises(PubSubUnavailable, match="cannot be reached"):
+        await adapter.open()
+    with pytest.raises(PubSubUnavailable):
+        await adapter.publish("orders", [Message(b"x")])
+    await adapter.close()
+    with pytest.raises(PubSubUnavailable, match="closed"):
+        await adapter.publish("orders", [Message(b"x")])
