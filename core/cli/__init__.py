@@ -8,7 +8,9 @@ from core import __version__
 from core.cli._common import Context
 from core.cli._group import PluginCommandGroup
 from core.cli.config import config
+from core.cli.events import events
 from core.cli.init import init
+from core.cli.jobs import jobs
 from core.cli.plugins import plugins
 from core.cli.start import start
 
@@ -29,3 +31,5 @@ main.add_command(plugins)
 main.add_command(config)
 main.add_command(start)
 main.add_command(init)
+main.add_command(events)
+main.add_command(jobs)

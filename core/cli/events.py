@@ -1,0 +1,78 @@
+"""``core events``: list stored events and show one with its jobs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from core.cli._common import Context, friendly, pass_context, table
+from core.cli._store import echo_json, parse_time, short, when, with_store
+from core.errors import CoreError
+from hookspecs.store import Event, Page, Store, WhereEvent
+
+
+@click.group("events")
+def events() -> None:
+    """Inspect stored events."""
+
+
+@events.command("list")
+@click.option("--source", "sources", multiple=True, help="Only events of this source (repeatable).")
+@click.option("--name", "names", multiple=True, help="Only events with this name (repeatable).")
+@click.option("--after", help="Received after: ISO 8601 time, or a duration ago (30m, 2h).")
+@click.option("--before", help="Received before: ISO 8601 time, or a duration ago.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Most events shown.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@pass_context
+@friendly
+def list_events(ctx: Context, sources: tuple[str, ...], names: tuple[str, ...], after: str | None,
+                before: str | None, limit: int, as_json: bool) -> None:
+    """List events, oldest first (use --after to see recent ones)."""
+    where = WhereEvent(
+        sources=sources, names=names, received_after=parse_time(after, "--after"),
+        received_before=parse_time(before, "--before"), page=Page(limit=limit),
+    )
+
+    async def find(store: Store) -> list[Event]:
+        return await store.find_events(where)
+
+    found = with_store(ctx, find)
+    if as_json:
+        echo_json(found)
+    elif not found:
+        click.echo("No events match.")
+    else:
+        rows = [(e.id, e.source, e.name, when(e.received_at), short(e.data)) for e in found]
+        click.echo(table(("ID", "SOURCE", "NAME", "RECEIVED", "DATA"), rows))
+
+
+@events.command("show")
+@click.argument("event_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@pass_context
+@friendly
+def show_event(ctx: Context, event_id: str, as_json: bool) -> None:
+    """Show one event: its fields, context, data and jobs."""
+
+    async def get(store: Store) -> Event | None:
+        return await store.get_event(event_id)
+
+    event = with_store(ctx, get)
+    if event is None:
+        raise CoreError(f"no event {event_id!r} in the store", hint="find ids with: core events list")
+    if as_json:
+        echo_json(event)
+        return
+    for field in dataclasses.fields(event):
+        if field.name != "jobs":
+            value = getattr(event, field.name)
+            click.echo(f"{field.name + ':':13} {when(value) if field.name.endswith('_at') else short(value, 200)}")
+    if not event.jobs:
+        click.echo("\nNo jobs (no flow matched, or every marshal skipped it).")
+        return
+    rows = [
+        (j.id, f"{j.destination}.{j.action}", j.status.value, str(j.attempt), when(j.due_at), j.parent_job_id or "-")
+        for j in event.jobs
+    ]
+    click.echo("\n" + table(("JOB", "ACTION", "STATUS", "ATTEMPT", "DUE", "PARENT"), rows))
