@@ -1,0 +1,121 @@
+"""Claims and lease recovery, run inside the writer's transaction.
+
+A claim costs a constant number of statements whatever its size: one ``SELECT`` of the due
+rows through the partial claim index (locked by the dialect's :data:`Lock`, e.g.
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already makes the
+transaction the only writer), one ``UPDATE`` of their ``job_state`` rows and one multi-row
+``INSERT`` of their ``executing`` transitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.sqlstore.rows import job_from_row
+from core.sqlstore.schema import CLAIMABLE_SQL, EXECUTING_SQL, NO_DUE_TIME, job_state, jobs, transitions
+from hookspecs import Claim, Job, Status, new_id
+
+#: Makes a claim's ``SELECT`` lock what it reads (identity where the transaction already does).
+Lock = Callable[[Select[Any]], Select[Any]]
+#: Bound parameters per ``IN (...)`` list: far below every database's limit.
+IN_CHUNK = 2000
+#: The error recorded for a job whose claim lease ran out.
+LEASE_EXPIRED = "claim lease expired: the scheduler holding it stopped or crashed"
+
+T = TypeVar("T")
+
+#: A job's row joined with its current state, as :func:`~core.sqlstore.rows.job_from_row` reads it.
+JOB_COLUMNS = (*jobs.c, job_state.c.status, job_state.c.attempt, job_state.c.due_at)
+JOBS_WITH_STATE = jobs.join(job_state, job_state.c.job_seq == jobs.c.seq)
+
+
+def chunked(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def due_for(destination: str, action: str, limit: int, now: datetime) -> Select[Any]:
+    """Due claimable jobs of one action, in claim order (due time, then age)."""
+    return (
+        select(*JOB_COLUMNS).select_from(JOBS_WITH_STATE)
+        .where(
+            job_state.c.destination == destination, job_state.c.action == action,
+            CLAIMABLE_SQL, job_state.c.ready_at <= now,
+        )
+        .order_by(job_state.c.ready_at, job_state.c.job_seq)
+        .limit(limit)
+    )
+
+
+def named(job_ids: Sequence[str], now: datetime) -> Select[Any]:
+    """The named jobs that are claimable and due, oldest first."""
+    return (
+        select(*JOB_COLUMNS).select_from(JOBS_WITH_STATE)
+        .where(jobs.c.id.in_(job_ids), CLAIMABLE_SQL, job_state.c.ready_at <= now)
+        .order_by(job_state.c.job_seq)
+    )
+
+
+async def claim(conn: AsyncConnection, query: Select[Any], claim: Claim, now: datetime) -> list[Job]:
+    """Move the jobs ``query`` selects to ``executing`` under ``claim``'s lease; return them."""
+    found = (await conn.execute(query)).all()
+    if not found:
+        return []
+    claimed = [job_from_row(row) for row in found]
+    expires = now + timedelta(seconds=claim.lease_seconds)
+    seqs = [row.seq for row in found]
+    for chunk in chunked(seqs):
+        await conn.execute(
+            update(job_state).where(job_state.c.job_seq.in_(chunk)).values(
+                status=Status.EXECUTING.value, attempt=job_state.c.attempt + 1, due_at=None,
+                ready_at=NO_DUE_TIME, lease_owner=claim.owner, lease_expires_at=expires,
+            )
+        )
+    rows = []
+    for seq, job in zip(seqs, claimed, strict=True):
+        rows.append({
+            "id": new_id(), "job_seq": seq, "job_id": job.id, "event_id": job.event_id,
+            "attempt": job.attempt + 1,
+            "state_before": job.status.value, "state_after": Status.EXECUTING.value, "error": None,
+            "due_at": None, "created_at": now, "lease_owner": claim.owner, "lease_expires_at": expires,
+        })
+        job.status, job.attempt, job.due_at = Status.EXECUTING, job.attempt + 1, None
+    await conn.execute(insert(transitions), rows)
+    return claimed
+
+
+async def recover(conn: AsyncConnection, lock: Lock, now: datetime) -> list[Job]:
+    """Record ``failed`` for executing jobs whose lease ran out (attempt unchanged); return them."""
+    query = (
+        select(*JOB_COLUMNS).select_from(JOBS_WITH_STATE)
+        .where(EXECUTING_SQL, job_state.c.lease_expires_at <= now)
+        .order_by(job_state.c.job_seq)
+    )
+    found = (await conn.execute(lock(query))).all()
+    if not found:
+        return []
+    expired = [job_from_row(row) for row in found]
+    seqs = [row.seq for row in found]
+    for chunk in chunked(seqs):
+        await conn.execute(
+            update(job_state).where(job_state.c.job_seq.in_(chunk)).values(
+                status=Status.FAILED.value, due_at=None, ready_at=NO_DUE_TIME,
+                lease_owner=None, lease_expires_at=None,
+            )
+        )
+    rows = []
+    for seq, job in zip(seqs, expired, strict=True):
+        rows.append({
+            "id": new_id(), "job_seq": seq, "job_id": job.id, "event_id": job.event_id, "attempt": job.attempt,
+            "state_before": Status.EXECUTING.value, "state_after": Status.FAILED.value,
+            "error": LEASE_EXPIRED, "due_at": None, "created_at": now,
+            "lease_owner": None, "lease_expires_at": None,
+        })
+        job.status, job.due_at = Status.FAILED, None
+    await conn.execute(insert(transitions), rows)
+    return expired

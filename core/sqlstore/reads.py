@@ -1,0 +1,97 @@
+"""Queries: find events and jobs by filter with keyset paging, get one with its details.
+
+Results are ordered by id (KSUIDs sort by creation time); ``page.after`` continues after the
+last id seen, which stays fast however deep the page (no ``OFFSET``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.sqlstore.claims import JOB_COLUMNS, JOBS_WITH_STATE
+from core.sqlstore.rows import event_from_row, job_from_row, transition_from_row
+from core.sqlstore.schema import events, job_state, jobs, transitions
+from hookspecs import Event, Job, Status, WhereEvent, WhereJob
+
+
+def _values(statuses: Any) -> list[str]:
+    return [Status(status).value for status in statuses]
+
+
+async def find_events(conn: AsyncConnection, where: WhereEvent) -> list[Event]:
+    if where.page.limit <= 0:
+        return []
+    clauses: list[ColumnElement[bool]] = []
+    if where.ids:
+        clauses.append(events.c.id.in_(list(where.ids)))
+    if where.sources:
+        clauses.append(events.c.source.in_(list(where.sources)))
+    if where.names:
+        clauses.append(events.c.name.in_(list(where.names)))
+    if where.received_after is not None:
+        clauses.append(events.c.received_at > where.received_after)
+    if where.received_before is not None:
+        clauses.append(events.c.received_at < where.received_before)
+    if where.page.after is not None:
+        clauses.append(events.c.id > where.page.after)
+    query = select(events).where(*clauses).order_by(events.c.id).limit(where.page.limit)
+    return [event_from_row(row) for row in (await conn.execute(query)).all()]
+
+
+async def find_jobs(conn: AsyncConnection, where: WhereJob) -> list[Job]:
+    if where.page.limit <= 0:
+        return []
+    source = JOBS_WITH_STATE
+    clauses: list[ColumnElement[bool]] = []
+    if where.sources or where.events_in:
+        source = source.join(events, events.c.id == jobs.c.event_id)
+        if where.sources:
+            clauses.append(events.c.source.in_(list(where.sources)))
+        if where.events_in:
+            clauses.append(events.c.name.in_(list(where.events_in)))
+    if where.ids:
+        clauses.append(jobs.c.id.in_(list(where.ids)))
+    if where.event_ids:
+        clauses.append(jobs.c.event_id.in_(list(where.event_ids)))
+    if where.destinations_in:
+        clauses.append(jobs.c.destination.in_(list(where.destinations_in)))
+    if where.actions_in:
+        clauses.append(jobs.c.action.in_(list(where.actions_in)))
+    if where.status_in:
+        clauses.append(job_state.c.status.in_(_values(where.status_in)))
+    if where.status_not_in:
+        clauses.append(job_state.c.status.not_in(_values(where.status_not_in)))
+    if where.max_attempts is not None:
+        clauses.append(job_state.c.attempt <= where.max_attempts)
+    if where.created_after is not None:
+        clauses.append(jobs.c.created_at > where.created_after)
+    if where.created_before is not None:
+        clauses.append(jobs.c.created_at < where.created_before)
+    if where.page.after is not None:
+        clauses.append(jobs.c.id > where.page.after)
+    query = select(*JOB_COLUMNS).select_from(source).where(*clauses).order_by(jobs.c.id).limit(where.page.limit)
+    return [job_from_row(row) for row in (await conn.execute(query)).all()]
+
+
+async def get_event(conn: AsyncConnection, event_id: str) -> Event | None:
+    row = (await conn.execute(select(events).where(events.c.id == event_id))).one_or_none()
+    if row is None:
+        return None
+    event = event_from_row(row)
+    query = select(*JOB_COLUMNS).select_from(JOBS_WITH_STATE).where(jobs.c.event_id == event_id).order_by(jobs.c.id)
+    event.jobs = [job_from_row(job) for job in (await conn.execute(query)).all()]
+    return event
+
+
+async def get_job(conn: AsyncConnection, job_id: str) -> Job | None:
+    query = select(*JOB_COLUMNS).select_from(JOBS_WITH_STATE).where(jobs.c.id == job_id)
+    row = (await conn.execute(query)).one_or_none()
+    if row is None:
+        return None
+    job = job_from_row(row)
+    history = select(transitions).where(transitions.c.job_seq == row.seq).order_by(transitions.c.seq)
+    job.transitions = [transition_from_row(t) for t in (await conn.execute(history)).all()]
+    return job

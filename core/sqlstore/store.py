@@ -1,0 +1,299 @@
+"""``SQLStore``: the :class:`~hookspecs.Store` protocol on SQLAlchemy Core's async engine.
+
+Dialect subclasses (:class:`~core.sqlstore.sqlite.SQLiteStore`, the PostgreSQL plugin's store)
+override the small hooks listed in :mod:`core.sqlstore`; everything else is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import Select, Table, bindparam, select, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from core.errors import ConfigError
+from core.sqlstore import claims, reads, upkeep
+from core.sqlstore.rows import UPDATE_PREFIX, event_row, new_jobs, state_update, transition_row
+from core.sqlstore.schema import INSERTS, SCHEMA_VERSION, events, job_state, jobs, metadata, transitions
+from core.sqlstore.versioning import Step, ensure_schema
+from core.sqlstore.writer import GroupWriter, Work, WriterStats, WriteSet
+from hookspecs import (
+    Claim,
+    Event,
+    Job,
+    Queue,
+    StoreUnavailable,
+    Transition,
+    WhereEvent,
+    WhereJob,
+)
+
+#: The async driver used for a plain URL scheme.
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+
+_STATE_UPDATE = (
+    update(job_state)
+    .where(job_state.c.job_seq == select(jobs.c.seq).where(jobs.c.id == bindparam(f"{UPDATE_PREFIX}job_ref"))
+           .scalar_subquery())
+    .values({
+        name: bindparam(f"{UPDATE_PREFIX}{name}") for name in ("status", "attempt", "due_at", "ready_at")
+    } | {"lease_owner": None, "lease_expires_at": None})
+)
+
+
+def async_url(url: str) -> URL:
+    """``url`` with the async driver of its scheme (``sqlite://`` → ``sqlite+aiosqlite://``)."""
+    parsed = make_url(url)
+    return parsed.set(drivername=ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
+
+
+class SQLStore:
+    """The shared SQL store. See :mod:`core.sqlstore` for its extension points.
+
+    :param url: a SQLAlchemy URL; a plain scheme gets its async driver (:data:`ASYNC_DRIVERS`).
+    :param commit_delay_ms: how long the writer waits for more writes to share a commit.
+    :param max_batch: rows above which the writer closes a shared transaction.
+    :param purge_batch: events deleted per transaction by :meth:`purge`.
+    """
+
+    #: The component name under which the schema version is recorded.
+    component: ClassVar[str] = "store"
+    #: Upgrade steps of the store's tables: ``schema_steps[n]`` takes version n to n + 1.
+    schema_steps: ClassVar[Mapping[int, Step]] = {}
+
+    def __init__(self, url: str, *, commit_delay_ms: float = 2.0, max_batch: int = 5000,
+                 purge_batch: int = 1000, **options: Any) -> None:
+        if options:
+            raise ConfigError(
+                f"options of the store {url!r}", ", ".join(sorted(options)), options,
+                "known options: commit_delay_ms, max_batch, purge_batch" + self.extra_options_hint(),
+            )
+        if commit_delay_ms < 0 or max_batch < 1 or purge_batch < 1:
+            raise ConfigError(
+                f"options of the store {url!r}", "commit_delay_ms/max_batch/purge_batch",
+                (commit_delay_ms, max_batch, purge_batch), "commit_delay_ms >= 0, max_batch >= 1, purge_batch >= 1",
+            )
+        self.url = url
+        self.purge_batch = purge_batch
+        self._engine: AsyncEngine | None = None
+        self._writer = GroupWriter(self._transaction, delay=commit_delay_ms / 1000, max_weight=max_batch)
+        #: Serialises every connection use when the database allows only one connection.
+        self._exclusive: asyncio.Lock | None = None
+
+    # -- extension points -------------------------------------------------------------------
+
+    def extra_options_hint(self) -> str:
+        """Text naming a subclass's own options, appended to the unknown-option error."""
+        return ""
+
+    def create_engine(self) -> AsyncEngine:
+        """Build the async engine (pool, connect-time settings). Subclasses add their pragmas."""
+        return create_async_engine(async_url(self.url))
+
+    async def prepare(self) -> None:
+        """Run before the schema is ensured (e.g. create the database file's directory)."""
+
+    async def begin_write(self, conn: AsyncConnection) -> None:
+        """Start the writer's transaction on ``conn`` (SQLite: ``BEGIN IMMEDIATE``)."""
+        await conn.begin()
+
+    def lock_claimed(self, query: Select[Any]) -> Select[Any]:
+        """Make a claim's ``SELECT`` lock its rows (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
+        return query
+
+    async def insert_rows(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Insert many rows in one statement (executemany); a dialect may use COPY instead.
+
+        Rows of ``transitions`` and ``job_state`` name their job by id as ``job_ref``; the
+        statement resolves it to ``job_seq`` (:data:`~core.sqlstore.schema.INSERTS`).
+        """
+        await conn.execute(INSERTS[table.name], rows)
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        """Does ``exc`` mean the database cannot be reached (rather than bad data or a bug)?"""
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        return isinstance(exc, OperationalError | InterfaceError | PoolTimeout | OSError | ConnectionError)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> WriterStats:
+        """What the group-commit writer did (transactions, calls, retried batches)."""
+        return self._writer.stats
+
+    async def open(self) -> None:
+        if self._engine is not None:
+            return
+        await self.prepare()
+        self._engine = self.create_engine()
+        try:
+            async with self._writing() as conn:
+                await ensure_schema(
+                    conn, self.component, list(metadata.sorted_tables), SCHEMA_VERSION, self.schema_steps,
+                )
+                await conn.commit()
+        except BaseException:
+            await self._engine.dispose()
+            self._engine = None
+            raise
+        self._writer.start()
+
+    async def close(self) -> None:
+        await self._writer.stop()
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        if self._engine is None:
+            raise StoreUnavailable(f"the store {self.url} is closed (or was never opened)")
+        async with contextlib.AsyncExitStack() as stack:
+            if self._exclusive is not None:
+                await stack.enter_async_context(self._exclusive)
+            try:
+                yield await stack.enter_async_context(self._engine.connect())
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                if self.is_unavailable(exc):
+                    raise StoreUnavailable(f"the store {self.url} is unavailable: {exc}") from exc
+                raise
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a write transaction; the caller commits, an error rolls back."""
+        async with self._connection() as conn:
+            await self.begin_write(conn)
+            yield conn
+
+    # -- the writer's transaction -----------------------------------------------------------
+
+    async def _transaction(self, batch: list[Work]) -> list[Any]:
+        async with self._writing() as conn:
+            merged = WriteSet()
+            for work in batch:
+                if isinstance(work, WriteSet):
+                    merged.extend(work)
+            await self._apply(conn, merged)
+            results = [None if isinstance(work, WriteSet) else await work(conn) for work in batch]
+            await conn.commit()
+        return results
+
+    async def _apply(self, conn: AsyncConnection, rows: WriteSet) -> None:
+        for table, values in ((events, rows.events), (jobs, rows.jobs), (transitions, rows.transitions),
+                              (job_state, rows.states)):
+            if values:
+                await self.insert_rows(conn, table, values)
+        if rows.state_updates:
+            result = await conn.execute(_STATE_UPDATE, rows.state_updates)
+            if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(rows.state_updates):
+                raise LookupError("a transition names a job that is not in the store")
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def insert_queue(self, queue: Queue) -> None:
+        """Store events, their jobs and each job's first transition in one transaction.
+
+        Each job's first transition records the job's own ``status`` (the gateway sets
+        ``acknowledged``), its ``attempt`` and ``due_at``, with no state before. An event
+        without ``ingested_at`` gets the time of the call. Concurrent calls share commits.
+        """
+        now = datetime.now(UTC)
+        rows = WriteSet()
+        for event in queue.events:
+            for job in event.jobs:
+                if job.event_id != event.id:
+                    raise ValueError(f"job {job.id} names event {job.event_id} but is queued under {event.id}")
+            rows.events.append(event_row(event, now))
+            new_jobs(event.jobs, rows)
+        if rows.weight:
+            await self._writer.submit(rows)
+
+    async def add_jobs(self, jobs: Sequence[Job]) -> None:
+        """Store follow-up jobs of stored events, each with a first transition as in insert_queue."""
+        rows = WriteSet()
+        new_jobs(jobs, rows)
+        if rows.weight:
+            await self._writer.submit(rows)
+
+    async def add_transitions(self, transitions: Sequence[Transition]) -> None:
+        """Append transitions; each becomes its job's state (status, attempt, due_at; lease cleared)."""
+        if transitions:
+            await self._writer.submit(WriteSet(
+                transitions=[transition_row(t) for t in transitions],
+                state_updates=[state_update(t) for t in transitions],
+            ))
+
+    async def claim(
+        self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime
+    ) -> list[Job]:
+        """Move up to ``limit`` due jobs of an action to ``executing`` (due time first, then oldest)."""
+        if limit <= 0:
+            return []
+        query = self.lock_claimed(claims.due_for(destination, action, limit, now))
+        result: list[Job] = await self._writer.submit(lambda conn: claims.claim(conn, query, claim, now))
+        return result
+
+    async def claim_ids(self, claim: Claim, job_ids: Sequence[str], *, now: datetime) -> list[Job]:
+        """Claim the named jobs that are claimable and due; skip the others."""
+        ids = list(dict.fromkeys(job_ids))
+
+        async def run(conn: AsyncConnection) -> list[Job]:
+            claimed: list[Job] = []
+            for chunk in claims.chunked(ids):
+                claimed += await claims.claim(conn, self.lock_claimed(claims.named(chunk, now)), claim, now)
+            return claimed
+
+        if not ids:
+            return []
+        result: list[Job] = await self._writer.submit(run)
+        return result
+
+    async def recover(self, *, now: datetime) -> list[Job]:
+        """Record ``failed`` for executing jobs whose lease expired; return them."""
+        result: list[Job] = await self._writer.submit(lambda conn: claims.recover(conn, self.lock_claimed, now))
+        return result
+
+    async def purge(self, *, before: datetime) -> int:
+        """Delete events received before ``before`` whose jobs are all final; return how many.
+
+        Works one chunk of ``purge_batch`` events per transaction, so writes go on meanwhile.
+        """
+        total = 0
+        while True:
+            count: int = await self._writer.submit(lambda conn: upkeep.purge_chunk(conn, before, self.purge_batch))
+            total += count
+            if count < self.purge_batch:
+                return total
+
+    async def rebuild_state(self) -> int:
+        """Recompute the ``job_state`` summary from the history; return the number of jobs."""
+        count: int = await self._writer.submit(upkeep.rebuild_state)
+        return count
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def find_events(self, where: WhereEvent) -> list[Event]:
+        async with self._connection() as conn:
+            return await reads.find_events(conn, where)
+
+    async def find_jobs(self, where: WhereJob) -> list[Job]:
+        async with self._connection() as conn:
+            return await reads.find_jobs(conn, where)
+
+    async def get_event(self, event_id: str) -> Event | None:
+        async with self._connection() as conn:
+            return await reads.get_event(conn, event_id)
+
+    async def get_job(self, job_id: str) -> Job | None:
+        async with self._connection() as conn:
+            return await reads.get_job(conn, job_id)
