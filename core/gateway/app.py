@@ -1,6 +1,10 @@
 """The gateway's web application: one route per HTTP trigger, ``GET /_health``, and the
 routes plugins add through ``core_gateway_routes``. Two routes that would answer the same
 method on the same path stop start-up with an error naming both owners.
+
+Triggers on a fixed path (no ``{param}``) are the ingest hot path: :class:`Dispatch` hands
+their requests straight to the endpoint by a dict lookup, skipping Starlette's middleware
+and route matching; every other request goes through the Starlette application.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.errors import PipelineError
-from core.gateway.http import TriggerEndpoint
+from core.gateway.http import Receive, Scope, Send, TriggerEndpoint
 from core.gateway.ingest import Ingestor
 from core.plugins import collect
 from core.plugins._collect import describe
@@ -62,14 +66,33 @@ def _check_clashes(owned: list[tuple[str, BaseRoute]]) -> None:
         seen.setdefault(path, []).append((owner, methods))
 
 
-def build_app(runtime: Runtime, ingestor: Ingestor) -> Starlette:
-    """The Starlette application of one gateway."""
+class Dispatch:
+    """The ASGI entry point: fixed-path triggers by lookup, the rest to Starlette."""
+
+    def __init__(self, app: Starlette, direct: dict[tuple[str, str], TriggerEndpoint]) -> None:
+        self.app = app
+        self.direct = direct
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            endpoint = self.direct.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_app(runtime: Runtime, ingestor: Ingestor) -> Dispatch:
+    """The web application of one gateway."""
     max_body = int(runtime.settings["gateway.max_body_bytes"])
     owned: list[tuple[str, BaseRoute]] = [("the gateway's health check", health_route(runtime))]
+    direct: dict[tuple[str, str], TriggerEndpoint] = {}
     for source, trigger in runtime.pipeline.triggers():
         if isinstance(trigger, HttpTrigger):
             endpoint = TriggerEndpoint(ingestor, source.name, trigger, max_body)
             owned.append((endpoint.where, Route(trigger.path, endpoint, methods=list(trigger.methods))))
+            if "{" not in trigger.path:
+                direct.update(((method, trigger.path), endpoint) for method in trigger.methods)
 
     def broken(plugin: str, exc: BaseException) -> None:
         raise PipelineError(f"plugin {plugin!r}: core_gateway_routes failed: {describe(exc)}")
@@ -77,4 +100,4 @@ def build_app(runtime: Runtime, ingestor: Ingestor) -> Starlette:
     extra: list[tuple[str, Any]] = collect(runtime.host.pm, "core_gateway_routes", broken)
     owned.extend((f"plugin {plugin!r}", route) for plugin, route in extra)
     _check_clashes(owned)
-    return Starlette(routes=[route for _, route in owned])
+    return Dispatch(Starlette(routes=[route for _, route in owned]), direct)

@@ -114,7 +114,7 @@ class Gateway:
         self.url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
         config = uvicorn.Config(
             self.app, lifespan="on", log_level="warning", access_log=False,
-            timeout_graceful_shutdown=GRACEFUL_SECONDS, server_header=False,
+            timeout_graceful_shutdown=GRACEFUL_SECONDS, server_header=False, proxy_headers=False,
         )
         self._server = server = _Server(config)
         self._serving = asyncio.create_task(server.serve(sockets=[sock]))
