@@ -94,10 +94,12 @@ class PostgresStore(SQLStore):
             await conn.commit()
 
     async def insert_rows(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
-        if len(rows) < self.copy_threshold:
+        columns = list(rows[0])
+        if len(rows) < self.copy_threshold or not all(name in table.c for name in columns):
+            # Small batches, or rows whose values the base computes in SQL (a key looked up
+            # by a subquery), go through the base's multi-row INSERT.
             await super().insert_rows(conn, table, rows)
             return
-        columns = list(rows[0])
         dialect = conn.dialect
         binders = [_binder(table, name, dialect) for name in columns]
         records = [

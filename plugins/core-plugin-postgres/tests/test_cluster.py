@@ -1,0 +1,138 @@
+"""Two gateways and two schedulers on one PostgreSQL database, as real processes.
+
+Events are posted over HTTP to both gateways; then every job's transition log is checked:
+each job ends ``succeeded``, no job was executing twice at the same time (its transitions
+alternate between ``executing`` and an outcome, and its loads never overlap), none is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core_plugin_postgres.store import PostgresStore
+from hookspecs import Page, Status, WhereJob
+
+HERE = Path(__file__).parent
+EVENTS = 400  # 100 single-event requests and 3 batches of 100
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def cluster(pg_url: str, tmp_path: Path) -> Iterator[list[int]]:
+    """Start 2 gateways and 2 schedulers; yield the gateways' ports; SIGTERM them after."""
+    env = {**os.environ, "CORE_STORE": pg_url, "CORE_PUBSUB": pg_url, "CORE_SUPERVISOR": pg_url,
+           "CORE_WANDERER": pg_url, "CORE_APP": str(HERE / "cluster" / "pipeline.py"),
+           "CLUSTER_LOG_DIR": str(tmp_path), "CORE_SCHEDULER_POLL_SECONDS": "0.2"}
+    ports = [free_port(), free_port()]
+    commands = [["gateway", "--port", str(port)] for port in ports] + [["scheduler"], ["scheduler"]]
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "core", "start", *command], env=env, cwd=tmp_path,
+                         stdout=(tmp_path / f"out{i}.txt").open("w"), stderr=subprocess.STDOUT)
+        for i, command in enumerate(commands)
+    ]
+    try:
+        yield ports
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for i in range(len(procs)):
+            sys.stderr.write((tmp_path / f"out{i}.txt").read_text()[-3000:])
+
+
+@pytest.fixture
+async def store(pg_url: str) -> AsyncIterator[PostgresStore]:
+    adapter = PostgresStore(pg_url)
+    await adapter.open()
+    yield adapter
+    await adapter.close()
+
+
+async def wait_healthy(client: httpx.AsyncClient, port: int) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        try:
+            if (await client.get(f"http://127.0.0.1:{port}/_health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert asyncio.get_running_loop().time() < deadline, f"gateway on {port} never became healthy"
+        await asyncio.sleep(0.1)
+
+
+async def all_jobs(store: PostgresStore) -> list[str]:
+    ids: list[str] = []
+    after: str | None = None
+    while True:
+        page = await store.find_jobs(WhereJob(page=Page(limit=1000, after=after)))
+        if not page:
+            return ids
+        ids += [job.id for job in page if job.status is not Status.SUCCEEDED]
+        after = page[-1].id
+
+
+async def test_two_gateways_two_schedulers(cluster: list[int], store: PostgresStore, tmp_path: Path) -> None:
+    accepted: list[str] = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        for port in cluster:
+            await wait_healthy(client, port)
+
+        async def post(i: int, body: dict[str, object]) -> None:
+            response = await client.post(f"http://127.0.0.1:{cluster[i % 2]}/orders", json=body)
+            assert response.status_code == 202, response.text
+            accepted.append(response.text)
+
+        singles = [post(i, {"data": {"n": i}}) for i in range(100)]
+        batches = [post(i, {"events": [{"data": {"n": i, "k": k}} for k in range(100)]}) for i in range(3)]
+        await asyncio.gather(*singles, *batches)
+
+    jobs = await store.find_jobs(WhereJob(page=Page(limit=10_000)))
+    assert len(jobs) == 2 * EVENTS  # every accepted event has its two jobs: none lost
+    deadline = asyncio.get_running_loop().time() + 90
+    while pending := await all_jobs(store):
+        assert asyncio.get_running_loop().time() < deadline, f"{len(pending)} jobs never succeeded"
+        await asyncio.sleep(0.5)
+
+    for job in jobs:
+        full = await store.get_job(job.id)
+        assert full is not None
+        states = [t.state_after for t in full.transitions]
+        assert states[0] is Status.ACKNOWLEDGED and states[-1] is Status.SUCCEEDED, states
+        for before, after in zip(full.transitions, full.transitions[1:], strict=False):
+            assert after.state_before == before.state_after, states  # one writer at a time
+            if after.state_after is Status.EXECUTING:
+                assert before.state_after is not Status.EXECUTING, states
+
+    loads: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for log in tmp_path.glob("*.log"):
+        for line in log.read_text().splitlines():
+            job_id, _pid, start, end = line.split()
+            loads[job_id].append((float(start), float(end)))
+    assert set(loads) == {job.id for job in jobs}
+    for spans in loads.values():
+        spans.sort()
+        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+            assert start >= end, "a job was loaded twice at the same time"
