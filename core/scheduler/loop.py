@@ -27,7 +27,7 @@ from core.runtime import Runtime
 from core.scheduler.runner import Runner
 from core.timing import Interval, parse_interval
 from hookspecs.destination import Action, Destination
-from hookspecs.store import Claim
+from hookspecs.store import Claim, Job
 from hookspecs.supervisor import Lease
 
 log = logging.getLogger("core.scheduler")
@@ -103,22 +103,30 @@ class ActionLoop:
                 return 0
         loaded = 0
         try:
-            while not self.stopping.is_set():
-                jobs = await self.runtime.store.claim(
-                    self.claim, destination=self.destination.name, action=self.action.name,
-                    limit=self.batch_size, now=datetime.now(UTC),
-                )
-                if jobs:
-                    await self.runner.run(self.destination, self.action, jobs, retry_from=tick)
-                    loaded += len(jobs)
-                if len(jobs) < self.batch_size:
-                    break
-                if supervisor is not None and lease is not None:
+            jobs = await self._claim()
+            while jobs:
+                # Claim the next batch while this one loads: the claim and this batch's
+                # transitions then share the store's commits. Stopping still loads (or
+                # releases) what was claimed.
+                more = len(jobs) == self.batch_size and not self.stopping.is_set()
+                if more and supervisor is not None and lease is not None:
                     lease = await supervisor.renew(lease, ttl=self.claim.lease_seconds)
                     if lease is None:
                         log.warning("%s: lost the lease mid-pass; another node continues", self.name)
-                        break
+                        more = False
+                following = asyncio.ensure_future(self._claim()) if more else None
+                try:
+                    await self.runner.run(self.destination, self.action, jobs, retry_from=tick)
+                finally:
+                    loaded += len(jobs)
+                    jobs = await following if following is not None else []
         finally:
             if supervisor is not None and lease is not None:
                 await supervisor.release(lease)
         return loaded
+
+    async def _claim(self) -> list[Job]:
+        return await self.runtime.store.claim(
+            self.claim, destination=self.destination.name, action=self.action.name,
+            limit=self.batch_size, now=datetime.now(UTC),
+        )

@@ -6,8 +6,10 @@ by id, loaded, their transitions recorded, and only then is the message acknowle
 least once. Jobs already claimed or finished (another scheduler, the poll, a duplicate
 message) are skipped by the claim, so such a message is simply acknowledged.
 
-Messages of one action that arrive while a load of that action runs are merged into the next
-load (up to ``scheduler.batch_size`` jobs): under load, realtime delivery batches by itself.
+Messages of one action are merged into one load (up to ``scheduler.batch_size`` jobs) when
+they wait, and up to :data:`LOADS_PER_ACTION` loads of one action run at once, so a new
+message never waits for a whole previous load: under load, delivery batches by itself and the
+store's group commit shares the claims and transitions of concurrent loads.
 A message that cannot be read, or names an action this scheduler does not have, is
 acknowledged with a warning: its jobs are in the store, where a poll finds them.
 """
@@ -31,6 +33,8 @@ log = logging.getLogger("core.scheduler")
 GROUP = "core.scheduler"
 #: Seconds between attempts to (re)join the topic while the broker is unavailable.
 RESUBSCRIBE_SECONDS = 2.0
+#: Most loads of one action running at once for realtime messages.
+LOADS_PER_ACTION = 4
 
 
 @dataclass(slots=True)
@@ -53,7 +57,7 @@ class RealtimeConsumer:
         self.batch_size = batch_size
         self.claim = Claim(owner=runtime.node_id, lease_seconds=lease_seconds)
         self._pending: dict[tuple[str, str], deque[_Pending]] = {}
-        self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._workers: dict[tuple[str, str], set[asyncio.Task[None]]] = {}
         self._subscription: Subscription | None = None
 
     async def run(self) -> None:
@@ -82,8 +86,9 @@ class RealtimeConsumer:
         for queue in self._pending.values():
             while queue:
                 await queue.popleft().delivery.nack()
-        if self._workers:
-            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        running = [task for tasks in self._workers.values() for task in tasks]
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def _leave(self) -> None:
         subscription, self._subscription = self._subscription, None
@@ -103,14 +108,17 @@ class RealtimeConsumer:
             return
         key = (ready.destination, ready.action)
         self._pending.setdefault(key, deque()).append(_Pending(delivery, ready))
-        if key not in self._workers:
-            self._workers[key] = asyncio.create_task(self._work(key), name=f"realtime {key[0]}.{key[1]}")
+        workers = self._workers.setdefault(key, set())
+        if len(workers) < LOADS_PER_ACTION:
+            task = asyncio.create_task(self._work(key), name=f"realtime {key[0]}.{key[1]}")
+            workers.add(task)
 
     async def _work(self, key: tuple[str, str]) -> None:
         """Load the pending messages of one action, merged, until none is left."""
         destination, action = self.runtime.pipeline.action(f"{key[0]}.{key[1]}")
         queue = self._pending[key]
         try:
+            await asyncio.sleep(0)  # let the messages already received join this load
             while queue and not self.stopping.is_set():
                 taken = [queue.popleft()]
                 count = len(taken[0].ready.job_ids)
@@ -130,5 +138,9 @@ class RealtimeConsumer:
                     continue
                 for pending in taken:
                     await pending.delivery.ack()
-        finally:
-            del self._workers[key]
+        except Exception:
+            log.exception("realtime worker of %s.%s failed", *key)
+        finally:  # at once, not in a done callback: a message arriving now must start a worker
+            task = asyncio.current_task()
+            if task is not None:
+                self._workers[key].discard(task)

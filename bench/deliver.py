@@ -1,0 +1,199 @@
+"""Delivery benchmark of the scheduler on the built-in SQLite store (prints figures, asserts nothing).
+
+1. Backlog: fill the store with N jobs (default 100,000) of a no-op batch action, start the
+   scheduler, and time until every job is ``succeeded`` (jobs/s).
+2. Realtime latency: ingest single-event commits at a steady rate (default 1,000 events/s) on
+   the in-memory broker, as the gateway does (commit, then publish), and measure the time from
+   the ``insert_queue`` commit to the start of the ``load`` that receives the job (p50, p99).
+
+    python bench/deliver.py [--jobs 100000] [--rate 1000] [--seconds 5] [--batch-size 500]
+
+Gateway and scheduler share one process and one event loop, as ``core start`` runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.config import load_settings
+from core.realtime import encode
+from core.runtime import Runtime
+from core.scheduler import run_scheduler
+from hookspecs import (
+    JOBS_TOPIC,
+    Action,
+    Destination,
+    Event,
+    Job,
+    Page,
+    Queue,
+    Schedule,
+    Status,
+    Toolkit,
+    WhereJob,
+    hookimpl,
+    new_id,
+)
+
+
+class Noop(Action):
+    """A batch action that loads nothing: what is measured is the scheduler and the store."""
+
+    name = "noop"
+    schedule = Schedule(interval="@every 1h")
+
+    def __init__(self) -> None:
+        self.loaded = 0
+
+    async def load(self, toolkit: Toolkit, queue: Queue) -> None:
+        self.loaded += len(queue)
+
+
+class Realtime(Action):
+    """A realtime action noting when each job reached ``load``."""
+
+    name = "rt"
+    schedule = Schedule(realtime=True)
+
+    def __init__(self) -> None:
+        self.reached: dict[str, float] = {}
+
+    async def load(self, toolkit: Toolkit, queue: Queue) -> None:
+        now = time.perf_counter()
+        for job in queue.jobs:
+            self.reached[job.id] = now
+
+
+@hookimpl
+def core_register_destinations() -> list[Destination]:
+    return [Destination("bench", [Noop(), Realtime()])]
+
+
+async def open_runtime(directory: Path, batch_size: int) -> Runtime:
+    settings = load_settings(cwd=directory, environ={}, overrides={
+        "app": str(Path(__file__).resolve()),
+        "store": f"sqlite:///{directory / 'bench.db'}",
+        "pubsub": "memory://bench",
+        "supervisor": "local://bench",
+        "wanderer": "",
+        "scheduler.batch_size": batch_size,
+        "scheduler.poll_seconds": 5.0,
+    })
+    return await Runtime.open(settings, services=["scheduler"], no_plugins=True)
+
+
+def queue_of(count: int, action: str) -> Queue:
+    now = datetime.now(UTC)
+    events = []
+    for n in range(count):
+        event_id = new_id()
+        job = Job(id=new_id(), destination="bench", action=action, event_id=event_id,
+                  context={}, data={"n": n}, created_at=now)
+        events.append(Event(id=event_id, source="bench", name="tick", context={}, data={"n": n},
+                            received_at=now, jobs=[job]))
+    return Queue(events=events)
+
+
+async def backlog(directory: Path, jobs: int, batch_size: int) -> None:
+    runtime = await open_runtime(directory, batch_size)
+    try:
+        started = time.perf_counter()
+        for offset in range(0, jobs, 5000):
+            await runtime.store.insert_queue(queue_of(min(5000, jobs - offset), "noop"))
+        print(f"filled {jobs:,} jobs in {time.perf_counter() - started:.1f}s")
+        # The app is this file imported again under another name: its Noop is not our class.
+        noop: Any = runtime.pipeline.destinations["bench"].actions["noop"]
+        stop = asyncio.Event()
+        started = time.perf_counter()
+        task = asyncio.create_task(run_scheduler(runtime, stop))
+        while noop.loaded < jobs:
+            await asyncio.sleep(0.01)
+        left = WhereJob(actions_in=["noop"], status_not_in=[Status.SUCCEEDED], page=Page(limit=1))
+        while await runtime.store.find_jobs(left):
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await task
+        print(f"delivered {jobs:,} jobs in {elapsed:.2f}s: {jobs / elapsed:,.0f} jobs/s "
+              f"(batch_size {batch_size}, {os.cpu_count()} cores)")
+    finally:
+        await runtime.close()
+
+
+async def latency(directory: Path, rate: int, seconds: float) -> None:
+    runtime = await open_runtime(directory, 500)
+    try:
+        realtime: Any = runtime.pipeline.destinations["bench"].actions["rt"]
+        assert runtime.pubsub is not None
+        pubsub = runtime.pubsub
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_scheduler(runtime, stop))
+        await asyncio.sleep(0.5)  # the consumer joins the group
+        committed: dict[str, float] = {}
+
+        async def ingest_one() -> None:
+            queue = queue_of(1, "rt")
+            await runtime.store.insert_queue(queue)
+            committed[queue.events[0].jobs[0].id] = time.perf_counter()
+            await pubsub.publish(JOBS_TOPIC, encode(queue.jobs))
+
+        total = int(rate * seconds)
+        tick = 0.01
+        per_tick = max(1, int(rate * tick))
+        pending: set[asyncio.Task[None]] = set()
+        begin = time.perf_counter()
+        for n in range(0, total, per_tick):
+            for _ in range(min(per_tick, total - n)):
+                t = asyncio.create_task(ingest_one())
+                pending.add(t)
+                t.add_done_callback(pending.discard)
+            await asyncio.sleep(max(0.0, begin + (n + per_tick) / rate - time.perf_counter()))
+        sent_for = time.perf_counter() - begin
+        deadline = time.perf_counter() + 30
+        while len(realtime.reached) < total and time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+        waits = sorted((realtime.reached[i] - t) * 1000 for i, t in committed.items() if i in realtime.reached)
+        p99 = waits[min(len(waits) - 1, int(len(waits) * 0.99))]
+        print(f"realtime: {len(waits):,}/{total:,} jobs at {total / sent_for:,.0f} events/s; commit -> load "
+              f"p50 {statistics.median(waits):.1f} ms, p99 {p99:.1f} ms, max {waits[-1]:.1f} ms")
+    finally:
+        await runtime.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--skip", choices=["backlog", "latency"], default=None)
+    args = parser.parse_args(argv)
+    loop_factory: Any = None
+    try:  # the event loop ``core start`` uses when it is installed
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        pass
+    with tempfile.TemporaryDirectory(prefix="core-bench-") as tmp:
+        if args.skip != "backlog":
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                runner.run(backlog(Path(tmp) / "backlog", args.jobs, args.batch_size))
+        if args.skip != "latency":
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                runner.run(latency(Path(tmp) / "latency", args.rate, args.seconds))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
