@@ -9,6 +9,7 @@ from core.cli._common import Context
 from core.cli._group import PluginCommandGroup
 from core.cli.config import config
 from core.cli.events import events
+from core.cli.generate import generate_group
 from core.cli.init import init
 from core.cli.jobs import jobs
 from core.cli.plugins import plugins
@@ -31,5 +32,6 @@ main.add_command(plugins)
 main.add_command(config)
 main.add_command(start)
 main.add_command(init)
+main.add_command(generate_group)
 main.add_command(events)
 main.add_command(jobs)
