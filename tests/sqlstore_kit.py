@@ -1,0 +1,39 @@
+"""Helpers of the SQL store tests: a store on a temporary SQLite file, raw reads of its tables."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from core.sqlstore.sqlite import SQLiteStore
+from core.testing.data import make_event, make_transition
+from hookspecs import Event, Job, Queue, Status
+
+
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'state' / 'core.db'}"
+
+
+def rows(path: Path, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+    """Read the database file directly (another connection, as another process would)."""
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql, tuple(params)).fetchall()
+
+
+def db_path(store: SQLiteStore) -> Path:
+    assert store.path is not None
+    return store.path
+
+
+async def insert(store: SQLiteStore, count: int, *, destination: str = "crm", action: str = "identify",
+                 source: str = "shop", name: str = "order", **fields: Any) -> list[Event]:
+    events = [make_event(source=source, name=name, actions=[(destination, action)], **fields)
+              for _ in range(count)]
+    await store.insert_queue(Queue(events=events))
+    return events
+
+
+async def finish(store: SQLiteStore, jobs: Iterable[Job], status: Status = Status.SUCCEEDED) -> None:
+    await store.add_transitions([make_transition(job, status) for job in jobs])
