@@ -110,8 +110,11 @@ class AdapterSuite(CapabilitySuite):
     """Base of the adapter suites; ``kind`` is the adapter kind under test.
 
     ``capabilities = None`` (the default) takes those the adapter's registration declares,
-    found from ``adapter_url``.
+    found from ``adapter_url``. Its tests are marked ``asyncio``, so they also run where
+    pytest-asyncio is in strict mode.
     """
+
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
 
     @pytest.fixture
     def adapter_options(self) -> dict[str, Any]:

@@ -135,6 +135,7 @@ class SourceSuite(CapabilitySuite):
                 orjson.dumps([(d.data, d.context) for d in drafts])
 
     @requires("lifecycle")
+    @pytest.mark.asyncio
     async def test_init_and_shutdown_run(self, source: Source, toolkit: Toolkit) -> None:
         await source.init(toolkit)
         for trigger in source.triggers.values():
@@ -177,6 +178,7 @@ class DestinationSuite(CapabilitySuite):
             check_schedule(f"action {destination.name}.{name}", destination.schedule_of(name))
             check_migrations(f"action {destination.name}.{name}", action.migrations)
 
+    @pytest.mark.asyncio
     async def test_marshal_returns_a_payload_or_none(
         self, destination: Destination, sample_event: Event, toolkit: Toolkit
     ) -> None:
@@ -189,6 +191,7 @@ class DestinationSuite(CapabilitySuite):
                 orjson.dumps((payload.data, payload.context))
 
     @requires("load")
+    @pytest.mark.asyncio
     async def test_load_reports_on_the_queue(
         self, destination: Destination, sample_event: Event, toolkit: Toolkit
     ) -> None:
@@ -205,6 +208,7 @@ class DestinationSuite(CapabilitySuite):
             check_load_result(f"{destination.name}.{name}", result, queue, destination)
 
     @requires("lifecycle")
+    @pytest.mark.asyncio
     async def test_init_and_shutdown_run(self, destination: Destination, toolkit: Toolkit) -> None:
         await destination.init(toolkit)
         for action in destination.actions.values():
