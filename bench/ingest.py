@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -99,7 +100,9 @@ async def _load(url: str, per_request: int, duration: float, connections: int) -
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000 if latencies else 0.0
 
     accepted = statuses.get(202, 0)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
+        "client_cpu": (usage.ru_utime + usage.ru_stime) / elapsed,
         "requests": len(latencies), "seconds": elapsed, "statuses": statuses,
         "events_per_s": accepted * per_request / elapsed, "requests_per_s": len(latencies) / elapsed,
         "accepted_events": accepted * per_request,
@@ -181,7 +184,8 @@ def main() -> None:
                       f"  latency ms p50 {result['p50']:.1f}  p90 {result['p90']:.1f}  p99 {result['p99']:.1f}"
                       f"  max {result['max']:.1f}  statuses {result['statuses']}")
                 print(f"{'':>17}  gateway CPU {cpu / float(result['seconds']):.0%} of a core"  # type: ignore[arg-type]
-                      f", {cpu / max(events, 1) * 1e6:.0f} µs per event")
+                      f", {cpu / max(events, 1) * 1e6:.0f} µs per event; load generator CPU "
+                      f"{float(result['client_cpu']):.0%} of a core")  # type: ignore[arg-type]
         finally:
             gateway.send_signal(signal.SIGTERM)
             gateway.wait(60)
