@@ -1,0 +1,181 @@
+"""A consumer-group membership on RabbitMQ: a consumer on the group's quorum queue.
+
+Each member has its own channel with ``prefetch`` unacknowledged messages at most, so the
+members of a group share its queue. Settlement is the caller's: ``ack`` is ``basic.ack``,
+``nack`` is ``basic.nack`` with requeue, and what a member holds when its channel closes (it
+left, or its process died) goes back to the queue. The queue counts deliveries (quorum
+queues' ``x-delivery-count``) and, past ``max_deliveries``, dead-letters the message to topic
+``dead.<topic>`` through the same exchange; the queue of group ``dead-letters`` on that topic
+is declared with the first subscription, so dead letters are kept from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from hookspecs import Message
+
+from core_plugin_rabbitmq._options import DEAD_LETTER_GROUP, DEAD_LETTER_PREFIX, RabbitOptions
+
+log = logging.getLogger("core.pubsub.rabbitmq")
+
+#: The header carrying :attr:`Message.key`.
+KEY_HEADER = "Core-Key"
+#: Attributes of a dead letter, read from the broker's ``x-death`` header.
+DEAD_TOPIC, DEAD_GROUP, DEAD_REASON = "Core-Dead-Topic", "Core-Dead-Group", "Core-Dead-Reason"
+#: Headers the broker adds (delivery count, dead-letter history): not message attributes.
+_BROKER_HEADERS = frozenset({"x-death", "x-delivery-count"})
+_BROKER_PREFIXES = ("x-first-death-", "x-last-death-")
+_SETTLE_ERRORS = (*CONNECTION_EXCEPTIONS, asyncio.TimeoutError)
+
+
+class RabbitDelivery:
+    """One received message; settle it once with :meth:`ack` or :meth:`nack`."""
+
+    __slots__ = ("_incoming", "_settled", "_subscription", "message")
+
+    def __init__(self, incoming: AbstractIncomingMessage, subscription: RabbitSubscription) -> None:
+        self._incoming = incoming
+        self._subscription = subscription
+        self._settled = False
+        attributes = _attributes(incoming.headers or {}, subscription.options.exchange)
+        key = attributes.pop(KEY_HEADER, None)
+        self.message = Message(incoming.body, attributes, key)
+
+    @property
+    def deliveries(self) -> int:
+        """How many times the queue has delivered this message (1 the first time)."""
+        count = (self._incoming.headers or {}).get("x-delivery-count", 0)
+        return int(count) + 1 if isinstance(count, int) else 1
+
+    async def ack(self) -> None:
+        """Acknowledge: the group never receives this message again."""
+        if self._settle():
+            await self._send(self._incoming.ack(), "ack")
+
+    async def nack(self) -> None:
+        """Redeliver; past ``max_deliveries`` deliveries the queue dead-letters it instead."""
+        if self._settle():
+            await self._send(self._incoming.nack(requeue=True), "nack")
+
+    def _settle(self) -> bool:
+        if self._settled:
+            return False
+        self._settled = True
+        return True
+
+    async def _send(self, settle: Awaitable[None], what: str) -> None:
+        try:
+            await settle
+        except _SETTLE_ERRORS as exc:
+            # Its channel is gone: the broker has requeued the message already (at least once).
+            topic = self._subscription.topic
+            log.warning("RabbitMQ: %s of a delivery on %r not sent (%r); it will come again", what, topic, exc)
+
+
+class RabbitSubscription:
+    """A member of consumer ``group`` on ``topic``; iterate it for :class:`RabbitDelivery`."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        options: RabbitOptions,
+        *,
+        topic: str,
+        group: str,
+        forget: Callable[[RabbitSubscription], None],
+    ) -> None:
+        self.options = options
+        self.topic = topic
+        self.group = group
+        self._connection = connection
+        self._forget = forget
+        self._channel: AbstractRobustChannel | None = None
+        self._received: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        self._left = asyncio.Event()
+
+    async def start(self) -> None:
+        """Open this member's channel, declare and bind the queues, and start consuming."""
+        self._channel = channel = await self._connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=self.options.prefetch)
+        exchange = await channel.declare_exchange(self.options.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        if not self.topic.startswith(DEAD_LETTER_PREFIX):
+            await self._declare(exchange, DEAD_LETTER_PREFIX + self.topic, DEAD_LETTER_GROUP)
+        queue = await self._declare(exchange, self.topic, self.group)
+        await queue.consume(self._receive)
+
+    def __aiter__(self) -> AsyncIterator[RabbitDelivery]:
+        return self._deliveries()
+
+    async def close(self) -> None:
+        """Leave the group: closing the channel hands every unacknowledged delivery back."""
+        if self._left.is_set():
+            return
+        self._left.set()
+        self._forget(self)
+        self._received.put_nowait(None)
+        if self._channel is not None:
+            try:
+                await self._channel.close()
+            except _SETTLE_ERRORS as exc:
+                log.debug("RabbitMQ: channel close failed while leaving: %r", exc)
+
+    def resume(self) -> None:
+        """The connection came back: what was received before will be delivered again."""
+        while not self._received.empty():
+            self._received.get_nowait()
+
+    async def _declare(self, exchange: AbstractExchange, topic: str, group: str) -> AbstractQueue:
+        assert self._channel is not None
+        arguments: dict[str, Any] = {"x-queue-type": "quorum"}
+        if self.options.max_deliveries and not topic.startswith(DEAD_LETTER_PREFIX):
+            arguments.update({
+                "x-delivery-limit": self.options.max_deliveries - 1,
+                "x-dead-letter-exchange": self.options.exchange,
+                "x-dead-letter-routing-key": DEAD_LETTER_PREFIX + topic,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            })
+        queue = await self._channel.declare_queue(self.options.queue(topic, group), durable=True, arguments=arguments)
+        await queue.bind(exchange, routing_key=topic)
+        return queue
+
+    async def _receive(self, incoming: AbstractIncomingMessage) -> None:
+        self._received.put_nowait(incoming)
+
+    async def _deliveries(self) -> AsyncIterator[RabbitDelivery]:
+        while not self._left.is_set():
+            incoming = await self._received.get()
+            if incoming is not None and not self._left.is_set():
+                yield RabbitDelivery(incoming, self)
+
+
+def _attributes(headers: dict[str, Any], exchange: str) -> dict[str, str]:
+    """String attributes from AMQP headers; the broker's ``x-death`` becomes ``Core-Dead-*``."""
+    attributes = {
+        k: v.decode() if isinstance(v, bytes) else str(v)
+        for k, v in headers.items()
+        if k not in _BROKER_HEADERS and not k.startswith(_BROKER_PREFIXES) and isinstance(v, str | bytes | int | float)
+    }
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        death = deaths[0]
+        keys = death.get("routing-keys") or [""]
+        topic = keys[0].decode() if isinstance(keys[0], bytes) else str(keys[0])
+        queue = str(death.get("queue", ""))
+        attributes[DEAD_TOPIC] = topic
+        attributes[DEAD_GROUP] = queue[len(f"{exchange}:{topic}:"):]
+        attributes[DEAD_REASON] = str(death.get("reason", ""))
+    return attributes
