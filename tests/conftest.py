@@ -28,6 +28,12 @@ def scratch_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScratchEnv
 
 
 @pytest.fixture()
+def installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opt in: this test's plugin hosts load the installed third-party plugins (the guard off)."""
+    monkeypatch.delenv("CORE_LOAD_PLUGINS")
+
+
+@pytest.fixture()
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty project directory as the current directory (its ``.core/`` state stays there)."""
     monkeypatch.chdir(tmp_path)
