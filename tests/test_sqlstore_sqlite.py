@@ -1,0 +1,127 @@
+"""What is particular to the SQLite store: the file, its pragmas, the schema version,
+``:memory:``, and the options."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.errors import ConfigError, CoreError
+from core.sqlstore.schema import SCHEMA_VERSION
+from core.sqlstore.sqlite import SQLiteStore
+from core.sqlstore.sqlite_engine import begin_immediate, sqlite_engine
+from core.sqlstore.store import async_url
+from core.sqlstore.versioning import SchemaTooNew, ensure_schema
+from core.testing.data import make_event, utcnow
+from core.wanderer.sql import SQLWanderer
+from hookspecs import Claim, Queue, WhereEvent
+from tests.sqlstore_kit import db_url, insert, rows
+
+
+async def test_open_creates_the_directory_and_a_wal_database(tmp_path: Path) -> None:
+    store = SQLiteStore(db_url(tmp_path))
+    await store.open()
+    try:
+        path = tmp_path / "state" / "core.db"
+        assert path.is_file()
+        assert rows(path, "PRAGMA journal_mode") == [("wal",)]
+        assert rows(path, "SELECT component, version FROM schema_versions") == [("store", SCHEMA_VERSION)]
+    finally:
+        await store.close()
+
+
+async def test_reopening_keeps_the_data_and_the_tables(tmp_path: Path) -> None:
+    store = SQLiteStore(db_url(tmp_path))
+    await store.open()
+    [event] = await insert(store, 1)
+    await store.close()
+    again = SQLiteStore(db_url(tmp_path))
+    await again.open()
+    try:
+        assert await again.get_event(event.id) is not None
+    finally:
+        await again.close()
+
+
+async def test_a_database_from_a_newer_release_is_refused(tmp_path: Path) -> None:
+    store = SQLiteStore(db_url(tmp_path))
+    await store.open()
+    await store.close()
+    with sqlite3.connect(tmp_path / "state" / "core.db") as conn:
+        conn.execute("UPDATE schema_versions SET version = version + 1 WHERE component = 'store'")
+    with pytest.raises(SchemaTooNew, match=r"newer than this release's") as raised:
+        await SQLiteStore(db_url(tmp_path)).open()
+    assert isinstance(raised.value, CoreError) and "upgrade core" in str(raised.value)
+
+
+async def test_an_older_schema_is_upgraded_step_by_step(tmp_path: Path) -> None:
+    metadata = MetaData()
+    table = Table("things", metadata, Column("id", Integer, primary_key=True))
+    engine = sqlite_engine(async_url(f"sqlite:///{tmp_path / 'v.db'}"), 1000)
+    ran: list[int] = []
+
+    async def step(conn: AsyncConnection, version: int) -> None:
+        ran.append(version)
+        await conn.execute(text(f"ALTER TABLE things ADD COLUMN c{version} INTEGER"))
+
+    steps = {1: lambda c: step(c, 1), 2: lambda c: step(c, 2)}
+    try:
+        for version in (1, 3, 3):
+            async with engine.connect() as conn:
+                await begin_immediate(conn)
+                await ensure_schema(conn, "demo", [table], version, steps)
+                await conn.commit()
+        assert ran == [1, 2]
+        assert [r[1] for r in rows(tmp_path / "v.db", "PRAGMA table_info(things)")] == ["id", "c1", "c2"]
+        async with engine.connect() as conn:
+            await begin_immediate(conn)
+            with pytest.raises(CoreError, match="no upgrade of the demo tables from schema version 3"):
+                await ensure_schema(conn, "demo", [table], 4, steps)
+    finally:
+        await engine.dispose()
+
+
+async def test_memory_database_serves_reads_and_writes_in_turn() -> None:
+    store = SQLiteStore("sqlite:///:memory:", commit_delay_ms=0)
+    await store.open()
+    try:
+        assert store.path is None
+        events = [make_event() for _ in range(30)]
+        writes = [store.insert_queue(Queue(events=[e])) for e in events]
+        reads = [store.find_events(WhereEvent()) for _ in range(10)]
+        await asyncio.gather(*writes, *reads)
+        assert len(await store.find_events(WhereEvent())) == 30
+        claimed = await store.claim(Claim("m"), destination="crm", action="identify", limit=100, now=utcnow())
+        assert len(claimed) == 30
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"commit_delay": 2}, "known options: commit_delay_ms, max_batch, purge_batch, busy_timeout_ms"),
+    ({"max_batch": 0}, "max_batch >= 1"),
+    ({"busy_timeout_ms": -1}, "a number >= 0"),
+])
+def test_bad_options_are_explained(tmp_path: Path, options: dict[str, int], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SQLiteStore(db_url(tmp_path), **options)
+
+
+async def test_the_wanderer_shares_the_option_table_and_the_file(tmp_path: Path) -> None:
+    options = {"commit_delay_ms": 1.0, "busy_timeout_ms": 100}
+    store, wanderer = SQLiteStore(db_url(tmp_path), **options), SQLWanderer(db_url(tmp_path), **options)
+    await store.open()
+    await wanderer.open()
+    try:
+        versions = rows(tmp_path / "state" / "core.db", "SELECT component FROM schema_versions ORDER BY 1")
+        assert versions == [("store",), ("wanderer",)]
+    finally:
+        await wanderer.close()
+        await store.close()
+    with pytest.raises(ConfigError, match="retries"):
+        SQLWanderer(db_url(tmp_path), retries=3)
