@@ -1,4 +1,5 @@
-"""The scheduler as a real process: SIGTERM mid-load, and SIGKILL mid-load then a restart."""
+"""The scheduler as a real process (`core start scheduler`): SIGTERM mid-load, and SIGKILL
+mid-load then a restart."""
 
 from __future__ import annotations
 
@@ -16,25 +17,6 @@ from hookspecs import Status, WhereJob
 from tests.scheduler_kit import eventually, write_jobs
 
 pytestmark = pytest.mark.slow
-
-#: Runs the scheduler alone on the project in the current directory, SIGTERM setting its stop.
-RUNNER = """
-import asyncio, signal
-from core.config import load_settings
-from core.runtime import Runtime
-from core.scheduler import run_scheduler
-
-async def main():
-    runtime = await Runtime.open(load_settings(), services=["scheduler"], no_plugins=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    try:
-        await run_scheduler(runtime, stop)
-    finally:
-        await runtime.close()
-
-asyncio.run(main())
-"""
 
 #: A destination whose load writes ``loading`` then behaves as the file ``mode`` says.
 APP = """
@@ -77,7 +59,8 @@ def project(tmp_path: Path, mode: str, **scheduler: float) -> Path:
 def start(directory: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")} | {"CORE_LOAD_PLUGINS": ""}
     return subprocess.Popen(
-        [sys.executable, "-c", RUNNER], cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "core", "start", "scheduler"],
+        cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
 
 
