@@ -98,17 +98,18 @@ async def test_a_delivery_held_by_a_killed_process_comes_back_after_ack_wait(
         member.wait()
 
 
-async def test_a_message_nacked_max_deliveries_times_is_dead_lettered(
+async def test_a_message_nacked_max_deliveries_times_is_dead_lettered_and_kept(
     nats_url: str, inbox: Inbox, open_adapter: list[NatsPubSub]
 ) -> None:
     adapter = await adapter_for(open_adapter, nats_url + "&max_deliveries=2")
     inbox.follow(await adapter.subscribe("orders", group="billing"), "member")
-    inbox.follow(await adapter.subscribe("dead.orders", group="inspector"), "dead")
     await adapter.publish("orders", [Message(b"poison", {"kind": "bad"}, key="k1")])
     for attempt in (1, 2):
         [(who, delivery)] = await inbox.take(1)
         assert (who, nats_delivery(delivery).deliveries) == ("member", attempt)
         await delivery.nack()
+    assert await inbox.quiet() == [], "a message was delivered more than max_deliveries times"
+    inbox.follow(await adapter.subscribe("dead.orders", group="dead-letters"), "dead")
     [(who, dead)] = await inbox.take(1)
     assert (who, dead.message.body, dead.message.key) == ("dead", b"poison", "k1")
     attributes = dead.message.attributes

@@ -6,7 +6,7 @@ as soon as it is stored and a busy group still gets messages in batches. Settlem
 caller's: ``ack`` acknowledges, ``nack`` asks for an immediate redelivery, and a delivery that
 is never settled comes back after ``ack_wait``. Past ``max_deliveries`` deliveries a message is
 dead-lettered: published on topic ``dead.<topic>`` with headers saying where it came from, and
-terminated on its consumer.
+terminated on its consumer. Dead-letter topics themselves redeliver without a limit.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 
-from core_plugin_nats._options import NatsOptions
+from core_plugin_nats._options import DEAD_LETTER_PREFIX, NatsOptions
 
 log = logging.getLogger("core.pubsub.nats")
 
@@ -62,7 +62,7 @@ class NatsDelivery:
         """Redeliver now; past ``max_deliveries`` deliveries, dead-letter instead."""
         if not self._settle():
             return
-        limit = self._subscription.options.max_deliveries
+        limit = self._subscription.max_deliveries
         if limit and self.deliveries >= limit:
             await self._subscription.dead_letter(self)
         else:
@@ -115,6 +115,8 @@ class NatsSubscription:
         self._received: asyncio.Queue[Msg | None] = asyncio.Queue()
         self._requested = 0
         self._left = asyncio.Event()
+        #: Deliveries before a dead letter (none for dead-letter topics themselves).
+        self.max_deliveries = 0 if topic.startswith(DEAD_LETTER_PREFIX) else options.max_deliveries
 
     async def start(self) -> None:
         """Listen on this member's inbox, where JetStream answers its pull requests."""
@@ -164,7 +166,7 @@ class NatsSubscription:
         await delivery._send(msg.term, "term")
 
     async def _deliveries(self) -> AsyncIterator[NatsDelivery]:
-        limit = self.options.max_deliveries
+        limit = self.max_deliveries
         while not self._left.is_set():
             if self._requested <= self.options.batch // 2:
                 await self._pull()
