@@ -2,8 +2,9 @@
 
 1. every hook of the contract (``hookspecs.SPEC_CLASSES``) is named in some page of docs/;
 2. the generated pages are current (``hooks_reference.py``, ``config_reference.py``);
-3. every Python block marked runnable runs: a fenced ``python`` block right after a line
-   ``<!-- run -->`` is executed by this interpreter in a fresh temporary directory.
+3. every Python block marked runnable runs, in a fresh temporary directory: a fenced
+   ``python`` block right after a line ``<!-- run -->`` is executed as a script, and one
+   after ``<!-- run pytest -->`` is saved as ``test_example.py`` and must pass under pytest.
 
 Run: ``python docs/check.py``; it prints each problem and exits 1 if there is any.
 """
@@ -23,7 +24,7 @@ from types import ModuleType
 import hookspecs
 
 DOCS = Path(__file__).resolve().parent
-RUNNABLE = re.compile(r"^<!-- run -->\n```python\n(.*?)^```", re.M | re.S)
+RUNNABLE = re.compile(r"^<!-- run( pytest)? -->\n```python\n(.*?)^```", re.M | re.S)
 
 
 def _module(name: str) -> ModuleType | None:
@@ -60,13 +61,22 @@ def stale_generated_pages() -> Iterator[str]:
             yield "docs/configuration.md is out of date: run python docs/config_reference.py"
 
 
+def run_example(code: str, *, as_test: bool) -> subprocess.CompletedProcess[str]:
+    """Run one example in a fresh directory: as a script, or as a pytest module."""
+    with tempfile.TemporaryDirectory() as cwd:
+        if as_test:
+            Path(cwd, "test_example.py").write_text(code)
+            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_example.py"]
+        else:
+            command = [sys.executable, "-c", code]
+        return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+
+
 def failing_examples(pages: dict[Path, str]) -> Iterator[str]:
     for path, text in pages.items():
         for match in RUNNABLE.finditer(text):
             line = text.count("\n", 0, match.start()) + 2
-            with tempfile.TemporaryDirectory() as cwd:
-                done = subprocess.run([sys.executable, "-c", match.group(1)], cwd=cwd, capture_output=True,
-                                      text=True, timeout=120, check=False)
+            done = run_example(match.group(2), as_test=bool(match.group(1)))
             where = f"{path.relative_to(DOCS.parent)}:{line}"
             if done.returncode != 0:
                 yield f"{where}: the runnable example failed:\n{done.stdout}{done.stderr}"
