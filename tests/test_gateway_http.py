@@ -19,11 +19,15 @@ from core.gateway import Gateway
 from core.realtime import decode
 from hookspecs import (
     JOBS_TOPIC,
+    Action,
     Claim,
+    Destination,
+    Event,
     EventDraft,
     Flow,
     HttpRequest,
     HttpTrigger,
+    Payload,
     Rejected,
     Source,
     Status,
@@ -309,3 +313,41 @@ async def test_an_init_error_stops_start_up_with_its_message(tmp_path: Path) -> 
         assert "cannot reach the upstream API" in str(caught.value)
         assert Tracked.log == ["init first", "shutdown first"]
         assert gateway.url == ""  # it never listened
+
+
+class Later(Action):
+    """An async marshal that skips events without an email (no job) and reshapes the rest."""
+
+    name = "later"
+
+    async def marshal(self, event: Event, toolkit: Toolkit) -> Payload | None:
+        await asyncio.sleep(0)
+        if "email" not in event.data:
+            return None
+        return Payload(data={"email": event.data["email"], "job": toolkit.job_id}, version="v2")
+
+
+async def test_an_async_marshal_and_a_skipped_event(tmp_path: Path, client: httpx.AsyncClient) -> None:
+    sources, _, _ = shop()
+    destinations = [Destination("crm", actions=[Later()])]
+    flows = [Flow("orders", source="shop", actions=["crm.later"])]
+    async with opened(tmp_path, sources, destinations, flows) as runtime, serving(runtime) as gateway:
+        url = f"{gateway.url}/webhooks/orders"
+        skipped = await client.post(url, json={"data": {"name": "x"}})
+        assert skipped.status_code == 202 and skipped.json()["job_ids"] == []
+        kept = await client.post(url, json={"data": {"email": "a@b.c"}})
+        [job_id] = kept.json()["job_ids"]
+        job = await runtime.store.get_job(job_id)
+        assert job is not None and job.data == {"email": "a@b.c", "job": job_id} and job.version == "v2"
+
+
+async def test_an_extractor_bug_is_500_and_stores_nothing(tmp_path: Path, client: httpx.AsyncClient) -> None:
+    def extract(request: HttpRequest) -> list[EventDraft]:
+        raise KeyError("signature")
+
+    source = Source("hooks", triggers=[HttpTrigger("buggy", "/hooks", extract=extract)])
+    async with opened(tmp_path, [source]) as runtime, serving(runtime) as gateway:
+        response = await client.post(f"{gateway.url}/hooks", content=b"{}")
+        assert response.status_code == 500
+        assert "trigger 'buggy': the extractor failed" in response.json()["error"]
+        assert await stored(runtime) == 0

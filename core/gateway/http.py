@@ -37,8 +37,12 @@ class TooLarge(Exception):
     """The request body is over the configured limit."""
 
 
+class Disconnected(Exception):
+    """The client went away before sending its whole body: there is no one to answer."""
+
+
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole request body, or :class:`TooLarge` as soon as it passes ``limit`` bytes."""
+    """The whole request body; :class:`TooLarge` as soon as it passes ``limit`` bytes."""
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
             raise TooLarge
@@ -47,7 +51,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -91,6 +95,8 @@ class TriggerEndpoint:
         except TooLarge:
             await respond(send, 413, error(f"the request body is larger than {self.max_body_bytes} bytes "
                                            "(gateway.max_body_bytes); split it into smaller batches"))
+            return
+        except Disconnected:
             return
         try:
             drafts = await self._extract(scope, body)

@@ -49,8 +49,18 @@ class SubscriptionRunner:
         self._waiting: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
-        """Join the group (retrying while the broker is down), then handle deliveries."""
-        subscription = await self._subscribe()
+        """Join the group and handle deliveries until cancelled; rejoin if the feed breaks."""
+        while True:
+            subscription = await self._subscribe()
+            try:
+                await self._consume(subscription)
+            except Exception as exc:  # noqa: BLE001 - the adapter gave up: join again
+                log.warning("%s: the subscription broke (%s); joining again", self.where, exc)
+                await asyncio.sleep(1.0)
+            else:
+                return
+
+    async def _consume(self, subscription: Subscription) -> None:
         try:
             async for delivery in subscription:
                 await self._slots.acquire()
@@ -64,7 +74,10 @@ class SubscriptionRunner:
                 _, late = await asyncio.wait(set(self._tasks), timeout=DRAIN_SECONDS)
                 for task in late:
                     task.cancel()
-            await subscription.close()
+            try:
+                await subscription.close()
+            except Exception as exc:  # noqa: BLE001 - unsettled deliveries are redelivered anyway
+                log.warning("%s: closing the subscription failed: %s", self.where, exc)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
