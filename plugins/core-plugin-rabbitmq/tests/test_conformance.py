@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from core.testing.pubsub import PubSubSuite
+from core.testing import PubSubSuite
 
 
 class TestRabbitConformance(PubSubSuite):

@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 
 import pytest
 from core.errors import ConfigError, PipelineError, PluginError
-from core.testing._base import create_adapter
+from core.testing import create_adapter
 from hookspecs import Message, PubSubUnavailable
 
 from core_plugin_rabbitmq._options import RabbitOptions
