@@ -284,3 +284,50 @@ async def test_load_timeout_must_stay_below_the_claim_lease(tmp_path: Path) -> N
     async with opened(tmp_path, [], **overrides) as runtime:
         with pytest.raises(CoreError, match="not below scheduler.lease_seconds"):
             await run_scheduler(runtime, asyncio.Event())
+
+
+async def test_follow_ups_that_cannot_be_made_are_logged_and_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hookspecs import Payload
+
+    class Raising(Action):
+        name = "raising"
+
+        def marshal(self, event: Any, toolkit: Toolkit) -> Any:
+            raise KeyError("email")
+
+    class Skipping(Action):
+        name = "skipping"
+
+        async def marshal(self, event: Any, toolkit: Toolkit) -> Any:
+            return None
+
+    class Wrong(Action):
+        name = "wrong"
+
+        def marshal(self, event: Any, toolkit: Toolkit) -> Any:
+            return {"not": "a payload"}
+
+    class Fine(Action):
+        name = "fine"
+        schedule = Schedule(interval="@every 1h")
+
+        async def marshal(self, event: Any, toolkit: Toolkit) -> Any:
+            return Payload(data={"from": event.data, "event": event.id})
+
+    refs = ("raising", "skipping", "wrong", "nowhere.fine", "ghost", "fine")
+    parent = Recorder("parent", EVERY_SECOND, answer=lambda q: Then(on_succeeded=refs))
+    actions = [parent, Raising(), Skipping(), Wrong(), Fine()]
+    async with opened(tmp_path, [Destination("crm", actions)]) as runtime:
+        (job,) = await ingest(runtime, "crm", "parent")
+        async with scheduling(runtime):
+            await eventually(lambda: all_in(runtime, [job.id], Status.SUCCEEDED))
+        event = await runtime.store.get_event(job.event_id)
+        assert event is not None
+        children = [j for j in event.jobs if j.parent_job_id == job.id]
+        assert [(c.action, c.data) for c in children] == [("fine", {"from": job.data, "event": job.event_id})]
+    logged = caplog.text
+    assert "marshal failed: KeyError" in logged
+    assert "not a Payload" in logged
+    assert "'nowhere'" in logged and "'ghost'" in logged
