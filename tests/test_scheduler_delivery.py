@@ -331,3 +331,20 @@ async def test_follow_ups_that_cannot_be_made_are_logged_and_skipped(
     assert "marshal failed: KeyError" in logged
     assert "not a Payload" in logged
     assert "'nowhere'" in logged and "'ghost'" in logged
+
+
+async def test_backoff_retries_sooner_than_the_interval(tmp_path: Path) -> None:
+    from hookspecs import Backoff
+
+    schedule = Schedule(realtime=True, interval="@every 1h", max_retries=2, backoff=Backoff(base=0.2, max_delay=0.4))
+    action = Recorder("push", schedule, answer=lambda q: Then(error="still down"))
+    async with opened(tmp_path, [Destination("crm", [action])], pubsub="") as runtime:
+        (job,) = await ingest(runtime, "crm", "push")
+        async with scheduling(runtime):
+            await eventually(lambda: all_in(runtime, [job.id], Status.DISCARDED))
+        found = await runtime.store.get_job(job.id)
+        assert found is not None
+        assert [t.state_after for t in found.transitions if t.state_before == Status.EXECUTING] == [
+            Status.FAILED, Status.FAILED, Status.DISCARDED,
+        ]
+        assert action.loaded == [job.id] * 3
