@@ -9,11 +9,11 @@ transaction the only writer), one ``UPDATE`` of their ``job_state`` rows and one
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.sqlstore.rows import job_from_row
@@ -22,6 +22,8 @@ from hookspecs import Claim, Job, Status, new_id
 
 #: Makes a claim's ``SELECT`` lock what it reads (identity where the transaction already does).
 Lock = Callable[[Select[Any]], Select[Any]]
+#: The store's multi-row insert (:meth:`~core.sqlstore.store.SQLStore.insert_rows`).
+InsertRows = Callable[[AsyncConnection, Table, list[dict[str, Any]]], Awaitable[None]]
 #: Bound parameters per ``IN (...)`` list: far below every database's limit.
 IN_CHUNK = 2000
 #: The error recorded for a job whose claim lease ran out.
@@ -61,7 +63,9 @@ def named(job_ids: Sequence[str], now: datetime) -> Select[Any]:
     )
 
 
-async def claim(conn: AsyncConnection, query: Select[Any], claim: Claim, now: datetime) -> list[Job]:
+async def claim(
+    conn: AsyncConnection, query: Select[Any], claim: Claim, now: datetime, insert_rows: InsertRows
+) -> list[Job]:
     """Move the jobs ``query`` selects to ``executing`` under ``claim``'s lease; return them."""
     found = (await conn.execute(query)).all()
     if not found:
@@ -85,11 +89,11 @@ async def claim(conn: AsyncConnection, query: Select[Any], claim: Claim, now: da
             "due_at": None, "created_at": now, "lease_owner": claim.owner, "lease_expires_at": expires,
         })
         job.status, job.attempt, job.due_at = Status.EXECUTING, job.attempt + 1, None
-    await conn.execute(insert(transitions), rows)
+    await insert_rows(conn, transitions, rows)
     return claimed
 
 
-async def recover(conn: AsyncConnection, lock: Lock, now: datetime) -> list[Job]:
+async def recover(conn: AsyncConnection, lock: Lock, now: datetime, insert_rows: InsertRows) -> list[Job]:
     """Record ``failed`` for executing jobs whose lease ran out (attempt unchanged); return them."""
     query = (
         select(*JOB_COLUMNS).select_from(JOBS_WITH_STATE)
@@ -117,5 +121,5 @@ async def recover(conn: AsyncConnection, lock: Lock, now: datetime) -> list[Job]
             "lease_owner": None, "lease_expires_at": None,
         })
         job.status, job.due_at = Status.FAILED, None
-    await conn.execute(insert(transitions), rows)
+    await insert_rows(conn, transitions, rows)
     return expired

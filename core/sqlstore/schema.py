@@ -75,6 +75,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utc(value: datetime) -> datetime:
     """``value`` in UTC; a naive datetime is refused rather than guessed."""
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value.isoformat()} given to the store; use a UTC-aware one")
     return value.astimezone(UTC)

@@ -14,11 +14,14 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.errors import ConfigError
+from core.sqlstore.rows import UPDATE_PREFIX
 from core.sqlstore.sqlite_engine import (
+    STATE_UPDATE_SQL,
     begin_immediate,
     database_path,
     insert_sql,
     make_parent,
+    sql_time,
     sqlite_engine,
     sqlite_unavailable,
 )
@@ -59,8 +62,16 @@ class SQLiteStore(SQLStore):
     async def insert_rows(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
         """One executemany of plain tuples: SQLAlchemy's per-value type processing would be
         the largest cost of a batch, so values are converted here in one pass."""
-        sql, columns = insert_sql(table)
-        await conn.exec_driver_sql(sql, [tuple(convert(row[key]) for key, convert in columns) for row in rows])
+        sql, to_tuple = insert_sql(table, by_ref="job_ref" in rows[0])
+        await conn.exec_driver_sql(sql, [to_tuple(row) for row in rows])
+
+    async def update_states(self, conn: AsyncConnection, updates: list[dict[str, Any]]) -> int:
+        status, attempt, due_at, ready_at, ref = (
+            f"{UPDATE_PREFIX}{name}" for name in ("status", "attempt", "due_at", "ready_at", "job_ref")
+        )
+        params = [(u[status], u[attempt], sql_time(u[due_at]), sql_time(u[ready_at]), u[ref]) for u in updates]
+        result = await conn.exec_driver_sql(STATE_UPDATE_SQL, params)
+        return result.rowcount
 
     def is_unavailable(self, exc: BaseException) -> bool:
         return sqlite_unavailable(exc) or super().is_unavailable(exc)

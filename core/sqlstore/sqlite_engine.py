@@ -79,35 +79,46 @@ def _on_begin(conn: Connection) -> None:
 
 # -- multi-row inserts of plain tuples -------------------------------------------------------
 
-Converter = Callable[[Any], Any]
-_INSERTS: dict[str, tuple[str, list[tuple[str, Converter]]]] = {}
+#: Turns one row dict into the tuple of an ``INSERT``'s parameters.
+RowToTuple = Callable[[dict[str, Any]], tuple[Any, ...]]
+_INSERTS: dict[tuple[str, bool], tuple[str, RowToTuple]] = {}
 
 
-def _time(value: datetime | None) -> str | None:
+def sql_time(value: datetime | None) -> str | None:
     return None if value is None else utc_text(value)
 
 
-def _json(value: Any) -> str:
+def sql_json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _same(value: Any) -> Any:
-    return value
+def insert_sql(table: Table, *, by_ref: bool) -> tuple[str, RowToTuple]:
+    """``INSERT`` text with ``?`` placeholders, and a function from a row dict to its parameters.
 
-
-def insert_sql(table: Table) -> tuple[str, list[tuple[str, Converter]]]:
-    """``INSERT`` text with ``?`` placeholders, and the row key and converter of each one.
-
-    The same statement as :data:`~core.sqlstore.schema.INSERTS` (``job_seq`` looked up from
-    ``job_ref``), with values converted in one pass instead of SQLAlchemy's type processing.
+    The same statement as the base store's (``by_ref``: ``job_seq`` looked up from
+    ``job_ref``), with values converted in one pass instead of SQLAlchemy's per-value type
+    processing. The function is generated once per table, one expression per column, because
+    it runs for every row of every batch.
     """
-    if table.name not in _INSERTS:
+    key = (table.name, by_ref)
+    if key not in _INSERTS:
         names = [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
-        converters: list[tuple[str, Converter]] = []
+        resolve = by_ref and "job_seq" in names
+        cells = []
         for name in names:
             kind = type(table.c[name].type)
-            key = "job_ref" if name == "job_seq" else name
-            converters.append((key, _time if kind is UTCDateTime else _json if kind is JSONText else _same))
-        values = ", ".join("(SELECT seq FROM jobs WHERE id = ?)" if n == "job_seq" else "?" for n in names)
-        _INSERTS[table.name] = (f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({values})", converters)
-    return _INSERTS[table.name]
+            cell = f"row[{('job_ref' if resolve and name == 'job_seq' else name)!r}]"
+            cells.append(f"sql_time({cell})" if kind is UTCDateTime else f"sql_json({cell})" if kind is JSONText
+                         else cell)
+        to_tuple = eval(f"lambda row: ({', '.join(cells)},)", {"sql_time": sql_time, "sql_json": sql_json})
+        values = ", ".join("(SELECT seq FROM jobs WHERE id = ?)" if resolve and n == "job_seq" else "?"
+                           for n in names)
+        _INSERTS[key] = (f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({values})", to_tuple)
+    return _INSERTS[key]
+
+
+#: The state update of :meth:`~core.sqlstore.store.SQLStore.update_states`, as plain SQL.
+STATE_UPDATE_SQL = (
+    "UPDATE job_state SET status = ?, attempt = ?, due_at = ?, ready_at = ?, lease_owner = NULL, "
+    "lease_expires_at = NULL WHERE job_seq = (SELECT seq FROM jobs WHERE id = ?)"
+)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Select, Table, bindparam, select, update
+from sqlalchemy import Select, Table, bindparam, insert, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -111,10 +111,17 @@ class SQLStore:
     async def insert_rows(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert many rows in one statement (executemany); a dialect may use COPY instead.
 
-        Rows of ``transitions`` and ``job_state`` name their job by id as ``job_ref``; the
-        statement resolves it to ``job_seq`` (:data:`~core.sqlstore.schema.INSERTS`).
+        Rows of ``transitions`` and ``job_state`` name their job either by ``job_seq`` (claims
+        know it) or by id as ``job_ref``, which the statement resolves to ``job_seq``
+        (:data:`~core.sqlstore.schema.INSERTS`). All rows of one call name it the same way.
         """
-        await conn.execute(INSERTS[table.name], rows)
+        await conn.execute(INSERTS[table.name] if "job_ref" in rows[0] else insert(table), rows)
+
+    async def update_states(self, conn: AsyncConnection, updates: list[dict[str, Any]]) -> int:
+        """Make transitions their jobs' current state (one executemany); return rows changed,
+        or -1 where the driver cannot count the rows of an executemany."""
+        result = await conn.execute(_STATE_UPDATE, updates)
+        return result.rowcount if conn.dialect.supports_sane_multi_rowcount else -1
 
     def is_unavailable(self, exc: BaseException) -> bool:
         """Does ``exc`` mean the database cannot be reached (rather than bad data or a bug)?"""
@@ -194,8 +201,8 @@ class SQLStore:
             if values:
                 await self.insert_rows(conn, table, values)
         if rows.state_updates:
-            result = await conn.execute(_STATE_UPDATE, rows.state_updates)
-            if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(rows.state_updates):
+            changed = await self.update_states(conn, rows.state_updates)
+            if changed not in (-1, len(rows.state_updates)):
                 raise LookupError("a transition names a job that is not in the store")
 
     # -- writes -----------------------------------------------------------------------------
@@ -240,7 +247,9 @@ class SQLStore:
         if limit <= 0:
             return []
         query = self.lock_claimed(claims.due_for(destination, action, limit, now))
-        result: list[Job] = await self._writer.submit(lambda conn: claims.claim(conn, query, claim, now))
+        result: list[Job] = await self._writer.submit(
+            lambda conn: claims.claim(conn, query, claim, now, self.insert_rows)
+        )
         return result
 
     async def claim_ids(self, claim: Claim, job_ids: Sequence[str], *, now: datetime) -> list[Job]:
@@ -250,7 +259,8 @@ class SQLStore:
         async def run(conn: AsyncConnection) -> list[Job]:
             claimed: list[Job] = []
             for chunk in claims.chunked(ids):
-                claimed += await claims.claim(conn, self.lock_claimed(claims.named(chunk, now)), claim, now)
+                query = self.lock_claimed(claims.named(chunk, now))
+                claimed += await claims.claim(conn, query, claim, now, self.insert_rows)
             return claimed
 
         if not ids:
@@ -260,7 +270,9 @@ class SQLStore:
 
     async def recover(self, *, now: datetime) -> list[Job]:
         """Record ``failed`` for executing jobs whose lease expired; return them."""
-        result: list[Job] = await self._writer.submit(lambda conn: claims.recover(conn, self.lock_claimed, now))
+        result: list[Job] = await self._writer.submit(
+            lambda conn: claims.recover(conn, self.lock_claimed, now, self.insert_rows)
+        )
         return result
 
     async def purge(self, *, before: datetime) -> int:
