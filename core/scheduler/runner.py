@@ -138,7 +138,11 @@ class Runner:
             log.warning("could not publish %d realtime job(s) (%s); the poll will deliver them", len(jobs), exc)
 
     async def _events(self, jobs: Sequence[Job]) -> dict[str, Event]:
-        """The jobs' events (one query), each holding its jobs, in the order of the jobs."""
+        """The jobs' events (one query), each holding its jobs, in the order of the jobs.
+
+        A store never purges the event of a job that is not final; should one miss anyway, its
+        id alone stands in for it rather than leaving the claimed jobs ``executing``.
+        """
         ids = list(dict.fromkeys(job.event_id for job in jobs))
         found = await self.runtime.store.find_events(WhereEvent(ids=ids, page=Page(limit=len(ids))))
         by_id = {event.id: event for event in found}
@@ -146,17 +150,11 @@ class Runner:
         for job in jobs:
             event = events.get(job.event_id)
             if event is None:
-                known = by_id.get(job.event_id)
-                event = events[job.event_id] = Event(
-                    id=job.event_id,
-                    source=known.source if known else "",
-                    name=known.name if known else "",
-                    context=known.context if known else {},
-                    data=known.data if known else None,
-                    received_at=known.received_at if known else job.created_at,
-                    sent_at=known.sent_at if known else None,
-                    ingested_at=known.ingested_at if known else None,
+                event = by_id.get(job.event_id) or Event(
+                    id=job.event_id, source="", name="", context={}, data=None, received_at=job.created_at
                 )
+                event.jobs = []
+                events[job.event_id] = event
             event.jobs.append(job)
         return events
 
