@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -34,7 +35,7 @@ from hookspecs import (
     Toolkit,
     WhereEvent,
 )
-from tests.gateway_kit import opened, serving, shop
+from tests.gateway_kit import eventually, opened, serving, shop
 
 
 async def stored(runtime: object) -> int:
@@ -237,8 +238,26 @@ async def test_realtime_jobs_are_published_after_the_commit(tmp_path: Path, clie
         await subscription.close()
 
 
+async def test_jobs_of_concurrent_requests_are_all_published(tmp_path: Path, client: httpx.AsyncClient) -> None:
+    sources, destinations, _ = shop()
+    flows = [Flow("orders", source="shop", actions=["sink.live"])]
+    async with opened(tmp_path, sources, destinations, flows) as runtime, serving(runtime) as gateway:
+        assert runtime.pubsub is not None
+        subscription = await runtime.pubsub.subscribe(JOBS_TOPIC, group="test")
+        answers = await asyncio.gather(*(client.post(f"{gateway.url}/webhooks/orders", json={"data": n})
+                                         for n in range(20)))
+        expected = {job_id for answer in answers for job_id in answer.json()["job_ids"]}
+        received: set[str] = set()
+        feed = aiter(subscription)
+        while received != expected:
+            delivery = await asyncio.wait_for(anext(feed), 10)
+            received.update(decode(delivery.message).job_ids)
+            await delivery.ack()
+        await subscription.close()
+
+
 async def test_a_publish_failure_still_answers_202_and_the_job_stays_claimable(
-    tmp_path: Path, client: httpx.AsyncClient
+    tmp_path: Path, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     sources, destinations, _ = shop()
     flows = [Flow("orders", source="shop", actions=["sink.live"])]
@@ -248,8 +267,7 @@ async def test_a_publish_failure_still_answers_202_and_the_job_stays_claimable(
         response = await client.post(f"{gateway.url}/webhooks/orders", json={"data": 1})
         assert response.status_code == 202
         [job_id] = response.json()["job_ids"]
-        from datetime import UTC, datetime
-
+        await eventually(lambda: asyncio.sleep(0, result="could not publish 1 realtime job(s)" in caplog.text))
         claimed = await runtime.store.claim_ids(Claim(owner="test"), [job_id], now=datetime.now(UTC))
         assert [j.id for j in claimed] == [job_id]
 

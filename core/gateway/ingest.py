@@ -3,8 +3,9 @@ action's ``marshal`` builds a job, and the events with their jobs go to the stor
 ``insert_queue`` call. Only after that commit are observers told and realtime jobs published.
 
 A marshal (or flow transform) that raises costs the jobs it would have made, never the event:
-the error is logged and returned in :attr:`Ingested.errors`. A publish that fails costs
-nothing either: the job is stored, so the scheduler's schedule delivers it.
+the error is logged and returned in :attr:`Ingested.errors`. Realtime jobs are handed to the
+:class:`~core.gateway.publisher.Publisher` once committed; a publish that fails costs nothing
+either: the job is stored, so the scheduler's schedule delivers it.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from core.gateway.publisher import Publisher
 from core.pipeline import Pipeline
-from core.realtime import encode
 from core.runtime import Runtime
 from hookspecs.destination import Action, Destination, Payload
 from hookspecs.flow import Flow
 from hookspecs.ids import new_id
-from hookspecs.pubsub import JOBS_TOPIC
 from hookspecs.source import EventDraft
 from hookspecs.store import Event, Job, Queue, StoreUnavailable
 from hookspecs.toolkit import Toolkit
@@ -71,7 +71,7 @@ class Ingestor:
         self.runtime = runtime
         self.pipeline: Pipeline = runtime.pipeline
         self.store = runtime.store
-        self.pubsub = runtime.pubsub
+        self.publisher = None if runtime.pubsub is None else Publisher(runtime.pubsub)
         self._targets: dict[str, _Target] = {}
         self._observed = bool(runtime.host.pm.hook.core_event_ingested.get_hookimpls())
 
@@ -129,7 +129,7 @@ class Ingestor:
             raise
         except Exception as exc:
             raise StoreUnavailable(f"the store failed to save the events: {_describe(exc)}") from exc
-        await self._after_commit(result)
+        self._after_commit(result)
         return result
 
     async def _run_flow(self, flow: Flow, event: Event, now: datetime, result: Ingested) -> None:
@@ -196,20 +196,17 @@ class Ingestor:
     def _error(event: Event, flow: Flow, ref: str, exc: BaseException) -> dict[str, str]:
         return {"event_id": event.id, "flow": flow.name, "action": ref, "error": _describe(exc)}
 
-    async def _after_commit(self, result: Ingested) -> None:
-        """Tell observers, then publish realtime jobs; neither can lose what is committed."""
+    def _after_commit(self, result: Ingested) -> None:
+        """Tell observers, then hand realtime jobs to the publisher; neither can lose what is committed."""
         if self._observed:
             try:
                 self.runtime.host.pm.hook.core_event_ingested(events=result.events)
             except Exception:
                 log.exception("a core_event_ingested hook failed (the events are stored)")
-        realtime = result.realtime
-        if self.pubsub is None or not realtime:
-            return
-        try:
-            await self.pubsub.publish(JOBS_TOPIC, encode(realtime))
-        except Exception as exc:  # noqa: BLE001 - the schedule delivers what was not published
-            log.warning(
-                "could not publish %d realtime job(s), the schedule will deliver them: %s",
-                len(realtime), _describe(exc),
-            )
+        if self.publisher is not None and result.realtime:
+            self.publisher.offer(result.realtime)
+
+    async def close(self) -> None:
+        """Publish the realtime jobs still waiting (bounded), then stop publishing."""
+        if self.publisher is not None:
+            await self.publisher.close()

@@ -159,6 +159,7 @@ class Gateway:
         if self._tasks:
             await asyncio.wait(self._tasks)
         self._tasks.clear()
+        await self.ingestor.close()
         await self._shutdown()
 
     async def _shutdown(self) -> None:

@@ -1,0 +1,84 @@
+"""Publishing realtime jobs after their commit, off the request path.
+
+The jobs are in the store before they are offered here, so publishing is only a hint to the
+schedulers: a slow or absent broker must not slow ingestion, and a failure loses nothing (the
+scheduler's schedule delivers the job). One task publishes what many requests committed, in
+commit order, as few messages as possible (one per action per chunk of job ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from core.realtime import encode
+from hookspecs.pubsub import JOBS_TOPIC, PubSub
+from hookspecs.store import Job
+
+log = logging.getLogger("core.gateway")
+
+#: Job ids per publish call (keeps each message well under brokers' size limits).
+CHUNK = 1000
+#: Jobs waiting to be published above which new ones are left to the schedule.
+MAX_PENDING = 100_000
+#: Seconds :meth:`Publisher.close` spends publishing what is left.
+FLUSH_SECONDS = 5.0
+
+
+class Publisher:
+    """Publishes offered jobs on :data:`~hookspecs.JOBS_TOPIC` from one background task."""
+
+    def __init__(self, pubsub: PubSub) -> None:
+        self.pubsub = pubsub
+        self._pending: list[Job] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._skipped = 0
+        self._closing = False
+
+    def offer(self, jobs: Sequence[Job]) -> None:
+        """Queue committed realtime jobs for publishing; never blocks, never raises."""
+        if self._closing:
+            return
+        if len(self._pending) + len(jobs) > MAX_PENDING:
+            self._skipped += len(jobs)
+            if self._skipped == len(jobs):  # log once per backlog episode
+                log.warning("the broker is behind (%d jobs waiting to be published): newer realtime "
+                            "jobs are left to their schedule", len(self._pending))
+            return
+        self._pending.extend(jobs)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="core-gateway-publisher")
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._closing:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._publish_pending()
+
+    async def _publish_pending(self) -> None:
+        while self._pending:
+            jobs, self._pending = self._pending, []
+            self._skipped = 0
+            for start in range(0, len(jobs), CHUNK):
+                chunk = jobs[start:start + CHUNK]
+                try:
+                    await self.pubsub.publish(JOBS_TOPIC, encode(chunk))
+                except Exception as exc:  # noqa: BLE001 - the schedule delivers what was not published
+                    log.warning("could not publish %d realtime job(s), the schedule will deliver them: %s: %s",
+                                len(chunk), type(exc).__name__, exc)
+
+    async def close(self) -> None:
+        """Publish what is left (for at most :data:`FLUSH_SECONDS`), then stop."""
+        self._closing = True
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._wake.set()
+        done, _ = await asyncio.wait({task}, timeout=FLUSH_SECONDS)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task})
+            log.warning("stopped publishing realtime jobs before the end; the schedule will deliver the rest")
