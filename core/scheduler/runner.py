@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -115,6 +116,7 @@ class Runner:
         where = f"{destination.name}.{action.name}"
         for warning in outcome.warnings:
             log.warning("load of %s: %s", where, warning)
+        _log_outcome(where, outcome.transitions)
         if outcome.follow_ups:
             children = await make_children(
                 self.runtime.pipeline, outcome.follow_ups, events, self.toolkit(destination.name),
@@ -179,6 +181,15 @@ class Runner:
             self.runtime.host.pm.hook.core_job_transitioned(transitions=transitions)
         except Exception:
             log.exception("a core_job_transitioned hook failed")
+
+
+def _log_outcome(where: str, transitions: Sequence[Transition]) -> None:
+    """One line per load that did not fully succeed: counts by status and the first error."""
+    counts = Counter(t.state_after for t in transitions if t.state_after != Status.SUCCEEDED)
+    if counts:
+        first = next(t.error for t in transitions if t.state_after != Status.SUCCEEDED)
+        summary = ", ".join(f"{n} {status.value}" for status, n in counts.items())
+        log.warning("load of %s: %s of %d job(s): %s", where, summary, len(transitions), first)
 
 
 def _released(jobs: Sequence[Job], now: datetime) -> list[Transition]:
