@@ -359,13 +359,20 @@ async def test_an_async_marshal_and_a_skipped_event(tmp_path: Path, client: http
         assert job is not None and job.data == {"email": "a@b.c", "job": job_id} and job.version == "v2"
 
 
-async def test_an_extractor_bug_is_500_and_stores_nothing(tmp_path: Path, client: httpx.AsyncClient) -> None:
+async def test_an_extractor_bug_is_500_and_stores_nothing(
+    tmp_path: Path, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
     def extract(request: HttpRequest) -> list[EventDraft]:
-        raise KeyError("signature")
+        if request.body == b"raise":
+            raise KeyError("signature")
+        return [EventDraft(data=1), EventDraft(data=2, context=None)]  # type: ignore[arg-type]
 
     source = Source("hooks", triggers=[HttpTrigger("buggy", "/hooks", extract=extract)])
     async with opened(tmp_path, [source]) as runtime, serving(runtime) as gateway:
-        response = await client.post(f"{gateway.url}/hooks", content=b"{}")
-        assert response.status_code == 500
-        assert "trigger 'buggy': the extractor failed" in response.json()["error"]
+        for body, logged in ((b"raise", "KeyError: 'signature'"), (b"{}", "item 1 returned by the extractor "
+                                                                           "has a context that is not a dict")):
+            response = await client.post(f"{gateway.url}/hooks", content=body)
+            assert response.status_code == 500
+            assert "trigger 'buggy': the extractor failed" in response.json()["error"]
+            assert logged in caplog.text
         assert await stored(runtime) == 0

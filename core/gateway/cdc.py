@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from core.gateway.drafts import checked
 from core.gateway.ingest import Ingestor
 from hookspecs.source import CdcTrigger, Emit, EventDraft
 from hookspecs.toolkit import Toolkit
@@ -24,8 +25,10 @@ MAX_RESTART_DELAY = 30.0
 def make_emit(ingestor: Ingestor, source: str, trigger: str) -> Emit:
     """The ``emit`` handed to a listener: store drafts, return their ids after the commit."""
 
+    where = f"source {source!r}, cdc trigger {trigger!r}"
+
     async def emit(drafts: Sequence[EventDraft]) -> list[str]:
-        done = await ingestor.ingest(source, trigger, list(drafts))
+        done = await ingestor.ingest(source, trigger, checked(drafts, where))
         return done.event_ids
 
     return emit

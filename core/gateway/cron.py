@@ -12,6 +12,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
+from core.gateway.drafts import checked
 from core.gateway.ingest import Ingestor
 from core.timing import parse_interval
 from hookspecs.source import CronTrigger
@@ -24,14 +25,14 @@ async def tick(ingestor: Ingestor, source: str, trigger: CronTrigger, toolkit: T
     """One run: extract, then ingest; failures are logged, never raised."""
     where = f"source {source!r}, cron trigger {trigger.name!r}"
     try:
-        drafts = await trigger.extract(toolkit)
+        drafts = checked(await trigger.extract(toolkit), where)
     except Exception:
         log.exception("%s: extract failed; trying again at the next tick", where)
         return
     if not drafts:
         return
     try:
-        done = await ingestor.ingest(source, trigger.name, list(drafts))
+        done = await ingestor.ingest(source, trigger.name, drafts)
     except Exception as exc:  # noqa: BLE001 - the next tick comes anyway
         log.error("%s: could not store %d event(s): %s", where, len(drafts), exc)
         return

@@ -37,6 +37,34 @@ def drafts_from_json(body: bytes) -> list[EventDraft]:
     return [_draft(document, "the body")]
 
 
+def checked(drafts: Any, where: str) -> list[EventDraft]:
+    """What a user's extractor returned, checked before anything is stored.
+
+    :raises TypeError: naming ``where`` and the first bad item.
+    """
+    if isinstance(drafts, EventDraft) or not isinstance(drafts, list | tuple):
+        raise TypeError(f"{where}: the extractor must return a list of EventDraft, not {drafts!r}")
+    for i, draft in enumerate(drafts):
+        problem = _problem(draft)
+        if problem:
+            raise TypeError(f"{where}: item {i} returned by the extractor {problem}: {draft!r}")
+    return list(drafts)
+
+
+def _problem(draft: Any) -> str | None:
+    """What is wrong with one draft (its fields are typed, but user code may not respect that)."""
+    if not isinstance(draft, EventDraft):
+        return "is not an EventDraft"
+    name, context, sent_at = (getattr(draft, f) for f in ("name", "context", "sent_at"))
+    if name is not None and (not isinstance(name, str) or not name):
+        return "has a name that is not a non-empty string"
+    if not isinstance(context, dict):
+        return "has a context that is not a dict"
+    if sent_at is not None and (not isinstance(sent_at, datetime) or sent_at.tzinfo is None):
+        return "has a sent_at that is not a timezone-aware datetime"
+    return None
+
+
 def _draft(item: Any, where: str) -> EventDraft:
     if not isinstance(item, dict):
         raise Rejected(f"{where} must be a JSON object, not {_kind(item)}")

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from core.gateway.drafts import drafts_from_json
+from core.gateway.drafts import checked, drafts_from_json
 from core.gateway.ingest import Ingestor
 from hookspecs.source import EventDraft, HttpRequest, HttpTrigger, Rejected
 from hookspecs.store import StoreUnavailable
@@ -136,4 +136,4 @@ class TriggerEndpoint:
         drafts: Any = extract(request)
         if inspect.isawaitable(drafts):
             drafts = await drafts
-        return list(drafts)
+        return checked(drafts, self.where)

@@ -89,7 +89,7 @@ class Ingestor:
             )
         return target
 
-    def new_event(self, source: str, trigger: str, draft: EventDraft, received_at: datetime) -> Event:
+    def _event(self, source: str, trigger: str, draft: EventDraft, received_at: datetime) -> Event:
         """An event for ``draft``: a new id, the trigger's name unless the draft names it."""
         return Event(
             id=new_id(),
@@ -114,7 +114,7 @@ class Ingestor:
         Raises :class:`~hookspecs.StoreUnavailable` when the store fails: nothing was stored.
         """
         now = received_at or datetime.now(UTC)
-        result = Ingested(events=[self.new_event(source, trigger, draft, now) for draft in drafts])
+        result = Ingested(events=[self._event(source, trigger, draft, now) for draft in drafts])
         for event in result.events:
             for flow in self.pipeline.flows_for(source, trigger, event.name):
                 await self._run_flow(flow, event, now, result)

@@ -14,7 +14,7 @@ import inspect
 import logging
 from typing import Any
 
-from core.gateway.drafts import drafts_from_json
+from core.gateway.drafts import checked, drafts_from_json
 from core.gateway.ingest import Ingestor
 from hookspecs.pubsub import Delivery, PubSub, Subscription
 from hookspecs.source import EventDraft, SubscriptionTrigger
@@ -103,7 +103,7 @@ class SubscriptionRunner:
         drafts: Any = self.trigger.extract(delivery.message)
         if inspect.isawaitable(drafts):
             drafts = await drafts
-        return list(drafts)
+        return checked(drafts, self.where)
 
     async def _handle(self, delivery: Delivery) -> None:
         try:
