@@ -376,3 +376,32 @@ async def test_an_extractor_bug_is_500_and_stores_nothing(
             assert "trigger 'buggy': the extractor failed" in response.json()["error"]
             assert logged in caplog.text
         assert await stored(runtime) == 0
+
+
+async def test_stop_finishes_the_requests_in_flight(tmp_path: Path, client: httpx.AsyncClient) -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    class Slow(Action):
+        name = "slow"
+
+        async def marshal(self, event: Event, toolkit: Toolkit) -> Payload:
+            entered.set()
+            await release.wait()
+            return Payload(data=event.data)
+
+    sources, _, _ = shop()
+    destinations = [Destination("crm", actions=[Slow()])]
+    flows = [Flow("orders", source="shop", actions=["crm.slow"])]
+    async with opened(tmp_path, sources, destinations, flows) as runtime:
+        gateway = Gateway(runtime)
+        await gateway.start()
+        request = asyncio.create_task(client.post(f"{gateway.url}/webhooks/orders", json={"data": 1}))
+        await asyncio.wait_for(entered.wait(), 10)
+        stopping = asyncio.create_task(gateway.stop())
+        await asyncio.sleep(0.1)
+        assert not stopping.done()  # waiting for the request in flight
+        release.set()
+        response = await asyncio.wait_for(request, 10)
+        await asyncio.wait_for(stopping, 30)
+        assert response.status_code == 202
+        assert await runtime.store.get_event(response.json()["event_id"]) is not None
