@@ -112,6 +112,18 @@ def test_bad_options_are_explained(tmp_path: Path, options: dict[str, int], mess
         SQLiteStore(db_url(tmp_path), **options)
 
 
+def test_a_url_with_a_host_is_explained() -> None:
+    with pytest.raises(ConfigError, match=r"'sqlite://data.db' is not valid\n  hint: a SQLite URL has three slashes"):
+        SQLiteStore("sqlite://data.db")
+
+
+async def test_an_unwritable_place_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'file' / 'sub' / 'core.db'}")
+    with pytest.raises(CoreError, match="cannot create the directory .*file/sub of the SQLite database"):
+        await store.open()
+
+
 async def test_the_wanderer_shares_the_option_table_and_the_file(tmp_path: Path) -> None:
     options = {"commit_delay_ms": 1.0, "busy_timeout_ms": 100}
     store, wanderer = SQLiteStore(db_url(tmp_path), **options), SQLWanderer(db_url(tmp_path), **options)

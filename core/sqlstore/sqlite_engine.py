@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from core.errors import ConfigError, CoreError
 from core.sqlstore.schema import JSONText, UTCDateTime, utc_text
 
 #: Texts of SQLite errors that mean "cannot use the database now" rather than a bug.
@@ -29,15 +30,31 @@ _UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly", "dis
 
 
 def database_path(url: URL) -> Path | None:
-    """The file of a SQLite URL, or ``None`` for an in-memory database."""
+    """The file of a SQLite URL, or ``None`` for an in-memory database.
+
+    :raises ConfigError: for a URL with a host (``sqlite://data.db`` instead of ``sqlite:///data.db``).
+    """
+    if url.host:
+        raise ConfigError(
+            "the SQLite URL", "url", url.set(drivername=url.get_backend_name()).render_as_string(),
+            "a SQLite URL has three slashes before a relative path and four before an absolute one: "
+            "sqlite:///data/core.db, sqlite:////var/lib/core.db, or sqlite:///:memory:",
+        )
     database = url.database or ""
     return None if database in ("", ":memory:") or url.query.get("mode") == "memory" else Path(database)
 
 
 async def make_parent(path: Path | None) -> None:
     """Create the directory of the database file, so a fresh project just works."""
-    if path is not None:
+    if path is None:
+        return
+    try:
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CoreError(
+            f"cannot create the directory {path.parent} of the SQLite database: {exc.strerror or exc}",
+            hint="point the URL (store / wanderer in core.toml) at a writable place",
+        ) from exc
 
 
 def sqlite_engine(url: URL, busy_timeout_ms: int) -> AsyncEngine:
