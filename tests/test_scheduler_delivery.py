@@ -55,6 +55,20 @@ async def test_due_jobs_are_loaded_in_one_batch_and_succeed(tmp_path: Path) -> N
         ]
 
 
+async def test_recorded_transitions_are_reported_to_observers(tmp_path: Path) -> None:
+    from tests import scheduler_app
+
+    scheduler_app.TRANSITIONS.clear()
+    action = Recorder("sync", EVERY_SECOND, answer=lambda q: [Then(jobs=[q.jobs[0].id])])
+    async with opened(tmp_path, [Destination("warehouse", [action])]) as runtime:
+        jobs = await ingest(runtime, "warehouse", "sync", 2)
+        async with scheduling(runtime):
+            await eventually(lambda: _true(len(scheduler_app.TRANSITIONS) == 2))
+    reported = {t.job_id: t.state_after for t in scheduler_app.TRANSITIONS}
+    assert sorted(reported.values()) == [Status.SUCCEEDED, Status.UNKNOWN]
+    assert set(reported) == {j.id for j in jobs}
+
+
 async def test_batches_are_capped_by_batch_size(tmp_path: Path) -> None:
     action = Recorder("sync", EVERY_SECOND)
     async with opened(tmp_path, [Destination("warehouse", [action])], **{"scheduler.batch_size": 4}) as runtime:
