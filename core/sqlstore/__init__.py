@@ -20,6 +20,11 @@ only what differs:
     SQLite's write transaction already excludes every other writer).
 ``insert_rows(conn, table, rows)``
     Insert many rows at once (default: one executemany ``INSERT``; PostgreSQL may COPY).
+    Rows of ``transitions`` / ``job_state`` name their job by ``job_seq`` or, from
+    ``insert_queue`` / ``add_jobs`` / ``add_transitions``, by id as ``job_ref``.
+``update_states(conn, updates)``
+    Make transitions their jobs' current state (default: one executemany ``UPDATE``);
+    returns the rows changed, or -1 when the driver cannot count them.
 ``is_unavailable(exc)``
     Tell "database unreachable or locked too long" (raised as
     :class:`~hookspecs.StoreUnavailable`) from bad data and bugs (raised as they are).
