@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from core.sqlstore.sqlite import SQLiteStore
 from core.testing.data import make_event, make_job, make_transition, utcnow
@@ -165,6 +165,13 @@ async def test_a_locked_database_raises_store_unavailable(tmp_path: Path) -> Non
     finally:
         write_lock.close()
         await store.close()
+
+
+async def test_a_bug_is_not_reported_as_unavailable(store: SQLiteStore) -> None:
+    with sqlite3.connect(db_path(store)) as conn:
+        conn.execute("DROP TABLE job_state")  # the store's tables are broken, not unreachable
+    with pytest.raises(OperationalError, match="no such table"):
+        await store.insert_queue(Queue(events=[make_event()]))
 
 
 async def test_a_closed_store_raises_store_unavailable(tmp_path: Path) -> None:

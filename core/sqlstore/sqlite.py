@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 from sqlalchemy import Table
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.errors import ConfigError
@@ -74,4 +75,7 @@ class SQLiteStore(SQLStore):
         return result.rowcount
 
     def is_unavailable(self, exc: BaseException) -> bool:
-        return sqlite_unavailable(exc) or super().is_unavailable(exc)
+        # SQLite reports bugs ("no such table") as OperationalError too: judge those by text.
+        if isinstance(exc, OperationalError):
+            return sqlite_unavailable(exc)
+        return super().is_unavailable(exc)
