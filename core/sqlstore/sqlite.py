@@ -40,7 +40,7 @@ class SQLiteStore(SQLStore):
 
     def __init__(self, url: str, *, busy_timeout_ms: int = 5000, **options: Any) -> None:
         if busy_timeout_ms < 0:
-            raise ConfigError(f"options of the store {url!r}", "busy_timeout_ms", busy_timeout_ms, "a number >= 0")
+            raise ConfigError("options of the store", "busy_timeout_ms", busy_timeout_ms, "a number >= 0")
         super().__init__(url, **options)
         self.busy_timeout_ms = busy_timeout_ms
         self._url = async_url(url)

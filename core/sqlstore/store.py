@@ -72,12 +72,12 @@ class SQLStore:
                  purge_batch: int = 1000, **options: Any) -> None:
         if options:
             raise ConfigError(
-                f"options of the store {url!r}", ", ".join(sorted(options)), options,
+                "options of the store", ", ".join(sorted(options)), options,
                 "known options: commit_delay_ms, max_batch, purge_batch" + self.extra_options_hint(),
             )
         if commit_delay_ms < 0 or max_batch < 1 or purge_batch < 1:
             raise ConfigError(
-                f"options of the store {url!r}", "commit_delay_ms/max_batch/purge_batch",
+                "options of the store", "commit_delay_ms/max_batch/purge_batch",
                 (commit_delay_ms, max_batch, purge_batch), "commit_delay_ms >= 0, max_batch >= 1, purge_batch >= 1",
             )
         self.url = url
@@ -132,6 +132,11 @@ class SQLStore:
     # -- lifecycle --------------------------------------------------------------------------
 
     @property
+    def shown_url(self) -> str:
+        """The URL with its password hidden, for messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @property
     def stats(self) -> WriterStats:
         """What the group-commit writer did (transactions, calls, retried batches)."""
         return self._writer.stats
@@ -162,7 +167,7 @@ class SQLStore:
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
         if self._engine is None:
-            raise StoreUnavailable(f"the store {self.url} is closed (or was never opened)")
+            raise StoreUnavailable(f"the store {self.shown_url} is closed (or was never opened)")
         async with contextlib.AsyncExitStack() as stack:
             if self._exclusive is not None:
                 await stack.enter_async_context(self._exclusive)
@@ -172,7 +177,7 @@ class SQLStore:
                 raise
             except Exception as exc:
                 if self.is_unavailable(exc):
-                    raise StoreUnavailable(f"the store {self.url} is unavailable: {exc}") from exc
+                    raise StoreUnavailable(f"the store {self.shown_url} is unavailable: {exc}") from exc
                 raise
 
     @contextlib.asynccontextmanager

@@ -57,7 +57,7 @@ class SQLWanderer:
     def __init__(self, url: str, *, busy_timeout_ms: int = 5000, **options: Any) -> None:
         unknown = set(options) - _STORE_OPTIONS
         if unknown:
-            raise ConfigError(f"options of the wanderer {url!r}", ", ".join(sorted(unknown)), options,
+            raise ConfigError("options of the wanderer", ", ".join(sorted(unknown)), options,
                               "known options: busy_timeout_ms (and the store's: commit_delay_ms, ...)")
         self.url = url
         self.busy_timeout_ms = busy_timeout_ms
