@@ -81,6 +81,16 @@ async def test_concurrent_calls_share_commits(store: SQLiteStore) -> None:
     assert rows(db_path(store), "SELECT count(*) FROM events") == [(20,)]
 
 
+async def test_max_batch_bounds_a_shared_commit(tmp_path: Path) -> None:
+    store = SQLiteStore(db_url(tmp_path), commit_delay_ms=5, max_batch=4)  # rows: event, job, transition
+    await store.open()
+    try:
+        await asyncio.gather(*(store.insert_queue(Queue(events=[make_event()])) for _ in range(6)))
+        assert (store.stats.transactions, store.stats.calls) == (3, 6)  # two calls (6 rows) per commit
+    finally:
+        await store.close()
+
+
 async def test_a_bad_caller_fails_alone_and_the_others_commit(store: SQLiteStore) -> None:
     [stored] = await insert(store, 1)
     good = [make_event() for _ in range(5)]
