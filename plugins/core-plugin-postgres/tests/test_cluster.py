@@ -8,6 +8,7 @@ alternate between ``executing`` and an outcome, and its loads never overlap), no
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import socket
@@ -19,9 +20,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hookspecs import Page, Status, WhereJob
 
 from core_plugin_postgres.store import PostgresStore
-from hookspecs import Page, Status, WhereJob
 
 HERE = Path(__file__).parent
 EVENTS = 400  # 100 single-event requests and 3 batches of 100
@@ -129,10 +130,10 @@ async def test_two_gateways_two_schedulers(cluster: list[int], store: PostgresSt
     loads: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for log in tmp_path.glob("*.log"):
         for line in log.read_text().splitlines():
-            job_id, _pid, start, end = line.split()
-            loads[job_id].append((float(start), float(end)))
+            job_id, _pid, began, ended = line.split()
+            loads[job_id].append((float(began), float(ended)))
     assert set(loads) == {job.id for job in jobs}
     for spans in loads.values():
         spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end, "a job was loaded twice at the same time"

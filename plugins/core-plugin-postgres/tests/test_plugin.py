@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,18 @@ def test_unknown_option_is_named() -> None:
         options_for("store", {"pool_sise": 3})
     with pytest.raises(ConfigError, match=r"pubsub\.node_ttl"):
         options_for("pubsub", {"pubsub": {"node_ttl": 3}})
+
+
+async def test_nodes_starting_together_create_the_tables_once(pg_url: str) -> None:
+    from core_plugin_postgres.pubsub import PostgresPubSub
+    from core_plugin_postgres.store import PostgresStore
+    from core_plugin_postgres.supervisor import PostgresSupervisor
+    from core_plugin_postgres.wanderer import PostgresWanderer
+
+    adapters = [cls(pg_url) for cls in (PostgresStore, PostgresPubSub, PostgresSupervisor, PostgresWanderer)
+                for _ in range(3)]
+    try:
+        await asyncio.gather(*(adapter.open() for adapter in adapters))
+    finally:
+        for adapter in adapters:
+            await adapter.close()

@@ -8,6 +8,7 @@ the URL is libpq's (``postgresql://user:password@host:port/database?sslmode=requ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -49,10 +50,13 @@ def redacted(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, *parts[2:]))
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """An asyncpg pool; a connection found closed is replaced on the next acquire."""
+async def create_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, settings: dict[str, str] | None = None
+) -> asyncpg.Pool:
+    """An asyncpg pool (``settings``: server settings of its sessions); a connection found
+    closed is replaced on the next acquire."""
     pool: asyncpg.Pool = await asyncpg.create_pool(
-        dsn(url), min_size=min_size, max_size=max_size, command_timeout=60
+        dsn(url), min_size=min_size, max_size=max_size, command_timeout=60, server_settings=settings or {}
     )
     return pool
 
@@ -61,3 +65,19 @@ async def connect(url: str) -> asyncpg.Connection:
     """One dedicated connection (LISTEN needs its own)."""
     conn: asyncpg.Connection = await asyncpg.connect(dsn(url))
     return conn
+
+
+#: The advisory lock key every adapter takes while it creates or upgrades its tables, so
+#: nodes starting together do not race on ``CREATE TABLE IF NOT EXISTS`` (which can fail
+#: with a duplicate-key error when two sessions run it at once).
+SCHEMA_LOCK = 0x636F7265  # "core"
+
+
+async def create_schema(conn: asyncpg.Connection | asyncpg.Pool, ddl: str) -> None:
+    """Run ``ddl`` in one transaction holding the schema lock."""
+    async with contextlib.AsyncExitStack() as stack:
+        if isinstance(conn, asyncpg.Pool):
+            conn = await stack.enter_async_context(conn.acquire())
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+            await conn.execute(ddl)

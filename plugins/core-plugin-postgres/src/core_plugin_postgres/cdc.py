@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 from hookspecs import CdcTrigger, Emit, EventDraft, Migration, Source, Toolkit
 
-from core_plugin_postgres._pg import DISCONNECTED, connect, redacted
+from core_plugin_postgres._pg import DISCONNECTED, SCHEMA_LOCK, connect, redacted
 
 CHANNEL = "core_cdc"
 OPERATIONS = ("INSERT", "UPDATE", "DELETE")
@@ -129,7 +129,7 @@ class PostgresCdcTrigger(CdcTrigger):
             async with conn.transaction():
                 # Lock the watched tables first, in the order a writer meets them (table,
                 # then change table), so a concurrent write cannot deadlock with us.
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('core_cdc_install'))")
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
                 await conn.execute(
                     f"LOCK TABLE {', '.join(quote(t) for t in self.tables)} IN SHARE ROW EXCLUSIVE MODE"
                 )

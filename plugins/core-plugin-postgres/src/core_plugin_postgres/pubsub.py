@@ -8,11 +8,16 @@ and hides them for ``ack_timeout`` seconds; ``ack`` deletes the row, ``nack``, a
 subscription or an expired timeout makes it visible again. A group exists from its first
 subscription on, so a member that was offline catches up from the table, and nothing needs a
 notification to be delivered: a missed one costs at most ``poll_interval`` of latency.
+
+Concurrent ``publish`` calls share one statement and one commit (the next batch forms while
+one is written), and only that commit waits for the WAL flush: claims and acknowledgements
+commit asynchronously, since losing one to a server crash only means a redelivery.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -21,7 +26,7 @@ from typing import Any, TypeVar
 import asyncpg
 from hookspecs.pubsub import Message, PubSubUnavailable
 
-from core_plugin_postgres._pg import DISCONNECTED, connect, create_pool, redacted
+from core_plugin_postgres._pg import DISCONNECTED, connect, create_pool, create_schema, redacted
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,13 +58,14 @@ JOIN = "INSERT INTO core_pubsub_groups (topic, grp) VALUES ($1, $2) ON CONFLICT 
 PUBLISH = """
 WITH inserted AS (
     INSERT INTO core_pubsub_messages (topic, grp, body, attributes, key)
-    SELECT $1, g.grp, m.body, m.attributes::jsonb, m.key
-    FROM unnest($2::bytea[], $3::text[], $4::text[]) WITH ORDINALITY AS m(body, attributes, key, n)
-    CROSS JOIN (SELECT grp FROM core_pubsub_groups WHERE topic = $1) AS g
+    SELECT m.topic, g.grp, m.body, m.attributes::jsonb, m.key
+    FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[])
+        WITH ORDINALITY AS m(topic, body, attributes, key, n)
+    JOIN core_pubsub_groups AS g ON g.topic = m.topic
     ORDER BY m.n, g.grp
-    RETURNING 1
+    RETURNING topic
 )
-SELECT pg_notify($5, $1) FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row
+SELECT pg_notify($5, t.topic) FROM (SELECT DISTINCT topic FROM inserted) AS t
 """
 
 CLAIM = """
@@ -218,6 +224,8 @@ class PostgresPubSub:
         self._listener: asyncpg.Connection | None = None
         self._listening: asyncio.Task[None] | None = None
         self._subscriptions: set[PostgresSubscription] = set()
+        self._outbox: list[tuple[str, Sequence[Message], asyncio.Future[None]]] = []
+        self._sending: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"PostgresPubSub({redacted(self.url)!r})"
@@ -225,8 +233,10 @@ class PostgresPubSub:
     async def open(self) -> None:
         """Connect, create the tables if missing, and LISTEN."""
         try:
-            self._pool = await create_pool(self.url, min_size=1, max_size=self.pool_size)
-            await self._pool.execute(SCHEMA)
+            self._pool = await create_pool(
+                self.url, min_size=1, max_size=self.pool_size, settings={"synchronous_commit": "off"}
+            )
+            await create_schema(self._pool, SCHEMA)
         except DISCONNECTED as exc:
             raise PubSubUnavailable(f"pubsub {redacted(self.url)}: {exc}") from exc
         self._listening = asyncio.create_task(self._listen(), name="core-pubsub-listen")
@@ -252,13 +262,37 @@ class PostgresPubSub:
             raise PubSubUnavailable(f"pubsub {redacted(self.url)}: {exc}") from exc
 
     async def publish(self, topic: str, messages: Sequence[Message]) -> None:
-        """Insert the messages for every group of ``topic`` and notify, in one statement."""
+        """Queue the messages for the next shared statement; return once it is committed."""
         if not messages:
             return
-        bodies = [bytes(m.body) for m in messages]
-        attributes = [json.dumps(dict(m.attributes)) for m in messages]
-        keys = [m.key for m in messages]
-        await self._run(lambda pool: pool.execute(PUBLISH, topic, bodies, attributes, keys, CHANNEL))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append((topic, messages, done))
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.create_task(self._send(), name="core-pubsub-publish")
+        await done
+
+    async def _send(self) -> None:
+        """Write what waits in the outbox, one batch at a time, until it is empty."""
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            rows = [(topic, message) for topic, messages, _ in batch for message in messages]
+            try:
+                try:
+                    await self._run(functools.partial(_write, rows=rows))
+                except PubSubUnavailable:
+                    # A pooled connection the server closed is only noticed when used: try
+                    # once more on a fresh one (a duplicate is possible, as at least once allows).
+                    await self._run(functools.partial(_write, rows=rows))
+            except BaseException as exc:  # every waiting publisher gets the failure
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     async def subscribe(self, topic: str, *, group: str) -> PostgresSubscription:
         """Create ``group`` on ``topic`` if new (it gets messages from now on) and join it."""
@@ -292,3 +326,17 @@ class PostgresPubSub:
                 log.warning("pubsub %s: LISTEN connection lost (%s)", redacted(self.url), exc)
             finally:
                 conn.terminate()
+
+
+async def _write(pool: asyncpg.Pool, *, rows: list[tuple[str, Message]]) -> None:
+    """Insert ``(topic, message)`` rows for every group and notify, in one durable commit."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL synchronous_commit = on")  # accepted means durable
+        await conn.execute(
+            PUBLISH,
+            [topic for topic, _ in rows],
+            [bytes(m.body) for _, m in rows],
+            [json.dumps(dict(m.attributes)) for _, m in rows],
+            [m.key for _, m in rows],
+            CHANNEL,
+        )

@@ -10,6 +10,10 @@ What differs from SQLite, all through the base's extension points:
   ``fillfactor`` (room for the updated row version on its own page) and eager autovacuum,
   since dead rows pile up fast at thousands of jobs per second; the history tables are
   append-only and purged by event, oldest first.
+- Commits that store events or jobs wait for the WAL flush (``synchronous_commit = on``):
+  a ``202`` is durable. Commits that only record claims and transitions do not wait
+  (``off``, unless ``durable_transitions``): a server crash may forget the last ~0.2 s of
+  them, and those jobs then run again (at least once), while a commit costs no fsync.
 - A dropped connection, a terminated backend or a server restart raises
   :class:`~hookspecs.StoreUnavailable` for the call in flight (nothing of it committed);
   the pool is invalidated and the next call reconnects.
@@ -22,11 +26,12 @@ from typing import Any
 from core.errors import ConfigError
 from core.sqlstore import SQLStore
 from core.sqlstore.schema import job_state
+from hookspecs import StoreUnavailable
 from sqlalchemy import Select, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
-from core_plugin_postgres._pg import DISCONNECTED, redacted, sqlalchemy_url
+from core_plugin_postgres._pg import DISCONNECTED, SCHEMA_LOCK, connect, redacted, sqlalchemy_url
 
 #: SQLSTATE classes meaning "the server is not usable now": connection exception, operator
 #: intervention (shutdown, terminated backend), insufficient resources.
@@ -42,12 +47,17 @@ JOB_STATE_SETTINGS = {
 }
 
 
+#: Tables whose new rows make a commit wait for the WAL flush: what the gateway acknowledged.
+DURABLE_TABLES = frozenset({"events", "jobs"})
+
+
 class PostgresStore(SQLStore):
     """The store on PostgreSQL: ``postgresql://user@host:5432/database``.
 
     :param pool_size: connections kept open (the writer uses one; readers the rest).
     :param max_overflow: extra connections allowed under load.
     :param copy_threshold: rows of one table in one commit from which ``COPY`` is used.
+    :param durable_transitions: make claims and transitions wait for the WAL flush too.
     Other options: see :class:`~core.sqlstore.SQLStore` (``commit_delay_ms``, ``max_batch``,
     ``purge_batch``).
     """
@@ -59,6 +69,7 @@ class PostgresStore(SQLStore):
         pool_size: int = 5,
         max_overflow: int = 5,
         copy_threshold: int = 200,
+        durable_transitions: bool = False,
         **options: Any,
     ) -> None:
         if pool_size < 1 or max_overflow < 0 or copy_threshold < 1:
@@ -71,29 +82,42 @@ class PostgresStore(SQLStore):
         self.pool_size = pool_size
         self.max_overflow = max_overflow
         self.copy_threshold = copy_threshold
+        self.durable_transitions = bool(durable_transitions)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redacted(self.url)!r})"
 
     def extra_options_hint(self) -> str:
-        return ", pool_size, max_overflow, copy_threshold"
+        return ", pool_size, max_overflow, copy_threshold, durable_transitions"
 
     def create_engine(self) -> AsyncEngine:
+        settings = {} if self.durable_transitions else {"synchronous_commit": "off"}
         return create_async_engine(
             sqlalchemy_url(self.url), pool_size=self.pool_size, max_overflow=self.max_overflow,
-            pool_recycle=3600,
+            pool_recycle=3600, connect_args={"server_settings": settings},
         )
 
     def lock_claimed(self, query: Select[Any]) -> Select[Any]:
         return query.with_for_update(skip_locked=True, of=job_state)
 
     async def open(self) -> None:
-        await super().open()
-        async with self._writing() as conn:
-            await _tune(conn, job_state.name, JOB_STATE_SETTINGS)
-            await conn.commit()
+        """Create or upgrade the tables under the schema lock (nodes may start together)."""
+        try:
+            lock = await connect(self.url)
+        except DISCONNECTED as exc:
+            raise StoreUnavailable(f"the store {redacted(self.url)} is unavailable: {exc}") from exc
+        try:
+            await lock.execute("SELECT pg_advisory_lock($1)", SCHEMA_LOCK)
+            await super().open()
+            async with self._writing() as conn:
+                await _tune(conn, job_state.name, JOB_STATE_SETTINGS)
+                await conn.commit()
+        finally:
+            await lock.close()  # ends the session: the lock goes with it
 
     async def insert_rows(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+        if table.name in DURABLE_TABLES and not self.durable_transitions:
+            await conn.execute(text("SET LOCAL synchronous_commit = on"))  # this commit holds a 202
         columns = list(rows[0])
         if len(rows) < self.copy_threshold or not all(name in table.c for name in columns):
             # Small batches, or rows whose values the base computes in SQL (a key looked up

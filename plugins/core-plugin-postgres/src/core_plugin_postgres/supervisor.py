@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import asyncpg
 from hookspecs import Lease, Node
 
-from core_plugin_postgres._pg import DISCONNECTED, create_pool, redacted
+from core_plugin_postgres._pg import DISCONNECTED, create_pool, create_schema, redacted
 
 T = TypeVar("T")
 
@@ -105,7 +105,7 @@ class PostgresSupervisor:
         """Connect and create the tables if missing."""
         try:
             self._pool = await create_pool(self.url, min_size=1, max_size=self.pool_size)
-            await self._pool.execute(SCHEMA)
+            await create_schema(self._pool, SCHEMA)
         except DISCONNECTED as exc:
             raise SupervisorUnavailable(f"supervisor {redacted(self.url)}: {exc}") from exc
 

@@ -17,7 +17,7 @@ from hookspecs import Direction, MigrationRun, Status
 from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from core_plugin_postgres._pg import redacted, sqlalchemy_url
+from core_plugin_postgres._pg import SCHEMA_LOCK, redacted, sqlalchemy_url
 
 SCHEMA_VERSION = 1
 
@@ -74,7 +74,7 @@ class PostgresWanderer:
         self._engine = create_async_engine(sqlalchemy_url(self.url), pool_size=self.pool_size, max_overflow=2)
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('core_wanderer_schema'))"))
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
                 await ensure_schema(conn, "wanderer", [runs], SCHEMA_VERSION, self.schema_steps)
         except BaseException:
             await self._engine.dispose()
