@@ -6,11 +6,12 @@ The broker scripts (``bench/realtime_nats.py``, ``bench/realtime_rabbitmq.py``) 
 a fresh prefix or exchange and clean up after it. It writes a tiny project in a temporary
 directory (one HTTP trigger, one realtime action whose ``load`` notes when each job reached
 it), starts ``core start scheduler`` and ``core start gateway`` on the built-in SQLite store
-and the broker URL, with the realtime poll set to once an hour so that every job comes through
-the broker. A SEPARATE load-generating process posts single-event requests at a steady
-``--rate`` on keep-alive connections and notes when each ``202`` arrived. It prints the rate
-reached, events/s loaded, and the latency from the ``202`` to the ``load`` (p50, p90, p99,
-max), plus how many of the acknowledged events reached ``load`` at all.
+(or ``--store``, e.g. an empty PostgreSQL database) and the broker URL, with the realtime poll
+set to once an hour so that every job comes through the broker. A SEPARATE load-generating
+process posts single-event requests at a steady ``--rate`` on keep-alive connections and
+notes when each ``202`` arrived. It prints the rate reached, events/s loaded, and the latency
+from the ``202`` to the ``load`` (p50, p90, p99, max), plus how many of the acknowledged
+events reached ``load`` at all.
 Figures only; it asserts nothing.
 """
 
@@ -138,13 +139,13 @@ def _percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p / 100 * len(values)))] if values else float("nan")
 
 
-def run(pubsub: str, rate: float, seconds: float, connections: int) -> None:
-    """Run the benchmark against ``pubsub`` and print its figures."""
+def run(pubsub: str, rate: float, seconds: float, connections: int, store: str = "sqlite:///core.db") -> None:
+    """Run the benchmark against ``pubsub`` (and ``store``) and print its figures."""
     with tempfile.TemporaryDirectory(prefix="core-bench-realtime-") as tmp:
         directory = Path(tmp)
         (directory / "app.py").write_text(APP)
         (directory / "core.toml").write_text(
-            f'app = "app.py"\nstore = "sqlite:///core.db"\npubsub = "{pubsub}"\nsupervisor = ""\nwanderer = ""\n'
+            f'app = "app.py"\nstore = "{store}"\npubsub = "{pubsub}"\nsupervisor = ""\nwanderer = ""\n'
             "[scheduler]\npoll_seconds = 3600\n"
         )
         scheduler = _start(directory, "scheduler")
@@ -156,7 +157,8 @@ def run(pubsub: str, rate: float, seconds: float, connections: int) -> None:
                 raise SystemExit(f"the gateway did not start: {(directory / 'gateway.log').read_text()}")
             url = found.group(1)
             _warm_up(url, directory)
-            print(f"{pubsub.split('?')[0]}: {os.cpu_count()} cores, {rate:g} events/s for {seconds:g}s "
+            print(f"{pubsub.split('?')[0]}, store {store.split('://')[0]}: {os.cpu_count()} cores, "
+                  f"{rate:g} events/s for {seconds:g}s "
                   f"on {connections} connections, gateway and scheduler in separate processes")
             out = subprocess.run(
                 [sys.executable, __file__, "--load", url, "--rate", str(rate), "--seconds", str(seconds),
@@ -193,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second offered")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to offer them")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections of the load generator")
+    parser.add_argument("--store", default="sqlite:///core.db", help="the store URL (default: SQLite, temporary)")
     parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.load:
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.pubsub:
         parser.error("the pub/sub URL is required")
-    run(args.pubsub, args.rate, args.seconds, args.connections)
+    run(args.pubsub, args.rate, args.seconds, args.connections, args.store)
 
 
 if __name__ == "__main__":

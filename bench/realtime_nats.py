@@ -34,10 +34,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second offered")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to offer them")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections of the load generator")
+    parser.add_argument("--store", default="sqlite:///core.db", help="the store URL (default: SQLite, temporary)")
     args = parser.parse_args()
     prefix = f"bench_{secrets.token_hex(4)}"
     try:
-        run(f"{args.url}?prefix={prefix}", args.rate, args.seconds, args.connections)
+        run(f"{args.url}?prefix={prefix}", args.rate, args.seconds, args.connections, args.store)
     finally:
         asyncio.run(_delete_stream(args.url, prefix.upper()))
 
