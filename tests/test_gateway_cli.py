@@ -146,3 +146,10 @@ def test_a_port_in_use_exits_2(tmp_path: Path) -> None:
         _, err = process.communicate(timeout=60)
     assert process.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+def test_core_start_scheduler_alone(tmp_path: Path) -> None:
+    process = core(project(tmp_path), "start", "scheduler")
+    line_matching(process, r"core scheduler running · store sqlite:///\.core/core\.db · pubsub memory://")
+    code, err = stop(process)
+    assert code == 0, err
