@@ -28,10 +28,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 APP = """
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, hookimpl
 
 LOADS = (Path(__file__).parent / "loads.txt").open("a", buffering=1 << 16)
@@ -157,9 +159,9 @@ def run(pubsub: str, rate: float, seconds: float, connections: int, store: str =
                 raise SystemExit(f"the gateway did not start: {(directory / 'gateway.log').read_text()}")
             url = found.group(1)
             _warm_up(url, directory)
-            print(f"{pubsub.split('?')[0]}, store {store.split('://')[0]}: {os.cpu_count()} cores, "
-                  f"{rate:g} events/s for {seconds:g}s "
-                  f"on {connections} connections, gateway and scheduler in separate processes")
+            broker = f"{urlsplit(pubsub).scheme}://{urlsplit(pubsub).netloc.rpartition('@')[2]}"
+            print(f"{broker}, store {store.split('://')[0]}: {os.cpu_count()} cores, {rate:g} events/s for "
+                  f"{seconds:g}s on {connections} connections, gateway and scheduler in separate processes")
             out = subprocess.run(
                 [sys.executable, __file__, "--load", url, "--rate", str(rate), "--seconds", str(seconds),
                  "--connections", str(connections)],

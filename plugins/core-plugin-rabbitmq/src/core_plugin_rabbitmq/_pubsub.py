@@ -167,5 +167,3 @@ class RabbitPubSub:
 
     def _on_reconnected(self, _connection: Any) -> None:
         log.warning("RabbitMQ: reconnected to %s", self.options.safe_url())
-        for subscription in list(self._subscriptions):
-            subscription.resume()

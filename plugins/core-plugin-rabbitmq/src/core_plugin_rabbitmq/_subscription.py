@@ -24,7 +24,7 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelInvalidStateError
 from hookspecs import Message
 
 from core_plugin_rabbitmq._options import DEAD_LETTER_GROUP, DEAD_LETTER_PREFIX, RabbitOptions
@@ -132,11 +132,6 @@ class RabbitSubscription:
             except _SETTLE_ERRORS as exc:
                 log.debug("RabbitMQ: channel close failed while leaving: %r", exc)
 
-    def resume(self) -> None:
-        """The connection came back: what was received before will be delivered again."""
-        while not self._received.empty():
-            self._received.get_nowait()
-
     async def _declare(self, exchange: AbstractExchange, topic: str, group: str) -> AbstractQueue:
         assert self._channel is not None
         arguments: dict[str, Any] = {"x-queue-type": "quorum"}
@@ -158,8 +153,18 @@ class RabbitSubscription:
     async def _deliveries(self) -> AsyncIterator[RabbitDelivery]:
         while not self._left.is_set():
             incoming = await self._received.get()
-            if incoming is not None and not self._left.is_set():
-                yield RabbitDelivery(incoming, self)
+            if incoming is None or self._left.is_set():
+                continue
+            if not _channel_open(incoming):  # lost with its connection: the broker delivers it again
+                continue
+            yield RabbitDelivery(incoming, self)
+
+
+def _channel_open(incoming: AbstractIncomingMessage) -> bool:
+    try:
+        return not incoming.channel.is_closed
+    except ChannelInvalidStateError:
+        return False
 
 
 def _attributes(headers: dict[str, Any], exchange: str) -> dict[str, str]:
