@@ -137,3 +137,18 @@ async def test_the_wanderer_shares_the_option_table_and_the_file(tmp_path: Path)
         await store.close()
     with pytest.raises(ConfigError, match="retries"):
         SQLWanderer(db_url(tmp_path), retries=3)
+
+
+def test_a_store_can_be_reopened_in_another_event_loop(tmp_path: Path) -> None:
+    store = SQLiteStore(db_url(tmp_path))
+
+    async def write_one() -> None:
+        await store.open()
+        try:
+            await store.insert_queue(Queue(events=[make_event()]))
+        finally:
+            await store.close()
+
+    asyncio.run(write_one())
+    asyncio.run(write_one())  # e.g. two CLI commands in one process
+    assert rows(tmp_path / "state" / "core.db", "SELECT count(*) FROM events") == [(2,)]

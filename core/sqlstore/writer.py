@@ -97,6 +97,7 @@ class GroupWriter:
 
     def start(self) -> None:
         if self._task is None:
+            self._queue = asyncio.Queue()  # bound to the running loop: a store may be reopened in another
             self._task = asyncio.get_running_loop().create_task(self._run(), name="core-store-writer")
 
     async def stop(self) -> None:
