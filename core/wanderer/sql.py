@@ -64,12 +64,13 @@ class SQLWanderer:
         self._url = async_url(url)
         self._sqlite = self._url.get_backend_name() == "sqlite"
         self._engine: AsyncEngine | None = None
-        #: An in-memory database has one connection, which its users take in turn.
+        #: One operation at a time: migrations are rare, and an in-memory database has one connection.
         self._turns = asyncio.Lock()
 
     async def open(self) -> None:
         if self._engine is not None:
             return
+        self._turns = asyncio.Lock()  # of this event loop
         if self._sqlite:
             await make_parent(database_path(self._url))
             engine = sqlite_engine(self._url, self.busy_timeout_ms)
