@@ -113,18 +113,19 @@ async def backlog(directory: Path, jobs: int, batch_size: int) -> None:
         # The app is this file imported again under another name: its Noop is not our class.
         noop: Any = runtime.pipeline.destinations["bench"].actions["noop"]
         stop = asyncio.Event()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         task = asyncio.create_task(run_scheduler(runtime, stop))
         while noop.loaded < jobs:
             await asyncio.sleep(0.01)
         left = WhereJob(actions_in=["noop"], status_not_in=[Status.SUCCEEDED], page=Page(limit=1))
         while await runtime.store.find_jobs(left):
             await asyncio.sleep(0.01)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         stop.set()
         await task
         print(f"delivered {jobs:,} jobs in {elapsed:.2f}s: {jobs / elapsed:,.0f} jobs/s "
-              f"(batch_size {batch_size}, {os.cpu_count()} cores)")
+              f"(batch_size {batch_size}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}); "
+              f"process CPU {cpu:.2f}s = {cpu / jobs * 1e6:.0f} µs per job (all threads)")
     finally:
         await runtime.close()
 
@@ -150,7 +151,7 @@ async def latency(directory: Path, rate: int, seconds: float) -> None:
         tick = 0.01
         per_tick = max(1, int(rate * tick))
         pending: set[asyncio.Task[None]] = set()
-        begin = time.perf_counter()
+        begin, cpu = time.perf_counter(), time.process_time()
         for n in range(0, total, per_tick):
             for _ in range(min(per_tick, total - n)):
                 t = asyncio.create_task(ingest_one())
@@ -161,12 +162,14 @@ async def latency(directory: Path, rate: int, seconds: float) -> None:
         deadline = time.perf_counter() + 30
         while len(realtime.reached) < total and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
+        busy = (time.process_time() - cpu) / (time.perf_counter() - begin)
         stop.set()
         await task
         waits = sorted((realtime.reached[i] - t) * 1000 for i, t in committed.items() if i in realtime.reached)
         p99 = waits[min(len(waits) - 1, int(len(waits) * 0.99))]
         print(f"realtime: {len(waits):,}/{total:,} jobs at {total / sent_for:,.0f} events/s; commit -> load "
-              f"p50 {statistics.median(waits):.1f} ms, p99 {p99:.1f} ms, max {waits[-1]:.1f} ms")
+              f"p50 {statistics.median(waits):.1f} ms, p99 {p99:.1f} ms, max {waits[-1]:.1f} ms "
+              f"(process CPU {busy:.0%} of one core, load average {os.getloadavg()[0]:.1f})")
     finally:
         await runtime.close()
 

@@ -167,6 +167,17 @@ async def test_realtime_jobs_come_from_the_broker(tmp_path: Path) -> None:
         assert sorted(action.loaded) == sorted(j.id for j in [*jobs, *again])
 
 
+async def test_a_message_with_more_jobs_than_batch_size_is_loaded_in_batches(tmp_path: Path) -> None:
+    action = Recorder("notify", REALTIME)
+    overrides = {"scheduler.poll_seconds": 3600, "scheduler.batch_size": 2}
+    async with opened(tmp_path, [Destination("chat", [action])], **overrides) as runtime:
+        async with scheduling(runtime):
+            await asyncio.sleep(0.2)
+            jobs = await ingest(runtime, "chat", "notify", 5, publish=True)
+            await eventually(lambda: all_in(runtime, [j.id for j in jobs], Status.SUCCEEDED))
+        assert sorted(len(q) for q in action.queues) == [1, 2, 2]
+
+
 async def test_a_duplicate_or_bad_message_is_acknowledged(tmp_path: Path) -> None:
     from core.realtime import encode
     from hookspecs import JOBS_TOPIC, Message
