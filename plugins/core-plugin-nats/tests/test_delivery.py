@@ -11,16 +11,16 @@ import pytest
 from core.testing.pubsub import Inbox, ack_all, bodies
 from hookspecs import Delivery, Message
 
-from core_plugin_nats._pubsub import NatsPubSub
 from core_plugin_nats._subscription import DEAD_DELIVERIES, DEAD_GROUP, DEAD_TOPIC, NatsDelivery
+from core_plugin_nats.pubsub import NatsPubSub
 
 #: A group member in its own process: prints the first body it receives and hangs, unacked.
 MEMBER = """
 import asyncio, sys
-from core_plugin_nats._pubsub import NatsPubSub
+from core_plugin_nats.pubsub import NatsPubSub
 
 async def main():
-    adapter = NatsPubSub.from_url(sys.argv[1], {})
+    adapter = NatsPubSub(sys.argv[1], {})
     await adapter.open()
     async for delivery in await adapter.subscribe("orders", group="billing"):
         print(delivery.message.body.decode(), flush=True)
@@ -46,7 +46,7 @@ async def open_adapter() -> AsyncIterator[list[NatsPubSub]]:
 
 
 async def adapter_for(opened: list[NatsPubSub], url: str) -> NatsPubSub:
-    adapter = NatsPubSub.from_url(url, {})
+    adapter = NatsPubSub(url, {})
     await adapter.open()
     opened.append(adapter)
     return adapter

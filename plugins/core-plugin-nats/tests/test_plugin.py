@@ -13,7 +13,7 @@ from core.testing import create_adapter
 from hookspecs import Message, PubSubUnavailable
 
 from core_plugin_nats._options import NatsOptions
-from core_plugin_nats._pubsub import NatsPubSub
+from core_plugin_nats.pubsub import NatsPubSub
 
 
 def test_entry_point_names_the_light_plugin_module() -> None:
@@ -88,7 +88,7 @@ def _free_port() -> int:
 
 
 async def test_open_raises_pubsub_unavailable_when_nothing_listens() -> None:
-    adapter = NatsPubSub.from_url(f"nats://127.0.0.1:{_free_port()}?connect_timeout=0.5&reconnect_wait=0.1", {})
+    adapter = NatsPubSub(f"nats://127.0.0.1:{_free_port()}?connect_timeout=0.5&reconnect_wait=0.1", {})
     with pytest.raises(PubSubUnavailable, match="cannot be reached"):
         await adapter.open()
     with pytest.raises(PubSubUnavailable):

@@ -13,7 +13,7 @@ import pytest
 from core.testing.pubsub import Inbox, ack_all, bodies
 from hookspecs import Message, PubSubUnavailable
 
-from core_plugin_nats._pubsub import NatsPubSub
+from core_plugin_nats.pubsub import NatsPubSub
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ async def publish_when_back(adapter: NatsPubSub, topic: str, message: Message, w
 async def test_publish_fails_while_nats_is_down_and_delivery_resumes_after(
     nats_url: str, inbox: Inbox, nats_stopped: Callable[[], AbstractContextManager[None]]
 ) -> None:
-    adapter = NatsPubSub.from_url(nats_url, {})
+    adapter = NatsPubSub(nats_url, {})
     await adapter.open()
     try:
         inbox.follow(await adapter.subscribe("orders", group="billing"), "member")
@@ -66,7 +66,7 @@ async def test_publish_fails_while_nats_is_down_and_delivery_resumes_after(
 async def test_an_adapter_opened_while_nats_is_down_connects_when_it_is_back(
     nats_url: str, inbox: Inbox, nats_stopped: Callable[[], AbstractContextManager[None]]
 ) -> None:
-    adapter = NatsPubSub.from_url(nats_url + "&connect_timeout=0.5", {})
+    adapter = NatsPubSub(nats_url + "&connect_timeout=0.5", {})
     try:
         with nats_stopped():
             with pytest.raises(PubSubUnavailable):

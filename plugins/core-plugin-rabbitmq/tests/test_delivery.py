@@ -12,16 +12,16 @@ from core.errors import ConfigError
 from core.testing.pubsub import Inbox, ack_all, bodies
 from hookspecs import Delivery, Message
 
-from core_plugin_rabbitmq._pubsub import RabbitPubSub
 from core_plugin_rabbitmq._subscription import DEAD_GROUP, DEAD_REASON, DEAD_TOPIC, RabbitDelivery
+from core_plugin_rabbitmq.pubsub import RabbitPubSub
 
 #: A group member in its own process: prints the first body it receives and hangs, unacked.
 MEMBER = """
 import asyncio, sys
-from core_plugin_rabbitmq._pubsub import RabbitPubSub
+from core_plugin_rabbitmq.pubsub import RabbitPubSub
 
 async def main():
-    adapter = RabbitPubSub.from_url(sys.argv[1], {})
+    adapter = RabbitPubSub(sys.argv[1], {})
     await adapter.open()
     subscription = await adapter.subscribe("orders", group="billing")
     print("ready", flush=True)
@@ -49,7 +49,7 @@ async def open_adapter() -> AsyncIterator[list[RabbitPubSub]]:
 
 
 async def adapter_for(opened: list[RabbitPubSub], url: str) -> RabbitPubSub:
-    adapter = RabbitPubSub.from_url(url, {})
+    adapter = RabbitPubSub(url, {})
     await adapter.open()
     opened.append(adapter)
     return adapter

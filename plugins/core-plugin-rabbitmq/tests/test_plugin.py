@@ -13,7 +13,7 @@ from core.testing import create_adapter
 from hookspecs import Message, PubSubUnavailable
 
 from core_plugin_rabbitmq._options import RabbitOptions
-from core_plugin_rabbitmq._pubsub import RabbitPubSub
+from core_plugin_rabbitmq.pubsub import RabbitPubSub
 
 
 def test_entry_point_names_the_light_plugin_module() -> None:
@@ -82,7 +82,7 @@ def _free_port() -> int:
 
 
 async def test_open_raises_pubsub_unavailable_when_nothing_listens() -> None:
-    adapter = RabbitPubSub.from_url(f"amqp://127.0.0.1:{_free_port()}/?connect_timeout=0.5&reconnect_wait=0.1", {})
+    adapter = RabbitPubSub(f"amqp://127.0.0.1:{_free_port()}/?connect_timeout=0.5&reconnect_wait=0.1", {})
     with pytest.raises(PubSubUnavailable, match="cannot be reached"):
         await adapter.open()
     with pytest.raises(PubSubUnavailable):

@@ -13,7 +13,7 @@ import pytest
 from core.testing.pubsub import Inbox, ack_all, bodies
 from hookspecs import Message, PubSubUnavailable
 
-from core_plugin_rabbitmq._pubsub import RabbitPubSub
+from core_plugin_rabbitmq.pubsub import RabbitPubSub
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ async def publish_when_back(adapter: RabbitPubSub, topic: str, message: Message,
 async def test_publish_fails_while_rabbitmq_is_down_and_delivery_resumes_after(
     rabbitmq_url: str, inbox: Inbox, rabbitmq_stopped: Callable[[], AbstractContextManager[None]]
 ) -> None:
-    adapter = RabbitPubSub.from_url(rabbitmq_url, {})
+    adapter = RabbitPubSub(rabbitmq_url, {})
     await adapter.open()
     try:
         inbox.follow(await adapter.subscribe("orders", group="billing"), "member")
@@ -66,7 +66,7 @@ async def test_publish_fails_while_rabbitmq_is_down_and_delivery_resumes_after(
 async def test_an_adapter_opened_while_rabbitmq_is_down_connects_when_it_is_back(
     rabbitmq_url: str, inbox: Inbox, rabbitmq_stopped: Callable[[], AbstractContextManager[None]]
 ) -> None:
-    adapter = RabbitPubSub.from_url(rabbitmq_url + "&connect_timeout=0.5", {})
+    adapter = RabbitPubSub(rabbitmq_url + "&connect_timeout=0.5", {})
     try:
         with rabbitmq_stopped():
             with pytest.raises(PubSubUnavailable):

@@ -14,9 +14,9 @@ SCHEMES = ("nats", "nats+tls")
 
 
 def _pubsub(url: str, options: dict[str, Any]) -> PubSub:
-    from core_plugin_nats._pubsub import NatsPubSub
+    from core_plugin_nats.pubsub import NatsPubSub
 
-    return NatsPubSub.from_url(url, options)
+    return NatsPubSub(url, options)
 
 
 @hookimpl

@@ -14,9 +14,9 @@ SCHEMES = ("amqp", "amqps")
 
 
 def _pubsub(url: str, options: dict[str, Any]) -> PubSub:
-    from core_plugin_rabbitmq._pubsub import RabbitPubSub
+    from core_plugin_rabbitmq.pubsub import RabbitPubSub
 
-    return RabbitPubSub.from_url(url, options)
+    return RabbitPubSub(url, options)
 
 
 @hookimpl

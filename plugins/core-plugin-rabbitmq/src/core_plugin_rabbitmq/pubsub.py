@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aio_pika
@@ -40,21 +40,16 @@ def amqp_message(message: Message) -> aio_pika.Message:
 
 
 class RabbitPubSub:
-    """The RabbitMQ adapter; build it with :meth:`from_url`."""
+    """The RabbitMQ adapter: ``RabbitPubSub(url, options)`` (not connected yet)."""
 
-    def __init__(self, options: RabbitOptions) -> None:
-        self.options = options
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+        self.options = RabbitOptions.parse(url, options or {})
         self._connection: AbstractRobustConnection | None = None
         self._exchange: AbstractExchange | None = None
         self._open = False
         self._last_attempt = float("-inf")
         self._last_error = "not connected yet"
         self._subscriptions: set[RabbitSubscription] = set()
-
-    @classmethod
-    def from_url(cls, url: str, options: dict[str, Any]) -> RabbitPubSub:
-        """The adapter for ``amqp://…`` with the ``[options.rabbitmq]`` table (not connected)."""
-        return cls(RabbitOptions.parse(url, options))
 
     def __repr__(self) -> str:
         return f"RabbitPubSub({self.options.safe_url()}, exchange={self.options.exchange!r})"

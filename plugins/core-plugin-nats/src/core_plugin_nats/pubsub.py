@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.errors import ConfigError
@@ -51,21 +51,16 @@ def headers_of(message: Message, extra: dict[str, str] | None = None) -> dict[st
 
 
 class NatsPubSub:
-    """The NATS JetStream adapter; build it with :meth:`from_url`."""
+    """The NATS JetStream adapter: ``NatsPubSub(url, options)`` (not connected yet)."""
 
-    def __init__(self, options: NatsOptions) -> None:
-        self.options = options
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+        self.options = NatsOptions.parse(url, options or {})
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._open = False
         self._last_attempt = float("-inf")
         self._last_error = "not connected yet"
         self._subscriptions: set[NatsSubscription] = set()
-
-    @classmethod
-    def from_url(cls, url: str, options: dict[str, Any]) -> NatsPubSub:
-        """The adapter for ``nats://…`` with the ``[options.nats]`` table (not connected)."""
-        return cls(NatsOptions.parse(url, options))
 
     def __repr__(self) -> str:
         return f"NatsPubSub({','.join(self.options.servers)}, stream={self.options.stream!r})"
