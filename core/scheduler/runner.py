@@ -124,12 +124,12 @@ class Runner:
             )
             if children:
                 await self._write(store.add_jobs, children, f"{len(children)} child job(s) of {where}")
-                await self.publish(realtime_jobs(self.runtime.pipeline, children))
+                await self._publish(realtime_jobs(self.runtime.pipeline, children))
         await self._write(store.add_transitions, outcome.transitions, f"{len(jobs)} transition(s) of {where}")
         self._observe(outcome.transitions)
         return outcome.transitions
 
-    async def publish(self, jobs: Sequence[Job]) -> None:
+    async def _publish(self, jobs: Sequence[Job]) -> None:
         """Tell realtime consumers about stored jobs; on failure the poll delivers them."""
         pubsub = self.runtime.pubsub
         if not jobs or pubsub is None:
