@@ -85,7 +85,7 @@ async def claim(
         rows.append({
             "id": new_id(), "job_seq": seq, "job_id": job.id, "event_id": job.event_id,
             "attempt": job.attempt + 1,
-            "state_before": job.status.value, "state_after": Status.EXECUTING.value, "error": None,
+            "state_before": job.status, "state_after": Status.EXECUTING, "error": None,
             "due_at": None, "created_at": now, "lease_owner": claim.owner, "lease_expires_at": expires,
         })
         job.status, job.attempt, job.due_at = Status.EXECUTING, job.attempt + 1, None
@@ -116,7 +116,7 @@ async def recover(conn: AsyncConnection, lock: Lock, now: datetime, insert_rows:
     for seq, job in zip(seqs, expired, strict=True):
         rows.append({
             "id": new_id(), "job_seq": seq, "job_id": job.id, "event_id": job.event_id, "attempt": job.attempt,
-            "state_before": Status.EXECUTING.value, "state_after": Status.FAILED.value,
+            "state_before": Status.EXECUTING, "state_after": Status.FAILED,
             "error": LEASE_EXPIRED, "due_at": None, "created_at": now,
             "lease_owner": None, "lease_expires_at": None,
         })

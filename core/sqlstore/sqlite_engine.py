@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 from core.errors import ConfigError, CoreError
-from core.sqlstore.schema import JSONText, UTCDateTime, utc_text
+from core.sqlstore.schema import NO_DUE_TIME, JSONText, UTCDateTime, utc_text
 
 #: Texts of SQLite errors that mean "cannot use the database now" rather than a bug.
 _UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly", "disk is full", "closed")
@@ -101,8 +101,23 @@ RowToTuple = Callable[[dict[str, Any]], tuple[Any, ...]]
 _INSERTS: dict[tuple[str, bool], tuple[str, RowToTuple]] = {}
 
 
+#: The last two datetimes converted and their texts: a batch repeats a few values (the claim's
+#: ``now`` and lease expiry, ``NO_DUE_TIME``) for every row. Holding them makes ``is`` safe.
+_recent: list[Any] = [NO_DUE_TIME, utc_text(NO_DUE_TIME), None, None]
+
+
 def sql_time(value: datetime | None) -> str | None:
-    return None if value is None else utc_text(value)
+    """A datetime as :class:`~core.sqlstore.schema.UTCDateTime` stores it on SQLite."""
+    if value is None:
+        return None
+    recent = _recent
+    if value is recent[0]:
+        return recent[1]  # type: ignore[no-any-return]
+    if value is recent[2]:
+        return recent[3]  # type: ignore[no-any-return]
+    text = utc_text(value)
+    recent[:] = [value, text, recent[0], recent[1]]
+    return text
 
 
 def sql_json(value: Any) -> str:
