@@ -36,6 +36,7 @@ from core_plugin_nats._options import NatsOptions
 from core_plugin_nats._subscription import KEY_HEADER, NatsSubscription
 
 log = logging.getLogger("core.pubsub.nats")
+NOT_YET = "not connected yet"
 
 #: What a broken or missing connection raises in nats-py (and the server's API errors).
 _UNAVAILABLE = (NatsError, OSError, asyncio.TimeoutError)
@@ -59,7 +60,7 @@ class NatsPubSub:
         self._js: JetStreamContext | None = None
         self._open = False
         self._last_attempt = float("-inf")
-        self._last_error = "not connected yet"
+        self._last_error = NOT_YET
         self._subscriptions: set[NatsSubscription] = set()
 
     def __repr__(self) -> str:
@@ -163,9 +164,13 @@ class NatsPubSub:
             js = nc.jetstream(timeout=options.publish_timeout)
             await self._ensure_stream(js)
         except _UNAVAILABLE as exc:
-            self._last_error = repr(exc)
+            # A timeout says little: the client's last error says why (refused, TLS, authorization).
+            if not isinstance(exc, asyncio.TimeoutError) or self._last_error == NOT_YET:
+                self._last_error = repr(exc)
             await nc.close()
-            raise PubSubUnavailable(f"NATS at {','.join(options.servers)} cannot be reached: {exc!r}") from exc
+            raise PubSubUnavailable(
+                f"NATS at {','.join(options.servers)} cannot be reached: {self._last_error}"
+            ) from exc
         except BaseException:
             await nc.close()
             raise
