@@ -4,8 +4,9 @@ What differs from SQLite, all through the base's extension points:
 
 - Claims lock the ``job_state`` rows they select with ``FOR UPDATE OF job_state SKIP
   LOCKED``: several schedulers claim concurrently and never receive one job twice.
-- Batched inserts of a shared commit go through ``COPY`` (asyncpg's binary
-  ``copy_records_to_table``) above ``copy_threshold`` rows, a multi-row ``INSERT`` below.
+- Each table's rows of a shared commit go in with one statement: ``COPY`` (asyncpg's binary
+  ``copy_records_to_table``) from ``copy_threshold`` rows, else ``INSERT … SELECT FROM
+  unnest(arrays)``, which also resolves a job's ``job_seq`` from its id by a join.
 - ``job_state``, the narrow summary updated in place at every transition, gets a
   ``fillfactor`` (room for the updated row version on its own page) and eager autovacuum,
   since dead rows pile up fast at thousands of jobs per second; the history tables are
@@ -21,13 +22,14 @@ What differs from SQLite, all through the base's extension points:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from core.errors import ConfigError
 from core.sqlstore import SQLStore
-from core.sqlstore.schema import job_state
+from core.sqlstore.schema import job_state, jobs
 from hookspecs import StoreUnavailable
-from sqlalchemy import Select, Table, text
+from sqlalchemy import Column, Select, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -116,24 +118,37 @@ class PostgresStore(SQLStore):
             await lock.close()  # ends the session: the lock goes with it
 
     async def insert_rows(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+        """One statement per table and commit: ``COPY`` for large batches of plain rows, else
+        ``INSERT … SELECT FROM unnest(arrays)`` (rows naming their job by ``job_ref`` get its
+        ``job_seq`` by a join in the same statement)."""
+        try:
+            await self._insert(conn, table, rows)
+        except DISCONNECTED:
+            # The driver was used directly, so SQLAlchemy did not see the disconnect: drop this
+            # connection and the pooled ones (the server likely closed them all).
+            await conn.invalidate()
+            if self._engine is not None:
+                await self._engine.dispose()
+            raise
+
+    async def _insert(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+        driver = await _driver(conn)
         if table.name in DURABLE_TABLES and not self.durable_transitions:
-            await conn.execute(text("SET LOCAL synchronous_commit = on"))  # this commit holds a 202
-        columns = list(rows[0])
-        if len(rows) < self.copy_threshold or not all(name in table.c for name in columns):
-            # Small batches, or rows whose values the base computes in SQL (a key looked up
-            # by a subquery), go through the base's multi-row INSERT.
-            await super().insert_rows(conn, table, rows)
-            return
-        dialect = conn.dialect
-        binders = [_binder(table, name, dialect) for name in columns]
-        records = [
-            tuple(bind(row[name]) if bind else row[name] for name, bind in zip(columns, binders, strict=True))
-            for row in rows
+            transaction = conn.get_transaction()
+            if conn.info.get(_DURABLE_MARK) is not transaction:  # once per transaction
+                await driver.execute("SET LOCAL synchronous_commit = on")  # this commit holds a 202
+                conn.info[_DURABLE_MARK] = transaction
+        columns = tuple(rows[0])
+        binders = [_binder(table, name, conn.dialect) for name in columns]
+        values = [
+            [bind(row[name]) for row in rows] if bind else [row[name] for row in rows]
+            for name, bind in zip(columns, binders, strict=True)
         ]
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection  # the asyncpg connection, inside our transaction
-        assert driver is not None
-        await driver.copy_records_to_table(table.name, records=records, columns=columns)
+        if len(rows) >= self.copy_threshold and all(name in table.c for name in columns):
+            await driver.copy_records_to_table(table.name, records=list(zip(*values, strict=True)),
+                                               columns=list(columns))
+            return
+        await driver.execute(_unnest_insert(table, columns, conn.dialect), *values)
 
     def is_unavailable(self, exc: BaseException) -> bool:
         if super().is_unavailable(exc):
@@ -151,12 +166,48 @@ class PostgresStore(SQLStore):
         return False
 
 
+_DURABLE_MARK = "core_durable_transaction"
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under ``conn``, inside the same transaction."""
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    return driver
+
+
+def _column(table: Table, name: str) -> Column[Any]:
+    """The column a row key fills (``job_ref`` is the job's id, joined to ``job_seq``)."""
+    return jobs.c.id if name == "job_ref" else table.c[name]
+
+
 def _binder(table: Table, name: str, dialect: Any) -> Any:
     """The bind-side conversion of a column's type (JSON to text, datetimes to UTC), if any."""
-    column_type = table.c[name].type
+    column_type = _column(table, name).type
     if isinstance(column_type, TypeDecorator):
         return lambda value: column_type.process_bind_param(value, dialect)
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _unnest_insert(table: Table, columns: tuple[str, ...], dialect: Any) -> str:
+    """``INSERT … SELECT FROM unnest($1::type[], …)`` in row order, resolving ``job_ref``."""
+    arrays = ", ".join(
+        f"${i}::{_column(table, name).type.compile(dialect=dialect)}[]" for i, name in enumerate(columns, 1)
+    )
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    targets = [name for name in columns if name != "job_ref"]
+    picks = [f"u.c{columns.index(name)}" for name in targets]
+    joined = ""
+    if "job_ref" in columns:
+        targets.append("job_seq")
+        picks.append("j.seq")
+        joined = f" LEFT JOIN jobs AS j ON j.id = u.c{columns.index('job_ref')}"
+    return (
+        f"INSERT INTO {table.name} ({', '.join(targets)}) SELECT {', '.join(picks)} "
+        f"FROM unnest({arrays}) WITH ORDINALITY AS u({aliases}, n){joined} ORDER BY u.n"
+    )
 
 
 async def _tune(conn: AsyncConnection, table: str, settings: dict[str, str]) -> None:
