@@ -1,0 +1,176 @@
+"""Options of the Kafka adapter: the URL, its query, the ``[options.kafka]`` table and the
+environment, turned into validated settings and librdkafka configuration.
+
+Precedence: the option table gives defaults, the URL query overrides them. Credentials come
+from the environment (or the URL's user info), never from a file checked into a project.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from core.errors import CoreError
+
+#: URL scheme -> librdkafka ``security.protocol``.
+SCHEMES = {"kafka": "PLAINTEXT", "kafka+ssl": "SSL", "kafka+sasl": "SASL_SSL"}
+
+#: Environment variables read for TLS and SASL, and the librdkafka property each one sets.
+ENVIRONMENT = {
+    "CORE_KAFKA_SASL_MECHANISM": "sasl.mechanism",
+    "CORE_KAFKA_SASL_USERNAME": "sasl.username",
+    "CORE_KAFKA_SASL_PASSWORD": "sasl.password",
+    "CORE_KAFKA_SSL_CA_LOCATION": "ssl.ca.location",
+    "CORE_KAFKA_SSL_CERTIFICATE_LOCATION": "ssl.certificate.location",
+    "CORE_KAFKA_SSL_KEY_LOCATION": "ssl.key.location",
+    "CORE_KAFKA_SSL_KEY_PASSWORD": "ssl.key.password",
+}
+
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+def _int(low: int, high: int) -> Any:
+    def check(value: Any) -> int:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return value
+
+    return check
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or (value and not _TOPIC.match(value)):
+        raise ValueError("letters, digits, '.', '_' or '-' (Kafka's topic and group alphabet)")
+    return value
+
+
+def _choice(*allowed: str) -> Any:
+    def check(value: Any) -> str:
+        if value not in allowed:
+            raise ValueError("one of " + ", ".join(allowed))
+        return str(value)
+
+    return check
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise ValueError("true or false")
+
+
+#: Every option: name -> (validator, default, help). The docs' option table mirrors this.
+OPTIONS: dict[str, tuple[Any, Any, str]] = {
+    "topic_prefix": (_text, "", "prepended to every topic name"),
+    "group_prefix": (_text, "", "prepended to every consumer group name"),
+    "publish_timeout_ms": (_int(100, 3_600_000), 5000, "a publish not acknowledged by then fails"),
+    "max_redeliveries": (_int(0, 1_000_000), 5, "nacks of one message before it is dead-lettered"),
+    "redelivery_delay_ms": (_int(0, 3_600_000), 200, "wait before a nacked message is delivered again"),
+    "max_in_flight": (_int(1, 1_000_000), 1000, "unsettled deliveries per subscription before fetching pauses"),
+    "session_timeout_ms": (_int(1000, 3_600_000), 10_000, "a member silent this long leaves its group"),
+    "join_timeout_ms": (_int(100, 3_600_000), 30_000, "how long subscribe() waits for its first assignment"),
+    "offset_reset": (_choice("latest", "earliest"), "latest", "where a new group starts reading a topic"),
+    "tls": (_bool, True, "kafka+sasl only: false uses SASL_PLAINTEXT instead of SASL_SSL"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaOptions:
+    """Validated adapter settings plus the librdkafka properties shared by every client."""
+
+    bootstrap: str
+    topic_prefix: str
+    group_prefix: str
+    publish_timeout_ms: int
+    max_redeliveries: int
+    redelivery_delay_ms: int
+    max_in_flight: int
+    session_timeout_ms: int
+    join_timeout_ms: int
+    offset_reset: str
+    tls: bool
+    client: Mapping[str, Any]
+
+    @classmethod
+    def parse(
+        cls, url: str, options: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    ) -> KafkaOptions:
+        """Read ``url`` (``kafka://host:port,host:port?topic_prefix=...``) and ``options``.
+
+        ``options`` may hold a ``config`` table of raw librdkafka properties, applied last.
+        """
+        environ = os.environ if environ is None else environ
+        parts = urlsplit(url)
+        if parts.scheme not in SCHEMES:
+            raise CoreError(f"kafka pubsub: {url!r} has scheme {parts.scheme!r}",
+                            hint="use one of " + ", ".join(f"{s}://" for s in SCHEMES))
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        if not hosts or any(not h.strip() for h in hosts.split(",")):
+            raise CoreError(f"kafka pubsub: {url!r} names no broker",
+                            hint="write kafka://host:port[,host:port...]")
+        given = {k: v for k, v in options.items() if k != "config"}
+        given.update(parse_qsl(parts.query, keep_blank_values=True))
+        unknown = sorted(set(given) - set(OPTIONS))
+        if unknown:
+            raise CoreError(f"kafka pubsub: unknown option(s) {unknown} in {url!r} or [options.kafka]",
+                            hint="known options: " + ", ".join(OPTIONS) + ", and a [options.kafka.config] table")
+        values: dict[str, Any] = {}
+        for name, (check, default, _help) in OPTIONS.items():
+            try:
+                values[name] = check(given[name]) if name in given else default
+            except ValueError as exc:
+                raise CoreError(f"kafka pubsub: option {name} = {given[name]!r} is not valid",
+                                hint=f"expected {exc}") from None
+        raw = options.get("config", {})
+        if not isinstance(raw, Mapping):
+            raise CoreError("kafka pubsub: option config must be a table of librdkafka properties",
+                            hint="e.g. [options.kafka.config] then 'linger.ms' = 5")
+        client = _security(parts.scheme, userinfo, values["tls"], environ)
+        client.update({"bootstrap.servers": hosts, **{str(k): v for k, v in raw.items()}})
+        return cls(bootstrap=hosts, client=client, **values)
+
+    def topic(self, name: str) -> str:
+        """The Kafka topic for the adapter-level ``name``."""
+        return self._checked("topic", self.topic_prefix + name)
+
+    def group(self, name: str) -> str:
+        """The Kafka consumer group for the adapter-level ``name``."""
+        return self._checked("consumer group", self.group_prefix + name)
+
+    @staticmethod
+    def _checked(what: str, name: str) -> str:
+        if not _TOPIC.match(name):
+            raise CoreError(f"kafka pubsub: {what} {name!r} is not a valid Kafka name",
+                            hint="use 1 to 249 letters, digits, '.', '_' or '-'")
+        return name
+
+
+def _security(scheme: str, userinfo: str, tls: bool, environ: Mapping[str, str]) -> dict[str, Any]:
+    """``security.protocol`` and credentials for ``scheme``, from the environment or user info."""
+    protocol = SCHEMES[scheme]
+    if protocol == "SASL_SSL" and not tls:
+        protocol = "SASL_PLAINTEXT"
+    config: dict[str, Any] = {"security.protocol": protocol}
+    if protocol == "PLAINTEXT":
+        return config
+    for variable, prop in ENVIRONMENT.items():
+        if environ.get(variable) and (prop.startswith("ssl.") or protocol.startswith("SASL")):
+            config[prop] = environ[variable]
+    if protocol.startswith("SASL"):
+        if userinfo:
+            user, _, password = userinfo.partition(":")
+            config["sasl.username"], config["sasl.password"] = unquote(user), unquote(password)
+        config.setdefault("sasl.mechanism", "PLAIN")
+        if not config.get("sasl.username"):
+            raise CoreError(f"kafka pubsub: {scheme}:// needs SASL credentials",
+                            hint="set CORE_KAFKA_SASL_USERNAME and CORE_KAFKA_SASL_PASSWORD "
+                                 "(and CORE_KAFKA_SASL_MECHANISM if not PLAIN)")
+    return config

@@ -1,0 +1,95 @@
+"""Fixtures: a Kafka-protocol broker (the librdkafka mock cluster) and per-test URLs.
+
+The shared cluster is the one ``.ci/services.py kafka`` started (its bootstrap list is in
+``$CORE_KAFKA_BOOTSTRAP_FILE``, default ``.ci/.kafka-bootstrap``); when that file is missing
+or stale, the session starts its own holder process, so ``pytest`` alone works.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+HOLDER = HERE / "mock_cluster.py"
+BOOTSTRAP_FILE = Path(os.environ.get("CORE_KAFKA_BOOTSTRAP_FILE", HERE.parents[2] / ".ci" / ".kafka-bootstrap"))
+
+
+@dataclass
+class Cluster:
+    """A mock cluster held by a child process; ``down()``/``up()`` inject a full outage."""
+
+    process: subprocess.Popen[str]
+    bootstrap: str
+
+    def down(self) -> None:
+        self.process.send_signal(signal.SIGUSR1)
+
+    def up(self) -> None:
+        self.process.send_signal(signal.SIGUSR2)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def start_cluster() -> Cluster:
+    """Start a holder process and read its bootstrap list from its first line of output."""
+    process = subprocess.Popen([sys.executable, str(HOLDER)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line:
+        process.kill()
+        raise RuntimeError(f"{HOLDER} printed no bootstrap list (exit status {process.wait()})")
+    return Cluster(process, line)
+
+
+def _answers(bootstrap: str) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> Iterator[str]:
+    """The bootstrap list of a running mock cluster shared by the session."""
+    if BOOTSTRAP_FILE.is_file():
+        shared = BOOTSTRAP_FILE.read_text().strip()
+        if shared and _answers(shared):
+            yield shared
+            return
+    cluster = start_cluster()
+    yield cluster.bootstrap
+    cluster.stop()
+
+
+@pytest.fixture
+def private_cluster() -> Iterator[Cluster]:
+    """A cluster of this test's own, for fault injection that must not disturb others."""
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+def url_for(bootstrap: str, **query: object) -> str:
+    """A ``kafka://`` URL with prefixes unique to the caller, so parallel runs never collide."""
+    tag = uuid.uuid4().hex[:10]
+    params = {"topic_prefix": f"t{tag}.", "group_prefix": f"g{tag}.", "session_timeout_ms": 6000, **query}
+    return f"kafka://{bootstrap}?" + "&".join(f"{k}={v}" for k, v in params.items())
+
+
+@pytest.fixture
+def kafka_url(bootstrap: str) -> str:
+    return url_for(bootstrap)
