@@ -169,6 +169,35 @@ def mosquitto() -> None:
     ensure_port("mosquitto", 1883, start)
 
 
+@service("kafka")
+def kafka() -> None:
+    """The librdkafka mock cluster (no Kafka server can be installed here), held by
+    plugins/core-plugin-kafka/tests/mock_cluster.py; its bootstrap list goes to
+    $CORE_KAFKA_BOOTSTRAP_FILE (default .ci/.kafka-bootstrap). Needs confluent-kafka in this
+    interpreter (the plugin's nox session installs it first)."""
+    import os
+
+    path = Path(os.environ.get("CORE_KAFKA_BOOTSTRAP_FILE", ROOT / ".ci" / ".kafka-bootstrap"))
+    if path.is_file() and (hosts := path.read_text().strip()):
+        host, _, port = hosts.split(",")[0].rpartition(":")
+        if reachable(int(port), host):
+            print(f"kafka: mock cluster already running at {hosts}")
+            return
+    if subprocess.run([sys.executable, "-c", "import confluent_kafka"], capture_output=True).returncode:
+        raise ServiceError(f"kafka: confluent-kafka is not installed for {sys.executable}; pip install it")
+    path.unlink(missing_ok=True)
+    holder = ROOT / "plugins" / "core-plugin-kafka" / "tests" / "mock_cluster.py"
+    with open(path.with_name(path.name + ".log"), "ab") as log:
+        subprocess.Popen([sys.executable, str(holder), "--write", str(path)], stdout=log, stderr=log,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (path.is_file() and path.read_text().strip()):
+        if time.monotonic() > deadline:
+            raise ServiceError(f"kafka: the mock cluster wrote no bootstrap list to {path} in 30s (see {path}.log)")
+        time.sleep(0.1)
+    print(f"kafka: mock cluster running at {path.read_text().strip()}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="services to start (see --list)")
