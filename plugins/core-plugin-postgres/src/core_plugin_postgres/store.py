@@ -27,6 +27,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.sqlstore import SQLStore
+from core.sqlstore.rows import UPDATE_PREFIX
 from core.sqlstore.schema import job_state, jobs
 from hookspecs import StoreUnavailable
 from sqlalchemy import Column, Select, Table, text
@@ -124,12 +125,15 @@ class PostgresStore(SQLStore):
         try:
             await self._insert(conn, table, rows)
         except DISCONNECTED:
-            # The driver was used directly, so SQLAlchemy did not see the disconnect: drop this
-            # connection and the pooled ones (the server likely closed them all).
-            await conn.invalidate()
-            if self._engine is not None:
-                await self._engine.dispose()
+            await self._drop_connections(conn)
             raise
+
+    async def _drop_connections(self, conn: AsyncConnection) -> None:
+        """The driver was used directly, so SQLAlchemy did not see the disconnect: drop this
+        connection and the pooled ones (the server likely closed them all)."""
+        await conn.invalidate()
+        if self._engine is not None:
+            await self._engine.dispose()
 
     async def _insert(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
         driver = await _driver(conn)
@@ -150,6 +154,26 @@ class PostgresStore(SQLStore):
             return
         await driver.execute(_unnest_insert(table, columns, conn.dialect), *values)
 
+    async def update_states(self, conn: AsyncConnection, updates: list[dict[str, Any]]) -> int:
+        """One ``UPDATE … FROM unnest(arrays)`` for every transition of the commit.
+
+        A job named twice takes its last update, as the base's executemany would leave it.
+        """
+        latest = list({row[f"{UPDATE_PREFIX}job_ref"]: row for row in updates}.values())
+        names = ("job_ref", "status", "attempt", "due_at", "ready_at")
+        binders = [_binder(job_state, name, conn.dialect) for name in names]
+        values = [
+            [bind(row[UPDATE_PREFIX + name]) if bind else row[UPDATE_PREFIX + name] for row in latest]
+            for name, bind in zip(names, binders, strict=True)
+        ]
+        try:
+            status = await (await _driver(conn)).execute(UPDATE_STATES, *values)
+        except DISCONNECTED:
+            await self._drop_connections(conn)
+            raise
+        changed = int(status.split()[-1])
+        return len(updates) if changed == len(latest) else changed
+
     def is_unavailable(self, exc: BaseException) -> bool:
         if super().is_unavailable(exc):
             return True
@@ -167,6 +191,16 @@ class PostgresStore(SQLStore):
 
 
 _DURABLE_MARK = "core_durable_transaction"
+
+UPDATE_STATES = """
+UPDATE job_state AS s
+SET status = u.status, attempt = u.attempt, due_at = u.due_at, ready_at = u.ready_at,
+    lease_owner = NULL, lease_expires_at = NULL
+FROM unnest($1::varchar[], $2::varchar[], $3::integer[], $4::timestamptz[], $5::timestamptz[])
+    AS u(job_ref, status, attempt, due_at, ready_at)
+JOIN jobs AS j ON j.id = u.job_ref
+WHERE s.job_seq = j.seq
+"""
 
 
 async def _driver(conn: AsyncConnection) -> Any:
