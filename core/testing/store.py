@@ -148,6 +148,17 @@ class StoreSuite(StoreQueryChecks, AdapterSuite):
             got = await adapter.get_job(job.id)
             assert got is not None and got.status is state
 
+    async def test_transitions_of_one_job_in_one_batch_apply_in_order(self, adapter: Store, names: Names) -> None:
+        [job] = await self.insert(adapter, names, 1)
+        first = make_transition(job, Status.EXECUTING)
+        second = make_transition(advance(job, first), Status.FAILED, error="timeout")
+        third = make_transition(advance(job, second), Status.EXECUTING)
+        await adapter.add_transitions([first, second, third])
+        got = await adapter.get_job(job.id)
+        assert got is not None
+        assert [t.id for t in got.transitions[1:]] == [first.id, second.id, third.id]
+        assert (got.status, got.attempt) == (Status.EXECUTING, 2)
+
     async def test_a_failed_write_stores_nothing(self, adapter: Store, names: Names) -> None:
         existing = make_event(source=names.source, actions=[(names.destination, names.action)])
         await adapter.insert_queue(Queue(events=[existing]))
