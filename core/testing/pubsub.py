@@ -84,7 +84,7 @@ class Inbox:
         task = self._tasks.pop(label)
         try:
             await asyncio.wait_for(task, 1.0)
-        except BaseException:  # noqa: BLE001 - the subscription may end with any error once closed
+        except Exception:  # noqa: BLE001 - a subscription may end with any error once its adapter closed
             task.cancel()
 
     async def close(self) -> None:
