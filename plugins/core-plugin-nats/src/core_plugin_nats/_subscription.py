@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from hookspecs import Message
 from nats.aio.client import Client
@@ -32,7 +32,8 @@ KEY_HEADER = "Core-Key"
 DEAD_TOPIC, DEAD_GROUP, DEAD_DELIVERIES = "Core-Dead-Topic", "Core-Dead-Group", "Core-Dead-Deliveries"
 #: Lifetime of one pull request (the server answers 408 when it expires unfilled).
 PULL_EXPIRES = 5.0
-_SETTLE_ERRORS = (NatsError, OSError, asyncio.TimeoutError)
+#: What a broken or missing connection raises in nats-py (and the server's API errors).
+UNAVAILABLE = (NatsError, OSError, asyncio.TimeoutError)
 
 
 class NatsDelivery:
@@ -80,10 +81,10 @@ class NatsDelivery:
         self._subscription.unsettled.discard(self)
         return True
 
-    async def _send(self, settle: Callable[[], object], what: str) -> None:
+    async def _send(self, settle: Callable[[], Awaitable[None]], what: str) -> None:
         try:
-            await settle()  # type: ignore[misc]
-        except _SETTLE_ERRORS as exc:
+            await settle()
+        except UNAVAILABLE as exc:
             # Lost with the connection: JetStream redelivers after ack_wait (at least once).
             topic = self._subscription.topic
             log.warning("NATS: %s of a delivery on %r not sent (%r); it will come again", what, topic, exc)
@@ -134,7 +135,7 @@ class NatsSubscription:
         self._received.put_nowait(None)
         try:
             await self._sub.unsubscribe()
-        except _SETTLE_ERRORS as exc:
+        except UNAVAILABLE as exc:
             log.debug("NATS: unsubscribe failed while closing: %r", exc)
         held = [NatsDelivery(m, self) for m in self._drain() if not _status(m)]
         for delivery in [*self.unsettled, *held]:
@@ -155,7 +156,7 @@ class NatsSubscription:
         subject = self.options.dead_letter_subject(self.topic)
         try:
             await self._js.publish(subject, msg.data, timeout=self.options.publish_timeout, headers=headers)
-        except _SETTLE_ERRORS as exc:
+        except UNAVAILABLE as exc:
             log.warning("NATS: dead letter for %r not stored (%r); redelivering it instead", self.topic, exc)
             await delivery._send(msg.nak, "nak")
             return
@@ -201,7 +202,7 @@ class NatsSubscription:
         request = {"batch": want, "expires": int(PULL_EXPIRES * 1e9)}
         try:
             await self._nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
-        except _SETTLE_ERRORS as exc:
+        except UNAVAILABLE as exc:
             log.debug("NATS: pull request not sent: %r", exc)
             return
         self._requested += want

@@ -19,7 +19,6 @@ from typing import Any
 from core.errors import ConfigError
 from hookspecs import Message, PubSubUnavailable
 from nats.aio.client import Client
-from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -33,13 +32,10 @@ from nats.js.api import (
 from nats.js.errors import NotFoundError
 
 from core_plugin_nats._options import NatsOptions
-from core_plugin_nats._subscription import KEY_HEADER, NatsSubscription
+from core_plugin_nats._subscription import KEY_HEADER, UNAVAILABLE, NatsSubscription
 
 log = logging.getLogger("core.pubsub.nats")
 NOT_YET = "not connected yet"
-
-#: What a broken or missing connection raises in nats-py (and the server's API errors).
-_UNAVAILABLE = (NatsError, OSError, asyncio.TimeoutError)
 
 
 def headers_of(message: Message, extra: dict[str, str] | None = None) -> dict[str, str] | None:
@@ -85,7 +81,7 @@ class NatsPubSub:
         if nc is not None:
             try:
                 await nc.flush(timeout=max(1, round(self.options.publish_timeout)))
-            except _UNAVAILABLE:
+            except UNAVAILABLE:
                 log.warning("NATS: closing without a final flush (%s)", self._last_error)
             await nc.close()
 
@@ -102,7 +98,7 @@ class NatsPubSub:
         )
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
-            if not isinstance(failure, _UNAVAILABLE):
+            if not isinstance(failure, UNAVAILABLE):
                 raise failure
         if failures:
             raise PubSubUnavailable(
@@ -116,7 +112,7 @@ class NatsPubSub:
         js = await self._jetstream()
         try:
             await self._ensure_consumer(js, durable, subject)
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             raise PubSubUnavailable(f"NATS could not create consumer {durable!r}: {exc!r}") from exc
         assert self._nc is not None
         subscription = NatsSubscription(
@@ -163,7 +159,7 @@ class NatsPubSub:
             ), options.connect_timeout)
             js = nc.jetstream(timeout=options.publish_timeout)
             await self._ensure_stream(js)
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             # A timeout says little: the client's last error says why (refused, TLS, authorization).
             if not isinstance(exc, asyncio.TimeoutError) or self._last_error == NOT_YET:
                 self._last_error = repr(exc)

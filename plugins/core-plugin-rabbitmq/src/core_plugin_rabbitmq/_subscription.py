@@ -38,7 +38,8 @@ DEAD_TOPIC, DEAD_GROUP, DEAD_REASON = "Core-Dead-Topic", "Core-Dead-Group", "Cor
 #: Headers the broker adds (delivery count, dead-letter history): not message attributes.
 _BROKER_HEADERS = frozenset({"x-death", "x-delivery-count"})
 _BROKER_PREFIXES = ("x-first-death-", "x-last-death-")
-_SETTLE_ERRORS = (*CONNECTION_EXCEPTIONS, asyncio.TimeoutError)
+#: What a broken or missing connection raises in aio-pika / aiormq.
+UNAVAILABLE = (*CONNECTION_EXCEPTIONS, asyncio.TimeoutError)
 
 
 class RabbitDelivery:
@@ -79,7 +80,7 @@ class RabbitDelivery:
     async def _send(self, settle: Awaitable[None], what: str) -> None:
         try:
             await settle
-        except _SETTLE_ERRORS as exc:
+        except UNAVAILABLE as exc:
             # Its channel is gone: the broker has requeued the message already (at least once).
             topic = self._subscription.topic
             log.warning("RabbitMQ: %s of a delivery on %r not sent (%r); it will come again", what, topic, exc)
@@ -129,7 +130,7 @@ class RabbitSubscription:
         if self._channel is not None:
             try:
                 await self._channel.close()
-            except _SETTLE_ERRORS as exc:
+            except UNAVAILABLE as exc:
                 log.debug("RabbitMQ: channel close failed while leaving: %r", exc)
 
     async def _declare(self, exchange: AbstractExchange, topic: str, group: str) -> AbstractQueue:

@@ -18,17 +18,14 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection, DeliveryMode
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed
+from aio_pika.exceptions import ChannelPreconditionFailed
 from core.errors import ConfigError
 from hookspecs import Message, PubSubUnavailable
 
 from core_plugin_rabbitmq._options import RabbitOptions
-from core_plugin_rabbitmq._subscription import KEY_HEADER, RabbitSubscription
+from core_plugin_rabbitmq._subscription import KEY_HEADER, UNAVAILABLE, RabbitSubscription
 
 log = logging.getLogger("core.pubsub.rabbitmq")
-
-#: What a broken or missing connection raises in aio-pika / aiormq.
-_UNAVAILABLE = (*CONNECTION_EXCEPTIONS, asyncio.TimeoutError)
 
 
 def amqp_message(message: Message) -> aio_pika.Message:
@@ -86,7 +83,7 @@ class RabbitPubSub:
         )
         failures = [r for r in results if isinstance(r, BaseException)]
         for failure in failures:
-            if not isinstance(failure, _UNAVAILABLE):
+            if not isinstance(failure, UNAVAILABLE):
                 raise failure
         if failures:
             raise PubSubUnavailable(
@@ -111,7 +108,7 @@ class RabbitPubSub:
                 f"the settings the queue {self.options.queue(topic, group)!r} was declared with "
                 f"({exc}); delete that queue to declare it again with the new settings",
             ) from exc
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             await subscription.close()
             raise PubSubUnavailable(f"RabbitMQ could not start a consumer on {topic!r}: {exc!r}") from exc
         self._subscriptions.add(subscription)
@@ -145,7 +142,7 @@ class RabbitPubSub:
             ), options.connect_timeout)
             channel = await connection.channel(publisher_confirms=True)
             exchange = await channel.declare_exchange(options.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             self._last_error = repr(exc)
             if connection is not None:
                 await connection.close()
