@@ -97,9 +97,9 @@ class SupervisorSuite(AdapterSuite):
         assert tokens == sorted(set(tokens)), f"fencing tokens must strictly increase: {tokens}"
 
     async def test_renew_extends_a_held_lease(self, adapter: Supervisor, key: str) -> None:
-        lease = await adapter.acquire(key, owner="alpha", ttl=5)
+        lease = await adapter.acquire(key, owner="alpha", ttl=30)
         assert lease is not None
-        renewed = await adapter.renew(lease, ttl=60)
+        renewed = await adapter.renew(lease, ttl=120)
         assert renewed is not None
         assert (renewed.key, renewed.owner, renewed.token) == (lease.key, lease.owner, lease.token)
         assert renewed.expires_at > lease.expires_at
