@@ -139,3 +139,24 @@ async def test_job_state_is_tuned_for_in_place_updates(store: PostgresStore, pg_
     finally:
         await conn.close()
     assert "fillfactor=70" in options
+
+
+async def test_retention_purges_finished_history(pg_url: str) -> None:
+    old = queue(3)
+    for event in old.events:
+        event.received_at = datetime(2020, 1, 1, tzinfo=UTC)
+        for job in event.jobs:
+            job.status = Status.SUCCEEDED
+    recent = queue(1)
+    adapter = PostgresStore(pg_url, retention=3600, purge_interval=0.05)
+    await adapter.open()
+    try:
+        await adapter.insert_queue(old)
+        await adapter.insert_queue(recent)
+        deadline = asyncio.get_running_loop().time() + 10
+        while await adapter.get_event(old.events[0].id) is not None:
+            assert asyncio.get_running_loop().time() < deadline, "the old events were never purged"
+            await asyncio.sleep(0.05)
+        assert await adapter.get_event(recent.events[0].id) is not None  # not final, not old
+    finally:
+        await adapter.close()

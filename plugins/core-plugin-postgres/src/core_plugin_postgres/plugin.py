@@ -17,8 +17,8 @@ SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 #: table: a flat key goes to every adapter that takes it, ``[options.postgresql.<kind>]``
 #: to that adapter alone.
 OPTIONS = {
-    "store": ("pool_size", "max_overflow", "copy_threshold", "durable_transitions", "commit_delay_ms",
-              "max_batch", "purge_batch"),
+    "store": ("pool_size", "max_overflow", "copy_threshold", "durable_transitions", "retention",
+              "purge_interval", "commit_delay_ms", "max_batch", "purge_batch"),
     "pubsub": ("ack_timeout", "prefetch", "poll_interval", "pool_size"),
     "supervisor": ("node_ttl", "pool_size"),
     "wanderer": ("pool_size",),

@@ -22,6 +22,7 @@ What differs from SQLite, all through the base's extension points:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from typing import Any
 
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.types import TypeDecorator
 
 from core_plugin_postgres._pg import DISCONNECTED, SCHEMA_LOCK, connect, redacted, sqlalchemy_url
+from core_plugin_postgres._retention import purge_loop
 
 #: SQLSTATE classes meaning "the server is not usable now": connection exception, operator
 #: intervention (shutdown, terminated backend), insufficient resources.
@@ -61,6 +63,8 @@ class PostgresStore(SQLStore):
     :param max_overflow: extra connections allowed under load.
     :param copy_threshold: rows of one table in one commit from which ``COPY`` is used.
     :param durable_transitions: make claims and transitions wait for the WAL flush too.
+    :param retention: seconds of finished history to keep; older events whose jobs are all
+        final are purged every ``purge_interval`` seconds by one node. ``None``: never.
     Other options: see :class:`~core.sqlstore.SQLStore` (``commit_delay_ms``, ``max_batch``,
     ``purge_batch``).
     """
@@ -73,25 +77,32 @@ class PostgresStore(SQLStore):
         max_overflow: int = 5,
         copy_threshold: int = 200,
         durable_transitions: bool = False,
+        retention: float | None = None,
+        purge_interval: float = 3600.0,
         **options: Any,
     ) -> None:
-        if pool_size < 1 or max_overflow < 0 or copy_threshold < 1:
+        if (pool_size < 1 or max_overflow < 0 or copy_threshold < 1 or purge_interval <= 0
+                or (retention is not None and retention <= 0)):
             raise ConfigError(
-                f"options of the store {redacted(url)!r}", "pool_size/max_overflow/copy_threshold",
-                (pool_size, max_overflow, copy_threshold),
-                "pool_size >= 1, max_overflow >= 0, copy_threshold >= 1",
+                "options of the store", "pool_size/max_overflow/copy_threshold/retention/purge_interval",
+                (pool_size, max_overflow, copy_threshold, retention, purge_interval),
+                "pool_size >= 1, max_overflow >= 0, copy_threshold >= 1, retention > 0 (seconds) "
+                "or unset, purge_interval > 0 (seconds)",
             )
         super().__init__(url, **options)
         self.pool_size = pool_size
         self.max_overflow = max_overflow
         self.copy_threshold = copy_threshold
         self.durable_transitions = bool(durable_transitions)
+        self.retention = retention
+        self.purge_interval = purge_interval
+        self._purging: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"PostgresStore({redacted(self.url)!r})"
 
     def extra_options_hint(self) -> str:
-        return ", pool_size, max_overflow, copy_threshold, durable_transitions"
+        return ", pool_size, max_overflow, copy_threshold, durable_transitions, retention, purge_interval"
 
     def create_engine(self) -> AsyncEngine:
         settings = {} if self.durable_transitions else {"synchronous_commit": "off"}
@@ -117,6 +128,18 @@ class PostgresStore(SQLStore):
                 await conn.commit()
         finally:
             await lock.close()  # ends the session: the lock goes with it
+        if self.retention is not None:
+            self._purging = asyncio.create_task(purge_loop(
+                self.url, lambda before: self.purge(before=before),
+                keep=self.retention, interval=self.purge_interval,
+            ), name="core-store-purge")
+
+    async def close(self) -> None:
+        if self._purging is not None:
+            self._purging.cancel()
+            await asyncio.gather(self._purging, return_exceptions=True)
+            self._purging = None
+        await super().close()
 
     async def insert_rows(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
         """One statement per table and commit: ``COPY`` for large batches of plain rows, else
