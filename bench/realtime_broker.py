@@ -151,6 +151,13 @@ def run(pubsub: str, rate: float, seconds: float, connections: int, store: str =
             "[scheduler]\npoll_seconds = 3600\n"
         )
         scheduler = _start(directory, "scheduler")
+        # One after the other: two processes creating a new SQLite store at once may find it locked.
+        deadline = time.monotonic() + 60
+        while "scheduler running" not in (directory / "scheduler.log").read_text():
+            if scheduler.poll() is not None or time.monotonic() > deadline:
+                scheduler.kill()
+                raise SystemExit(f"the scheduler did not start: {(directory / 'scheduler.log').read_text()}")
+            time.sleep(0.05)
         gateway = _start(directory, "gateway")
         try:
             assert gateway.stdout is not None

@@ -3,6 +3,7 @@ scheduler``) exchanging realtime jobs through NATS, and going on while NATS is d
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -15,13 +16,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hookspecs import Message
+
+from core_plugin_nats.pubsub import NatsPubSub
 
 pytestmark = pytest.mark.slow
 
-#: One webhook, one realtime action that appends the event id of each job it loads to a file.
+#: A webhook and a subscription trigger (topic ``orders.external``, group ``core.feed.external``),
+#: one realtime action that appends the event id of each job it loads to a file.
 APP = """
 from pathlib import Path
-from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, hookimpl
+from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, SubscriptionTrigger, hookimpl
 
 LOADED = Path(__file__).parent / "loaded.txt"
 
@@ -35,7 +40,10 @@ class Record(Action):
 
 @hookimpl
 def core_register_sources():
-    return [Source("shop", [HttpTrigger("orders", "/webhooks/orders")])]
+    return [
+        Source("shop", [HttpTrigger("orders", "/webhooks/orders")]),
+        Source("feed", [SubscriptionTrigger("external", "orders.external")]),
+    ]
 
 @hookimpl
 def core_register_destinations():
@@ -43,7 +51,10 @@ def core_register_destinations():
 
 @hookimpl
 def core_register_flows():
-    return [Flow("orders", source="shop", actions=["sink.record"])]
+    return [
+        Flow("orders", source="shop", actions=["sink.record"]),
+        Flow("feed", source="feed", actions=["sink.record"]),
+    ]
 """
 
 
@@ -64,15 +75,20 @@ def services(directory: Path, pubsub: str, poll_seconds: float) -> Iterator[str]
         f"[gateway]\nport = {port}\n[scheduler]\npoll_seconds = {poll_seconds}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")}
-    processes = [
-        subprocess.Popen(
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(service: str) -> None:
+        processes.append(subprocess.Popen(
             [sys.executable, "-m", "core", "start", service], cwd=directory, env=env,
             stdout=(directory / f"{service}.log").open("w"), stderr=subprocess.STDOUT,
-        )
-        for service in ("scheduler", "gateway")
-    ]
+        ))
+
     url = f"http://127.0.0.1:{port}"
     try:
+        # One after the other: two processes creating a new SQLite store at once may find it locked.
+        start("scheduler")
+        wait_until(lambda: _running(processes, directory), "the scheduler to run")
+        start("gateway")
         wait_until(lambda: _healthy(url, processes, directory), "the gateway to answer /_health")
         yield url
     finally:
@@ -86,11 +102,16 @@ def services(directory: Path, pubsub: str, poll_seconds: float) -> Iterator[str]
                 process.wait()
 
 
-def _healthy(url: str, processes: list[subprocess.Popen[bytes]], directory: Path) -> bool:
+def _running(processes: list[subprocess.Popen[bytes]], directory: Path) -> bool:
     for process in processes:
         if process.poll() is not None:
             logs = "\n".join(p.read_text() for p in directory.glob("*.log"))
             raise AssertionError(f"a service exited early:\n{logs}")
+    return "scheduler running" in (directory / "scheduler.log").read_text()
+
+
+def _healthy(url: str, processes: list[subprocess.Popen[bytes]], directory: Path) -> bool:
+    _running(processes, directory)
     try:
         return httpx.get(f"{url}/_health", timeout=1).status_code == 200
     except httpx.HTTPError:
@@ -141,3 +162,41 @@ def test_while_nats_is_down_the_gateway_answers_202_and_the_schedule_delivers(
         wait_until(lambda: loaded(tmp_path) >= after, "the jobs sent after NATS came back")
     lines = (tmp_path / "loaded.txt").read_text().split()
     assert set(lines) == sent | during | after
+
+
+async def _publish(url: str, topic: str, bodies: list[bytes]) -> None:
+    adapter = NatsPubSub(url)
+    await adapter.open()
+    try:
+        await adapter.publish(topic, [Message(body) for body in bodies])
+    finally:
+        await adapter.close()
+
+
+async def _first_dead_letter(url: str, topic: str) -> Message:
+    adapter = NatsPubSub(url)
+    await adapter.open()
+    try:
+        deliveries = aiter(await adapter.subscribe(f"dead.{topic}", group="dead-letters"))
+        delivery = await asyncio.wait_for(anext(deliveries), 30)
+        await delivery.ack()
+        return delivery.message
+    finally:
+        await adapter.close()
+
+
+def test_a_subscription_trigger_makes_events_and_dead_letters_what_it_cannot_read(
+    tmp_path: Path, nats_url: str
+) -> None:
+    url = nats_url + "&max_deliveries=2"
+    with services(tmp_path, url, poll_seconds=3600):
+        good = b'{"name": "order.created", "data": {"n": 1}}'
+        asyncio.run(_publish(url, "orders.external", [good, b"not json"]))
+        wait_until(lambda: len(loaded(tmp_path)) == 1, "the good message's event to be loaded")
+        dead = asyncio.run(_first_dead_letter(url, "orders.external"))
+        assert len(loaded(tmp_path)) == 1
+    assert dead.body == b"not json"
+    assert (dead.attributes["Core-Dead-Topic"], dead.attributes["Core-Dead-Group"]) == (
+        "orders.external", "core.feed.external"
+    )
+    assert "message refused" in (tmp_path / "gateway.log").read_text()
