@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,10 +86,17 @@ def private_cluster() -> Iterator[Cluster]:
 def url_for(bootstrap: str, **query: object) -> str:
     """A ``kafka://`` URL with prefixes unique to the caller, so parallel runs never collide."""
     tag = uuid.uuid4().hex[:10]
-    params = {"topic_prefix": f"t{tag}.", "group_prefix": f"g{tag}.", "session_timeout_ms": 6000, **query}
+    params = {"topic_prefix": f"t{tag}.", "group_prefix": f"g{tag}.", "session_timeout_ms": 3000, **query}
     return f"kafka://{bootstrap}?" + "&".join(f"{k}={v}" for k, v in params.items())
 
 
 @pytest.fixture
 def kafka_url(bootstrap: str) -> str:
+    """A URL on the shared cluster with this test's own topic and group prefixes."""
     return url_for(bootstrap)
+
+
+@pytest.fixture
+def make_url() -> Callable[..., str]:
+    """``make_url(bootstrap, **query)``: a URL with fresh prefixes and the given options."""
+    return url_for

@@ -104,8 +104,9 @@ class KafkaSubscription:
             "enable.auto.commit": False,
             "auto.offset.reset": options.offset_reset,
             "session.timeout.ms": options.session_timeout_ms,
+            # a member learns of a rebalance at its next heartbeat: keep joins and leaves quick
+            "heartbeat.interval.ms": max(100, min(3000, options.session_timeout_ms // 10)),
             "allow.auto.create.topics": True,
-            "partition.assignment.strategy": "cooperative-sticky",
             "logger": log,
         })
         self._thread = threading.Thread(target=self._serve, name=f"kafka-consumer-{group}", daemon=True)

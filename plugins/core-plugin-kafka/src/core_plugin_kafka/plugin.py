@@ -21,5 +21,6 @@ def _pubsub(url: str, options: dict[str, Any]) -> PubSub:
 def core_register_pubsubs() -> list[AdapterRegistration[PubSub]]:
     return [AdapterRegistration(
         name="kafka", schemes=("kafka", "kafka+ssl", "kafka+sasl"), factory=_pubsub,
+        capabilities=frozenset({"reconnect"}),
         description="Kafka topics and consumer groups (confluent-kafka / librdkafka)",
     )]
