@@ -22,7 +22,9 @@ from core_plugin_nats.pubsub import NatsPubSub
 async def main():
     adapter = NatsPubSub(sys.argv[1], {})
     await adapter.open()
-    async for delivery in await adapter.subscribe("orders", group="billing"):
+    subscription = await adapter.subscribe("orders", group="billing")
+    print("ready", flush=True)
+    async for delivery in subscription:
         print(delivery.message.body.decode(), flush=True)
         await asyncio.sleep(3600)
 
@@ -83,6 +85,8 @@ async def test_a_delivery_held_by_a_killed_process_comes_back_after_ack_wait(
     member = subprocess.Popen([sys.executable, "-c", MEMBER, url], stdout=subprocess.PIPE, text=True)
     try:
         assert member.stdout is not None
+        ready = await asyncio.wait_for(asyncio.to_thread(member.stdout.readline), 30)
+        assert ready.strip() == "ready"
         await adapter.publish("orders", [Message(b"in the dead process")])
         line = await asyncio.wait_for(asyncio.to_thread(member.stdout.readline), 30)
         assert line.strip() == "in the dead process"

@@ -15,9 +15,12 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 from hookspecs import Message
+from nats.js.errors import NotFoundError
 
+from core_plugin_nats._options import NatsOptions
 from core_plugin_nats.pubsub import NatsPubSub
 
 pytestmark = pytest.mark.slow
@@ -90,6 +93,8 @@ def services(directory: Path, pubsub: str, poll_seconds: float) -> Iterator[str]
         wait_until(lambda: _running(processes, directory), "the scheduler to run")
         start("gateway")
         wait_until(lambda: _healthy(url, processes, directory), "the gateway to answer /_health")
+        # The stream keeps what is published once a group exists: wait for the scheduler's.
+        wait_until(lambda: _consumer_exists(pubsub, "core.jobs", "core.scheduler"), "the scheduler's consumer")
         yield url
     finally:
         for process in processes:
@@ -116,6 +121,23 @@ def _healthy(url: str, processes: list[subprocess.Popen[bytes]], directory: Path
         return httpx.get(f"{url}/_health", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _consumer_exists(pubsub: str, topic: str, group: str) -> bool:
+    """Whether the durable consumer of ``group`` on ``topic`` exists."""
+    options = NatsOptions.parse(pubsub, {})
+
+    async def check() -> bool:
+        nc = await nats.connect(list(options.servers))
+        try:
+            await nc.jetstream().consumer_info(options.stream, options.durable(topic, group))
+        except NotFoundError:
+            return False
+        finally:
+            await nc.close()
+        return True
+
+    return asyncio.run(check())
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -190,6 +212,7 @@ def test_a_subscription_trigger_makes_events_and_dead_letters_what_it_cannot_rea
 ) -> None:
     url = nats_url + "&max_deliveries=2"
     with services(tmp_path, url, poll_seconds=3600):
+        wait_until(lambda: _consumer_exists(url, "orders.external", "core.feed.external"), "the trigger's consumer")
         good = b'{"name": "order.created", "data": {"n": 1}}'
         asyncio.run(_publish(url, "orders.external", [good, b"not json"]))
         wait_until(lambda: len(loaded(tmp_path)) == 1, "the good message's event to be loaded")

@@ -62,7 +62,7 @@ def test_group_and_topic_pairs_get_distinct_consumers() -> None:
     assert options.durable("a.b", "c") != options.durable("a", "b.c")
 
 
-@pytest.mark.parametrize(("key", "value"), [("batch", "0"), ("deliver", "latest"), ("prefix", "a b"), ("nope", "1")])
+@pytest.mark.parametrize(("key", "value"), [("batch", "0"), ("retention", "work"), ("prefix", "a b"), ("nope", "1")])
 def test_a_bad_option_is_refused_with_what_is_allowed(key: str, value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         NatsOptions.parse(f"nats://127.0.0.1?{key}={value}", {}, environ={})

@@ -22,6 +22,8 @@ from core_plugin_nats.plugin import SCHEMES
 
 #: Dead letters of topic ``T`` are published on topic ``dead.T``.
 DEAD_LETTER_PREFIX = "dead."
+#: The consumer group that keeps the dead letters of a topic from the first subscription on.
+DEAD_LETTER_GROUP = "dead-letters"
 _WHERE = "[options.nats] or the pubsub URL query"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 _STREAM = re.compile(r"[^A-Za-z0-9_-]+")
@@ -44,8 +46,8 @@ def _prefix(value: Any) -> str:
     return text
 
 
-def _deliver(value: Any) -> str:
-    if value not in ("all", "new"):
+def _retention(value: Any) -> str:
+    if value not in ("interest", "limits"):
         raise ValueError
     return str(value)
 
@@ -59,7 +61,7 @@ _OPTIONS: dict[str, tuple[Callable[[Any], Any], Any, str]] = {
     "prefix": (_prefix, "core", "dot-separated tokens of letters, digits, '_' or '-'"),
     "stream": (str, "", "a JetStream stream name (default: the prefix in capitals)"),
     "group_prefix": (str, "", "a string put before every consumer group name"),
-    "deliver": (_deliver, "all", "'all' (a new group starts at the oldest kept message) or 'new'"),
+    "retention": (_retention, "interest", "'interest' (kept until every group acked it) or 'limits' (max_age)"),
     "batch": (_positive(int, 1), 256, "a whole number >= 1"),
     "max_ack_pending": (_positive(int, 1), 10_000, "a whole number >= 1"),
     "ack_wait": (_positive(float, 0.1), 30.0, "seconds, >= 0.1"),
@@ -83,7 +85,7 @@ class NatsOptions:
     prefix: str
     stream: str
     group_prefix: str
-    deliver: str
+    retention: str
     batch: int
     max_ack_pending: int
     ack_wait: float

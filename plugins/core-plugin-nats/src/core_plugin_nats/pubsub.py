@@ -1,6 +1,11 @@
 """NATS JetStream as the ``core`` pub/sub: one stream per subject prefix, one durable pull
 consumer per (topic, consumer group).
 
+The stream has interest retention by default: a message is kept until every group that
+existed when it was published has acknowledged it, so the disk holds what is in flight, not
+history (``retention = "limits"`` keeps everything for ``max_age`` instead, and new groups
+start at the oldest message kept).
+
 Publishing waits for JetStream's acknowledgement of every message, so a message the broker
 did not store raises :class:`~hookspecs.PubSubUnavailable` and the gateway falls back to the
 schedule. nats-py reconnects by itself (forever, every ``reconnect_wait`` seconds); while it is
@@ -31,7 +36,7 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from core_plugin_nats._options import NatsOptions
+from core_plugin_nats._options import DEAD_LETTER_GROUP, DEAD_LETTER_PREFIX, NatsOptions
 from core_plugin_nats._subscription import KEY_HEADER, UNAVAILABLE, NatsSubscription
 
 log = logging.getLogger("core.pubsub.nats")
@@ -111,6 +116,10 @@ class NatsPubSub:
         durable = self.options.durable(topic, group)
         js = await self._jetstream()
         try:
+            if not topic.startswith(DEAD_LETTER_PREFIX):  # keep its dead letters from now on
+                dead = f"{DEAD_LETTER_PREFIX}{topic}"
+                dead_durable = self.options.durable(dead, DEAD_LETTER_GROUP)
+                await self._ensure_consumer(js, dead_durable, self.options.subject(dead))
             await self._ensure_consumer(js, durable, subject)
         except UNAVAILABLE as exc:
             raise PubSubUnavailable(f"NATS could not create consumer {durable!r}: {exc!r}") from exc
@@ -181,7 +190,7 @@ class NatsPubSub:
             await js.add_stream(StreamConfig(
                 name=options.stream,
                 subjects=[wanted],
-                retention=RetentionPolicy.LIMITS,
+                retention=RetentionPolicy.INTEREST if options.retention == "interest" else RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 discard=DiscardPolicy.OLD,
                 max_age=options.max_age or None,
@@ -208,7 +217,7 @@ class NatsPubSub:
             ack_wait=options.ack_wait,
             max_deliver=-1,  # bounded by the adapter itself, which dead-letters (see _subscription)
             max_ack_pending=options.max_ack_pending,
-            deliver_policy=DeliverPolicy.ALL if options.deliver == "all" else DeliverPolicy.NEW,
+            deliver_policy=DeliverPolicy.ALL,
         ))
 
     async def _on_error(self, exc: Exception) -> None:
