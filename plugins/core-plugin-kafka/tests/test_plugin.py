@@ -48,14 +48,15 @@ def test_urls_are_served_by_the_installed_plugin(scheme: str) -> None:
 
 def test_options_come_from_the_table_and_the_url_query_wins() -> None:
     options = KafkaOptions.parse(
-        "kafka://b1:9092?topic_prefix=shop.eu.&max_redeliveries=3",
+        "kafka://b1:9092?topic_prefix=shop.eu.&max_redeliveries=3&config.fetch.wait.max.ms=10",
         {"topic_prefix": "ignored.", "group_prefix": "staging-", "config": {"linger.ms": 20}},
         environ={},
     )
     assert (options.topic_prefix, options.group_prefix, options.max_redeliveries) == ("shop.eu.", "staging-", 3)
     assert options.topic("core.jobs") == "shop.eu.core.jobs"
     assert options.group("schedulers") == "staging-schedulers"
-    assert options.client == {"security.protocol": "PLAINTEXT", "bootstrap.servers": "b1:9092", "linger.ms": 20}
+    assert options.client == {"security.protocol": "PLAINTEXT", "bootstrap.servers": "b1:9092", "linger.ms": 20,
+                              "fetch.wait.max.ms": "10"}
 
 
 def test_sasl_credentials_come_from_the_environment_or_the_url() -> None:

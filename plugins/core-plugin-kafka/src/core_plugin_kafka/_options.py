@@ -105,7 +105,8 @@ class KafkaOptions:
     ) -> KafkaOptions:
         """Read ``url`` (``kafka://host:port,host:port?topic_prefix=...``) and ``options``.
 
-        ``options`` may hold a ``config`` table of raw librdkafka properties, applied last.
+        Raw librdkafka properties come from the ``config`` table of ``options`` and from
+        ``config.<property>`` query keys (``?config.linger.ms=5``); they are applied last.
         """
         environ = os.environ if environ is None else environ
         parts = urlsplit(url)
@@ -117,11 +118,13 @@ class KafkaOptions:
             raise CoreError(f"kafka pubsub: {url!r} names no broker",
                             hint="write kafka://host:port[,host:port...]")
         given = {k: v for k, v in options.items() if k != "config"}
-        given.update(parse_qsl(parts.query, keep_blank_values=True))
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        given.update((k, v) for k, v in query if not k.startswith("config."))
         unknown = sorted(set(given) - set(OPTIONS))
         if unknown:
             raise CoreError(f"kafka pubsub: unknown option(s) {unknown} in {url!r} or [options.kafka]",
-                            hint="known options: " + ", ".join(OPTIONS) + ", and a [options.kafka.config] table")
+                            hint="known options: " + ", ".join(OPTIONS)
+                                 + ", and librdkafka properties as config.<name>")
         values: dict[str, Any] = {}
         for name, (check, default, _help) in OPTIONS.items():
             try:
@@ -135,6 +138,7 @@ class KafkaOptions:
                             hint="e.g. [options.kafka.config] then 'linger.ms' = 5")
         client = _security(parts.scheme, userinfo, values["tls"], environ)
         client.update({"bootstrap.servers": hosts, **{str(k): v for k, v in raw.items()}})
+        client.update((k.removeprefix("config."), v) for k, v in query if k.startswith("config."))
         return cls(bootstrap=hosts, client=client, **values)
 
     def topic(self, name: str) -> str:

@@ -99,13 +99,16 @@ class KafkaSubscription:
         self._closed = False
         self._failure: BaseException | None = None
         self._consumer = confluent_kafka.Consumer({
-            **options.client,
-            "group.id": group,
-            "enable.auto.commit": False,
             "auto.offset.reset": options.offset_reset,
             "session.timeout.ms": options.session_timeout_ms,
             # a member learns of a rebalance at its next heartbeat: keep joins and leaves quick
             "heartbeat.interval.ms": max(100, min(3000, options.session_timeout_ms // 10)),
+            # how long a broker may hold an empty fetch (librdkafka: 500 ms); a real broker
+            # answers as soon as data arrives, the mock cluster only when this expires
+            "fetch.wait.max.ms": 100,
+            **options.client,
+            "group.id": group,
+            "enable.auto.commit": False,
             "allow.auto.create.topics": True,
             "logger": log,
         })
