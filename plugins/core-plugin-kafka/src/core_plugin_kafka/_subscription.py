@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +85,12 @@ class KafkaDelivery:
 class KafkaSubscription:
     """Member of consumer ``group`` on ``topic`` (both already prefixed)."""
 
-    def __init__(self, topic: str, group: str, options: KafkaOptions, producer: AsyncProducer) -> None:
+    def __init__(
+        self, topic: str, group: str, options: KafkaOptions, producer: AsyncProducer,
+        on_close: Callable[[KafkaSubscription], None],
+    ) -> None:
         self.topic = topic
+        self._on_close = on_close
         self.group = group
         self._options = options
         self._producer = producer
@@ -125,6 +129,9 @@ class KafkaSubscription:
             raise PubSubUnavailable(
                 f"kafka: could not join consumer group {self.group!r} on {self.topic!r} within {timeout:g} s"
             ) from None
+        if self._failure is not None:
+            await self.close()
+            raise PubSubUnavailable(f"kafka: the consumer of {self.topic!r} failed: {self._failure}")
 
     async def __aiter__(self) -> AsyncIterator[KafkaDelivery]:
         while True:
@@ -142,6 +149,7 @@ class KafkaSubscription:
         if self._closed:
             return
         self._closed = True
+        self._on_close(self)
         self._stop.set()
         if self._thread.is_alive():
             await asyncio.to_thread(self._thread.join)
@@ -236,6 +244,7 @@ class KafkaSubscription:
             with self._lock:
                 self._trackers.clear()
             self._call_loop(self._ready.put_nowait, None)
+            self._call_loop(self._assigned.set)  # a start() still waiting learns of the end
 
     def _hand_over(self, records: list[confluent_kafka.Message]) -> None:
         ready: list[_Record] = []

@@ -51,7 +51,6 @@ class KafkaPubSub:
         """Leave every group (committing what was acknowledged), then flush the producer."""
         for subscription in list(self._subscriptions):
             await subscription.close()
-        self._subscriptions.clear()
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.close()
@@ -66,7 +65,9 @@ class KafkaPubSub:
         """Join ``group`` on ``topic``; returns once this member has its first assignment."""
         producer, name = self._require(), self.options.topic(topic)
         await producer.declare(name)
-        subscription = KafkaSubscription(name, self.options.group(group), self.options, producer)
+        subscription = KafkaSubscription(
+            name, self.options.group(group), self.options, producer, self._subscriptions.discard
+        )
         await subscription.start()
         self._subscriptions.add(subscription)
         return subscription
