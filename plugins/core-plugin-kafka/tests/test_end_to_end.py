@@ -3,6 +3,8 @@ scheduler``) exchanging realtime jobs through Kafka, and going on while the brok
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import socket
@@ -18,13 +20,17 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from conftest import Cluster
+from core.testing.pubsub import Inbox
+from hookspecs import Message
+
+from core_plugin_kafka.pubsub import KafkaPubSub
 
 pytestmark = pytest.mark.slow
 
 #: One webhook, one realtime action that appends the event id of each job it loads to a file.
 APP = """
 from pathlib import Path
-from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, hookimpl
+from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, SubscriptionTrigger, hookimpl
 
 LOADED = Path(__file__).parent / "loaded.txt"
 
@@ -38,7 +44,7 @@ class Record(Action):
 
 @hookimpl
 def core_register_sources():
-    return [Source("shop", [HttpTrigger("orders", "/webhooks/orders")])]
+    return [Source("shop", [HttpTrigger("orders", "/webhooks/orders"), SubscriptionTrigger("feed", "orders")])]
 
 @hookimpl
 def core_register_destinations():
@@ -48,6 +54,8 @@ def core_register_destinations():
 def core_register_flows():
     return [Flow("orders", source="shop", actions=["sink.record"])]
 """
+#: The subscription trigger's consumer group (core.<source>.<trigger>) and topic.
+FEED_GROUP, FEED_TOPIC = "core.shop.feed", "orders"
 
 
 def _free_port() -> int:
@@ -65,14 +73,13 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) 
         time.sleep(0.05)
 
 
-def scheduler_joined(pubsub: str) -> bool:
-    """True once the schedulers' group has its start offsets on the jobs topic (it subscribed)."""
+def joined(pubsub: str, topic: str, group: str) -> bool:
+    """True once ``group`` has its start offsets on ``topic``: a member subscribed."""
     parts = urlsplit(pubsub)
     query = dict(parse_qsl(parts.query))
-    reader = Consumer({"bootstrap.servers": parts.netloc,
-                       "group.id": query["group_prefix"] + "core.scheduler"})
+    reader = Consumer({"bootstrap.servers": parts.netloc, "group.id": query["group_prefix"] + group})
     try:
-        topic = query["topic_prefix"] + "core.jobs"
+        topic = query["topic_prefix"] + topic
         offsets = reader.committed([TopicPartition(topic, p) for p in range(4)], timeout=5)
         return all(tp.offset >= 0 for tp in offsets)
     finally:
@@ -98,9 +105,10 @@ def services(directory: Path, pubsub: str, poll_seconds: float) -> Iterator[str]
                 stdout=(directory / f"{service}.log").open("w"), stderr=subprocess.STDOUT,
             ))
             if service == "scheduler":
-                wait_until(lambda: _alive(processes, directory) and scheduler_joined(pubsub),
+                wait_until(lambda: _alive(processes, directory) and joined(pubsub, "core.jobs", "core.scheduler"),
                            "the scheduler to join its consumer group")
-        wait_until(lambda: _alive(processes, directory) and _healthy(url), "the gateway to answer /_health")
+        wait_until(lambda: _alive(processes, directory) and _healthy(url)
+                   and joined(pubsub, FEED_TOPIC, FEED_GROUP), "the gateway to answer and read its feed")
         yield url
     finally:
         for process in processes:
@@ -167,3 +175,26 @@ def test_while_the_brokers_are_down_the_gateway_answers_202_and_the_schedule_del
         wait_until(lambda: loaded(tmp_path) >= after, "the jobs sent after the brokers came back")
     lines = (tmp_path / "loaded.txt").read_text().split()
     assert set(lines) == sent | during | after
+
+
+async def test_a_subscription_trigger_turns_records_into_events_and_dead_letters_the_bad_one(
+    tmp_path: Path, make_url: Callable[..., str], bootstrap: str
+) -> None:
+    pubsub = make_url(bootstrap, max_redeliveries=1, redelivery_delay_ms=10)
+    feed = KafkaPubSub(pubsub)
+    await feed.open()
+    inbox = Inbox(timeout=30.0, quiet=0.5)
+    try:
+        inbox.follow(await feed.subscribe(f"{FEED_TOPIC}.dlq", group="inspect"), "dlq")
+        with services(tmp_path, pubsub, poll_seconds=3600):
+            good = [Message(json.dumps({"data": {"order": n}}).encode()) for n in range(3)]
+            await feed.publish(FEED_TOPIC, [*good, Message(b"not json", key="bad")])
+            [(_, letter)] = await inbox.take(1)
+            assert (letter.message.body, letter.message.key) == (b"not json", "bad")
+            assert letter.message.attributes["core-dlq-group"] == feed.options.group(FEED_GROUP)
+            await letter.ack()
+            await asyncio.to_thread(wait_until, lambda: len(loaded(tmp_path)) >= 3, "the feed's events to be loaded")
+        assert len(loaded(tmp_path)) == 3
+    finally:
+        await inbox.close()
+        await feed.close()
