@@ -154,3 +154,20 @@ async def test_an_unacknowledged_delivery_is_not_lost_across_an_outage(
     got = await inbox.take(1)
     assert [(who, d.message.body) for who, d in got] == [("b", b"held")]
     await ack_all(got)
+
+
+async def test_a_member_holds_at_most_max_in_flight_unsettled_deliveries(
+    opened: Opener, inbox: Inbox, make_url: Callable[..., str], bootstrap: str
+) -> None:
+    adapter = await opened(make_url(bootstrap, max_in_flight=2))
+    inbox.follow(await adapter.subscribe("busy", group="g"), "a")
+    await adapter.publish("busy", [Message(f"m{i}".encode(), key="same") for i in range(4)])
+    first = await inbox.take(2)
+    assert await inbox.quiet() == []  # two unsettled: fetching is paused
+    await first[0][1].ack()
+    third = await inbox.take(1)
+    assert await inbox.quiet() == []
+    await ack_all([first[1], *third])
+    fourth = await inbox.take(1)
+    assert [d.message.body for _, d in first + third + fourth] == [b"m0", b"m1", b"m2", b"m3"]
+    await ack_all(fourth)

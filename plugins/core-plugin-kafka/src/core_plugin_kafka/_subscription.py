@@ -222,8 +222,8 @@ class KafkaSubscription:
             while not self._stop.is_set():
                 self._commit(asynchronous=True)  # what was settled since the last poll
                 with self._lock:
-                    full = sum(t.unsettled for t in self._trackers.values()) >= self._options.max_in_flight
-                if full:
+                    room = self._options.max_in_flight - sum(t.unsettled for t in self._trackers.values())
+                if room <= 0:  # stay in the group, fetch nothing until deliveries are settled
                     consumer.pause(consumer.assignment())
                     paused = True
                 elif paused:
@@ -231,7 +231,8 @@ class KafkaSubscription:
                     paused = False
                 first = consumer.poll(0.1)
                 if first is not None:
-                    self._hand_over([first, *consumer.consume(FETCH_BATCH - 1, 0)])
+                    more = min(FETCH_BATCH, room) - 1
+                    self._hand_over([first, *(consumer.consume(more, 0) if more > 0 else ())])
             self._commit(asynchronous=False)
         except BaseException as exc:  # the iterator reports it
             self._failure = exc
