@@ -107,3 +107,9 @@ def test_a_topic_kafka_cannot_carry_is_refused() -> None:
     options = KafkaOptions.parse("kafka://b1:9092", {}, environ={})
     with pytest.raises(CoreError, match="not a valid Kafka name"):
         options.topic("orders/created")
+
+
+def test_errors_never_show_the_password() -> None:
+    with pytest.raises(CoreError) as caught:
+        KafkaOptions.parse("kafka+sasl://user:s3cret@b1:9093?nope=1", {}, environ={})
+    assert "s3cret" not in str(caught.value)

@@ -110,19 +110,20 @@ class KafkaOptions:
         """
         environ = os.environ if environ is None else environ
         parts = urlsplit(url)
-        if parts.scheme not in SCHEMES:
-            raise CoreError(f"kafka pubsub: {url!r} has scheme {parts.scheme!r}",
-                            hint="use one of " + ", ".join(f"{s}://" for s in SCHEMES))
         userinfo, _, hosts = parts.netloc.rpartition("@")
+        shown = f"{parts.scheme}://{hosts}"  # never a password in a message
+        if parts.scheme not in SCHEMES:
+            raise CoreError(f"kafka pubsub: {shown!r} has scheme {parts.scheme!r}",
+                            hint="use one of " + ", ".join(f"{s}://" for s in SCHEMES))
         if not hosts or any(not h.strip() for h in hosts.split(",")):
-            raise CoreError(f"kafka pubsub: {url!r} names no broker",
+            raise CoreError(f"kafka pubsub: {shown!r} names no broker",
                             hint="write kafka://host:port[,host:port...]")
         given = {k: v for k, v in options.items() if k != "config"}
         query = parse_qsl(parts.query, keep_blank_values=True)
         given.update((k, v) for k, v in query if not k.startswith("config."))
         unknown = sorted(set(given) - set(OPTIONS))
         if unknown:
-            raise CoreError(f"kafka pubsub: unknown option(s) {unknown} in {url!r} or [options.kafka]",
+            raise CoreError(f"kafka pubsub: unknown option(s) {unknown} in {shown!r} or [options.kafka]",
                             hint="known options: " + ", ".join(OPTIONS)
                                  + ", and librdkafka properties as config.<name>")
         values: dict[str, Any] = {}

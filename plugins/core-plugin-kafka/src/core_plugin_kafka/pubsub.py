@@ -25,7 +25,6 @@ class KafkaPubSub:
     """
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
-        self.url = url
         self.options = KafkaOptions.parse(url, options or {})
         self._producer: AsyncProducer | None = None
         self._subscriptions: set[KafkaSubscription] = set()
