@@ -21,7 +21,7 @@ from core.errors import CoreError
 from core.pipeline import Pipeline
 from core.plugins import PluginHost
 from hookspecs.ids import new_id
-from hookspecs.pubsub import PubSub
+from hookspecs.pubsub import PubSub, PubSubUnavailable
 from hookspecs.store import Store
 from hookspecs.supervisor import Node, Supervisor
 from hookspecs.toolkit import Toolkit
@@ -61,6 +61,11 @@ class Runtime:
                     continue
                 try:
                     await adapter.open()
+                except PubSubUnavailable as exc:
+                    log.warning(
+                        "the pub/sub at %r is unavailable at start (%s): realtime jobs wait for their "
+                        "schedule until it connects", settings[kind], exc,
+                    )
                 except Exception as exc:
                     raise CoreError(
                         f"could not open the {kind} at {settings[kind]!r}: {exc}",

@@ -58,7 +58,9 @@ class PubSub(Protocol):
     """A broker adapter. Reconnects by itself; raises :class:`PubSubUnavailable` meanwhile."""
 
     async def open(self) -> None:
-        """Connect."""
+        """Connect. Raise :class:`PubSubUnavailable` if the broker cannot be reached: the
+        services then start anyway (realtime jobs wait for their schedule) and the adapter
+        connects on a later ``publish`` or ``subscribe``."""
 
     async def close(self) -> None:
         """Disconnect, flushing what was published."""
