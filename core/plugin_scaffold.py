@@ -91,8 +91,8 @@ def _stub_method(spec: PluginSpec, name: str, func: object) -> tuple[str, set[st
         text = param.name if param.annotation is param.empty else f"{param.name}: {param.annotation}"
         params.append(text if param.default is param.empty else f"{text} = {param.default!r}")
     returns = signature.return_annotation
-    doc = (inspect.getdoc(func) or "").strip()
-    head = doc.splitlines()[0] if doc else name
+    paragraph = " ".join((inspect.getdoc(func) or name).split("\n\n")[0].split())
+    head = paragraph.split(". ")[0].rstrip(".") + "."
     used = set(re.findall(r"[A-Za-z_]\w*", " ".join(params) + " " + str(returns)))
     if name in ("open", "close"):
         body = f'        """{head}"""\n'
