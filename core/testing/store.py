@@ -168,6 +168,15 @@ class StoreSuite(StoreQueryChecks, AdapterSuite):
         assert await adapter.get_event(fresh.id) is None, "half of a failed insert_queue was stored"
         assert await adapter.get_job(fresh.jobs[0].id) is None
 
+    async def test_a_failed_add_jobs_stores_nothing(self, adapter: Store, names: Names) -> None:
+        [parent] = await self.insert(adapter, names, 1)
+        event = await adapter.get_event(parent.event_id)
+        assert event is not None
+        fresh = make_job(event, names.destination, "follow_up", parent_job_id=parent.id)
+        with pytest.raises(Exception):  # noqa: B017 - any error, as long as nothing is stored
+            await adapter.add_jobs([fresh, parent])
+        assert await adapter.get_job(fresh.id) is None, "half of a failed add_jobs was stored"
+
     async def test_data_survives_a_reopen(self, adapters: AdapterPool, names: Names) -> None:
         store = await adapters.open()
         [job] = await self.insert(store, names, 1)
