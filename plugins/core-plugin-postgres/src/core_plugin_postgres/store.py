@@ -26,6 +26,7 @@ import asyncio
 import functools
 from typing import Any
 
+import asyncpg
 from core.errors import ConfigError
 from core.sqlstore import SQLStore
 from core.sqlstore.rows import UPDATE_PREFIX
@@ -105,11 +106,19 @@ class PostgresStore(SQLStore):
         return ", pool_size, max_overflow, copy_threshold, durable_transitions, retention, purge_interval"
 
     def create_engine(self) -> AsyncEngine:
-        settings = {} if self.durable_transitions else {"synchronous_commit": "off"}
         return create_async_engine(
             sqlalchemy_url(self.url), pool_size=self.pool_size, max_overflow=self.max_overflow,
-            pool_recycle=3600, connect_args={"server_settings": settings},
+            pool_recycle=3600,
         )
+
+    async def begin_write(self, conn: AsyncConnection) -> None:
+        """Begin, and say whether the commit waits for the WAL flush.
+
+        The statement also makes the driver's lazy ``BEGIN`` happen now, so that the rows this
+        class writes through asyncpg directly are inside the transaction.
+        """
+        await conn.begin()
+        await conn.execute(text(f"SET LOCAL synchronous_commit = {'on' if self.durable_transitions else 'off'}"))
 
     def lock_claimed(self, query: Select[Any]) -> Select[Any]:
         return query.with_for_update(skip_locked=True, of=job_state)
@@ -147,15 +156,19 @@ class PostgresStore(SQLStore):
         ``job_seq`` by a join in the same statement)."""
         try:
             await self._insert(conn, table, rows)
-        except DISCONNECTED:
-            await self._drop_connections(conn)
+        except BaseException as exc:
+            await self._after_driver_error(conn, exc)
             raise
 
-    async def _drop_connections(self, conn: AsyncConnection) -> None:
-        """The driver was used directly, so SQLAlchemy did not see the disconnect: drop this
-        connection and the pooled ones (the server likely closed them all)."""
+    async def _after_driver_error(self, conn: AsyncConnection, exc: BaseException) -> None:
+        """The driver was used directly, so SQLAlchemy did not see the error. Unless the server
+        simply refused the rows (the transaction rolls back cleanly), the connection may be
+        mid-protocol: drop it, and after a disconnect the pooled ones too (the server likely
+        closed them all)."""
+        if isinstance(exc, asyncpg.PostgresError) and not self.is_unavailable(exc):
+            return
         await conn.invalidate()
-        if self._engine is not None:
+        if self.is_unavailable(exc) and self._engine is not None:
             await self._engine.dispose()
 
     async def _insert(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -191,8 +204,8 @@ class PostgresStore(SQLStore):
         ]
         try:
             status = await (await _driver(conn)).execute(UPDATE_STATES, *values)
-        except DISCONNECTED:
-            await self._drop_connections(conn)
+        except BaseException as exc:
+            await self._after_driver_error(conn, exc)
             raise
         changed = int(status.split()[-1])
         return len(updates) if changed == len(latest) else changed
@@ -227,10 +240,11 @@ WHERE s.job_seq = j.seq
 
 
 async def _driver(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under ``conn``, inside the same transaction."""
+    """The asyncpg connection under ``conn``, inside the writer's transaction."""
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
-    assert driver is not None
+    if driver is None or not driver.is_in_transaction():
+        raise RuntimeError("the PostgreSQL store wrote outside a transaction (begin_write not called?)")
     return driver
 
 
