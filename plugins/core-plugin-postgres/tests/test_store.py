@@ -160,3 +160,20 @@ async def test_retention_purges_finished_history(pg_url: str) -> None:
         assert await adapter.get_event(recent.events[0].id) is not None  # not final, not old
     finally:
         await adapter.close()
+
+
+@pytest.mark.parametrize("copy_threshold", [1, 1000])
+async def test_a_write_failing_after_its_first_table_stores_nothing(pg_url: str, copy_threshold: int) -> None:
+    adapter = PostgresStore(pg_url, copy_threshold=copy_threshold)
+    await adapter.open()
+    try:
+        first = queue(1)
+        await adapter.insert_queue(first)
+        clash = queue(2)
+        clash.events[1].jobs[0].id = first.events[0].jobs[0].id  # the jobs insert fails
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await adapter.insert_queue(clash)
+        assert await adapter.get_event(clash.events[0].id) is None
+        assert await adapter.get_event(clash.events[1].id) is None
+    finally:
+        await adapter.close()
