@@ -2,7 +2,8 @@
 
 One suite per adapter kind (:class:`StoreSuite`, :class:`PubSubSuite`,
 :class:`SupervisorSuite`, :class:`WandererSuite`) and for a plugin's pipeline objects
-(:class:`SourceSuite`, :class:`DestinationSuite`), plus test-data helpers. Subclass a suite
+(:class:`SourceSuite`, :class:`DestinationSuite`), plus test-data helpers and
+:class:`Deployment`, which runs ``core start`` processes for end-to-end tests. Subclass a suite
 in a ``Test…`` class and override one fixture (``adapter_url``, or ``make_adapter``; ``source``
 or ``destination``); see ``docs/testing-plugins.md``.
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
         utcnow,
     )
     from core.testing.pipeline import DestinationSuite, SourceSuite
+    from core.testing.processes import RECORDING_APP, CoreProcess, Deployment
     from core.testing.pubsub import Inbox, PubSubSuite
     from core.testing.store import StoreSuite
     from core.testing.supervisor import SupervisorSuite, make_node
@@ -39,6 +41,7 @@ _WHERE = {
     "Names": "data", "make_event": "data", "make_events": "data", "make_job": "data", "make_queue": "data",
     "make_transition": "data", "same_time": "data", "utcnow": "data",
     "DestinationSuite": "pipeline", "SourceSuite": "pipeline",
+    "CoreProcess": "processes", "Deployment": "processes", "RECORDING_APP": "processes",
     "Inbox": "pubsub", "PubSubSuite": "pubsub",
     "StoreSuite": "store",
     "SupervisorSuite": "supervisor", "make_node": "supervisor",
@@ -46,8 +49,11 @@ _WHERE = {
 }
 
 __all__ = [
+    "RECORDING_APP",
     "AdapterPool",
     "AdapterSuite",
+    "CoreProcess",
+    "Deployment",
     "DestinationSuite",
     "Inbox",
     "Names",
