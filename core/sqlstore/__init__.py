@@ -28,6 +28,8 @@ only what differs:
 ``is_unavailable(exc)``
     Tell "database unreachable or locked too long" (raised as
     :class:`~hookspecs.StoreUnavailable`) from bad data and bugs (raised as they are).
+``writer_concurrency``
+    Writer transactions in flight at once (default 1; a server database may overlap them).
 ``schema_steps`` / ``component``
     Upgrade steps of the tables from one schema version to the next.
 ``extra_options_hint()``

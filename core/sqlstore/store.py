@@ -65,6 +65,9 @@ class SQLStore:
 
     #: The component name under which the schema version is recorded.
     component: ClassVar[str] = "store"
+    #: Writer transactions in flight at once (SQLite: 1, its single writer; a server database
+    #: may overlap a commit's disk wait with the next batch).
+    writer_concurrency: ClassVar[int] = 1
     #: Upgrade steps of the store's tables: ``schema_steps[n]`` takes version n to n + 1.
     schema_steps: ClassVar[Mapping[int, Step]] = {}
 
@@ -83,7 +86,8 @@ class SQLStore:
         self.url = url
         self.purge_batch = purge_batch
         self._engine: AsyncEngine | None = None
-        self._writer = GroupWriter(self._transaction, delay=commit_delay_ms / 1000, max_weight=max_batch)
+        self._writer = GroupWriter(self._transaction, delay=commit_delay_ms / 1000, max_weight=max_batch,
+                                   concurrency=self.writer_concurrency)
         #: Serialises every connection use when the database allows only one connection.
         self._exclusive: asyncio.Lock | None = None
 

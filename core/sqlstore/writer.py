@@ -85,12 +85,17 @@ class GroupWriter:
     :param transaction: runs a list of work in one transaction (the store's dialect code).
     :param delay: seconds to wait after the first piece of a batch for others to join.
     :param max_weight: rows (or tasks) above which a batch is closed.
+    :param concurrency: transactions in flight at once (1: one after the other). A server
+        database may take more, so that a batch forms and runs while another one's commit
+        waits for the disk.
     """
 
-    def __init__(self, transaction: Transaction, *, delay: float = 0.002, max_weight: int = 5000) -> None:
+    def __init__(self, transaction: Transaction, *, delay: float = 0.002, max_weight: int = 5000,
+                 concurrency: int = 1) -> None:
         self._transaction = transaction
         self._delay = delay
         self._max_weight = max_weight
+        self._concurrency = concurrency
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.stats = WriterStats()
@@ -116,11 +121,21 @@ class GroupWriter:
         return await future
 
     async def _run(self) -> None:
+        slots = asyncio.Semaphore(self._concurrency)
+        running: set[asyncio.Task[None]] = set()
+
+        async def commit(batch: list[_Pending]) -> None:
+            try:
+                await self._commit(batch)
+            finally:
+                slots.release()
+
         stopping = False
         while not stopping:
             first = await self._queue.get()
             if first is None:
                 break
+            await slots.acquire()
             if self._delay > 0:
                 await asyncio.sleep(self._delay)
             batch, weight = [first], first.weight
@@ -132,8 +147,16 @@ class GroupWriter:
                 batch.append(item)
                 weight += item.weight
             batch = [p for p in batch if not p.future.cancelled()]
-            if batch:
-                await self._commit(batch)
+            if not batch:
+                slots.release()
+            elif self._concurrency == 1:
+                await commit(batch)
+            else:
+                task = asyncio.create_task(commit(batch))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        if running:
+            await asyncio.gather(*running)
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
