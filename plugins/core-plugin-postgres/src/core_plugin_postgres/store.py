@@ -70,6 +70,10 @@ class PostgresStore(SQLStore):
     ``purge_batch``).
     """
 
+    #: Two writer transactions in flight: a batch forms and runs while the previous commit
+    #: waits for the WAL flush (claims lock rows, so concurrent transactions stay correct).
+    writer_concurrency = 2
+
     def __init__(
         self,
         url: str,
