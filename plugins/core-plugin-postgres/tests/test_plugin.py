@@ -32,7 +32,7 @@ def test_options_are_shared_by_kind() -> None:
     options = {"pool_size": 8, "copy_threshold": 10, "pubsub": {"ack_timeout": 5}}
     assert options_for("store", options) == {"pool_size": 8, "copy_threshold": 10}
     assert options_for("pubsub", options) == {"pool_size": 8, "ack_timeout": 5}
-    assert options_for("wanderer", options) == {"pool_size": 8}
+    assert options_for("wanderer", options) == {}
 
 
 def test_unknown_option_is_named() -> None:

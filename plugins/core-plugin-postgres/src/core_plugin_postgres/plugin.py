@@ -21,7 +21,7 @@ OPTIONS = {
               "purge_interval", "commit_delay_ms", "max_batch", "purge_batch"),
     "pubsub": ("ack_timeout", "prefetch", "poll_interval", "pool_size"),
     "supervisor": ("node_ttl", "pool_size"),
-    "wanderer": ("pool_size",),
+    "wanderer": (),
 }
 
 
