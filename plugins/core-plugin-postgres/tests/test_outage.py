@@ -9,18 +9,15 @@ outcome could not be recorded during the outage after their claim lease, by reco
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+from core.testing.processes import Deployment
 from hookspecs import Page, WhereEvent
-from test_cluster import HERE, all_jobs, free_port, wait_healthy
+from test_cluster import HERE, all_jobs
 
 from core_plugin_postgres.store import PostgresStore
 
@@ -28,38 +25,26 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def services(pg_url: str, tmp_path: Path) -> Iterator[int]:
-    env = {**os.environ, "CORE_STORE": pg_url, "CORE_PUBSUB": pg_url, "CORE_SUPERVISOR": pg_url,
-           "CORE_WANDERER": "", "CORE_APP": str(HERE / "cluster" / "pipeline.py"),
-           "CLUSTER_LOG_DIR": str(tmp_path), "CORE_SCHEDULER_POLL_SECONDS": "0.2",
-           # Loads whose transitions could not be stored stay executing until their claim
-           # lease runs out; a short lease lets recovery hand them back within the test.
-           "CORE_SCHEDULER_LEASE_SECONDS": "3", "CORE_SCHEDULER_LOAD_TIMEOUT": "2"}
-    port = free_port()
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "core", "start", *command], env=env, cwd=tmp_path,
-                         stdout=(tmp_path / f"out{i}.txt").open("w"), stderr=subprocess.STDOUT)
-        for i, command in enumerate([["gateway", "--port", str(port)], ["scheduler"]])
-    ]
-    try:
-        yield port
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for i in range(len(procs)):
-            sys.stderr.write((tmp_path / f"out{i}.txt").read_text()[-3000:])
+def services(pg_url: str, tmp_path: Path) -> Iterator[str]:
+    """A scheduler then a gateway on ``pg_url``; the gateway's URL. Both must stop cleanly."""
+    settings = {
+        "supervisor": pg_url, "wanderer": "",
+        # Loads whose transitions could not be stored stay executing until their claim lease
+        # runs out; a short lease lets recovery hand them back within the test.
+        "scheduler": {"poll_seconds": 0.2, "lease_seconds": 3.0, "load_timeout": 2.0},
+    }
+    app = (HERE / "cluster" / "pipeline.py").read_text()
+    with Deployment(tmp_path, app, store=pg_url, pubsub=pg_url, settings=settings,
+                    env={"CLUSTER_LOG_DIR": str(tmp_path)}) as deployment:
+        deployment.start("scheduler")
+        deployment.start("gateway")
+        yield deployment.url
 
 
-async def test_connection_losses_give_503_never_a_lost_202(services: int, pg_url: str) -> None:
+async def test_connection_losses_give_503_never_a_lost_202(services: str, pg_url: str) -> None:
     answered: dict[int, int] = {}
     acknowledged: list[str] = []
     async with httpx.AsyncClient(timeout=30) as client:
-        await wait_healthy(client, services)
         admin = await asyncpg.connect(pg_url)
         outage = True
 
@@ -72,7 +57,7 @@ async def test_connection_losses_give_503_never_a_lost_202(services: int, pg_url
                 await asyncio.sleep(0.05)
 
         async def post(i: int) -> None:
-            response = await client.post(f"http://127.0.0.1:{services}/orders", json={"data": {"n": i}})
+            response = await client.post(f"{services}/orders", json={"data": {"n": i}})
             answered[response.status_code] = answered.get(response.status_code, 0) + 1
             if response.status_code == 202:
                 acknowledged.append(response.json()["event_id"])
