@@ -2,7 +2,9 @@
 
 One suite per adapter kind (:class:`StoreSuite`, :class:`PubSubSuite`,
 :class:`SupervisorSuite`, :class:`WandererSuite`) and for a plugin's pipeline objects
-(:class:`SourceSuite`, :class:`DestinationSuite`), plus test-data helpers and
+(:class:`SourceSuite`, :class:`DestinationSuite`); optional suites for brokers
+(:class:`BrokerDeliverySuite`, :class:`DeadLetterSuite`, :class:`BrokerOutageSuite`) and a
+plugin's packaging (:class:`PluginPackagingSuite`); test-data helpers; and
 :class:`Deployment`, which runs ``core start`` processes for end-to-end tests. Subclass a suite
 in a ``Test…`` class and override one fixture (``adapter_url``, or ``make_adapter``; ``source``
 or ``destination``); see ``docs/testing-plugins.md``.
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.testing._base import AdapterPool, AdapterSuite, create_adapter, registration, requires
+    from core.testing.broker import BrokerDeliverySuite, BrokerOutageSuite, DeadLetterSuite
     from core.testing.data import (
         Names,
         make_event,
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
         same_time,
         utcnow,
     )
+    from core.testing.packaging import PluginPackagingSuite
     from core.testing.pipeline import DestinationSuite, SourceSuite
     from core.testing.processes import RECORDING_APP, CoreProcess, Deployment
     from core.testing.pubsub import Inbox, PubSubSuite
@@ -38,6 +42,8 @@ if TYPE_CHECKING:
 _WHERE = {
     "AdapterPool": "_base", "AdapterSuite": "_base", "create_adapter": "_base", "registration": "_base",
     "requires": "_base",
+    "BrokerDeliverySuite": "broker", "BrokerOutageSuite": "broker", "DeadLetterSuite": "broker",
+    "PluginPackagingSuite": "packaging",
     "Names": "data", "make_event": "data", "make_events": "data", "make_job": "data", "make_queue": "data",
     "make_transition": "data", "same_time": "data", "utcnow": "data",
     "DestinationSuite": "pipeline", "SourceSuite": "pipeline",
@@ -52,11 +58,15 @@ __all__ = [
     "RECORDING_APP",
     "AdapterPool",
     "AdapterSuite",
+    "BrokerDeliverySuite",
+    "BrokerOutageSuite",
     "CoreProcess",
+    "DeadLetterSuite",
     "Deployment",
     "DestinationSuite",
     "Inbox",
     "Names",
+    "PluginPackagingSuite",
     "PubSubSuite",
     "RunLog",
     "SourceSuite",

@@ -5,28 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from importlib.metadata import entry_points
 
 import pytest
-from core.errors import CoreError, PluginError
+from core.errors import CoreError
 from core.testing import create_adapter
+from core.testing.packaging import PluginPackagingSuite
 
 from core_plugin_kafka._options import KafkaOptions
 from core_plugin_kafka.pubsub import KafkaPubSub
-
-
-def test_entry_point_names_the_light_plugin_module() -> None:
-    [entry] = [e for e in entry_points(group="core.plugins") if e.name == "kafka"]
-    assert entry.value == "core_plugin_kafka.plugin"
-
-
-def test_importing_the_plugin_module_does_not_import_confluent_kafka() -> None:
-    code = (
-        "import sys, core_plugin_kafka.plugin\n"
-        "loaded = [m for m in sys.modules if m.split('.')[0] == 'confluent_kafka']\n"
-        "assert not loaded, loaded\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_core_plugins_list_shows_the_kafka_adapter() -> None:
@@ -98,11 +84,6 @@ def test_a_url_without_brokers_is_refused() -> None:
         KafkaOptions.parse("kafka://", {}, environ={})
 
 
-def test_a_bad_option_in_configuration_is_a_plugin_error_not_a_traceback() -> None:
-    with pytest.raises(PluginError, match="publish_timeout_ms"):
-        create_adapter("pubsub", "kafka://b1:9092", {"publish_timeout_ms": "soon"})
-
-
 def test_a_topic_kafka_cannot_carry_is_refused() -> None:
     options = KafkaOptions.parse("kafka://b1:9092", {}, environ={})
     with pytest.raises(CoreError, match="not a valid Kafka name"):
@@ -113,3 +94,8 @@ def test_errors_never_show_the_password() -> None:
     with pytest.raises(CoreError) as caught:
         KafkaOptions.parse("kafka+sasl://user:s3cret@b1:9093?nope=1", {}, environ={})
     assert "s3cret" not in str(caught.value)
+
+
+class TestPackaging(PluginPackagingSuite):
+    plugin_name, plugin_module, sdk_packages = "kafka", "core_plugin_kafka.plugin", ("confluent_kafka",)
+    bad_option = ("pubsub", "kafka://b1:9092", {"publish_timeout_ms": "soon"}, "publish_timeout_ms")

@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-from importlib.metadata import entry_points
-
 import pytest
-from core.errors import ConfigError, PipelineError, PluginError
+from core.errors import ConfigError, PipelineError
 from core.testing import create_adapter
-from hookspecs import Message, PubSubUnavailable
+from core.testing.packaging import PluginPackagingSuite
 
 from core_plugin_nats._options import NatsOptions
 from core_plugin_nats.pubsub import NatsPubSub
-
-
-def test_entry_point_names_the_light_plugin_module() -> None:
-    [entry] = [e for e in entry_points(group="core.plugins") if e.name == "nats"]
-    assert entry.value == "core_plugin_nats.plugin"
-
-
-def test_importing_the_plugin_module_does_not_import_nats_py() -> None:
-    code = (
-        "import sys, core_plugin_nats.plugin\n"
-        "loaded = [m for m in sys.modules if m == 'nats' or m.startswith('nats.')]\n"
-        "assert not loaded, loaded\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_url_is_served_by_the_installed_plugin() -> None:
@@ -69,30 +50,12 @@ def test_a_bad_option_is_refused_with_what_is_allowed(key: str, value: str) -> N
     assert key in str(caught.value) and "hint:" in str(caught.value)
 
 
-def test_a_bad_option_in_configuration_is_a_plugin_error_not_a_traceback() -> None:
-    with pytest.raises(PluginError, match="max_deliveries"):
-        create_adapter("pubsub", "nats://127.0.0.1:4222", {"max_deliveries": "many"})
-
-
 def test_a_topic_nats_cannot_carry_is_refused() -> None:
     options = NatsOptions.parse("nats://127.0.0.1", {}, environ={})
     with pytest.raises(PipelineError, match="cannot be a NATS subject"):
         options.subject("orders *")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def test_open_raises_pubsub_unavailable_when_nothing_listens() -> None:
-    adapter = NatsPubSub(f"nats://127.0.0.1:{_free_port()}?connect_timeout=0.5&reconnect_wait=0.1", {})
-    with pytest.raises(PubSubUnavailable, match="cannot be reached"):
-        await adapter.open()
-    with pytest.raises(PubSubUnavailable):
-        await adapter.publish("orders", [Message(b"x")])
-    await adapter.close()
-    with pytest.raises(PubSubUnavailable, match="closed"):
-        await adapter.publish("orders", [Message(b"x")])
+class TestPackaging(PluginPackagingSuite):
+    plugin_name, plugin_module, sdk_packages = "nats", "core_plugin_nats.plugin", ("nats",)
+    bad_option = ("pubsub", "nats://127.0.0.1:4222", {"max_deliveries": "many"}, "max_deliveries")

@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-from importlib.metadata import entry_points
-
 import pytest
-from core.errors import ConfigError, PipelineError, PluginError
+from core.errors import ConfigError, PipelineError
 from core.testing import create_adapter
-from hookspecs import Message, PubSubUnavailable
+from core.testing.packaging import PluginPackagingSuite
 
 from core_plugin_rabbitmq._options import RabbitOptions
 from core_plugin_rabbitmq.pubsub import RabbitPubSub
-
-
-def test_entry_point_names_the_light_plugin_module() -> None:
-    [entry] = [e for e in entry_points(group="core.plugins") if e.name == "rabbitmq"]
-    assert entry.value == "core_plugin_rabbitmq.plugin"
-
-
-def test_importing_the_plugin_module_does_not_import_aio_pika() -> None:
-    code = (
-        "import sys, core_plugin_rabbitmq.plugin\n"
-        "loaded = [m for m in sys.modules if m.split('.')[0] in ('aio_pika', 'aiormq', 'pamqp')]\n"
-        "assert not loaded, loaded\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_url_is_served_by_the_installed_plugin() -> None:
@@ -63,30 +44,13 @@ def test_a_bad_option_is_refused_with_what_is_allowed(key: str, value: str) -> N
     assert key in str(caught.value) and "hint:" in str(caught.value)
 
 
-def test_a_bad_option_in_configuration_is_a_plugin_error_not_a_traceback() -> None:
-    with pytest.raises(PluginError, match="max_deliveries"):
-        create_adapter("pubsub", "amqp://127.0.0.1/", {"max_deliveries": "many"})
-
-
 def test_a_topic_a_topic_exchange_would_misread_is_refused() -> None:
     options = RabbitOptions.parse("amqp://127.0.0.1/", {}, environ={})
     with pytest.raises(PipelineError, match="cannot be a RabbitMQ routing key"):
         options.routing_key("orders.#")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def test_open_raises_pubsub_unavailable_when_nothing_listens() -> None:
-    adapter = RabbitPubSub(f"amqp://127.0.0.1:{_free_port()}/?connect_timeout=0.5&reconnect_wait=0.1", {})
-    with pytest.raises(PubSubUnavailable, match="cannot be reached"):
-        await adapter.open()
-    with pytest.raises(PubSubUnavailable):
-        await adapter.publish("orders", [Message(b"x")])
-    await adapter.close()
-    with pytest.raises(PubSubUnavailable, match="closed"):
-        await adapter.publish("orders", [Message(b"x")])
+class TestPackaging(PluginPackagingSuite):
+    plugin_name, plugin_module = "rabbitmq", "core_plugin_rabbitmq.plugin"
+    sdk_packages = ("aio_pika", "aiormq", "pamqp")
+    bad_option = ("pubsub", "amqp://127.0.0.1/", {"max_deliveries": "many"}, "max_deliveries")

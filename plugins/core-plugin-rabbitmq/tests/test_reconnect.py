@@ -1,83 +1,34 @@
-"""The broker goes away and comes back: publish fails fast meanwhile, nothing is lost after.
+"""The broker goes away and comes back: the kit's outage suite (publish fails fast meanwhile,
+nothing is lost after; an adapter opened while it is down connects when it is back).
 
 These tests stop the local RabbitMQ application (``rabbitmqctl stop_app``) and always start it again.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from typing import ClassVar
 
 import pytest
-from core.testing.pubsub import Inbox, ack_all, bodies
-from hookspecs import Message, PubSubUnavailable
-
-from core_plugin_rabbitmq.pubsub import RabbitPubSub
+from core.testing.broker import BrokerOutageSuite, free_port
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def inbox() -> AsyncIterator[Inbox]:
-    box = Inbox(timeout=20.0, quiet=0.5)
-    yield box
-    await box.close()
+class TestOutage(BrokerOutageSuite):
+    connect_options: ClassVar[Mapping[str, object]] = {"connect_timeout": 0.5}
 
+    @pytest.fixture
+    def adapter_url(self, rabbitmq_url: str) -> str:
+        return rabbitmq_url
 
-async def publish_when_back(adapter: RabbitPubSub, topic: str, message: Message, within: float = 20.0) -> None:
-    """Publish, retrying on PubSubUnavailable until the broker is back (fails after ``within``)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        try:
-            await adapter.publish(topic, [message])
-            return
-        except PubSubUnavailable:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
+    @pytest.fixture
+    def broker_stopped(
+        self, rabbitmq_stopped: Callable[[], AbstractContextManager[None]]
+    ) -> Callable[[], AbstractContextManager[None]]:
+        return rabbitmq_stopped
 
-
-async def test_publish_fails_while_rabbitmq_is_down_and_delivery_resumes_after(
-    rabbitmq_url: str, inbox: Inbox, rabbitmq_stopped: Callable[[], AbstractContextManager[None]]
-) -> None:
-    adapter = RabbitPubSub(rabbitmq_url, {})
-    await adapter.open()
-    try:
-        inbox.follow(await adapter.subscribe("orders", group="billing"), "member")
-        await adapter.publish("orders", [Message(b"before"), Message(b"held across the restart")])
-        got = await inbox.take(2)
-        held = next(d for _, d in got if d.message.body == b"held across the restart")
-        await next(d for _, d in got if d.message.body == b"before").ack()
-        with rabbitmq_stopped():
-            with pytest.raises(PubSubUnavailable):
-                await adapter.publish("orders", [Message(b"while down")])
-            await held.ack()  # lost with the connection, or sent after it: either way at least once
-        await publish_when_back(adapter, "orders", Message(b"after"))
-        after = await inbox.take(1) + await inbox.quiet()
-        await ack_all(after)
-        assert b"after" in bodies(after)
-        assert set(bodies(after)) <= {b"after", b"held across the restart"}, "only the unacked one may come again"
-        assert b"while down" not in bodies(after)
-    finally:
-        await adapter.close()
-
-
-async def test_an_adapter_opened_while_rabbitmq_is_down_connects_when_it_is_back(
-    rabbitmq_url: str, inbox: Inbox, rabbitmq_stopped: Callable[[], AbstractContextManager[None]]
-) -> None:
-    adapter = RabbitPubSub(rabbitmq_url + "&connect_timeout=0.5", {})
-    try:
-        with rabbitmq_stopped():
-            with pytest.raises(PubSubUnavailable):
-                await adapter.open()
-            with pytest.raises(PubSubUnavailable):
-                await adapter.publish("orders", [Message(b"lost to the schedule")])
-        await publish_when_back(adapter, "orders", Message(b"no queue yet: dropped by the exchange"))
-        inbox.follow(await adapter.subscribe("orders", group="billing"), "member")
-        await adapter.publish("orders", [Message(b"first after start")])
-        got = await inbox.take(1)
-        await ack_all(got)
-        assert bodies(got) == [b"first after start"]
-    finally:
-        await adapter.close()
+    @pytest.fixture
+    def unreachable_url(self) -> str:
+        return f"amqp://127.0.0.1:{free_port()}/?connect_timeout=0.5&reconnect_wait=0.1"
