@@ -25,6 +25,8 @@ DISCONNECTED: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # 57P01 admin shutdown, pg_terminate_backend
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # "another operation is in progress": a connection left mid-protocol when the server cut it
+    asyncpg.exceptions.InternalClientError,
 )
 
 
