@@ -19,9 +19,9 @@ import time
 from datetime import UTC, datetime
 
 import asyncpg
+from core_plugin_postgres.store import PostgresStore
 from postgres_common import scratch_database
 
-from core_plugin_postgres.store import PostgresStore
 from hookspecs import Claim, Event, Job, Queue, Status, new_id
 
 CHUNK = 5000
