@@ -10,8 +10,9 @@ subscription on, so a member that was offline catches up from the table, and not
 notification to be delivered: a missed one costs at most ``poll_interval`` of latency.
 
 Concurrent ``publish`` calls share one statement and one commit (the next batch forms while
-one is written), and only that commit waits for the WAL flush: claims and acknowledgements
-commit asynchronously, since losing one to a server crash only means a redelivery.
+one is written), and only that commit waits for the WAL flush (except on ``hint_topics``):
+claims and acknowledgements commit asynchronously, since losing one to a server crash only
+means a redelivery. Acknowledgements ride with the member's next claim, in its statement.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
-from hookspecs.pubsub import Message, PubSubUnavailable
+from hookspecs.pubsub import JOBS_TOPIC, Message, PubSubUnavailable
 
 from core_plugin_postgres._pg import DISCONNECTED, connect, create_pool, create_schema, redacted
 
@@ -68,7 +69,9 @@ WITH inserted AS (
 SELECT pg_notify($5, t.topic) FROM (SELECT DISTINCT topic FROM inserted) AS t
 """
 
+# Deletes what the member acknowledged since its last claim, in the same statement.
 CLAIM = """
+WITH acked AS (DELETE FROM core_pubsub_messages WHERE id = ANY($5::bigint[]))
 UPDATE core_pubsub_messages AS m
 SET visible_at = clock_timestamp() + make_interval(secs => $4), attempts = m.attempts + 1
 FROM (SELECT id FROM core_pubsub_messages
@@ -137,11 +140,11 @@ class PostgresSubscription:
         owner = self._owner
         while not self._closed:
             self._wake.clear()
+            acked, self._acked = self._acked, []
             try:
-                await self._flush()
-                rows = await owner._run(lambda pool: pool.fetch(
-                    CLAIM, self.topic, self.group, owner.prefetch, owner.ack_timeout))
+                rows = await owner._run(functools.partial(self._claim, acked=acked))
             except PubSubUnavailable as exc:
+                self._acked.extend(acked)
                 log.warning("pubsub %s: %s; retrying", self.topic, exc)
                 await self._idle(owner.poll_interval)
                 continue
@@ -154,6 +157,12 @@ class PostgresSubscription:
                     break
                 message = Message(body=row["body"], attributes=json.loads(row["attributes"]), key=row["key"])
                 yield PostgresDelivery(row["id"], message, self)
+
+    async def _claim(self, pool: asyncpg.Pool, *, acked: list[int]) -> list[Any]:
+        """Delete ``acked`` rows and claim the next batch, in one statement."""
+        owner = self._owner
+        rows: list[Any] = await pool.fetch(CLAIM, self.topic, self.group, owner.prefetch, owner.ack_timeout, acked)
+        return rows
 
     async def _idle(self, seconds: float) -> None:
         try:
@@ -204,6 +213,10 @@ class PostgresPubSub:
     :param prefetch: rows one member claims at a time.
     :param poll_interval: longest wait without a notification before looking again.
     :param pool_size: connections for publishing and claiming (plus one for LISTEN).
+    :param hint_topics: topics whose messages only point at state kept durably elsewhere, so
+        their publishes commit without waiting for the WAL flush. The default is the realtime
+        jobs topic: its jobs are in the store, and the schedule delivers any whose message is
+        lost. Other topics' publishes are durable once ``publish`` returns.
     """
 
     def __init__(
@@ -214,12 +227,14 @@ class PostgresPubSub:
         prefetch: int = 100,
         poll_interval: float = 1.0,
         pool_size: int = 4,
+        hint_topics: Sequence[str] = (JOBS_TOPIC,),
     ) -> None:
         self.url = url
         self.ack_timeout = float(ack_timeout)
         self.prefetch = int(prefetch)
         self.poll_interval = float(poll_interval)
         self.pool_size = int(pool_size)
+        self.hint_topics = frozenset(hint_topics)
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._listening: asyncio.Task[None] | None = None
@@ -276,13 +291,14 @@ class PostgresPubSub:
         while self._outbox:
             batch, self._outbox = self._outbox, []
             rows = [(topic, message) for topic, messages, _ in batch for message in messages]
+            write = functools.partial(_write, rows=rows, durable=any(t not in self.hint_topics for t, _ in rows))
             try:
                 try:
-                    await self._run(functools.partial(_write, rows=rows))
+                    await self._run(write)
                 except PubSubUnavailable:
                     # A pooled connection the server closed is only noticed when used: try
                     # once more on a fresh one (a duplicate is possible, as at least once allows).
-                    await self._run(functools.partial(_write, rows=rows))
+                    await self._run(write)
             except BaseException as exc:  # every waiting publisher gets the failure
                 for _, _, done in batch:
                     if not done.done():
@@ -328,15 +344,20 @@ class PostgresPubSub:
                 conn.terminate()
 
 
-async def _write(pool: asyncpg.Pool, *, rows: list[tuple[str, Message]]) -> None:
-    """Insert ``(topic, message)`` rows for every group and notify, in one durable commit."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL synchronous_commit = on")  # accepted means durable
-        await conn.execute(
-            PUBLISH,
-            [topic for topic, _ in rows],
-            [bytes(m.body) for _, m in rows],
-            [json.dumps(dict(m.attributes)) for _, m in rows],
-            [m.key for _, m in rows],
-            CHANNEL,
-        )
+async def _write(pool: asyncpg.Pool, *, rows: list[tuple[str, Message]], durable: bool) -> None:
+    """Insert ``(topic, message)`` rows for every group and notify, in one commit; ``durable``:
+    the commit waits for the WAL flush (accepted then means kept)."""
+    args = (
+        [topic for topic, _ in rows],
+        [bytes(m.body) for _, m in rows],
+        [json.dumps(dict(m.attributes)) for _, m in rows],
+        [m.key for _, m in rows],
+        CHANNEL,
+    )
+    async with pool.acquire() as conn:
+        if not durable:  # the session's default: no wait
+            await conn.execute(PUBLISH, *args)
+            return
+        async with conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = on")
+            await conn.execute(PUBLISH, *args)
