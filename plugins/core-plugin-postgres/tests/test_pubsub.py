@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from hookspecs import Delivery, Message
+from hookspecs import JOBS_TOPIC, Delivery, Message
 
 from core_plugin_postgres.pubsub import PostgresPubSub, PostgresSubscription
 
@@ -46,6 +46,18 @@ async def test_delivers_body_attributes_and_key(pubsub: PostgresPubSub) -> None:
     got = await take(sub, 2)
     assert bodies(got) == [b"one", b"two"]
     assert dict(got[0].message.attributes) == {"a": "1"} and got[0].message.key == "k"
+
+
+async def test_hint_topics_and_durable_topics_in_one_batch(pubsub: PostgresPubSub) -> None:
+    jobs = await pubsub.subscribe(JOBS_TOPIC, group="g")
+    orders = await pubsub.subscribe("orders", group="g")
+    await asyncio.gather(  # concurrent publishes share one statement: durable, as "orders" needs
+        pubsub.publish(JOBS_TOPIC, [Message(b"job")]), pubsub.publish("orders", [Message(b"order")])
+    )
+    assert bodies(await take(jobs, 1)) == [b"job"]
+    assert bodies(await take(orders, 1)) == [b"order"]
+    await pubsub.publish(JOBS_TOPIC, [Message(b"hint only")])  # alone: not waiting for the flush
+    assert bodies(await take(jobs, 1)) == [b"hint only"]
 
 
 async def test_payload_over_the_notify_limit(pubsub: PostgresPubSub) -> None:

@@ -19,7 +19,7 @@ SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 OPTIONS = {
     "store": ("pool_size", "max_overflow", "copy_threshold", "durable_transitions", "retention",
               "purge_interval", "commit_delay_ms", "max_batch", "purge_batch"),
-    "pubsub": ("ack_timeout", "prefetch", "poll_interval", "pool_size"),
+    "pubsub": ("ack_timeout", "prefetch", "poll_interval", "pool_size", "hint_topics"),
     "supervisor": ("node_ttl", "pool_size"),
     "wanderer": (),
 }
