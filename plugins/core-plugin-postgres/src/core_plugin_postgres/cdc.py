@@ -157,14 +157,19 @@ class PostgresCdcTrigger(CdcTrigger):
     async def _listen(self, toolkit: Toolkit, emit: Emit) -> None:
         """Run until cancelled: drain pending changes, then wait for a notification or a poll."""
         backoff = 0.1
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 await self._session(toolkit, emit)
+                problem = "the listening session ended"
             except DISCONNECTED as exc:
-                toolkit.logger.warning("CDC %s: database %s unreachable (%s); retrying in %.1fs",
-                                       self.name, redacted(self.url), exc, backoff)
+                problem = f"database {redacted(self.url)} unreachable ({exc})"
             except Exception as exc:  # noqa: BLE001 - an emit that failed (store down): retry, lose nothing
-                toolkit.logger.warning("CDC %s: %s; retrying in %.1fs", self.name, exc, backoff)
+                problem = str(exc)
+            if loop.time() - started > 60:
+                backoff = 0.1  # the session had been running: a new outage starts fast again
+            toolkit.logger.warning("CDC %s: %s; retrying in %.1fs", self.name, problem, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.poll_interval)
 

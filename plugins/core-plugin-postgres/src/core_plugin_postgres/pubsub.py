@@ -260,6 +260,9 @@ class PostgresPubSub:
         """Leave every group (settling what can be) and disconnect."""
         for subscription in list(self._subscriptions):
             await subscription.close()
+        if self._sending is not None:  # publishes in flight complete (or fail) first
+            await asyncio.gather(self._sending, return_exceptions=True)
+            self._sending = None
         if self._listening is not None:
             self._listening.cancel()
             await asyncio.gather(self._listening, return_exceptions=True)
