@@ -1,6 +1,8 @@
 """Two gateways and two schedulers on one PostgreSQL database, as real processes.
 
-Events are posted over HTTP to both gateways; then every job's transition log is checked:
+Events are posted over HTTP to both gateways and rows of a watched table change (the CDC
+source runs on the gateway holding its lease: each change becomes one event); then every
+job's transition log is checked:
 each job ends ``succeeded``, no job was executing twice at the same time (its transitions
 alternate between ``executing`` and an outcome, and its loads never overlap), none is lost.
 """
@@ -18,9 +20,10 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
-from hookspecs import Page, Status, WhereJob
+from hookspecs import Event, Page, Status, WhereEvent, WhereJob
 
 from core_plugin_postgres.store import PostgresStore
 
@@ -38,11 +41,20 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def cluster(pg_url: str, tmp_path: Path) -> Iterator[list[int]]:
+async def watched(pg_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """The table the pipeline's CDC source watches (it must exist before the gateways start)."""
+    conn = await asyncpg.connect(pg_url)
+    await conn.execute("CREATE TABLE watched (id int PRIMARY KEY, note text)")
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def cluster(pg_url: str, tmp_path: Path, watched: asyncpg.Connection) -> Iterator[list[int]]:
     """Start 2 gateways and 2 schedulers; yield the gateways' ports; SIGTERM them after."""
     env = {**os.environ, "CORE_STORE": pg_url, "CORE_PUBSUB": pg_url, "CORE_SUPERVISOR": pg_url,
            "CORE_WANDERER": pg_url, "CORE_APP": str(HERE / "cluster" / "pipeline.py"),
-           "CLUSTER_LOG_DIR": str(tmp_path), "CORE_SCHEDULER_POLL_SECONDS": "0.2"}
+           "CLUSTER_LOG_DIR": str(tmp_path), "CLUSTER_CDC_URL": pg_url, "CORE_SCHEDULER_POLL_SECONDS": "0.2"}
     ports = [free_port(), free_port()]
     commands = [["gateway", "--port", str(port)] for port in ports] + [["scheduler"], ["scheduler"]]
     procs = [
@@ -95,11 +107,21 @@ async def all_jobs(store: PostgresStore) -> list[str]:
         after = page[-1].id
 
 
-async def test_two_gateways_two_schedulers(cluster: list[int], store: PostgresStore, tmp_path: Path) -> None:
+async def test_two_gateways_two_schedulers(
+    cluster: list[int], store: PostgresStore, tmp_path: Path, watched: asyncpg.Connection
+) -> None:
     accepted: list[str] = []
     async with httpx.AsyncClient(timeout=30) as client:
         for port in cluster:
             await wait_healthy(client, port)
+        # Row changes while both gateways run: the one holding the CDC lease emits each once
+        # (from the moment its row trigger is installed).
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await watched.fetchval("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'core_cdc_%'"):
+            assert asyncio.get_running_loop().time() < deadline, "the CDC trigger was never installed"
+            await asyncio.sleep(0.1)
+        await watched.execute("INSERT INTO watched SELECT g, 'new' FROM generate_series(1, 30) g")
+        await watched.execute("UPDATE watched SET note = 'changed' WHERE id <= 10")
 
         async def post(i: int, body: dict[str, object]) -> None:
             response = await client.post(f"http://127.0.0.1:{cluster[i % 2]}/orders", json=body)
@@ -110,7 +132,17 @@ async def test_two_gateways_two_schedulers(cluster: list[int], store: PostgresSt
         batches = [post(i, {"events": [{"data": {"n": i, "k": k}} for k in range(100)]}) for i in range(3)]
         await asyncio.gather(*singles, *batches)
 
-    jobs = await store.find_jobs(WhereJob(page=Page(limit=10_000)))
+    changes: list[Event] = []
+    deadline = asyncio.get_running_loop().time() + 30
+    while len(changes) < 40:
+        assert asyncio.get_running_loop().time() < deadline, f"{len(changes)} of 40 CDC events"
+        await asyncio.sleep(0.2)
+        changes = await store.find_events(WhereEvent(sources=["shop_db"], page=Page(limit=1000)))
+    assert sorted(e.context["cdc"]["change_id"] for e in changes) == sorted(
+        {e.context["cdc"]["change_id"] for e in changes}), "a change was emitted twice"
+    assert sorted(e.name for e in changes) == ["watched.insert"] * 30 + ["watched.update"] * 10
+
+    jobs = await store.find_jobs(WhereJob(sources=["shop"], page=Page(limit=10_000)))
     assert len(jobs) == 2 * EVENTS  # every accepted event has its two jobs: none lost
     deadline = asyncio.get_running_loop().time() + 90
     while pending := await all_jobs(store):
@@ -132,7 +164,8 @@ async def test_two_gateways_two_schedulers(cluster: list[int], store: PostgresSt
         for line in log.read_text().splitlines():
             job_id, _pid, began, ended = line.split()
             loads[job_id].append((float(began), float(ended)))
-    assert set(loads) == {job.id for job in jobs}
+    every_job = await store.find_jobs(WhereJob(page=Page(limit=10_000)))  # the CDC events' too
+    assert set(loads) == {job.id for job in every_job}
     for spans in loads.values():
         spans.sort()
         for (_, end), (start, _) in itertools.pairwise(spans):

@@ -1,4 +1,5 @@
-"""The pipeline run by the cluster test: one webhook, a realtime and a scheduled action.
+"""The pipeline run by the cluster test: a webhook, a CDC source on the table ``watched`` of
+``$CLUSTER_CDC_URL`` (when set), a realtime and a scheduled action.
 
 Every load appends ``job_id pid start end`` lines to ``$CLUSTER_LOG_DIR/<pid>.log`` so the test
 can check that no job ran twice at the same time. The scheduled action fails one batch in
@@ -27,7 +28,10 @@ from hookspecs import (
     hookimpl,
 )
 
+from core_plugin_postgres import postgres_cdc_source
+
 LOG = Path(os.environ.get("CLUSTER_LOG_DIR", ".")) / f"{os.getpid()}.log"
+CDC_URL = os.environ.get("CLUSTER_CDC_URL", "")
 
 
 async def record(queue: Queue) -> None:
@@ -60,7 +64,10 @@ class Scheduled(Action):
 
 @hookimpl
 def core_register_sources() -> list[Source]:
-    return [Source("shop", triggers=[HttpTrigger("orders", "/orders")])]
+    sources = [Source("shop", triggers=[HttpTrigger("orders", "/orders")])]
+    if CDC_URL:
+        sources.append(postgres_cdc_source("shop_db", CDC_URL, ["watched"], poll_interval=0.5))
+    return sources
 
 
 @hookimpl
@@ -70,4 +77,7 @@ def core_register_destinations() -> list[Destination]:
 
 @hookimpl
 def core_register_flows() -> list[Flow]:
-    return [Flow("orders", source="shop", actions=["sink.realtime", "sink.scheduled"])]
+    flows = [Flow("orders", source="shop", actions=["sink.realtime", "sink.scheduled"])]
+    if CDC_URL:
+        flows.append(Flow("changes", source="shop_db", actions=["sink.realtime"]))
+    return flows
