@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from core.errors import ConfigError
 from hookspecs import JOBS_TOPIC, Delivery, Message
 
 from core_plugin_postgres.pubsub import PostgresPubSub, PostgresSubscription
@@ -14,7 +15,7 @@ from core_plugin_postgres.pubsub import PostgresPubSub, PostgresSubscription
 @pytest.fixture
 async def pubsub(pg_url: str) -> AsyncIterator[PostgresPubSub]:
     # A long poll interval: deliveries in these tests arrive through NOTIFY, not polling.
-    broker = PostgresPubSub(pg_url, ack_timeout=1, poll_interval=30)
+    broker = PostgresPubSub(pg_url, ack_timeout=60, poll_interval=30)
     await broker.open()
     yield broker
     await broker.close()
@@ -69,7 +70,7 @@ async def test_payload_over_the_notify_limit(pubsub: PostgresPubSub) -> None:
 
 
 async def test_each_message_to_one_member_of_a_group(pubsub: PostgresPubSub, pg_url: str) -> None:
-    other = PostgresPubSub(pg_url, prefetch=5, poll_interval=30)
+    other = PostgresPubSub(pg_url, prefetch=5, ack_timeout=60, poll_interval=30)
     await other.open()
     try:
         first = await pubsub.subscribe("t", group="g")
@@ -109,13 +110,22 @@ async def test_nack_redelivers(pubsub: PostgresPubSub) -> None:
     assert again.message.body == b"x"
 
 
-async def test_unsettled_delivery_comes_back_after_ack_timeout(pubsub: PostgresPubSub) -> None:
-    sub = await pubsub.subscribe("t", group="g")
-    await pubsub.publish("t", [Message(b"x")])
-    await take(sub, 1, ack=False)  # the holder dies without settling
-    pubsub.poll_interval = 0.1  # the row reappears by time, not by a notification
-    [again] = await take(sub, 1)
-    assert again.message.body == b"x"
+async def test_unsettled_delivery_comes_back_after_ack_timeout(pg_url: str) -> None:
+    broker = PostgresPubSub(pg_url, ack_timeout=1, poll_interval=0.1)
+    await broker.open()
+    try:
+        sub = await broker.subscribe("t", group="g")
+        await broker.publish("t", [Message(b"x")])
+        await take(sub, 1, ack=False)  # the holder dies without settling
+        [again] = await take(sub, 1)  # the row reappears by time, not by a notification
+        assert again.message.body == b"x"
+    finally:
+        await broker.close()
+
+
+def test_bad_options_are_refused(pg_url: str) -> None:
+    with pytest.raises(ConfigError, match="poll_interval"):
+        PostgresPubSub(pg_url, ack_timeout=5, poll_interval=10)
 
 
 async def test_closed_member_hands_unsettled_deliveries_back(pubsub: PostgresPubSub, pg_url: str) -> None:
@@ -123,7 +133,7 @@ async def test_closed_member_hands_unsettled_deliveries_back(pubsub: PostgresPub
     await pubsub.publish("t", [Message(b"x"), Message(b"y")])
     await take(first, 1, ack=False)
     await first.close()
-    other = PostgresPubSub(pg_url, poll_interval=30)
+    other = PostgresPubSub(pg_url, ack_timeout=60, poll_interval=30)
     await other.open()
     try:
         second = await other.subscribe("t", group="g")
@@ -143,7 +153,7 @@ async def test_acked_message_is_not_delivered_again(pubsub: PostgresPubSub, pg_u
 
 
 async def test_offline_member_catches_up(pg_url: str) -> None:
-    consumer = PostgresPubSub(pg_url, poll_interval=30)
+    consumer = PostgresPubSub(pg_url, ack_timeout=60, poll_interval=30)
     await consumer.open()
     sub = await consumer.subscribe("t", group="g")
     await consumer.close()  # the scheduler goes away; its group stays
@@ -151,7 +161,7 @@ async def test_offline_member_catches_up(pg_url: str) -> None:
     await producer.open()
     await producer.publish("t", [Message(str(i).encode()) for i in range(3)])
     await producer.close()
-    back = PostgresPubSub(pg_url, poll_interval=30)
+    back = PostgresPubSub(pg_url, ack_timeout=60, poll_interval=30)
     await back.open()
     try:
         sub = await back.subscribe("t", group="g")

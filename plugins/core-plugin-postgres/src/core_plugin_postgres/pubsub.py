@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
+from core.errors import ConfigError
 from hookspecs.pubsub import JOBS_TOPIC, Message, PubSubUnavailable
 
 from core_plugin_postgres._pg import DISCONNECTED, connect, create_pool, create_schema, redacted
@@ -114,9 +115,10 @@ class PostgresDelivery:
 class PostgresSubscription:
     """A member of a consumer group: claims batches, waits for NOTIFY (or polls) when idle.
 
-    Acknowledged ids are deleted in one statement before the next claim (or on close); until
-    then their rows stay hidden from the other members, so they are not delivered again
-    unless this process dies first (at-least-once).
+    Acknowledged ids are deleted by the next claim's statement (at least every
+    ``poll_interval`` while the subscription is iterated, which is below ``ack_timeout``) or
+    on close; until then their rows stay hidden from the other members, so they are not
+    delivered again unless this process dies first (at-least-once).
     """
 
     def __init__(self, owner: PostgresPubSub, topic: str, group: str) -> None:
@@ -235,6 +237,13 @@ class PostgresPubSub:
         self.poll_interval = float(poll_interval)
         self.pool_size = int(pool_size)
         self.hint_topics = frozenset(hint_topics)
+        if not 0 < self.poll_interval < self.ack_timeout or self.prefetch < 1 or self.pool_size < 1:
+            raise ConfigError(
+                "options of the pubsub", "poll_interval/ack_timeout/prefetch/pool_size",
+                (self.poll_interval, self.ack_timeout, self.prefetch, self.pool_size),
+                "0 < poll_interval < ack_timeout (seconds: acknowledgements are written at least "
+                "every poll_interval), prefetch >= 1, pool_size >= 1",
+            )
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._listening: asyncio.Task[None] | None = None
