@@ -10,6 +10,8 @@ restart resumes where the last committed batch ended, nothing is missed. A trans
 advisory lock per consumer makes a second listener wait instead of emitting the same rows, so
 running two is safe; the gateway's supervisor lease normally keeps one running.
 
+The change table is a queue (rows are deleted once emitted), vacuumed eagerly.
+
 Use :func:`postgres_cdc_source` for a ready :class:`~hookspecs.Source`, or put a
 :class:`PostgresCdcTrigger` in your own.
 """
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS core_cdc_changes (
     new         jsonb,
     txid        xid8 NOT NULL DEFAULT pg_current_xact_id(),
     created_at  timestamptz NOT NULL DEFAULT clock_timestamp()
-);
+) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
 CREATE INDEX IF NOT EXISTS core_cdc_changes_consumer ON core_cdc_changes (consumer, id);
 CREATE OR REPLACE FUNCTION core_cdc_capture() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

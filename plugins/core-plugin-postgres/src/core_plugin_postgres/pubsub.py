@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS core_pubsub_messages (
     key        text,
     visible_at timestamptz NOT NULL DEFAULT '-infinity',
     attempts   integer NOT NULL DEFAULT 0
-) WITH (fillfactor = 80);
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
 CREATE INDEX IF NOT EXISTS core_pubsub_messages_claim ON core_pubsub_messages (topic, grp, id);
 """
 
