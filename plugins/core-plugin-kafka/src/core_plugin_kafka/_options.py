@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
+from core.adapter_options import AdapterURL, Option, choice, read_options
 from core.errors import CoreError
 
 #: URL scheme -> librdkafka ``security.protocol``.
@@ -38,25 +38,21 @@ def _int(low: int, high: int) -> Any:
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"a whole number from {low} to {high}")
+            raise ValueError
         return value
 
     return check
 
 
+def _whole(low: int, high: int, default: int, meaning: str) -> Option:
+    """A whole-number option from ``low`` to ``high``."""
+    return Option(_int(low, high), default, f"a whole number from {low} to {high}: {meaning}")
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str) or (value and not _TOPIC.match(value)):
-        raise ValueError("letters, digits, '.', '_' or '-' (Kafka's topic and group alphabet)")
+        raise ValueError
     return value
-
-
-def _choice(*allowed: str) -> Any:
-    def check(value: Any) -> str:
-        if value not in allowed:
-            raise ValueError("one of " + ", ".join(allowed))
-        return str(value)
-
-    return check
 
 
 def _bool(value: Any) -> bool:
@@ -64,21 +60,24 @@ def _bool(value: Any) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
         return value.lower() in ("true", "1", "yes")
-    raise ValueError("true or false")
+    raise ValueError
 
 
-#: Every option: name -> (validator, default, help). The docs' option table mirrors this.
-OPTIONS: dict[str, tuple[Any, Any, str]] = {
-    "topic_prefix": (_text, "", "prepended to every topic name"),
-    "group_prefix": (_text, "", "prepended to every consumer group name"),
-    "publish_timeout_ms": (_int(100, 3_600_000), 5000, "a publish not acknowledged by then fails"),
-    "max_redeliveries": (_int(0, 1_000_000), 5, "nacks of one message before it is dead-lettered"),
-    "redelivery_delay_ms": (_int(0, 3_600_000), 200, "wait before a nacked message is delivered again"),
-    "max_in_flight": (_int(1, 1_000_000), 1000, "unsettled deliveries per subscription before fetching pauses"),
-    "session_timeout_ms": (_int(1000, 3_600_000), 10_000, "a member silent this long leaves its group"),
-    "join_timeout_ms": (_int(100, 3_600_000), 30_000, "how long subscribe() waits for its first assignment"),
-    "offset_reset": (_choice("latest", "earliest"), "latest", "where a new group starts reading a topic"),
-    "tls": (_bool, True, "kafka+sasl only: false uses SASL_PLAINTEXT instead of SASL_SSL"),
+_NAME = "letters, digits, '.', '_' or '-' (Kafka's topic and group alphabet)"
+#: Every option: converter, default, what is allowed and what it does. The docs' option table mirrors this.
+OPTIONS: dict[str, Option] = {
+    "topic_prefix": Option(_text, "", f"{_NAME}: prepended to every topic name"),
+    "group_prefix": Option(_text, "", f"{_NAME}: prepended to every consumer group name"),
+    "publish_timeout_ms": _whole(100, 3_600_000, 5000, "a publish not acknowledged by then fails"),
+    "max_redeliveries": _whole(0, 1_000_000, 5, "nacks of one message before it is dead-lettered"),
+    "redelivery_delay_ms": _whole(0, 3_600_000, 200, "wait before a nacked message is delivered again"),
+    "max_in_flight": _whole(1, 1_000_000, 1000, "unsettled deliveries per subscription before fetching pauses"),
+    "session_timeout_ms": _whole(1000, 3_600_000, 10_000, "a member silent this long leaves its group"),
+    "join_timeout_ms": _whole(100, 3_600_000, 30_000, "how long subscribe() waits for its first assignment"),
+    "offset_reset": Option(
+        choice("latest", "earliest"), "latest", "latest or earliest: where a new group starts reading a topic"
+    ),
+    "tls": Option(_bool, True, "true or false; kafka+sasl only: false uses SASL_PLAINTEXT instead of SASL_SSL"),
 }
 
 
@@ -109,38 +108,22 @@ class KafkaOptions:
         ``config.<property>`` query keys (``?config.linger.ms=5``); they are applied last.
         """
         environ = os.environ if environ is None else environ
-        parts = urlsplit(url)
-        userinfo, _, hosts = parts.netloc.rpartition("@")
-        shown = f"{parts.scheme}://{hosts}"  # never a password in a message
-        if parts.scheme not in SCHEMES:
-            raise CoreError(f"kafka pubsub: {shown!r} has scheme {parts.scheme!r}",
-                            hint="use one of " + ", ".join(f"{s}://" for s in SCHEMES))
-        if not hosts or any(not h.strip() for h in hosts.split(",")):
-            raise CoreError(f"kafka pubsub: {shown!r} names no broker",
+        parts = AdapterURL.split(url, SCHEMES)
+        if not parts.hosts or any(not h.strip() for h in parts.hosts.split(",")):
+            raise CoreError(f"kafka pubsub: {parts.shown!r} names no broker",
                             hint="write kafka://host:port[,host:port...]")
         given = {k: v for k, v in options.items() if k != "config"}
-        query = parse_qsl(parts.query, keep_blank_values=True)
+        query = parts.params(keep_blank_values=True)
         given.update((k, v) for k, v in query if not k.startswith("config."))
-        unknown = sorted(set(given) - set(OPTIONS))
-        if unknown:
-            raise CoreError(f"kafka pubsub: unknown option(s) {unknown} in {shown!r} or [options.kafka]",
-                            hint="known options: " + ", ".join(OPTIONS)
-                                 + ", and librdkafka properties as config.<name>")
-        values: dict[str, Any] = {}
-        for name, (check, default, _help) in OPTIONS.items():
-            try:
-                values[name] = check(given[name]) if name in given else default
-            except ValueError as exc:
-                raise CoreError(f"kafka pubsub: option {name} = {given[name]!r} is not valid",
-                                hint=f"expected {exc}") from None
+        values = read_options("kafka", given, OPTIONS, also="and librdkafka properties as config.<name>")
         raw = options.get("config", {})
         if not isinstance(raw, Mapping):
             raise CoreError("kafka pubsub: option config must be a table of librdkafka properties",
                             hint="e.g. [options.kafka.config] then 'linger.ms' = 5")
-        client = _security(parts.scheme, userinfo, values["tls"], environ)
-        client.update({"bootstrap.servers": hosts, **{str(k): v for k, v in raw.items()}})
+        client = _security(parts, values["tls"], environ)
+        client.update({"bootstrap.servers": parts.hosts, **{str(k): v for k, v in raw.items()}})
         client.update((k.removeprefix("config."), v) for k, v in query if k.startswith("config."))
-        return cls(bootstrap=hosts, client=client, **values)
+        return cls(bootstrap=parts.hosts, client=client, **values)
 
     def topic(self, name: str) -> str:
         """The Kafka topic for the adapter-level ``name``."""
@@ -158,9 +141,9 @@ class KafkaOptions:
         return name
 
 
-def _security(scheme: str, userinfo: str, tls: bool, environ: Mapping[str, str]) -> dict[str, Any]:
-    """``security.protocol`` and credentials for ``scheme``, from the environment or user info."""
-    protocol = SCHEMES[scheme]
+def _security(url: AdapterURL, tls: bool, environ: Mapping[str, str]) -> dict[str, Any]:
+    """``security.protocol`` and credentials for the URL's scheme, from the environment or user info."""
+    protocol = SCHEMES[url.scheme]
     if protocol == "SASL_SSL" and not tls:
         protocol = "SASL_PLAINTEXT"
     config: dict[str, Any] = {"security.protocol": protocol}
@@ -170,12 +153,11 @@ def _security(scheme: str, userinfo: str, tls: bool, environ: Mapping[str, str])
         if environ.get(variable) and (prop.startswith("ssl.") or protocol.startswith("SASL")):
             config[prop] = environ[variable]
     if protocol.startswith("SASL"):
-        if userinfo:
-            user, _, password = userinfo.partition(":")
-            config["sasl.username"], config["sasl.password"] = unquote(user), unquote(password)
+        if url.user:
+            config["sasl.username"], config["sasl.password"] = url.user, url.password
         config.setdefault("sasl.mechanism", "PLAIN")
         if not config.get("sasl.username"):
-            raise CoreError(f"kafka pubsub: {scheme}:// needs SASL credentials",
+            raise CoreError(f"kafka pubsub: {url.scheme}:// needs SASL credentials",
                             hint="set CORE_KAFKA_SASL_USERNAME and CORE_KAFKA_SASL_PASSWORD "
                                  "(and CORE_KAFKA_SASL_MECHANISM if not PLAIN)")
     return config

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, urlunsplit
 
-from core.errors import ConfigError, PipelineError
+from core.adapter_options import AdapterURL, Option, number, path, read_options, tls_context
+from core.errors import PipelineError
 
 from core_plugin_rabbitmq.plugin import SCHEMES
 
@@ -23,18 +24,7 @@ from core_plugin_rabbitmq.plugin import SCHEMES
 DEAD_LETTER_PREFIX = "dead."
 #: The consumer group whose queue keeps the dead letters of a topic from the first subscription on.
 DEAD_LETTER_GROUP = "dead-letters"
-_WHERE = "[options.rabbitmq] or the pubsub URL query"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _positive(kind: type[int] | type[float], low: float) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        number = kind(value)
-        if isinstance(value, bool) or number < low:
-            raise ValueError
-        return number
-
-    return check
 
 
 def _name(value: Any) -> str:
@@ -44,23 +34,19 @@ def _name(value: Any) -> str:
     return text
 
 
-def _path(value: Any) -> str:
-    return os.path.expanduser(str(value)) if value else ""
-
-
 #: Every option: converter, default, what is allowed (shown when a value is refused).
-_OPTIONS: dict[str, tuple[Callable[[Any], Any], Any, str]] = {
-    "exchange": (_name, "core", "the name of the topic exchange (1 to 200 characters)"),
-    "group_prefix": (str, "", "a string put before every consumer group name"),
-    "prefetch": (_positive(int, 1), 256, "a whole number >= 1"),
-    "max_deliveries": (_positive(int, 0), 10, "a whole number >= 0 (0: redeliver forever)"),
-    "connect_timeout": (_positive(float, 0.1), 5.0, "seconds, >= 0.1"),
-    "publish_timeout": (_positive(float, 0.1), 5.0, "seconds, >= 0.1"),
-    "reconnect_wait": (_positive(float, 0.05), 1.0, "seconds, >= 0.05"),
-    "heartbeat": (_positive(int, 0), 30, "seconds between heartbeats, a whole number >= 0 (0: none)"),
-    "tls_ca": (_path, "", "the path of a CA bundle (PEM)"),
-    "tls_cert": (_path, "", "the path of a client certificate (PEM)"),
-    "tls_key": (_path, "", "the path of the client certificate's key (PEM)"),
+_OPTIONS: dict[str, Option] = {
+    "exchange": Option(_name, "core", "the name of the topic exchange (1 to 200 characters)"),
+    "group_prefix": Option(str, "", "a string put before every consumer group name"),
+    "prefetch": Option(number(int, 1), 256, "a whole number >= 1"),
+    "max_deliveries": Option(number(int, 0), 10, "a whole number >= 0 (0: redeliver forever)"),
+    "connect_timeout": Option(number(float, 0.1), 5.0, "seconds, >= 0.1"),
+    "publish_timeout": Option(number(float, 0.1), 5.0, "seconds, >= 0.1"),
+    "reconnect_wait": Option(number(float, 0.05), 1.0, "seconds, >= 0.05"),
+    "heartbeat": Option(number(int, 0), 30, "seconds between heartbeats, a whole number >= 0 (0: none)"),
+    "tls_ca": Option(path, "", "the path of a CA bundle (PEM)"),
+    "tls_cert": Option(path, "", "the path of a client certificate (PEM)"),
+    "tls_key": Option(path, "", "the path of the client certificate's key (PEM)"),
 }
 
 
@@ -86,40 +72,18 @@ class RabbitOptions:
     def parse(cls, url: str, table: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> RabbitOptions:
         """Read ``url`` (``amqp[s]://[user:password@]host[:port][/vhost]?key=value``) and ``table``."""
         environ = os.environ if environ is None else environ
-        parts = urlsplit(url)
-        if parts.scheme not in SCHEMES:
-            raise ConfigError("pubsub URL", "scheme", parts.scheme, "amqp:// or amqps://")
-        userinfo, _, host = parts.netloc.rpartition("@")
-        if not host:
-            raise ConfigError("pubsub URL", "host", url, "amqp://user:password@host:5672/vhost")
-        raw = {**table, **dict(parse_qsl(parts.query))}
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key not in _OPTIONS:
-                raise ConfigError(_WHERE, key, value, "one of: " + ", ".join(_OPTIONS))
-            check, _, allowed = _OPTIONS[key]
-            try:
-                values[key] = check(value)
-            except (TypeError, ValueError):
-                raise ConfigError(_WHERE, key, value, allowed) from None
-        for key, (_, default, _) in _OPTIONS.items():
-            values.setdefault(key, default)
-        user, _, password = userinfo.partition(":")
-        user = unquote(user) if user else environ.get("CORE_RABBITMQ_USER", "")
-        password = unquote(password) if password else environ.get("CORE_RABBITMQ_PASSWORD", "")
+        parts = AdapterURL.split(url, SCHEMES, example="amqp://user:password@host:5672/vhost")
+        values = read_options("rabbitmq", {**table, **dict(parts.params())}, _OPTIONS)
+        user = parts.credential("user", environ, "CORE_RABBITMQ_USER") or ""
+        password = parts.credential("password", environ, "CORE_RABBITMQ_PASSWORD") or ""
         credentials = f"{quote(user, safe='')}:{quote(password, safe='')}@" if user else ""
         query = f"heartbeat={values['heartbeat']}"
-        clean = urlunsplit((parts.scheme, credentials + host, parts.path or "/", query, ""))
+        clean = urlunsplit((parts.scheme, credentials + parts.hosts, parts.path or "/", query, ""))
         return cls(url=clean, tls=parts.scheme == "amqps", **values)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for ``amqps://`` (system CAs unless ``tls_ca``), else ``None``."""
-        if not (self.tls or self.tls_ca or self.tls_cert):
-            return None
-        context = ssl.create_default_context(cafile=self.tls_ca or None)
-        if self.tls_cert:
-            context.load_cert_chain(self.tls_cert, self.tls_key or None)
-        return context
+        return tls_context(self.tls, self.tls_ca, self.tls_cert, self.tls_key)
 
     def routing_key(self, topic: str) -> str:
         """The routing key of ``topic`` (the topic itself); refuses what a topic exchange would misread."""
@@ -136,5 +100,4 @@ class RabbitOptions:
 
     def safe_url(self) -> str:
         """The broker URL without its password, for messages."""
-        parts = urlsplit(self.url)
-        return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+        return AdapterURL.split(self.url, SCHEMES).shown

@@ -1,0 +1,137 @@
+"""Reading an adapter's settings from its URL and its ``[options.<name>]`` table, the same way
+in every adapter.
+
+An adapter factory gets the configured URL and the option table. The rules: a key given in
+both the URL query and the table takes the URL's value; every option has a converter, a
+default and a sentence saying what is allowed, shown when a value is refused; an unknown key
+is refused with the known ones; secrets come from the URL's user part or from environment
+variables, never from a configuration file; and a URL shown in a message never carries its
+password. Errors are :class:`~core.errors.ConfigError` (the core reports them, when the
+factory raises them, as a :class:`~core.errors.PluginError` naming the plugin).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import ssl
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from core.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One option: ``convert`` turns a raw value (a URL string or a TOML value) into the
+    setting, raising ``ValueError`` or ``TypeError`` for a bad one; ``allowed`` says what is
+    allowed (the hint of the error)."""
+
+    convert: Callable[[Any], Any]
+    default: Any
+    allowed: str
+
+
+def number(kind: type[int] | type[float], low: float, high: float = math.inf) -> Callable[[Any], Any]:
+    """A converter to ``kind`` (``int`` or ``float``) within ``[low, high]``; booleans are refused."""
+
+    def check(value: Any) -> Any:
+        converted = kind(value)
+        if isinstance(value, bool) or not low <= converted <= high:
+            raise ValueError
+        return converted
+
+    return check
+
+
+def choice(*allowed: str) -> Callable[[Any], str]:
+    """A converter accepting one of the strings ``allowed``."""
+
+    def check(value: Any) -> str:
+        if value not in allowed:
+            raise ValueError
+        return str(value)
+
+    return check
+
+
+def path(value: Any) -> str:
+    """A converter for a file path: ``~`` expanded; empty stays empty (not set)."""
+    return os.path.expanduser(str(value)) if value else ""
+
+
+def tls_context(tls: bool, ca: str = "", cert: str = "", key: str = "") -> ssl.SSLContext | None:
+    """The client TLS context: none unless ``tls`` (a TLS scheme) or a CA or certificate path is
+    set; the system CAs unless ``ca``; a client certificate ``cert`` (and its ``key``) if set."""
+    if not (tls or ca or cert):
+        return None
+    context = ssl.create_default_context(cafile=ca or None)
+    if cert:
+        context.load_cert_chain(cert, key or None)
+    return context
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterURL:
+    """An adapter URL taken apart: user and password unquoted (empty when absent)."""
+
+    scheme: str
+    user: str
+    password: str
+    hosts: str
+    path: str
+    query: str
+
+    @classmethod
+    def split(cls, url: str, schemes: Collection[str], kind: str = "pubsub", example: str = "") -> AdapterURL:
+        """Take ``url`` apart; refuse a scheme not in ``schemes``, and (given the ``example`` to
+        show) a URL naming no host."""
+        parts = urlsplit(url)
+        if parts.scheme not in schemes:
+            raise ConfigError(f"{kind} URL", "scheme", parts.scheme, " or ".join(f"{s}://" for s in schemes))
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        split = cls(parts.scheme, unquote(user), unquote(password), hosts, parts.path, parts.query)
+        if example and not hosts:
+            raise ConfigError(f"{kind} URL", "host", split.shown, example)
+        return split
+
+    @property
+    def shown(self) -> str:
+        """The URL fit for a message: no user, password or query."""
+        return f"{self.scheme}://{self.hosts}{self.path}"
+
+    def params(self, keep_blank_values: bool = False) -> list[tuple[str, str]]:
+        """The query's ``(key, value)`` pairs, in order."""
+        return parse_qsl(self.query, keep_blank_values=keep_blank_values)
+
+    def credential(self, part: str, environ: Mapping[str, str], variable: str) -> str | None:
+        """``part`` (``user`` or ``password``) of the URL if given, else ``environ[variable]``."""
+        given: str = getattr(self, part)
+        return given or environ.get(variable)
+
+
+def read_options(
+    name: str, given: Mapping[str, Any], options: Mapping[str, Option], *, kind: str = "pubsub", also: str = ""
+) -> dict[str, Any]:
+    """Every option of ``options``: converted from ``given`` (merge the table and the query
+    before: ``{**table, **query}``, the URL wins), else its default.
+
+    :param name: the adapter's name, as in ``[options.<name>]`` (for messages).
+    :param also: said after the known options when a key is unknown (what else is accepted).
+    """
+    where = f"[options.{name}] or the {kind} URL query"
+    values: dict[str, Any] = {}
+    for key, value in given.items():
+        if key not in options:
+            raise ConfigError(where, key, value, "one of: " + ", ".join(options) + (f"; {also}" if also else ""))
+        option = options[key]
+        try:
+            values[key] = option.convert(value)
+        except (TypeError, ValueError):
+            raise ConfigError(where, key, value, option.allowed) from None
+    for key, option in options.items():
+        values.setdefault(key, option.default)
+    return values
