@@ -6,7 +6,9 @@ fresh backlog of due jobs at each step, and times ``claim`` of 100 jobs (median 
 ``--claims`` claims, after ``VACUUM ANALYZE``). Flat figures mean the claim index ignores
 the history.
 
-    python bench/claims_postgres.py [--sizes 10000 100000 1000000] [--claims 30]
+    python bench/claims_postgres.py [--sizes 10000 100000 1000000] [--claims 30] [--backlog]
+
+``--backlog`` makes every job of the store due (a backlog that grows) instead of finished.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def queue_of(count: int, action: str, status: Status) -> Queue:
     return Queue(events=events)
 
 
-async def run(url: str, sizes: list[int], claims: int) -> None:
+async def run(url: str, sizes: list[int], claims: int, backlog: bool) -> None:
+    history = Status.AWAITING if backlog else Status.SUCCEEDED
     store = PostgresStore(url)
     await store.open()
     admin = await asyncpg.connect(url)
@@ -49,7 +52,7 @@ async def run(url: str, sizes: list[int], claims: int) -> None:
             started = time.perf_counter()
             while held < size - 10_000:
                 count = min(CHUNK, size - 10_000 - held)
-                await store.insert_queue(queue_of(count, "noop", Status.SUCCEEDED))
+                await store.insert_queue(queue_of(count, "noop", history))
                 held += count
             for _ in range(0, 10_000, CHUNK):
                 await store.insert_queue(queue_of(CHUNK, "noop", Status.AWAITING))
@@ -64,7 +67,8 @@ async def run(url: str, sizes: list[int], claims: int) -> None:
                 times.append((time.perf_counter() - begin) * 1000)
                 assert len(jobs) == 100
             times.sort()
-            print(f"{held:>10,} jobs in the store (filled in {filled:.0f}s): claim of 100 jobs "
+            kind = "due" if backlog else "finished"
+            print(f"{held:>10,} jobs in the store ({kind}; filled in {filled:.0f}s): claim of 100 jobs "
                   f"median {statistics.median(times):.2f} ms, p90 {times[int(len(times) * 0.9)]:.2f} ms "
                   f"(load average {os.getloadavg()[0]:.1f})", flush=True)
     finally:
@@ -76,10 +80,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--claims", type=int, default=30)
+    parser.add_argument("--backlog", action="store_true", help="every job due, not finished")
     args = parser.parse_args()
     with scratch_database() as url:
         print(f"PostgreSQL database {url}, {os.cpu_count()} cores")
-        asyncio.run(run(url, sorted(args.sizes), args.claims))
+        asyncio.run(run(url, sorted(args.sizes), args.claims, args.backlog))
 
 
 if __name__ == "__main__":
