@@ -5,7 +5,8 @@ One suite per adapter kind (:class:`StoreSuite`, :class:`PubSubSuite`,
 (:class:`SourceSuite`, :class:`DestinationSuite`); optional suites for brokers
 (:class:`BrokerDeliverySuite`, :class:`DeadLetterSuite`, :class:`BrokerOutageSuite`) and a
 plugin's packaging (:class:`PluginPackagingSuite`); test-data helpers; and
-:class:`Deployment`, which runs ``core start`` processes for end-to-end tests. Subclass a suite
+:class:`Deployment`, which runs ``core start`` processes for end-to-end tests (and the broker
+suites on it: :class:`BrokerEndToEndSuite`, :class:`DeadLetterEndToEndSuite`). Subclass a suite
 in a ``Test…`` class and override one fixture (``adapter_url``, or ``make_adapter``; ``source``
 or ``destination``); see ``docs/testing-plugins.md``.
 
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from core.testing._base import AdapterPool, AdapterSuite, create_adapter, registration, requires
     from core.testing.broker import BrokerDeliverySuite, BrokerOutageSuite, DeadLetterSuite
+    from core.testing.broker_processes import BrokerEndToEndSuite, DeadLetterEndToEndSuite
     from core.testing.data import (
         Names,
         make_event,
@@ -43,6 +45,7 @@ _WHERE = {
     "AdapterPool": "_base", "AdapterSuite": "_base", "create_adapter": "_base", "registration": "_base",
     "requires": "_base",
     "BrokerDeliverySuite": "broker", "BrokerOutageSuite": "broker", "DeadLetterSuite": "broker",
+    "BrokerEndToEndSuite": "broker_processes", "DeadLetterEndToEndSuite": "broker_processes",
     "PluginPackagingSuite": "packaging",
     "Names": "data", "make_event": "data", "make_events": "data", "make_job": "data", "make_queue": "data",
     "make_transition": "data", "same_time": "data", "utcnow": "data",
@@ -59,8 +62,10 @@ __all__ = [
     "AdapterPool",
     "AdapterSuite",
     "BrokerDeliverySuite",
+    "BrokerEndToEndSuite",
     "BrokerOutageSuite",
     "CoreProcess",
+    "DeadLetterEndToEndSuite",
     "DeadLetterSuite",
     "Deployment",
     "DestinationSuite",

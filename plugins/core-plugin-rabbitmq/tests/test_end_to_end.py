@@ -1,114 +1,46 @@
 """Gateway and scheduler as separate processes (``core start gateway`` / ``core start
-scheduler``) exchanging realtime jobs through RabbitMQ, and going on while RabbitMQ is down."""
+scheduler``) exchanging realtime jobs through RabbitMQ, going on while RabbitMQ is down, and a
+subscription trigger dead-lettering what it cannot read: the kit's end-to-end suite."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
 
 import aio_pika
 import pytest
 from aio_pika.exceptions import ChannelNotFoundEntity
-from core.testing.processes import Deployment
-from hookspecs import Message
+from core.testing.broker_processes import DeadLetterEndToEndSuite, Outage
 
 from core_plugin_rabbitmq._options import RabbitOptions
-from core_plugin_rabbitmq.pubsub import RabbitPubSub
 
 pytestmark = pytest.mark.slow
 
 
-def deployment(directory: Path, pubsub: str, poll_seconds: float) -> Deployment:
-    """The recording app on ``pubsub``, its realtime poll every ``poll_seconds``."""
-    return Deployment(directory, pubsub=pubsub, settings={"scheduler": {"poll_seconds": poll_seconds}})
+class TestEndToEnd(DeadLetterEndToEndSuite):
+    broker = "RabbitMQ"
 
+    @pytest.fixture
+    def pubsub_url(self, rabbitmq_url: str) -> str:
+        return rabbitmq_url
 
-def start(deployment: Deployment, pubsub: str) -> None:
-    """Scheduler, then gateway: a queue keeps what is published once it exists."""
-    deployment.start_apart(lambda: _queue_exists(pubsub, "core.jobs", "core.scheduler"), "the scheduler's queue")
+    @pytest.fixture
+    def broker_outage(self, rabbitmq_url: str, rabbitmq_stopped: Callable[[], AbstractContextManager[None]]) -> Outage:
+        return rabbitmq_url, rabbitmq_stopped
 
+    def group_exists(self, pubsub_url: str, topic: str, group: str) -> bool:
+        """Whether the queue of ``group`` on ``topic`` is declared (a passive declare succeeds):
+        a queue keeps what is published once it exists."""
+        options = RabbitOptions.parse(pubsub_url, {})
 
-def _queue_exists(pubsub: str, topic: str, group: str) -> bool:
-    """Whether the queue of ``group`` on ``topic`` is declared (a passive declare succeeds)."""
-    options = RabbitOptions.parse(pubsub, {})
+        async def check() -> bool:
+            async with await aio_pika.connect(options.url) as connection:
+                channel = await connection.channel()
+                try:
+                    await channel.declare_queue(options.queue(topic, group), passive=True)
+                except ChannelNotFoundEntity:
+                    return False
+                return True
 
-    async def check() -> bool:
-        async with await aio_pika.connect(options.url) as connection:
-            channel = await connection.channel()
-            try:
-                await channel.declare_queue(options.queue(topic, group), passive=True)
-            except ChannelNotFoundEntity:
-                return False
-            return True
-
-    return asyncio.run(check())
-
-
-def orders(count: int) -> list[dict[str, object]]:
-    return [{"context": {}, "data": {"order": n}} for n in range(count)]
-
-
-def test_realtime_jobs_go_from_the_gateway_process_to_the_scheduler_process(tmp_path: Path, rabbitmq_url: str) -> None:
-    # The poll of realtime actions runs once an hour here: only the broker can bring the jobs.
-    with deployment(tmp_path, rabbitmq_url, poll_seconds=3600) as running:
-        start(running, rabbitmq_url)
-        sent = set(running.post("/webhooks/orders", *orders(20)))
-        running.wait_until(lambda: set(running.loaded()) >= sent, "the scheduler to load every job through RabbitMQ")
-
-
-def test_while_rabbitmq_is_down_the_gateway_answers_202_and_the_schedule_delivers(
-    tmp_path: Path, rabbitmq_url: str, rabbitmq_stopped: Callable[[], AbstractContextManager[None]]
-) -> None:
-    with deployment(tmp_path, rabbitmq_url, poll_seconds=0.5) as running:
-        start(running, rabbitmq_url)
-        sent = set(running.post("/webhooks/orders", *orders(5)))
-        running.wait_until(lambda: set(running.loaded()) >= sent, "the jobs sent before the outage")
-        with rabbitmq_stopped():
-            during = set(running.post("/webhooks/orders", *orders(10)))
-            running.wait_until(lambda: set(running.loaded()) >= during, "the schedule to deliver the outage's jobs")
-        after = set(running.post("/webhooks/orders", *orders(5)))
-        running.wait_until(lambda: set(running.loaded()) >= after, "the jobs sent after RabbitMQ came back")
-    assert set(running.loaded()) == sent | during | after
-
-
-async def _publish(url: str, topic: str, bodies: list[bytes]) -> None:
-    adapter = RabbitPubSub(url)
-    await adapter.open()
-    try:
-        await adapter.publish(topic, [Message(body) for body in bodies])
-    finally:
-        await adapter.close()
-
-
-async def _first_dead_letter(url: str, topic: str) -> Message:
-    adapter = RabbitPubSub(url)
-    await adapter.open()
-    try:
-        deliveries = aiter(await adapter.subscribe(f"dead.{topic}", group="dead-letters"))
-        delivery = await asyncio.wait_for(anext(deliveries), 30)
-        await delivery.ack()
-        return delivery.message
-    finally:
-        await adapter.close()
-
-
-def test_a_subscription_trigger_makes_events_and_dead_letters_what_it_cannot_read(
-    tmp_path: Path, rabbitmq_url: str
-) -> None:
-    url = rabbitmq_url + "&max_deliveries=2"
-    with deployment(tmp_path, url, poll_seconds=3600) as running:
-        start(running, url)
-        # The gateway's group queue keeps what is published once it exists: wait for it.
-        running.wait_until(lambda: _queue_exists(url, "orders.external", "core.feed.external"), "the trigger's queue")
-        good = b'{"name": "order.created", "data": {"n": 1}}'
-        asyncio.run(_publish(url, "orders.external", [good, b"not json"]))
-        running.wait_until(lambda: len(running.loaded()) == 1, "the good message's event to be loaded")
-        dead = asyncio.run(_first_dead_letter(url, "orders.external"))
-        assert len(running.loaded()) == 1
-    assert dead.body == b"not json"
-    assert (dead.attributes["Core-Dead-Topic"], dead.attributes["Core-Dead-Group"]) == (
-        "orders.external", "core.feed.external"
-    )
-    assert "message refused" in (tmp_path / "gateway.log").read_text()
+        return asyncio.run(check())
