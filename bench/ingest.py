@@ -22,13 +22,14 @@ import json
 import os
 import re
 import resource
-import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from core.testing.processes import Deployment
 
 APP = """
 from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, hookimpl
@@ -122,20 +123,6 @@ def load_main(url: str, per_request: int, duration: float, connections: int) -> 
 
 # -- the orchestrator --------------------------------------------------------------------------
 
-def _start_gateway(directory: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")} | {"CORE_LOAD_PLUGINS": ""}
-    log = (directory / "gateway.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "core", "start", "gateway", "--port", "0"],
-                               cwd=directory, env=env, text=True, stdout=subprocess.PIPE, stderr=log)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    found = re.search(r"listening on (http://\S+)", line)
-    if not found:
-        process.kill()
-        raise SystemExit(f"the gateway did not start:\n{line}{(directory / 'gateway.log').read_text()}")
-    return process, found.group(1)
-
-
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -162,17 +149,14 @@ def main() -> None:
     if args.load:
         load_main(args.load, args.per_request, args.duration, args.connections)
         return
+    settings = {"supervisor": "", "wanderer": ""}
     with tempfile.TemporaryDirectory(prefix="core-bench-") as tmp:
         directory = Path(tmp)
-        (directory / "app.py").write_text(APP)
-        (directory / "core.toml").write_text(
-            'app = "app.py"\nstore = "sqlite:///core.db"\npubsub = ""\nsupervisor = ""\nwanderer = ""\n'
-        )
-        gateway, url = _start_gateway(directory)
-        print(f"gateway {url} (pid {gateway.pid}), {os.cpu_count()} cores, {args.connections} connections, "
-              f"{args.duration:g}s per phase")
-        accepted = 0
-        try:
+        with Deployment(directory, APP, settings=settings, env={"CORE_LOAD_PLUGINS": ""}) as deployment:
+            gateway, url = deployment.start("gateway").process, deployment.url
+            print(f"gateway {url} (pid {gateway.pid}), {os.cpu_count()} cores, {args.connections} connections, "
+                  f"{args.duration:g}s per phase")
+            accepted = 0
             _run_load(url, 1, 1.0, args.connections)  # warm-up
             for per_request, label in ((1, "single-event"), (args.batch, f"{args.batch}-event batch")):
                 cpu = _cpu_seconds(gateway.pid)
@@ -186,9 +170,6 @@ def main() -> None:
                 print(f"{'':>17}  gateway CPU {cpu / float(result['seconds']):.0%} of a core"  # type: ignore[arg-type]
                       f", {cpu / max(events, 1) * 1e6:.0f} µs per event; load generator CPU "
                       f"{float(result['client_cpu']):.0%} of a core")  # type: ignore[arg-type]
-        finally:
-            gateway.send_signal(signal.SIGTERM)
-            gateway.wait(60)
         with sqlite3.connect(directory / "core.db") as db:
             (count,) = db.execute("SELECT count(*) FROM events").fetchone()
         print(f"store holds {count:,} events; 202 answers acknowledged {accepted:,} (+ warm-up)")

@@ -5,8 +5,9 @@
 The broker scripts (``bench/realtime_nats.py``, ``bench/realtime_rabbitmq.py``) call this with
 a fresh prefix or exchange and clean up after it. It writes a tiny project in a temporary
 directory (one HTTP trigger, one realtime action whose ``load`` notes when each job reached
-it), starts ``core start scheduler`` and ``core start gateway`` on the built-in SQLite store
-(or ``--store``, e.g. an empty PostgreSQL database) and the broker URL, with the realtime poll
+it), starts ``core start scheduler`` and ``core start gateway`` (``core.testing.Deployment``)
+on the built-in SQLite store (or ``--store``, e.g. an empty PostgreSQL database) and the broker
+URL, with the realtime poll
 set to once an hour so that every job comes through the broker. A SEPARATE load-generating
 process posts single-event requests at a steady ``--rate`` on keep-alive connections and
 notes when each ``202`` arrived. It prints the rate reached, events/s loaded, and the latency
@@ -22,7 +23,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,10 +30,14 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from core.testing.processes import Deployment
+
 APP = """
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from core.testing.processes import Deployment
 from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, hookimpl
 
 LOADS = (Path(__file__).parent / "loads.txt").open("a", buffering=1 << 16)
@@ -102,16 +106,6 @@ async def _load(url: str, rate: float, seconds: float, connections: int) -> dict
 
 # -- the orchestrator --------------------------------------------------------------------------
 
-def _start(directory: Path, service: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")}
-    log = (directory / f"{service}.log").open("w")
-    if service == "gateway":  # its first line on stdout says where it listens
-        return subprocess.Popen([sys.executable, "-m", "core", "start", service, "--port", "0"],
-                                cwd=directory, env=env, text=True, stdout=subprocess.PIPE, stderr=log)
-    return subprocess.Popen([sys.executable, "-m", "core", "start", service],
-                            cwd=directory, env=env, text=True, stdout=log, stderr=subprocess.STDOUT)
-
-
 def _loads(directory: Path) -> dict[str, float]:
     path = directory / "loads.txt"
     if not path.exists():
@@ -143,28 +137,12 @@ def _percentile(values: list[float], p: float) -> float:
 
 def run(pubsub: str, rate: float, seconds: float, connections: int, store: str = "sqlite:///core.db") -> None:
     """Run the benchmark against ``pubsub`` (and ``store``) and print its figures."""
+    settings = {"supervisor": "", "wanderer": "", "scheduler": {"poll_seconds": 3600}}
     with tempfile.TemporaryDirectory(prefix="core-bench-realtime-") as tmp:
         directory = Path(tmp)
-        (directory / "app.py").write_text(APP)
-        (directory / "core.toml").write_text(
-            f'app = "app.py"\nstore = "{store}"\npubsub = "{pubsub}"\nsupervisor = ""\nwanderer = ""\n'
-            "[scheduler]\npoll_seconds = 3600\n"
-        )
-        scheduler = _start(directory, "scheduler")
-        # One after the other: two processes creating a new SQLite store at once may find it locked.
-        deadline = time.monotonic() + 60
-        while "scheduler running" not in (directory / "scheduler.log").read_text():
-            if scheduler.poll() is not None or time.monotonic() > deadline:
-                scheduler.kill()
-                raise SystemExit(f"the scheduler did not start: {(directory / 'scheduler.log').read_text()}")
-            time.sleep(0.05)
-        gateway = _start(directory, "gateway")
-        try:
-            assert gateway.stdout is not None
-            found = re.search(r"listening on (http://\S+)", gateway.stdout.readline())
-            if not found:
-                raise SystemExit(f"the gateway did not start: {(directory / 'gateway.log').read_text()}")
-            url = found.group(1)
+        with Deployment(directory, APP, store=store, pubsub=pubsub, settings=settings) as deployment:
+            deployment.start_apart()
+            url = deployment.url
             _warm_up(url, directory)
             broker = f"{urlsplit(pubsub).scheme}://{urlsplit(pubsub).netloc.rpartition('@')[2]}"
             print(f"{broker}, store {store.split('://')[0]}: {os.cpu_count()} cores, {rate:g} events/s for "
@@ -179,11 +157,6 @@ def run(pubsub: str, rate: float, seconds: float, connections: int, store: str =
             deadline = time.monotonic() + 15
             while not set(acked) <= set(_loads(directory)) and time.monotonic() < deadline:
                 time.sleep(0.1)
-        finally:
-            for process in (gateway, scheduler):
-                process.send_signal(signal.SIGTERM)
-            for process in (gateway, scheduler):
-                process.wait(60)
         reached = _loads(directory)
         waits = sorted((reached[i] - at) * 1000 for i, at in acked.items() if i in reached)
         span = max((reached[i] for i in acked if i in reached), default=result["ended"]) - result["began"]
