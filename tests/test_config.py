@@ -105,3 +105,10 @@ def test_unknown_scheme_lists_installed_schemes_and_the_plugin_to_install(projec
     assert "no installed plugin serves the scheme 'postgresql'" in message
     assert "sqlite:// (sqlite)" in message
     assert "pip install core-plugin-postgres" in message
+
+
+def test_commit_delay_is_a_store_option_not_a_gateway_key(project: Path) -> None:
+    """The group-commit delay lives in the store's options table; a gateway key would do nothing."""
+    (project / "core.toml").write_text("[gateway]\ncommit_delay_ms = 5")
+    with pytest.raises(ConfigError, match="gateway.commit_delay_ms"):
+        load_settings(environ={})
