@@ -8,7 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, text
+from sqlalchemy import Column, Integer, MetaData, Table, event, text
+from sqlalchemy.exc import InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import ConfigError, CoreError
@@ -19,7 +20,7 @@ from core.sqlstore.store import async_url
 from core.sqlstore.versioning import SchemaTooNew, ensure_schema
 from core.testing.data import make_event, utcnow
 from core.wanderer.sql import SQLWanderer
-from hookspecs import Claim, Queue, WhereEvent
+from hookspecs import Claim, Queue, StoreUnavailable, WhereEvent
 from tests.sqlstore_kit import db_url, insert, rows
 
 
@@ -152,3 +153,25 @@ def test_a_store_can_be_reopened_in_another_event_loop(tmp_path: Path) -> None:
     asyncio.run(write_one())
     asyncio.run(write_one())  # e.g. two CLI commands in one process
     assert rows(tmp_path / "state" / "core.db", "SELECT count(*) FROM events") == [(2,)]
+
+
+async def test_a_failing_rollback_on_release_is_store_unavailable(tmp_path: Path) -> None:
+    """A connection that dies under a transaction fails again when it is released (rollback,
+    close): that error too is "store unavailable", never a raw driver error."""
+    store = SQLiteStore(db_url(tmp_path))
+    await store.open()
+    try:
+        engine = store._engine
+        assert engine is not None
+
+        def dead(conn: object) -> None:
+            raise InterfaceError("ROLLBACK", None, Exception("connection is closed"))
+
+        with pytest.raises(StoreUnavailable, match="connection is closed"):
+            async with store._connection() as conn:
+                event.listen(engine.sync_engine, "rollback", dead)
+                await conn.begin()
+        event.remove(engine.sync_engine, "rollback", dead)
+        assert await store.get_event("missing") is None  # the store works on
+    finally:
+        await store.close()

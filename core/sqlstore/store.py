@@ -170,19 +170,21 @@ class SQLStore:
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection of the engine; "cannot reach the database" errors, including those of
+        releasing the connection (a rollback on a dead one), become :class:`StoreUnavailable`."""
         if self._engine is None:
             raise StoreUnavailable(f"the store {self.shown_url} is closed (or was never opened)")
-        async with contextlib.AsyncExitStack() as stack:
-            if self._exclusive is not None:
-                await stack.enter_async_context(self._exclusive)
-            try:
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if self._exclusive is not None:
+                    await stack.enter_async_context(self._exclusive)
                 yield await stack.enter_async_context(self._engine.connect())
-            except StoreUnavailable:
-                raise
-            except Exception as exc:
-                if self.is_unavailable(exc):
-                    raise StoreUnavailable(f"the store {self.shown_url} is unavailable: {exc}") from exc
-                raise
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            if self.is_unavailable(exc):
+                raise StoreUnavailable(f"the store {self.shown_url} is unavailable: {exc}") from exc
+            raise
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
