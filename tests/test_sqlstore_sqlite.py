@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -175,3 +177,36 @@ async def test_a_failing_rollback_on_release_is_store_unavailable(tmp_path: Path
         assert await store.get_event("missing") is None  # the store works on
     finally:
         await store.close()
+
+
+
+def test_connections_opening_one_new_file_at_once_all_open(tmp_path: Path) -> None:
+    """Several processes starting together on a fresh file (gateway, scheduler, wanderer) race
+    to turn it into a WAL database (SQLite does not wait on its busy timeout for that): every
+    connection opens, and every store creates or finds the tables."""
+
+    def connect(url: str, start: threading.Barrier) -> None:
+        async def run() -> None:
+            engine = sqlite_engine(async_url(url), 5000)
+            start.wait()
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+            await engine.dispose()
+        asyncio.run(run())
+
+    def open_store(url: str, start: threading.Barrier) -> None:
+        async def run() -> None:
+            store = SQLiteStore(url)
+            start.wait()
+            await store.open()
+            await store.close()
+        asyncio.run(run())
+
+    for round_ in range(40):
+        url = db_url(tmp_path / str(round_))
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True)
+        start = threading.Barrier(4)
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            for done in [pool.submit(connect if round_ % 2 else open_store, url, start) for _ in range(4)]:
+                done.result()
+        assert rows(Path(url.removeprefix("sqlite:///")), "PRAGMA journal_mode") == [("wal",)]

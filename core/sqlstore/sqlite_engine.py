@@ -10,6 +10,7 @@ the busy timeout instead of failing mid-transaction) and readers a deferred ``BE
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -69,14 +70,32 @@ def sqlite_engine(url: URL, busy_timeout_ms: int) -> AsyncEngine:
     def on_connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None  # BEGIN is ours (see _on_begin)
         cursor = dbapi_connection.cursor()
-        for pragma in (f"busy_timeout = {int(busy_timeout_ms)}", "journal_mode = WAL",
-                       "synchronous = NORMAL", "foreign_keys = ON"):
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        _journal_wal(cursor, busy_timeout_ms)
+        for pragma in ("synchronous = NORMAL", "foreign_keys = ON"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     event.listen(engine.sync_engine, "connect", on_connect)
     event.listen(engine.sync_engine, "begin", _on_begin)
     return engine
+
+
+def _journal_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """Switch to WAL, retrying "database is locked" within the busy timeout.
+
+    SQLite does not call its busy handler for this switch: processes opening one NEW file at
+    the same moment would otherwise fail at once while another one converts the file.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError class differs (sqlite3, aiosqlite)
+            if "locked" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 async def begin_immediate(conn: AsyncConnection) -> None:
