@@ -10,10 +10,11 @@ transaction the only writer), one ``UPDATE`` of their ``job_state`` rows and one
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, select, update
+from sqlalchemy import Select, Table, Update, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.sqlstore.rows import job_from_row
@@ -63,23 +64,28 @@ def named(job_ids: Sequence[str], now: datetime) -> Select[Any]:
     )
 
 
-async def claim(
-    conn: AsyncConnection, query: Select[Any], claim: Claim, now: datetime, insert_rows: InsertRows
-) -> list[Job]:
-    """Move the jobs ``query`` selects to ``executing`` under ``claim``'s lease; return them."""
-    found = (await conn.execute(query)).all()
-    if not found:
-        return []
+@dataclass(slots=True)
+class ClaimPlan:
+    """What a claim writes for the rows it found: the claimed jobs (already moved to
+    ``executing``), the ``job_state`` updates and the ``executing`` transitions."""
+
+    jobs: list[Job]
+    updates: list[Update]
+    transitions: list[dict[str, Any]]
+
+
+def plan(found: Sequence[Any], claim: Claim, now: datetime) -> ClaimPlan:
+    """The writes that move the jobs of ``found`` (rows of :data:`JOB_COLUMNS`) to ``executing``."""
     claimed = [job_from_row(row) for row in found]
     expires = now + timedelta(seconds=claim.lease_seconds)
     seqs = [row.seq for row in found]
-    for chunk in chunked(seqs):
-        await conn.execute(
-            update(job_state).where(job_state.c.job_seq.in_(chunk)).values(
-                status=Status.EXECUTING.value, attempt=job_state.c.attempt + 1, due_at=None,
-                ready_at=NO_DUE_TIME, lease_owner=claim.owner, lease_expires_at=expires,
-            )
+    updates = [
+        update(job_state).where(job_state.c.job_seq.in_(chunk)).values(
+            status=Status.EXECUTING.value, attempt=job_state.c.attempt + 1, due_at=None,
+            ready_at=NO_DUE_TIME, lease_owner=claim.owner, lease_expires_at=expires,
         )
+        for chunk in chunked(seqs)
+    ]
     rows = []
     for seq, job in zip(seqs, claimed, strict=True):
         rows.append({
@@ -89,8 +95,21 @@ async def claim(
             "due_at": None, "created_at": now, "lease_owner": claim.owner, "lease_expires_at": expires,
         })
         job.status, job.attempt, job.due_at = Status.EXECUTING, job.attempt + 1, None
-    await insert_rows(conn, transitions, rows)
-    return claimed
+    return ClaimPlan(claimed, updates, rows)
+
+
+async def claim(
+    conn: AsyncConnection, query: Select[Any], claim: Claim, now: datetime, insert_rows: InsertRows
+) -> list[Job]:
+    """Move the jobs ``query`` selects to ``executing`` under ``claim``'s lease; return them."""
+    found = (await conn.execute(query)).all()
+    if not found:
+        return []
+    writes = plan(found, claim, now)
+    for statement in writes.updates:
+        await conn.execute(statement)
+    await insert_rows(conn, transitions, writes.transitions)
+    return writes.jobs
 
 
 async def recover(conn: AsyncConnection, lock: Lock, now: datetime, insert_rows: InsertRows) -> list[Job]:

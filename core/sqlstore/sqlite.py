@@ -8,25 +8,32 @@ inside its connection), for tests and throw-away runs; nothing survives ``close`
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Select, Table
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.errors import ConfigError
-from core.sqlstore.rows import UPDATE_PREFIX
+from core.sqlstore import claims
+from core.sqlstore.schema import events, job_state, jobs, transitions
 from core.sqlstore.sqlite_engine import (
     STATE_UPDATE_SQL,
     begin_immediate,
     database_path,
-    insert_sql,
+    insert_params,
     make_parent,
-    sql_time,
     sqlite_engine,
+    sqlite_sync_engine,
     sqlite_unavailable,
+    state_update_params,
 )
 from core.sqlstore.store import SQLStore, async_url
+from core.sqlstore.writer import SyncTask, Work, WriteSet, merged
+from hookspecs import Claim, Job, StoreUnavailable
 
 
 class SQLiteStore(SQLStore):
@@ -45,6 +52,9 @@ class SQLiteStore(SQLStore):
         self.busy_timeout_ms = busy_timeout_ms
         self._url = async_url(url)
         self.path = database_path(self._url)
+        #: The writer thread's engine and thread for batches of row inserts (files only).
+        self._rows_engine: Engine | None = None
+        self._rows_thread: ThreadPoolExecutor | None = None
 
     def extra_options_hint(self) -> str:
         return ", busy_timeout_ms"
@@ -55,24 +65,89 @@ class SQLiteStore(SQLStore):
     def create_engine(self) -> AsyncEngine:
         if self.path is None:
             self._exclusive = asyncio.Lock()
+        else:
+            self._rows_engine = sqlite_sync_engine(self.path, self.busy_timeout_ms)
+            self._rows_thread = ThreadPoolExecutor(1, thread_name_prefix="core-sqlite-writer")
         return sqlite_engine(self._url, self.busy_timeout_ms)
 
     async def begin_write(self, conn: AsyncConnection) -> None:
         await begin_immediate(conn)
 
+    async def open(self) -> None:
+        try:
+            await super().open()
+        except BaseException:
+            await self._close_rows()
+            raise
+
+    async def close(self) -> None:
+        await super().close()
+        await self._close_rows()
+
+    async def _close_rows(self) -> None:
+        if self._rows_engine is not None and self._rows_thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._rows_thread, self._rows_engine.dispose)
+            self._rows_thread.shutdown()
+            self._rows_engine = self._rows_thread = None
+
     async def insert_rows(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
         """One executemany of plain tuples: SQLAlchemy's per-value type processing would be
         the largest cost of a batch, so values are converted here in one pass."""
-        sql, to_tuple = insert_sql(table, by_ref="job_ref" in rows[0])
-        await conn.exec_driver_sql(sql, [to_tuple(row) for row in rows])
+        await conn.exec_driver_sql(*insert_params(table, rows))
 
     async def update_states(self, conn: AsyncConnection, updates: list[dict[str, Any]]) -> int:
-        status, attempt, due_at, ready_at, ref = (
-            f"{UPDATE_PREFIX}{name}" for name in ("status", "attempt", "due_at", "ready_at", "job_ref")
-        )
-        params = [(u[status], u[attempt], sql_time(u[due_at]), sql_time(u[ready_at]), u[ref]) for u in updates]
-        result = await conn.exec_driver_sql(STATE_UPDATE_SQL, params)
+        result = await conn.exec_driver_sql(STATE_UPDATE_SQL, state_update_params(updates))
         return result.rowcount
+
+    async def _transaction(self, batch: list[Work]) -> list[Any]:
+        """A batch of row inserts only (ingest, transitions) runs in ONE call to the writer
+        thread on a plain sqlite3 connection; a batch with tasks (claims, purge) takes the
+        shared async path. The two never overlap: the group writer runs one batch at a time."""
+        if self._rows_engine is None or not all(isinstance(work, WriteSet | SyncTask) for work in batch):
+            return await super()._transaction(batch)
+        rows = merged(batch)
+        statements = [insert_params(table, values) for table, values in (
+            (events, rows.events), (jobs, rows.jobs), (transitions, rows.transitions), (job_state, rows.states),
+        ) if values]
+        updates = state_update_params(rows.state_updates) if rows.state_updates else []
+        try:
+            results: list[Any] = await asyncio.get_running_loop().run_in_executor(
+                self._rows_thread, self._write_rows, statements, updates, batch,
+            )
+        except Exception as exc:
+            if self.is_unavailable(exc):
+                raise StoreUnavailable(f"the store {self.shown_url} is unavailable: {exc}") from exc
+            raise
+        return results
+
+    def _write_rows(self, statements: list[tuple[str, list[tuple[Any, ...]]]], updates: list[tuple[Any, ...]],
+                    batch: list[Work]) -> list[Any]:
+        """Run in the writer thread: the inserts and state updates of a batch, then its sync
+        tasks (claims), in one transaction; one result per piece of work."""
+        assert self._rows_engine is not None
+        with self._rows_engine.connect() as conn, conn.execution_options(core_write=True).begin():
+            for sql, params in statements:
+                conn.exec_driver_sql(sql, params)
+            if updates and conn.exec_driver_sql(STATE_UPDATE_SQL, updates).rowcount != len(updates):
+                raise LookupError("a transition names a job that is not in the store")
+            return [work.run(conn) if isinstance(work, SyncTask) else None for work in batch]
+
+    def claim_work(self, queries: list[Select[Any]], claim: Claim, now: datetime) -> Work:
+        """A claim as a :class:`SyncTask`, so that it shares the writer thread's one hop."""
+
+        def run(conn: Connection) -> list[Job]:
+            claimed: list[Job] = []
+            for query in queries:
+                found = conn.execute(query).all()
+                if found:
+                    writes = claims.plan(found, claim, now)
+                    for statement in writes.updates:
+                        conn.execute(statement)
+                    conn.exec_driver_sql(*insert_params(transitions, writes.transitions))
+                    claimed += writes.jobs
+            return claimed
+
+        return SyncTask(run)
 
     def is_unavailable(self, exc: BaseException) -> bool:
         # SQLite reports bugs ("no such table") as OperationalError too: judge those by text.

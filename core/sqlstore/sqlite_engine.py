@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, event
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy import Table, create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from core.errors import ConfigError, CoreError
+from core.sqlstore.rows import UPDATE_PREFIX
 from core.sqlstore.schema import NO_DUE_TIME, JSONText, UTCDateTime, utc_text
 
 #: Texts of SQLite errors that mean "cannot use the database now" rather than a bug.
@@ -66,7 +67,22 @@ def sqlite_engine(url: URL, busy_timeout_ms: int) -> AsyncEngine:
     """
     shared = {"poolclass": StaticPool} if database_path(url) is None else {}
     engine = create_async_engine(url, **shared)
+    _set_up(engine.sync_engine, busy_timeout_ms)
+    return engine
 
+
+def sqlite_sync_engine(path: Path, busy_timeout_ms: int) -> Engine:
+    """A plain (pysqlite) engine on the file ``path``, set up like :func:`sqlite_engine`.
+
+    The store's writer thread uses it to run a whole batch of inserts in one call from the
+    event loop, instead of one hop to aiosqlite's thread per statement.
+    """
+    engine = create_engine(URL.create("sqlite+pysqlite", database=str(path)), pool_size=1)
+    _set_up(engine, busy_timeout_ms)
+    return engine
+
+
+def _set_up(engine: Engine, busy_timeout_ms: int) -> None:
     def on_connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None  # BEGIN is ours (see _on_begin)
         cursor = dbapi_connection.cursor()
@@ -76,9 +92,8 @@ def sqlite_engine(url: URL, busy_timeout_ms: int) -> AsyncEngine:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
-    event.listen(engine.sync_engine, "connect", on_connect)
-    event.listen(engine.sync_engine, "begin", _on_begin)
-    return engine
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", _on_begin)
 
 
 def _journal_wal(cursor: Any, busy_timeout_ms: int) -> None:
@@ -166,6 +181,20 @@ def insert_sql(table: Table, *, by_ref: bool) -> tuple[str, RowToTuple]:
                            for n in names)
         _INSERTS[key] = (f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({values})", to_tuple)
     return _INSERTS[key]
+
+
+def insert_params(table: Table, rows: list[dict[str, Any]]) -> tuple[str, list[tuple[Any, ...]]]:
+    """The ``INSERT`` of ``rows`` into ``table`` and its parameters (see :func:`insert_sql`)."""
+    sql, to_tuple = insert_sql(table, by_ref="job_ref" in rows[0])
+    return sql, [to_tuple(row) for row in rows]
+
+
+def state_update_params(updates: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Parameters of :data:`STATE_UPDATE_SQL` for rows built by :func:`~core.sqlstore.rows.state_update`."""
+    status, attempt, due_at, ready_at, ref = (
+        f"{UPDATE_PREFIX}{name}" for name in ("status", "attempt", "due_at", "ready_at", "job_ref")
+    )
+    return [(u[status], u[attempt], sql_time(u[due_at]), sql_time(u[ready_at]), u[ref]) for u in updates]
 
 
 #: The state update of :meth:`~core.sqlstore.store.SQLStore.update_states`, as plain SQL.

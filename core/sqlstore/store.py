@@ -23,7 +23,7 @@ from core.sqlstore import claims, reads, upkeep
 from core.sqlstore.rows import UPDATE_PREFIX, event_row, new_jobs, state_update, transition_row
 from core.sqlstore.schema import INSERTS, SCHEMA_VERSION, events, job_state, jobs, metadata, transitions
 from core.sqlstore.versioning import Step, ensure_schema
-from core.sqlstore.writer import GroupWriter, Work, WriterStats, WriteSet
+from core.sqlstore.writer import GroupWriter, SyncTask, Work, WriterStats, WriteSet, merged
 from hookspecs import (
     Claim,
     Event,
@@ -127,6 +127,18 @@ class SQLStore:
         result = await conn.execute(_STATE_UPDATE, updates)
         return result.rowcount if conn.dialect.supports_sane_multi_rowcount else -1
 
+    def claim_work(self, queries: list[Select[Any]], claim: Claim, now: datetime) -> Work:
+        """The writer's work that claims what each of ``queries`` selects, in order, and
+        returns the claimed jobs (default: a task on the async connection)."""
+
+        async def run(conn: AsyncConnection) -> list[Job]:
+            claimed: list[Job] = []
+            for query in queries:
+                claimed += await claims.claim(conn, query, claim, now, self.insert_rows)
+            return claimed
+
+        return run
+
     def is_unavailable(self, exc: BaseException) -> bool:
         """Does ``exc`` mean the database cannot be reached (rather than bad data or a bug)?"""
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -197,12 +209,12 @@ class SQLStore:
 
     async def _transaction(self, batch: list[Work]) -> list[Any]:
         async with self._writing() as conn:
-            merged = WriteSet()
-            for work in batch:
-                if isinstance(work, WriteSet):
-                    merged.extend(work)
-            await self._apply(conn, merged)
-            results = [None if isinstance(work, WriteSet) else await work(conn) for work in batch]
+            await self._apply(conn, merged(batch))
+            results = [
+                None if isinstance(work, WriteSet)
+                else await conn.run_sync(work.run) if isinstance(work, SyncTask) else await work(conn)
+                for work in batch
+            ]
             await conn.commit()
         return results
 
@@ -258,25 +270,16 @@ class SQLStore:
         if limit <= 0:
             return []
         query = self.lock_claimed(claims.due_for(destination, action, limit, now))
-        result: list[Job] = await self._writer.submit(
-            lambda conn: claims.claim(conn, query, claim, now, self.insert_rows)
-        )
+        result: list[Job] = await self._writer.submit(self.claim_work([query], claim, now))
         return result
 
     async def claim_ids(self, claim: Claim, job_ids: Sequence[str], *, now: datetime) -> list[Job]:
         """Claim the named jobs that are claimable and due; skip the others."""
         ids = list(dict.fromkeys(job_ids))
-
-        async def run(conn: AsyncConnection) -> list[Job]:
-            claimed: list[Job] = []
-            for chunk in claims.chunked(ids):
-                query = self.lock_claimed(claims.named(chunk, now))
-                claimed += await claims.claim(conn, query, claim, now, self.insert_rows)
-            return claimed
-
         if not ids:
             return []
-        result: list[Job] = await self._writer.submit(run)
+        queries = [self.lock_claimed(claims.named(chunk, now)) for chunk in claims.chunked(ids)]
+        result: list[Job] = await self._writer.submit(self.claim_work(queries, claim, now))
         return result
 
     async def recover(self, *, now: datetime) -> list[Job]:

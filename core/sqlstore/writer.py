@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookspecs import StoreUnavailable
@@ -54,7 +55,27 @@ class WriteSet:
         self.state_updates += other.state_updates
 
 
-Work = WriteSet | Task
+
+
+@dataclass(frozen=True, slots=True)
+class SyncTask:
+    """Work on a plain (sync) SQLAlchemy connection. A dialect with a writer thread (SQLite)
+    runs it there with the batch's inserts, in one hop from the event loop; the shared async
+    path runs it through ``AsyncConnection.run_sync``."""
+
+    run: Callable[[Connection], Any]
+
+
+Work = WriteSet | Task | SyncTask
+
+
+def merged(batch: list[Work]) -> WriteSet:
+    """The row inserts of a batch as one :class:`WriteSet` (its tasks left out)."""
+    rows = WriteSet()
+    for work in batch:
+        if isinstance(work, WriteSet):
+            rows.extend(work)
+    return rows
 #: Runs a batch of work in one transaction and returns one result per piece, in order.
 Transaction = Callable[[list[Work]], Awaitable[list[Any]]]
 
