@@ -63,6 +63,27 @@ async def test_members_of_one_group_split_the_partitions(opened: Opener, inbox: 
     assert await inbox.quiet() == []
 
 
+async def test_a_member_joining_does_not_take_back_what_another_holds(
+    opened: Opener, inbox: Inbox, kafka_url: str
+) -> None:
+    adapter = await opened(kafka_url)
+    first = await adapter.subscribe("rebalance", group="g")
+    inbox.follow(first, "a")
+    await adapter.publish("rebalance", [Message(b"held")])
+    [(who, held)] = await inbox.take(1)
+    assert who == "a"
+    second = await adapter.subscribe("rebalance", group="g")
+    inbox.follow(second, "b")
+    # Incremental (cooperative) rebalancing: "a" keeps the partitions it is not asked to give
+    # up, so it is never handed "held" a second time; "b" gets it only if it took its partition.
+    deadline = asyncio.get_running_loop().time() + 20
+    while not (first._trackers and second._trackers and len(first._trackers) + len(second._trackers) == 4):
+        assert asyncio.get_running_loop().time() < deadline, "the group did not settle on two members"
+        await asyncio.sleep(0.1)
+    assert [who for who, _ in await inbox.quiet()] in ([], ["b"])
+    await held.ack()
+
+
 async def test_the_commit_stops_at_the_first_unacknowledged_delivery(
     opened: Opener, inbox: Inbox, kafka_url: str, bootstrap: str
 ) -> None:

@@ -110,6 +110,9 @@ class KafkaSubscription:
             # how long a broker may hold an empty fetch (librdkafka: 500 ms); a real broker
             # answers as soon as data arrives, the mock cluster only when this expires
             "fetch.wait.max.ms": 100,
+            # incremental rebalances: a member keeps the partitions it is not asked to give up,
+            # so a join does not take back (and redeliver) what the others hold
+            "partition.assignment.strategy": "cooperative-sticky",
             **options.client,
             "group.id": group,
             "enable.auto.commit": False,
