@@ -8,19 +8,24 @@ or stale, the session starts its own holder process, so ``pytest`` alone works.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer
 
 HERE = Path(__file__).resolve().parent
 HOLDER = HERE / "mock_cluster.py"
+#: Longest wait for a holder process to start or stop, or for a test's consumer to close.
+WAIT_SECONDS = 30.0
 BOOTSTRAP_FILE = Path(os.environ.get("CORE_KAFKA_BOOTSTRAP_FILE", HERE.parents[2] / ".ci" / ".kafka-bootstrap"))
 
 
@@ -39,18 +44,33 @@ class Cluster:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(10)
+        try:
+            self.process.wait(WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(WAIT_SECONDS)
 
 
 def start_cluster() -> Cluster:
     """Start a holder process and read its bootstrap list from its first line of output."""
     process = subprocess.Popen([sys.executable, str(HOLDER)], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
-    line = process.stdout.readline().strip()
+    ready, _, _ = select.select([process.stdout], [], [], WAIT_SECONDS)
+    line = process.stdout.readline().strip() if ready else ""
     if not line:
         process.kill()
-        raise RuntimeError(f"{HOLDER} printed no bootstrap list (exit status {process.wait()})")
+        raise RuntimeError(f"{HOLDER} printed no bootstrap list within {WAIT_SECONDS:g} s "
+                           f"(exit status {process.wait(WAIT_SECONDS)})")
     return Cluster(process, line)
+
+
+def close_consumer(consumer: Consumer) -> None:
+    """Close a test's own raw consumer, waiting at most ``WAIT_SECONDS`` (``close()`` has no
+    timeout of its own; a daemon thread stuck in librdkafka cannot hold up the exit)."""
+    thread = threading.Thread(target=consumer.close, name="close-test-consumer", daemon=True)
+    thread.start()
+    thread.join(WAIT_SECONDS)
+    assert not thread.is_alive(), f"a test consumer did not close within {WAIT_SECONDS:g} s"
 
 
 def _answers(bootstrap: str) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from conftest import Cluster
+from conftest import Cluster, close_consumer
 from core.testing.pubsub import Inbox, ack_all, bodies
 from hookspecs import Message, PubSubUnavailable
 
@@ -47,7 +47,7 @@ def committed(bootstrap: str, topic: str, group: str) -> dict[int, int]:
         return {tp.partition: tp.offset
                 for tp in reader.committed([TopicPartition(topic, p) for p in range(4)], timeout=10)}
     finally:
-        reader.close()
+        close_consumer(reader)
 
 
 async def test_members_of_one_group_split_the_partitions(opened: Opener, inbox: Inbox, kafka_url: str) -> None:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from conftest import Cluster
+from conftest import Cluster, close_consumer
 from core.testing.broker_processes import FEED_GROUP, FEED_TOPIC, BrokerEndToEndSuite, Outage
 from core.testing.pubsub import Inbox
 from hookspecs import Message
@@ -54,7 +54,7 @@ class TestEndToEnd(BrokerEndToEndSuite):
             offsets = reader.committed([TopicPartition(topic, p) for p in range(4)], timeout=5)
             return all(tp.offset >= 0 for tp in offsets)
         finally:
-            reader.close()
+            close_consumer(reader)
 
     async def test_a_subscription_trigger_turns_records_into_events_and_dead_letters_the_bad_one(
         self, tmp_path: Path, make_url: Callable[..., str], bootstrap: str

@@ -109,12 +109,19 @@ class AsyncProducer:
         return report
 
     async def close(self) -> None:
-        """Send what is queued (within the publish timeout), then stop polling."""
+        """Send what is queued (within the publish timeout), then stop polling.
+
+        Every wait is bounded: the poll thread checks its stop flag every 100 ms, and a
+        poll stuck in librdkafka longer than the publish timeout is left to die with the
+        process (a daemon thread).
+        """
         remaining = await asyncio.to_thread(self._producer.flush, self._timeout)
         if remaining:
             log.warning("kafka: %d published message(s) were still unsent at close", remaining)
         self._stop.set()
-        await asyncio.to_thread(self._thread.join)
+        await asyncio.to_thread(self._thread.join, self._timeout)
+        if self._thread.is_alive():
+            log.warning("kafka: the producer's poll thread did not stop within %g s; left behind", self._timeout)
 
 
 def _settle(future: asyncio.Future[None], error: confluent_kafka.KafkaError | None, topic: str | None) -> None:

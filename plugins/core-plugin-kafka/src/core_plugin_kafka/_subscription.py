@@ -29,6 +29,8 @@ log = logging.getLogger("core_plugin_kafka")
 
 #: Most records taken from librdkafka in one go.
 FETCH_BATCH = 500
+#: Seconds a closing member waits beyond ``session_timeout_ms`` for its consumer to leave.
+CLOSE_MARGIN = 5.0
 #: Attributes added to a dead-lettered message.
 DLQ_ATTRIBUTES = ("core-dlq-topic", "core-dlq-partition", "core-dlq-offset", "core-dlq-group", "core-dlq-deliveries")
 
@@ -148,14 +150,23 @@ class KafkaSubscription:
                 yield KafkaDelivery(self, record)
 
     async def close(self) -> None:
-        """Commit what was acknowledged and leave the group; the rest goes to other members."""
+        """Commit what was acknowledged and leave the group; the rest goes to other members.
+
+        Waits at most ``session_timeout_ms`` plus a margin for the consumer thread: by then
+        the coordinator has dropped a member that could not leave cleanly anyway. A thread
+        still stuck in librdkafka after that is a daemon and cannot hold up the exit.
+        """
         if self._closed:
             return
         self._closed = True
         self._on_close(self)
         self._stop.set()
         if self._thread.is_alive():
-            await asyncio.to_thread(self._thread.join)
+            timeout = self._options.session_timeout_ms / 1000 + CLOSE_MARGIN
+            await asyncio.to_thread(self._thread.join, timeout)
+            if self._thread.is_alive():
+                log.warning("kafka: the consumer of %r (group %r) did not close within %g s; left behind",
+                            self.topic, self.group, timeout)
         self._ready.put_nowait(None)
 
     # -- settling (event loop) -------------------------------------------------------------
