@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from core.errors import ConfigError, CoreError
 from core.sqlstore.schema import SCHEMA_VERSION
 from core.sqlstore.sqlite import SQLiteStore
 from core.sqlstore.sqlite_engine import begin_immediate, sqlite_engine
+from core.sqlstore.sqlite_writer import CHECKPOINT_ROWS
 from core.sqlstore.store import async_url
 from core.sqlstore.versioning import SchemaTooNew, ensure_schema
 from core.testing.data import make_event, utcnow
@@ -210,3 +212,22 @@ def test_connections_opening_one_new_file_at_once_all_open(tmp_path: Path) -> No
             for done in [pool.submit(connect if round_ % 2 else open_store, url, start) for _ in range(4)]:
                 done.result()
         assert rows(Path(url.removeprefix("sqlite:///")), "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_the_wal_is_checkpointed_by_the_store_not_inside_commits(tmp_path: Path) -> None:
+    """The writer's commits never checkpoint (a checkpoint would stall them); a checkpointer
+    copies the WAL into the database file once enough rows were written."""
+    store = SQLiteStore(db_url(tmp_path))
+    await store.open()
+    try:
+        path = tmp_path / "state" / "core.db"
+        empty = path.stat().st_size
+        events = [make_event() for _ in range(CHECKPOINT_ROWS // 4 + 100)]  # 4 rows per event
+        for start in range(0, len(events), 500):
+            await store.insert_queue(Queue(events[start:start + 500]))
+        deadline = time.monotonic() + 30
+        while path.stat().st_size == empty and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size > empty
+    finally:
+        await store.close()

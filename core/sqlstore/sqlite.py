@@ -8,12 +8,11 @@ inside its connection), for tests and throw-away runs; nothing survives ``close`
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, Table
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -27,10 +26,10 @@ from core.sqlstore.sqlite_engine import (
     insert_params,
     make_parent,
     sqlite_engine,
-    sqlite_sync_engine,
     sqlite_unavailable,
     state_update_params,
 )
+from core.sqlstore.sqlite_writer import WriterThread
 from core.sqlstore.store import SQLStore, async_url
 from core.sqlstore.writer import SyncTask, Work, WriteSet, merged
 from hookspecs import Claim, Job, StoreUnavailable
@@ -52,9 +51,8 @@ class SQLiteStore(SQLStore):
         self.busy_timeout_ms = busy_timeout_ms
         self._url = async_url(url)
         self.path = database_path(self._url)
-        #: The writer thread's engine and thread for batches of row inserts (files only).
-        self._rows_engine: Engine | None = None
-        self._rows_thread: ThreadPoolExecutor | None = None
+        #: Runs batches of row inserts and claims (a file database only).
+        self._writer_thread: WriterThread | None = None
 
     def extra_options_hint(self) -> str:
         return ", busy_timeout_ms"
@@ -66,8 +64,7 @@ class SQLiteStore(SQLStore):
         if self.path is None:
             self._exclusive = asyncio.Lock()
         else:
-            self._rows_engine = sqlite_sync_engine(self.path, self.busy_timeout_ms)
-            self._rows_thread = ThreadPoolExecutor(1, thread_name_prefix="core-sqlite-writer")
+            self._writer_thread = WriterThread(self.path, self.busy_timeout_ms)
         return sqlite_engine(self._url, self.busy_timeout_ms)
 
     async def begin_write(self, conn: AsyncConnection) -> None:
@@ -77,18 +74,17 @@ class SQLiteStore(SQLStore):
         try:
             await super().open()
         except BaseException:
-            await self._close_rows()
+            await self._close_writer_thread()
             raise
 
     async def close(self) -> None:
         await super().close()
-        await self._close_rows()
+        await self._close_writer_thread()
 
-    async def _close_rows(self) -> None:
-        if self._rows_engine is not None and self._rows_thread is not None:
-            await asyncio.get_running_loop().run_in_executor(self._rows_thread, self._rows_engine.dispose)
-            self._rows_thread.shutdown()
-            self._rows_engine = self._rows_thread = None
+    async def _close_writer_thread(self) -> None:
+        writer_thread, self._writer_thread = self._writer_thread, None
+        if writer_thread is not None:
+            await writer_thread.close()
 
     async def insert_rows(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
         """One executemany of plain tuples: SQLAlchemy's per-value type processing would be
@@ -100,10 +96,10 @@ class SQLiteStore(SQLStore):
         return result.rowcount
 
     async def _transaction(self, batch: list[Work]) -> list[Any]:
-        """A batch of row inserts only (ingest, transitions) runs in ONE call to the writer
-        thread on a plain sqlite3 connection; a batch with tasks (claims, purge) takes the
-        shared async path. The two never overlap: the group writer runs one batch at a time."""
-        if self._rows_engine is None or not all(isinstance(work, WriteSet | SyncTask) for work in batch):
+        """A batch of row inserts and claims runs in ONE call to the writer thread
+        (:mod:`~core.sqlstore.sqlite_writer`); a batch with other tasks (recovery, purge) takes
+        the shared async path. The two never overlap: the group writer runs one batch at a time."""
+        if self._writer_thread is None or not all(isinstance(work, WriteSet | SyncTask) for work in batch):
             return await super()._transaction(batch)
         rows = merged(batch)
         statements = [insert_params(table, values) for table, values in (
@@ -111,26 +107,11 @@ class SQLiteStore(SQLStore):
         ) if values]
         updates = state_update_params(rows.state_updates) if rows.state_updates else []
         try:
-            results: list[Any] = await asyncio.get_running_loop().run_in_executor(
-                self._rows_thread, self._write_rows, statements, updates, batch,
-            )
+            return await self._writer_thread.run(statements, updates, batch)
         except Exception as exc:
             if self.is_unavailable(exc):
                 raise StoreUnavailable(f"the store {self.shown_url} is unavailable: {exc}") from exc
             raise
-        return results
-
-    def _write_rows(self, statements: list[tuple[str, list[tuple[Any, ...]]]], updates: list[tuple[Any, ...]],
-                    batch: list[Work]) -> list[Any]:
-        """Run in the writer thread: the inserts and state updates of a batch, then its sync
-        tasks (claims), in one transaction; one result per piece of work."""
-        assert self._rows_engine is not None
-        with self._rows_engine.connect() as conn, conn.execution_options(core_write=True).begin():
-            for sql, params in statements:
-                conn.exec_driver_sql(sql, params)
-            if updates and conn.exec_driver_sql(STATE_UPDATE_SQL, updates).rowcount != len(updates):
-                raise LookupError("a transition names a job that is not in the store")
-            return [work.run(conn) if isinstance(work, SyncTask) else None for work in batch]
 
     def claim_work(self, queries: list[Select[Any]], claim: Claim, now: datetime) -> Work:
         """A claim as a :class:`SyncTask`, so that it shares the writer thread's one hop."""
