@@ -28,6 +28,9 @@ only what differs:
 ``is_unavailable(exc)``
     Tell "database unreachable or locked too long" (raised as
     :class:`~hookspecs.StoreUnavailable`) from bad data and bugs (raised as they are).
+``claim_work(queries, claim, now)``
+    The writer's work for a claim (default: a task on the async connection; SQLite: a
+    :class:`~core.sqlstore.writer.SyncTask` that its writer thread runs with the batch).
 ``writer_concurrency``
     Writer transactions in flight at once (default 1; a server database may overlap them).
 ``schema_steps`` / ``component``
