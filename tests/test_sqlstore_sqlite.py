@@ -24,7 +24,7 @@ from core.sqlstore.store import async_url
 from core.sqlstore.versioning import SchemaTooNew, ensure_schema
 from core.testing.data import make_event, utcnow
 from core.wanderer.sql import SQLWanderer
-from hookspecs import Claim, Queue, StoreUnavailable, WhereEvent
+from hookspecs import Claim, Page, Queue, StoreUnavailable, WhereEvent
 from tests.sqlstore_kit import db_url, insert, rows
 
 
@@ -229,5 +229,22 @@ async def test_the_wal_is_checkpointed_by_the_store_not_inside_commits(tmp_path:
         while path.stat().st_size == empty and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert path.stat().st_size > empty
+    finally:
+        await store.close()
+
+
+async def test_thread_batches_and_async_tasks_interleave_without_locking_each_other(tmp_path: Path) -> None:
+    """Inserts (the writer thread) and recovery / purge (the async path) arriving together
+    share the one writer: none of them waits on SQLite's write lock, all succeed."""
+    store = SQLiteStore(db_url(tmp_path), busy_timeout_ms=100)
+    await store.open()
+    try:
+        events = [make_event() for _ in range(400)]
+        writes = [store.insert_queue(Queue([event])) for event in events]
+        others = [store.recover(now=utcnow()) for _ in range(20)]
+        others += [store.purge(before=utcnow()) for _ in range(5)]
+        results = await asyncio.gather(*writes, *others)
+        assert results[len(writes):] == [[]] * 20 + [0] * 5
+        assert len(await store.find_events(WhereEvent(page=Page(limit=1000)))) == 400
     finally:
         await store.close()
