@@ -136,12 +136,14 @@ _INSERTS: dict[tuple[str, bool], tuple[str, RowToTuple]] = {}
 
 
 #: The last two datetimes converted and their texts: a batch repeats a few values (the claim's
-#: ``now`` and lease expiry, ``NO_DUE_TIME``) for every row. Holding them makes ``is`` safe.
-_recent: list[Any] = [NO_DUE_TIME, utc_text(NO_DUE_TIME), None, None]
+#: ``now`` and lease expiry, ``NO_DUE_TIME``) for every row. Holding them makes ``is`` safe;
+#: the tuple is replaced whole, so writer threads of several stores can share it.
+_recent: tuple[Any, ...] = (NO_DUE_TIME, utc_text(NO_DUE_TIME), None, None)
 
 
 def sql_time(value: datetime | None) -> str | None:
     """A datetime as :class:`~core.sqlstore.schema.UTCDateTime` stores it on SQLite."""
+    global _recent
     if value is None:
         return None
     recent = _recent
@@ -150,7 +152,7 @@ def sql_time(value: datetime | None) -> str | None:
     if value is recent[2]:
         return recent[3]  # type: ignore[no-any-return]
     text = utc_text(value)
-    recent[:] = [value, text, recent[0], recent[1]]
+    _recent = (value, text, recent[0], recent[1])
     return text
 
 
