@@ -13,6 +13,7 @@ and read with orjson (:class:`JSONText`), which every database stores and no que
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,8 +70,18 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if isinstance(value, str):
+            return _from_text(value)
+        moment: datetime = value
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@functools.lru_cache(maxsize=4096)
+def _from_text(text: str) -> datetime:
+    """A stored text as a UTC datetime. Cached: the rows of one read share a few times (a
+    request's receive time, a claim's time), and a datetime is immutable."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def utc(value: datetime) -> datetime:
