@@ -122,8 +122,14 @@ class PostgresSupervisor:
         self._pool = None
 
     async def _run(self, call: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+        """Run one statement; a pooled connection found dead (its backend terminated, the
+        server restarted) is replaced and the statement tried once more on a fresh one."""
         if self._pool is None:
             raise RuntimeError("PostgresSupervisor used before open()")
+        try:
+            return await call(self._pool)
+        except DISCONNECTED:
+            await self._pool.expire_connections()
         try:
             return await call(self._pool)
         except DISCONNECTED as exc:
