@@ -200,15 +200,42 @@ class PostgresCdcTrigger(CdcTrigger):
             conn.terminate()
 
     async def _drain_batch(self, conn: asyncpg.Connection, emit: Emit) -> int:
-        """Emit one batch and delete it in one transaction; return how many rows it had."""
-        async with conn.transaction():
+        """Emit one batch and delete it in one transaction; return how many rows it had.
+
+        Once ``emit`` has returned the events are stored, so marking the rows consumed runs to
+        its commit even if the listener is being stopped (a clean stop re-emits nothing); only
+        a crash between the two can re-emit the batch.
+        """
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
             if not await conn.fetchval(LOCK, self.consumer):
+                await transaction.rollback()
                 return 0  # another listener is emitting this stream; look again later
             rows = await conn.fetch(READ, self.consumer, self.batch_size)
             if rows:
                 await emit([self._draft(row) for row in rows])
-                await conn.execute(CONSUMED, [row["id"] for row in rows])
-            return len(rows)
+        except BaseException:
+            await transaction.rollback()
+            raise
+        finishing = asyncio.ensure_future(self._consume(conn, transaction, [row["id"] for row in rows]))
+        try:
+            await asyncio.shield(finishing)
+        except asyncio.CancelledError:
+            await finishing  # commit what was emitted, then honour the stop
+            raise
+        return len(rows)
+
+    @staticmethod
+    async def _consume(conn: asyncpg.Connection, transaction: Any, ids: list[int]) -> None:
+        """Delete the emitted rows and commit the batch's transaction."""
+        try:
+            if ids:
+                await conn.execute(CONSUMED, ids)
+        except BaseException:
+            await transaction.rollback()
+            raise
+        await transaction.commit()
 
     def _draft(self, row: Any) -> EventDraft:
         table = row["table_name"] if row["schema_name"] == "public" else f"{row['schema_name']}.{row['table_name']}"
