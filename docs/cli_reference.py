@@ -1,5 +1,7 @@
-"""Writes docs/cli.md from the ``core`` command line itself (every command's ``--help``), so
-the reference never drifts from the code (``docs/check.py`` checks it is current).
+"""Writes docs/cli.md from the ``core`` command line itself (every command's ``--help``).
+
+``docs/check.py`` checks the page names every command and every option (click's own wording
+of the help differs a little between its versions, so the check is about coverage, not text).
 
 Run: ``python docs/cli_reference.py``
 """
@@ -43,6 +45,18 @@ def render() -> str:
         title = " ".join(path)
         parts.append(f"\n## `{title}`\n\n```text\n{text}\n```\n")
     return "".join(parts)
+
+
+def missing(page: str) -> list[str]:
+    """Commands and options of the command line that the page does not name."""
+    absent = []
+    for path, command in _walk(main, ["core"]):
+        title = " ".join(path)
+        if f"## `{title}`" not in page:
+            absent.append(f"command {title!r}")
+        for param in command.params:
+            absent.extend(f"option {opt} of {title!r}" for opt in param.opts if opt.startswith("-") and opt not in page)
+    return absent
 
 
 if __name__ == "__main__":
