@@ -4,14 +4,14 @@ open the configured store without starting any service, parse times, print recor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
 import orjson
 
-from core.cli._common import Context
+from core.cli._common import Context, table
 from core.errors import CoreError
 from core.timing import parse_duration
 from hookspecs.store import Store
@@ -68,6 +68,18 @@ def short(value: Any, width: int = 60) -> str:
     text = value if isinstance(value, str) else orjson.dumps(value).decode()
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def echo_listing(
+    found: Sequence[Any], *, as_json: bool, what: str, headers: Sequence[str], row: Callable[[Any], Sequence[str]]
+) -> None:
+    """Print a list command's result: JSON, a "No … match." line, or an aligned table."""
+    if as_json:
+        echo_json(found)
+    elif not found:
+        click.echo(f"No {what} match.")
+    else:
+        click.echo(table(headers, [row(item) for item in found]))
 
 
 def echo_json(value: Any) -> None:

@@ -7,7 +7,7 @@ import dataclasses
 import click
 
 from core.cli._common import Context, friendly, pass_context, table
-from core.cli._store import echo_json, parse_time, short, when, with_store
+from core.cli._store import echo_json, echo_listing, parse_time, short, when, with_store
 from core.errors import CoreError
 from hookspecs.store import Event, Page, Store, WhereEvent
 
@@ -38,13 +38,10 @@ def list_events(ctx: Context, sources: tuple[str, ...], names: tuple[str, ...], 
         return await store.find_events(where)
 
     found = with_store(ctx, find)
-    if as_json:
-        echo_json(found)
-    elif not found:
-        click.echo("No events match.")
-    else:
-        rows = [(e.id, e.source, e.name, when(e.received_at), short(e.data)) for e in found]
-        click.echo(table(("ID", "SOURCE", "NAME", "RECEIVED", "DATA"), rows))
+    echo_listing(
+        found, as_json=as_json, what="events", headers=("ID", "SOURCE", "NAME", "RECEIVED", "DATA"),
+        row=lambda e: (e.id, e.source, e.name, when(e.received_at), short(e.data)),
+    )
 
 
 @events.command("show")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import click
 
 from core.cli._common import Context, friendly, pass_context, table
-from core.cli._store import echo_json, parse_time, short, when, with_store
+from core.cli._store import echo_json, echo_listing, parse_time, short, when, with_store
 from core.errors import CoreError
 from hookspecs.ids import new_id
 from hookspecs.store import Job, Page, Status, Store, Transition, WhereJob
@@ -53,16 +53,10 @@ def list_jobs(ctx: Context, destinations: tuple[str, ...], actions: tuple[str, .
         return await store.find_jobs(where)
 
     found = with_store(ctx, find)
-    if as_json:
-        echo_json(found)
-    elif not found:
-        click.echo("No jobs match.")
-    else:
-        rows = [
-            (j.id, j.event_id, f"{j.destination}.{j.action}", j.status.value, str(j.attempt), when(j.due_at))
-            for j in found
-        ]
-        click.echo(table(("ID", "EVENT", "ACTION", "STATUS", "ATTEMPT", "DUE"), rows))
+    echo_listing(
+        found, as_json=as_json, what="jobs", headers=("ID", "EVENT", "ACTION", "STATUS", "ATTEMPT", "DUE"),
+        row=lambda j: (j.id, j.event_id, f"{j.destination}.{j.action}", j.status.value, str(j.attempt), when(j.due_at)),
+    )
 
 
 @jobs.command("show")
