@@ -135,8 +135,14 @@ class Settings:
         return dict(self.options.get(name, {}))
 
     def resolve_url(self, url: str) -> str:
-        """Make a relative ``sqlite:///path`` absolute against the project root."""
-        prefix = url.split("://", 1)[0] + ":///"
+        """Make a relative ``sqlite:///path`` absolute against the project root.
+
+        Only SQLite URLs name a file; ``postgresql:///db`` (a local socket) is left alone.
+        """
+        scheme = url.split("://", 1)[0]
+        prefix = scheme + ":///"
+        if scheme.split("+", 1)[0] != "sqlite":
+            return url
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
             rest = url[len(prefix):]
             if not rest.startswith(":memory:"):

@@ -38,6 +38,15 @@ def test_core_toml_then_environment_then_flags(project: Path) -> None:
     assert settings.resolve_url(settings["store"]) == f"sqlite:///{project}/data/x.db"
 
 
+def test_only_sqlite_urls_are_resolved_against_the_project(project: Path) -> None:
+    settings = load_settings(environ={})
+    assert settings.resolve_url("sqlite:///data/x.db") == f"sqlite:///{project}/data/x.db"
+    assert settings.resolve_url("sqlite+aiosqlite:///x.db") == f"sqlite+aiosqlite:///{project}/x.db"
+    assert settings.resolve_url("sqlite:////abs/x.db") == "sqlite:////abs/x.db"
+    assert settings.resolve_url("sqlite:///:memory:") == "sqlite:///:memory:"
+    assert settings.resolve_url("postgresql:///pipeline") == "postgresql:///pipeline"
+
+
 def test_pyproject_tool_core_table(project: Path) -> None:
     (project / "pyproject.toml").write_text('[project]\nname = "x"\n[tool.core]\npubsub = ""\n')
     settings = load_settings(environ={})
