@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 from core.errors import ConfigError
 
 CONFIG_FILE = "core.toml"
-STATE_DIR = ".core"
 
 
 def _url(value: Any) -> str:
