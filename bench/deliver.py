@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import load_settings
-from core.realtime import encode
+from core.ready_jobs import encode
 from core.runtime import Runtime
 from core.scheduler import run_scheduler
 from hookspecs import (

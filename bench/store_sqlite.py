@@ -19,7 +19,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 
-from core.sqlstore.sqlite import SQLiteStore
+from core.builtin.sqlite.store import SQLiteStore
 from hookspecs import Claim, Event, Job, Queue, Status, Transition, new_id
 
 

@@ -16,9 +16,7 @@ from core.errors import PipelineError
 from core.plugins import PluginHost, collect
 from core.plugins._collect import describe
 from core.timing import parse_interval
-from hookspecs.destination import Action, Destination, Schedule
-from hookspecs.flow import Flow
-from hookspecs.source import HttpTrigger, Source, Trigger
+from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, Trigger
 
 T = TypeVar("T")
 

@@ -20,12 +20,7 @@ from core.config import Settings
 from core.errors import CoreError
 from core.pipeline import Pipeline
 from core.plugins import PluginHost
-from hookspecs.ids import new_id
-from hookspecs.pubsub import PubSub, PubSubUnavailable
-from hookspecs.store import Store
-from hookspecs.supervisor import Node, Supervisor
-from hookspecs.toolkit import Toolkit
-from hookspecs.wanderer import Wanderer
+from hookspecs import Node, PubSub, PubSubUnavailable, Store, Supervisor, Toolkit, Wanderer, new_id
 
 log = logging.getLogger("core.runtime")
 

@@ -1,13 +1,13 @@
 """The contract every ``core`` plugin codes against.
 
 Hook markers, the hookspecs (one module per adapter kind), the adapter protocols and the data
-types they exchange. This package imports nothing from the ``core`` engine.
+types they exchange. This package imports nothing from the ``core`` engine. Import every name from ``hookspecs``
+itself: the submodules (``_store``, ``_pubsub``, ...) are private, as in pluggy.
 """
 
 from __future__ import annotations
 
-from hookspecs._markers import PROJECT_NAME, hookimpl, hookspec
-from hookspecs.destination import (
+from hookspecs._destination import (
     DEFAULT_SCHEDULE,
     Action,
     Backoff,
@@ -17,11 +17,15 @@ from hookspecs.destination import (
     Payload,
     Schedule,
     Then,
+    check_name,
 )
-from hookspecs.flow import Flow, FlowSpec
-from hookspecs.ids import new_id
-from hookspecs.lifecycle import LifecycleSpec
-from hookspecs.pubsub import (
+from hookspecs._errors import ConfigError, CoreError, PipelineError, PluginError
+from hookspecs._flow import Flow, FlowSpec
+from hookspecs._ids import new_id
+from hookspecs._lifecycle import LifecycleSpec
+from hookspecs._markers import PROJECT_NAME, hookimpl, hookspec
+from hookspecs._options import AdapterURL, Option, choice, number, path, read_options, tls_context
+from hookspecs._pubsub import (
     JOBS_TOPIC,
     Delivery,
     Message,
@@ -30,8 +34,8 @@ from hookspecs.pubsub import (
     PubSubUnavailable,
     Subscription,
 )
-from hookspecs.registration import ADAPTER_KINDS, AdapterRegistration
-from hookspecs.source import (
+from hookspecs._registration import ADAPTER_KINDS, AdapterRegistration
+from hookspecs._source import (
     CdcTrigger,
     CronTrigger,
     Emit,
@@ -44,7 +48,7 @@ from hookspecs.source import (
     SubscriptionTrigger,
     Trigger,
 )
-from hookspecs.store import (
+from hookspecs._store import (
     CLAIMABLE_STATUSES,
     FINAL_STATUSES,
     Claim,
@@ -60,9 +64,9 @@ from hookspecs.store import (
     WhereEvent,
     WhereJob,
 )
-from hookspecs.supervisor import Lease, Node, Supervisor, SupervisorSpec
-from hookspecs.toolkit import Toolkit
-from hookspecs.wanderer import Direction, Migration, MigrationRun, Wanderer, WandererSpec
+from hookspecs._supervisor import Lease, Node, Supervisor, SupervisorSpec
+from hookspecs._toolkit import Toolkit
+from hookspecs._wanderer import Direction, Migration, MigrationRun, Wanderer, WandererSpec
 
 #: Every class holding hookspecs, in the order the host registers them.
 SPEC_CLASSES = (
@@ -86,9 +90,12 @@ __all__ = [
     "SPEC_CLASSES",
     "Action",
     "AdapterRegistration",
+    "AdapterURL",
     "Backoff",
     "CdcTrigger",
     "Claim",
+    "ConfigError",
+    "CoreError",
     "CronTrigger",
     "Delivery",
     "Destination",
@@ -106,8 +113,11 @@ __all__ = [
     "Migration",
     "MigrationRun",
     "Node",
+    "Option",
     "Page",
     "Payload",
+    "PipelineError",
+    "PluginError",
     "PubSub",
     "PubSubUnavailable",
     "Queue",
@@ -127,7 +137,13 @@ __all__ = [
     "Wanderer",
     "WhereEvent",
     "WhereJob",
+    "check_name",
+    "choice",
     "hookimpl",
     "hookspec",
     "new_id",
+    "number",
+    "path",
+    "read_options",
+    "tls_context",
 ]

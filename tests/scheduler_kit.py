@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from core.config import load_settings
-from core.realtime import encode
+from core.ready_jobs import encode
 from core.runtime import Runtime
 from core.scheduler import run_scheduler
-from hookspecs import JOBS_TOPIC, Destination, Event, Job, Queue, Status, Store, WhereJob, new_id
-from hookspecs.store import Page
+from hookspecs import JOBS_TOPIC, Destination, Event, Job, Page, Queue, Status, Store, WhereJob, new_id
 from tests import scheduler_app
 
 

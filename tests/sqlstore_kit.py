@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from core.sqlstore.sqlite import SQLiteStore
+from core.builtin.sqlite.store import SQLiteStore
 from core.testing.data import make_event, make_transition
 from hookspecs import Event, Job, Queue, Status
 

@@ -1,4 +1,4 @@
-"""``core.adapter_options``: one way for every adapter to read its URL and option table."""
+"""``hookspecs._options``: one way for every adapter to read its URL and option table."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import ssl
 
 import pytest
 
-from core.adapter_options import AdapterURL, Option, choice, number, path, read_options, tls_context
 from core.errors import ConfigError
+from hookspecs import AdapterURL, Option, choice, number, path, read_options, tls_context
 
 OPTIONS = {
     "batch": Option(number(int, 1), 256, "a whole number >= 1"),

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from core.errors import CoreError, PipelineError
 from core.gateway import Gateway
-from core.realtime import decode
+from core.ready_jobs import decode
 from hookspecs import (
     JOBS_TOPIC,
     Action,

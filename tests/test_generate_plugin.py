@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from core.cli import main
-from core.plugin_scaffold import KINDS
+from core.scaffold.plugin import KINDS
 from tests.scratch import ScratchEnv
 
 PROVIDES = {"store": "store", "pubsub": "pubsub", "supervisor": "supervisor", "wanderer": "wanderer"}

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import hookspecs
-from hookspecs.ids import LENGTH, id_time, is_id, new_id
+from hookspecs import new_id
+from hookspecs._ids import LENGTH, id_time, is_id
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -26,7 +27,7 @@ def all_hookspecs() -> list[tuple[str, object]]:
 
 def test_hookspecs_imports_nothing_from_core() -> None:
     code = (
-        "import sys, hookspecs, hookspecs.ids\n"
+        "import sys, hookspecs, hookspecs._ids\n"
         "leaked = sorted(m for m in sys.modules if m == 'core' or m.startswith('core.'))\n"
         "print(leaked)\n"
     )

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.builtin.local.supervisor import LocalSupervisor
 from core.errors import CoreError
-from core.local_supervisor import LocalSupervisor
 from core.testing import make_node
 
 

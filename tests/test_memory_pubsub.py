@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
+from core.builtin.memory.pubsub import MemoryPubSub
 from core.errors import CoreError
-from core.memory_pubsub import MemoryPubSub
 from hookspecs import Message, PubSubUnavailable
 
 

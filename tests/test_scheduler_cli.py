@@ -9,8 +9,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from core.builtin.sqlite.store import SQLiteStore
 from core.cli import main
-from core.sqlstore.sqlite import SQLiteStore
 from hookspecs import Job, Status, Transition, new_id
 from tests.scheduler_kit import write_jobs
 

@@ -179,7 +179,7 @@ async def test_a_message_with_more_jobs_than_batch_size_is_loaded_in_batches(tmp
 
 
 async def test_a_duplicate_or_bad_message_is_acknowledged(tmp_path: Path) -> None:
-    from core.realtime import encode
+    from core.ready_jobs import encode
     from hookspecs import JOBS_TOPIC, Message
 
     action = Recorder("notify", REALTIME)

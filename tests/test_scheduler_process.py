@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.sqlstore.sqlite import SQLiteStore
+from core.builtin.sqlite.store import SQLiteStore
 from hookspecs import Status, WhereJob
 from tests.scheduler_kit import eventually, write_jobs
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.sqlstore.sqlite import SQLiteStore
+from core.builtin.sqlite.store import SQLiteStore
 from core.testing.data import make_job, make_transition, utcnow
 from hookspecs import Claim, Job, Page, Status, WhereEvent, WhereJob
 from tests.sqlstore_kit import db_path, db_url, finish, insert, rows

@@ -15,11 +15,11 @@ from sqlalchemy import Column, Integer, MetaData, Table, event, text
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.builtin.sqlite.engine import begin_immediate, sqlite_engine
+from core.builtin.sqlite.store import SQLiteStore
+from core.builtin.sqlite.writer_thread import CHECKPOINT_ROWS
 from core.errors import ConfigError, CoreError
 from core.sqlstore.schema import SCHEMA_VERSION
-from core.sqlstore.sqlite import SQLiteStore
-from core.sqlstore.sqlite_engine import begin_immediate, sqlite_engine
-from core.sqlstore.sqlite_writer import CHECKPOINT_ROWS
 from core.sqlstore.store import async_url
 from core.sqlstore.versioning import SchemaTooNew, ensure_schema
 from core.testing.data import make_event, utcnow

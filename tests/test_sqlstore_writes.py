@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from core.sqlstore.sqlite import SQLiteStore
+from core.builtin.sqlite.store import SQLiteStore
 from core.testing.data import make_event, make_job, make_transition, utcnow
 from hookspecs import Claim, Queue, Status, StoreUnavailable, WhereEvent
 from tests.sqlstore_kit import db_path, db_url, finish, insert, rows

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.local_supervisor import LocalSupervisor
+from core.builtin.local.supervisor import LocalSupervisor
 from core.wanderer.runner import MigrationFailed, MigrationRunner
 from core.wanderer.sql import SQLWanderer
 from hookspecs import Direction, Migration, Status

@@ -14,7 +14,7 @@ import orjson
 from core.cli._common import Context, table
 from core.errors import CoreError
 from core.timing import parse_duration
-from hookspecs.store import Store
+from hookspecs import Store
 
 T = TypeVar("T")
 

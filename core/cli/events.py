@@ -9,7 +9,7 @@ import click
 from core.cli._common import Context, friendly, pass_context, table
 from core.cli._store import echo_json, echo_listing, parse_time, short, when, with_store
 from core.errors import CoreError
-from hookspecs.store import Event, Page, Store, WhereEvent
+from hookspecs import Event, Page, Store, WhereEvent
 
 
 @click.group("events")

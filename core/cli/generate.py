@@ -1,5 +1,5 @@
 """``core generate``: scaffolding. ``core generate plugin NAME`` writes a plugin distribution
-wired to the conformance kit (see :mod:`core.plugin_scaffold`)."""
+wired to the conformance kit (see :mod:`core.scaffold.plugin`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from core.cli._common import friendly
-from core.plugin_scaffold import KINDS, check_spec, generate
+from core.scaffold.plugin import KINDS, check_spec, generate
 
 
 @click.group("generate")

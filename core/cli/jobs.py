@@ -16,8 +16,7 @@ import click
 from core.cli._common import Context, friendly, pass_context, table
 from core.cli._store import echo_json, echo_listing, parse_time, short, when, with_store
 from core.errors import CoreError
-from hookspecs.ids import new_id
-from hookspecs.store import Job, Page, Status, Store, Transition, WhereJob
+from hookspecs import Job, Page, Status, Store, Transition, WhereJob, new_id
 
 #: Statuses a job may be retried from.
 RETRYABLE = (Status.FAILED, Status.DISCARDED, Status.UNKNOWN)

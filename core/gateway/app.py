@@ -22,8 +22,7 @@ from core.gateway.ingest import Ingestor
 from core.plugins import collect
 from core.plugins._collect import describe
 from core.runtime import Runtime
-from hookspecs.source import HttpTrigger
-from hookspecs.store import Page, WhereEvent
+from hookspecs import HttpTrigger, Page, WhereEvent
 
 HEALTH_PATH = "/_health"
 

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 
 from core.gateway.drafts import checked
 from core.gateway.ingest import Ingestor
-from hookspecs.source import CdcTrigger, Emit, EventDraft
-from hookspecs.toolkit import Toolkit
+from hookspecs import CdcTrigger, Emit, EventDraft, Toolkit
 
 log = logging.getLogger("core.gateway")
 

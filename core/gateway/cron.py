@@ -15,8 +15,7 @@ from datetime import UTC, datetime
 from core.gateway.drafts import checked
 from core.gateway.ingest import Ingestor
 from core.timing import parse_interval
-from hookspecs.source import CronTrigger
-from hookspecs.toolkit import Toolkit
+from hookspecs import CronTrigger, Toolkit
 
 log = logging.getLogger("core.gateway")
 

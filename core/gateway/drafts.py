@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from hookspecs.source import EventDraft, Rejected
+from hookspecs import EventDraft, Rejected
 
 FIELDS = frozenset({"name", "context", "data", "sent_at"})
 

@@ -22,8 +22,7 @@ import orjson
 
 from core.gateway.drafts import checked, drafts_from_json
 from core.gateway.ingest import Ingestor
-from hookspecs.source import EventDraft, HttpRequest, HttpTrigger, Rejected
-from hookspecs.store import StoreUnavailable
+from hookspecs import EventDraft, HttpRequest, HttpTrigger, Rejected, StoreUnavailable
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

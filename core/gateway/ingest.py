@@ -21,12 +21,19 @@ from typing import Any
 from core.gateway.publisher import Publisher
 from core.pipeline import Pipeline
 from core.runtime import Runtime
-from hookspecs.destination import Action, Destination, Payload
-from hookspecs.flow import Flow
-from hookspecs.ids import new_id
-from hookspecs.source import EventDraft
-from hookspecs.store import Event, Job, Queue, StoreUnavailable
-from hookspecs.toolkit import Toolkit
+from hookspecs import (
+    Action,
+    Destination,
+    Event,
+    EventDraft,
+    Flow,
+    Job,
+    Payload,
+    Queue,
+    StoreUnavailable,
+    Toolkit,
+    new_id,
+)
 
 log = logging.getLogger("core.gateway")
 

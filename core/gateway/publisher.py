@@ -12,9 +12,8 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from core.realtime import encode
-from hookspecs.pubsub import JOBS_TOPIC, PubSub
-from hookspecs.store import Job
+from core.ready_jobs import encode
+from hookspecs import JOBS_TOPIC, Job, PubSub
 
 log = logging.getLogger("core.gateway")
 

@@ -29,8 +29,7 @@ from core.gateway.singleton import run_singleton
 from core.gateway.subscription import SubscriptionRunner
 from core.plugins._collect import describe
 from core.runtime import Runtime
-from hookspecs.source import CdcTrigger, CronTrigger, Source, SubscriptionTrigger, Trigger
-from hookspecs.toolkit import Toolkit
+from hookspecs import CdcTrigger, CronTrigger, Source, SubscriptionTrigger, Toolkit, Trigger
 
 log = logging.getLogger("core.gateway")
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from hookspecs.supervisor import Lease, Supervisor
+from hookspecs import Lease, Supervisor
 
 log = logging.getLogger("core.gateway")
 

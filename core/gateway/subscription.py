@@ -16,8 +16,7 @@ from typing import Any
 
 from core.gateway.drafts import checked, drafts_from_json
 from core.gateway.ingest import Ingestor
-from hookspecs.pubsub import Delivery, PubSub, Subscription
-from hookspecs.source import EventDraft, SubscriptionTrigger
+from hookspecs import Delivery, EventDraft, PubSub, Subscription, SubscriptionTrigger
 
 log = logging.getLogger("core.gateway")
 

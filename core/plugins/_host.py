@@ -21,9 +21,9 @@ from core.plugins._registry import AdapterRegistry
 
 #: The built-in plugins: registered through the same hooks as any other, before them.
 BUILTINS = {
-    "sqlite": "core.builtin.sqlite",
-    "memory": "core.builtin.memory",
-    "local": "core.builtin.local",
+    "sqlite": "core.builtin.sqlite.plugin",
+    "memory": "core.builtin.memory.plugin",
+    "local": "core.builtin.local.plugin",
 }
 APP_PLUGIN = "app"
 

@@ -17,7 +17,7 @@ import pluggy
 from core.errors import PluginError
 from core.plugins._collect import collect, describe
 from core.plugins._records import PluginRecord
-from hookspecs.registration import ADAPTER_KINDS, AdapterRegistration
+from hookspecs import ADAPTER_KINDS, AdapterRegistration
 
 #: Schemes we know a distribution for, to tell the user what to ``pip install``.
 KNOWN_PLUGINS = {

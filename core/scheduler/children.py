@@ -19,10 +19,7 @@ from datetime import datetime
 from core.errors import PipelineError
 from core.pipeline import Pipeline
 from core.scheduler.then import FollowUp, error_text
-from hookspecs.destination import Action, Payload
-from hookspecs.ids import new_id
-from hookspecs.store import Event, Job, Status
-from hookspecs.toolkit import Toolkit
+from hookspecs import Action, Event, Job, Payload, Status, Toolkit, new_id
 
 log = logging.getLogger("core.scheduler")
 

@@ -26,9 +26,7 @@ from datetime import UTC, datetime
 from core.runtime import Runtime
 from core.scheduler.runner import Runner
 from core.timing import Interval, parse_interval
-from hookspecs.destination import Action, Destination
-from hookspecs.store import Claim, Job
-from hookspecs.supervisor import Lease
+from hookspecs import Action, Claim, Destination, Job, Lease
 
 log = logging.getLogger("core.scheduler")
 

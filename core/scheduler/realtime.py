@@ -1,7 +1,7 @@
 """Realtime delivery: jobs announced on the broker are claimed and loaded at once.
 
 The consumer joins group ``core.scheduler`` on :data:`~hookspecs.JOBS_TOPIC` (schedulers share
-the messages). Each message names jobs of one action (:mod:`core.realtime`); they are claimed
+the messages). Each message names jobs of one action (:mod:`core.ready_jobs`); they are claimed
 by id, loaded, their transitions recorded, and only then is the message acknowledged: at
 least once. Jobs already claimed or finished (another scheduler, the poll, a duplicate
 message) are skipped by the claim, so such a message is simply acknowledged.
@@ -22,11 +22,10 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.realtime import ReadyJobs, decode
+from core.ready_jobs import ReadyJobs, decode
 from core.runtime import Runtime
 from core.scheduler.runner import Runner
-from hookspecs.pubsub import JOBS_TOPIC, Delivery, PubSub, Subscription
-from hookspecs.store import Claim
+from hookspecs import JOBS_TOPIC, Claim, Delivery, PubSub, Subscription
 
 log = logging.getLogger("core.scheduler")
 

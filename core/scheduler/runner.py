@@ -21,15 +21,24 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from core.realtime import encode
+from core.ready_jobs import encode
 from core.runtime import Runtime
 from core.scheduler.children import make_children, realtime_jobs
 from core.scheduler.then import decide
-from hookspecs.destination import Action, Destination
-from hookspecs.ids import new_id
-from hookspecs.pubsub import JOBS_TOPIC
-from hookspecs.store import Event, Job, Page, Queue, Status, Transition, WhereEvent
-from hookspecs.toolkit import Toolkit
+from hookspecs import (
+    JOBS_TOPIC,
+    Action,
+    Destination,
+    Event,
+    Job,
+    Page,
+    Queue,
+    Status,
+    Toolkit,
+    Transition,
+    WhereEvent,
+    new_id,
+)
 
 log = logging.getLogger("core.scheduler")
 T = TypeVar("T")

@@ -30,9 +30,7 @@ from core.scheduler.loop import ActionLoop
 from core.scheduler.realtime import RealtimeConsumer
 from core.scheduler.runner import Runner
 from core.scheduler.then import error_text
-from hookspecs.destination import Action, Destination
-from hookspecs.ids import new_id
-from hookspecs.store import Status, Transition
+from hookspecs import Action, Destination, Status, Transition, new_id
 
 log = logging.getLogger("core.scheduler")
 

@@ -26,9 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from core.timing import retry_at
-from hookspecs.destination import Schedule, Then
-from hookspecs.ids import new_id
-from hookspecs.store import Job, Status, Transition
+from hookspecs import Job, Schedule, Status, Then, Transition, new_id
 
 UNKNOWN_ERROR = "the load reported nothing about this job"
 

@@ -4,7 +4,7 @@
 (:mod:`~core.sqlstore.schema`), the schema version (:mod:`~core.sqlstore.versioning`), group
 commit through one writer task (:mod:`~core.sqlstore.writer`), claims and lease recovery
 (:mod:`~core.sqlstore.claims`), queries (:mod:`~core.sqlstore.reads`) and purge / rebuild
-(:mod:`~core.sqlstore.upkeep`). :class:`~core.sqlstore.sqlite.SQLiteStore` is the built-in
+(:mod:`~core.sqlstore.upkeep`). :class:`~core.builtin.sqlite.store.SQLiteStore` is the built-in
 dialect; another dialect (the PostgreSQL plugin) subclasses :class:`SQLStore` and overrides
 only what differs:
 

@@ -1,6 +1,6 @@
 """``SQLStore``: the :class:`~hookspecs.Store` protocol on SQLAlchemy Core's async engine.
 
-Dialect subclasses (:class:`~core.sqlstore.sqlite.SQLiteStore`, the PostgreSQL plugin's store)
+Dialect subclasses (:class:`~core.builtin.sqlite.store.SQLiteStore`, the PostgreSQL plugin's store)
 override the small hooks listed in :mod:`core.sqlstore`; everything else is shared.
 """
 

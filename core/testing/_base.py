@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 import pytest
 import pytest_asyncio
 
-from hookspecs.registration import AdapterRegistration
+from hookspecs import AdapterRegistration
 
 F = TypeVar("F", bound=Callable[..., Any])
 _REQUIRES = "_core_requires"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest_asyncio
 
 from core.testing.data import Names, advance, ids, later, make_event, make_transition, utcnow
-from hookspecs.store import Event, Job, Page, Queue, Status, Store, WhereEvent, WhereJob
+from hookspecs import Event, Job, Page, Queue, Status, Store, WhereEvent, WhereJob
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ import pytest_asyncio
 
 from core.testing._base import AdapterPool, AdapterSuite, _adapter_url, create_adapter
 from core.testing.pubsub import Inbox, PubSubSuite, ack_all, bodies
-from hookspecs.pubsub import Delivery, Message, PubSub, PubSubUnavailable
+from hookspecs import Delivery, Message, PubSub, PubSubUnavailable
 
 #: A group member in its own process: prints ``ready``, then the first body it receives, and
 #: hangs holding it unsettled. Arguments: adapter URL, options (JSON), topic, group.

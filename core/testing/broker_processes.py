@@ -23,7 +23,7 @@ import pytest
 
 from core.testing._base import create_adapter
 from core.testing.processes import Deployment
-from hookspecs.pubsub import Message, PubSub
+from hookspecs import Message, PubSub
 
 #: What ``broker_outage`` gives: the pub/sub URL to deploy with, and a callable returning a
 #: context manager that stops the broker for its block and always starts it again.

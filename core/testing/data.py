@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hookspecs.ids import new_id
-from hookspecs.store import Event, Job, Queue, Status, Transition
+from hookspecs import Event, Job, Queue, Status, Transition, new_id
 
 
 @dataclass(frozen=True, slots=True)

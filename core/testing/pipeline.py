@@ -21,19 +21,26 @@ from core.gateway.drafts import drafts_from_json
 from core.testing._base import CapabilitySuite, requires
 from core.testing.data import make_event, make_job
 from core.timing import parse_interval
-from hookspecs.destination import Action, Destination, Payload, Schedule, Then, check_name
-from hookspecs.source import (
+from hookspecs import (
+    Action,
     CdcTrigger,
     CronTrigger,
+    Destination,
+    Event,
     EventDraft,
     HttpRequest,
     HttpTrigger,
+    Migration,
+    Payload,
+    Queue,
+    Schedule,
     Source,
+    Status,
     SubscriptionTrigger,
+    Then,
+    Toolkit,
+    check_name,
 )
-from hookspecs.store import Event, Queue, Status
-from hookspecs.toolkit import Toolkit
-from hookspecs.wanderer import Migration
 
 T = TypeVar("T")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -1,6 +1,6 @@
 """The pub/sub conformance suite: at-least-once delivery through consumer groups.
 
-Checks what :mod:`hookspecs.pubsub` promises: every group of a topic gets every message
+Checks what the pubsub protocol of :mod:`hookspecs` promises: every group of a topic gets every message
 published after it subscribed, one member of a group gets each message, and what was not
 acknowledged (nacked, or held by a member that left) is delivered again. ``reconnect``
 (close the adapter, open it again, and find the group where it was) is a capability.
@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 
 from core.testing._base import AdapterSuite, requires
-from hookspecs.pubsub import Delivery, Message, PubSub, Subscription
+from hookspecs import Delivery, Message, PubSub, Subscription
 
 
 class Inbox:

@@ -1,6 +1,6 @@
 """The store conformance suite: append-only history, safe claims, correct queries.
 
-Checks what :mod:`hookspecs.store` promises. Every test names its own sources, destinations
+Checks what the store protocol of :mod:`hookspecs` promises. Every test names its own sources, destinations
 and actions, so the suite also runs against a database shared between tests; ``purge`` is a
 capability. The query checks are in :mod:`core.testing._store_queries`.
 """
@@ -16,7 +16,7 @@ import pytest
 from core.testing._base import AdapterPool, AdapterSuite, requires
 from core.testing._store_queries import StoreQueryChecks
 from core.testing.data import Names, advance, ids, later, make_event, make_job, make_transition, same_time, utcnow
-from hookspecs.store import Claim, Event, Job, Queue, Status, Store, Transition
+from hookspecs import Claim, Event, Job, Queue, Status, Store, Transition
 
 
 async def move(store: Store, job: Job, *states: Status, at: datetime | None = None, **fields: Any) -> Job:

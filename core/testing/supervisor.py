@@ -1,6 +1,6 @@
 """The supervisor conformance suite: exclusive leases that expire and fence, and a node registry.
 
-Checks what :mod:`hookspecs.supervisor` promises. Two adapters opened from the same URL are
+Checks what the supervisor protocol of :mod:`hookspecs` promises. Two adapters opened from the same URL are
 two clients (two nodes) of one supervisor service.
 """
 
@@ -14,7 +14,7 @@ from typing import ClassVar
 import pytest
 
 from core.testing._base import AdapterPool, AdapterSuite
-from hookspecs.supervisor import Lease, Node, Supervisor
+from hookspecs import Lease, Node, Supervisor
 
 
 def make_node(service: str = "scheduler", **meta: str) -> Node:

@@ -1,6 +1,6 @@
 """The wanderer conformance suite: the history of migration runs, per scope.
 
-Checks what :mod:`hookspecs.wanderer` promises: every recorded transition is kept, oldest
+Checks what the wanderer protocol of :mod:`hookspecs` promises: every recorded transition is kept, oldest
 first; ``applied`` lists the versions whose latest run is a succeeded ``up``, in version order.
 """
 
@@ -12,9 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.testing._base import AdapterPool, AdapterSuite
-from hookspecs.ids import new_id
-from hookspecs.store import Status
-from hookspecs.wanderer import Direction, MigrationRun, Wanderer
+from hookspecs import Direction, MigrationRun, Status, Wanderer, new_id
 
 _T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

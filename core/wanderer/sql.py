@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from core.builtin.sqlite.engine import begin_immediate, database_path, make_parent, sqlite_engine
 from core.errors import ConfigError
 from core.sqlstore.schema import UTCDateTime
-from core.sqlstore.sqlite_engine import begin_immediate, database_path, make_parent, sqlite_engine
 from core.sqlstore.store import async_url
 from core.sqlstore.versioning import Step, ensure_schema
 from hookspecs import Direction, MigrationRun, Status

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from core.errors import CoreError
 from core.testing import create_adapter
 from core.testing.packaging import PluginPackagingSuite
+from hookspecs import CoreError
 
 from core_plugin_kafka._options import KafkaOptions
 from core_plugin_kafka.pubsub import KafkaPubSub

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from core.errors import ConfigError, PipelineError
 from core.testing import create_adapter
 from core.testing.packaging import PluginPackagingSuite
+from hookspecs import ConfigError, PipelineError
 
 from core_plugin_nats._options import NatsOptions
 from core_plugin_nats.pubsub import NatsPubSub

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from core.errors import ConfigError
+from hookspecs import ConfigError
 
 from core_plugin_postgres.plugin import options_for
 

@@ -6,8 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from core.errors import ConfigError
-from hookspecs import JOBS_TOPIC, Delivery, Message
+from hookspecs import JOBS_TOPIC, ConfigError, Delivery, Message
 
 from core_plugin_postgres.pubsub import PostgresPubSub, PostgresSubscription
 

@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 import pytest
-from core.errors import ConfigError
 from core.testing.broker import BrokerDeliverySuite, Clients, DeadLetterSuite
-from hookspecs import Delivery, Message
+from hookspecs import ConfigError, Delivery, Message
 
 from core_plugin_rabbitmq._subscription import DEAD_REASON, RabbitDelivery
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from core.errors import ConfigError, PipelineError
 from core.testing import create_adapter
 from core.testing.packaging import PluginPackagingSuite
+from hookspecs import ConfigError, PipelineError
 
 from core_plugin_rabbitmq._options import RabbitOptions
 from core_plugin_rabbitmq.pubsub import RabbitPubSub

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.adapter_options import AdapterURL, Option, choice, read_options
-from core.errors import CoreError
+from hookspecs import AdapterURL, CoreError, Option, choice, read_options
 
 #: URL scheme -> librdkafka ``security.protocol``.
 SCHEMES = {"kafka": "PLAINTEXT", "kafka+ssl": "SSL", "kafka+sasl": "SASL_SSL"}

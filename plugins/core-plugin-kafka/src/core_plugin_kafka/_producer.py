@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import confluent_kafka
-from hookspecs.pubsub import Message, PubSubUnavailable
+from hookspecs import Message, PubSubUnavailable
 
 log = logging.getLogger("core_plugin_kafka")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import confluent_kafka
 from confluent_kafka import TopicPartition
-from hookspecs.pubsub import Message, PubSubUnavailable
+from hookspecs import Message, PubSubUnavailable
 
 from core_plugin_kafka._offsets import PartitionOffsets
 from core_plugin_kafka._options import KafkaOptions

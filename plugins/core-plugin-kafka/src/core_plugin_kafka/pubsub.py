@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hookspecs.pubsub import Message, PubSubUnavailable
+from hookspecs import Message, PubSubUnavailable
 
 from core_plugin_kafka._options import KafkaOptions
 from core_plugin_kafka._producer import AsyncProducer

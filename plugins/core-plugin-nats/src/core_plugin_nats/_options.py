@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.adapter_options import AdapterURL, Option, choice, number, path, read_options, tls_context
-from core.errors import PipelineError
+from hookspecs import AdapterURL, Option, PipelineError, choice, number, path, read_options, tls_context
 
 from core_plugin_nats.plugin import SCHEMES
 

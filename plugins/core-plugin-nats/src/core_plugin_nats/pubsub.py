@@ -21,8 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.errors import ConfigError
-from hookspecs import Message, PubSubUnavailable
+from hookspecs import ConfigError, Message, PubSubUnavailable
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (

@@ -12,7 +12,7 @@ import contextlib
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from core.errors import ConfigError
+from hookspecs import ConfigError
 
 SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 

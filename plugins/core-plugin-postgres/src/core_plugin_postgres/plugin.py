@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import ConfigError
-from hookspecs import AdapterRegistration, PubSub, Store, Supervisor, Wanderer, hookimpl
+from hookspecs import AdapterRegistration, ConfigError, PubSub, Store, Supervisor, Wanderer, hookimpl
 
 SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 

@@ -25,8 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
-from core.errors import ConfigError
-from hookspecs.pubsub import JOBS_TOPIC, Message, PubSubUnavailable
+from hookspecs import JOBS_TOPIC, ConfigError, Message, PubSubUnavailable
 
 from core_plugin_postgres._pg import DISCONNECTED, connect, create_pool, create_schema, redacted
 

@@ -27,11 +27,10 @@ import functools
 from typing import Any
 
 import asyncpg
-from core.errors import ConfigError
 from core.sqlstore import SQLStore
 from core.sqlstore.rows import UPDATE_PREFIX
 from core.sqlstore.schema import job_state, jobs
-from hookspecs import StoreUnavailable
+from hookspecs import ConfigError, StoreUnavailable
 from sqlalchemy import Column, Select, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator

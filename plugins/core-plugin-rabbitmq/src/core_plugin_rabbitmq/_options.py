@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlunsplit
 
-from core.adapter_options import AdapterURL, Option, number, path, read_options, tls_context
-from core.errors import PipelineError
+from hookspecs import AdapterURL, Option, PipelineError, number, path, read_options, tls_context
 
 from core_plugin_rabbitmq.plugin import SCHEMES
 

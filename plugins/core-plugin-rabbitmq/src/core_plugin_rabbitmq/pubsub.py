@@ -19,8 +19,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection, DeliveryMode
 from aio_pika.exceptions import ChannelPreconditionFailed
-from core.errors import ConfigError
-from hookspecs import Message, PubSubUnavailable
+from hookspecs import ConfigError, Message, PubSubUnavailable
 
 from core_plugin_rabbitmq._options import RabbitOptions
 from core_plugin_rabbitmq._subscription import KEY_HEADER, UNAVAILABLE, RabbitSubscription

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from hookspecs._markers import hookspec
-from hookspecs.registration import AdapterRegistration
+from hookspecs._registration import AdapterRegistration
 
 
 class Status(StrEnum):

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.errors import CoreError
-from hookspecs.pubsub import Message, PubSubUnavailable
+from hookspecs import Message, PubSubUnavailable
 
 DEFAULT_MAX_PENDING = 10_000
 DEFAULT_PUBLISH_TIMEOUT = 5.0

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.errors import CoreError
-from hookspecs.supervisor import Lease, Node
+from hookspecs import Lease, Node
 
 DEFAULT_NODE_TTL = 30.0
 

@@ -8,7 +8,7 @@ from hookspecs import AdapterRegistration, PubSub, hookimpl
 
 
 def _pubsub(url: str, options: dict[str, Any]) -> PubSub:
-    from core.memory_pubsub import MemoryPubSub
+    from core.builtin.memory.pubsub import MemoryPubSub
 
     return MemoryPubSub(url, **options)
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from hookspecs._markers import hookspec
-from hookspecs.store import Event, Transition
-from hookspecs.toolkit import Toolkit
+from hookspecs._store import Event, Transition
+from hookspecs._toolkit import Toolkit
 
 
 class LifecycleSpec:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from core.errors import ConfigError
+from hookspecs._errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from hookspecs import AdapterRegistration, Supervisor, hookimpl
 
 
 def _supervisor(url: str, options: dict[str, Any]) -> Supervisor:
-    from core.local_supervisor import LocalSupervisor
+    from core.builtin.local.supervisor import LocalSupervisor
 
     return LocalSupervisor(url, **options)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from core.sqlstore.sqlite_engine import STATE_UPDATE_SQL, sqlite_sync_engine
+from core.builtin.sqlite.engine import STATE_UPDATE_SQL, sqlite_sync_engine
 from core.sqlstore.writer import SyncTask, Work
 
 log = logging.getLogger(__name__)

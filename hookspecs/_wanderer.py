@@ -14,8 +14,8 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from hookspecs._markers import hookspec
-from hookspecs.registration import AdapterRegistration
-from hookspecs.store import Status
+from hookspecs._registration import AdapterRegistration
+from hookspecs._store import Status
 
 
 class Direction(StrEnum):

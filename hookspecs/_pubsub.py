@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from hookspecs._markers import hookspec
-from hookspecs.registration import AdapterRegistration
+from hookspecs._registration import AdapterRegistration
 
 #: The topic the gateway publishes realtime jobs on (prefixed by the adapter's options).
 JOBS_TOPIC = "core.jobs"

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from hookspecs.pubsub import Message
-from hookspecs.store import Job
+from hookspecs import Job, Message
 
 VERSION = "1"
 

@@ -2,7 +2,7 @@
 
 A :class:`Destination` holds :class:`Action` objects and a default :class:`Schedule`. An
 action's ``marshal`` turns an event into a job payload; its ``load`` receives a
-:class:`~hookspecs.store.Queue` of due jobs and reports what happened with :class:`Then`.
+:class:`~hookspecs._store.Queue` of due jobs and reports what happened with :class:`Then`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from hookspecs._markers import hookspec
-from hookspecs.store import Event, Queue
-from hookspecs.toolkit import Toolkit
-from hookspecs.wanderer import Migration
+from hookspecs._store import Event, Queue
+from hookspecs._toolkit import Toolkit
+from hookspecs._wanderer import Migration
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 

@@ -8,7 +8,7 @@ from hookspecs import AdapterRegistration, Store, Wanderer, hookimpl
 
 
 def _store(url: str, options: dict[str, Any]) -> Store:
-    from core.sqlstore.sqlite import SQLiteStore
+    from core.builtin.sqlite.store import SQLiteStore
 
     return SQLiteStore(url, **options)
 

@@ -1,6 +1,6 @@
 """``SQLiteStore``: the embedded store on a SQLite file (WAL, group commit, one writer).
 
-The connection set-up is in :mod:`core.sqlstore.sqlite_engine`. ``sqlite:///:memory:`` works
+The connection set-up is in :mod:`core.builtin.sqlite.engine`. ``sqlite:///:memory:`` works
 too: one connection that reads and writes take in turn (an in-memory database exists only
 inside its connection), for tests and throw-away runs; nothing survives ``close``.
 """
@@ -16,10 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.errors import ConfigError
-from core.sqlstore import claims
-from core.sqlstore.schema import events, job_state, jobs, transitions
-from core.sqlstore.sqlite_engine import (
+from core.builtin.sqlite.engine import (
     STATE_UPDATE_SQL,
     begin_immediate,
     database_path,
@@ -29,7 +26,10 @@ from core.sqlstore.sqlite_engine import (
     sqlite_unavailable,
     state_update_params,
 )
-from core.sqlstore.sqlite_writer import WriterThread
+from core.builtin.sqlite.writer_thread import WriterThread
+from core.errors import ConfigError
+from core.sqlstore import claims
+from core.sqlstore.schema import events, job_state, jobs, transitions
 from core.sqlstore.store import SQLStore, async_url
 from core.sqlstore.writer import SyncTask, Work, WriteSet, merged
 from hookspecs import Claim, Job, StoreUnavailable
@@ -97,7 +97,7 @@ class SQLiteStore(SQLStore):
 
     async def _transaction(self, batch: list[Work]) -> list[Any]:
         """A batch of row inserts and claims runs in ONE call to the writer thread
-        (:mod:`~core.sqlstore.sqlite_writer`); a batch with other tasks (recovery, purge) takes
+        (:mod:`~core.builtin.sqlite.writer_thread`); a batch with other tasks (recovery, purge) takes
         the shared async path. The two never overlap: the group writer runs one batch at a time."""
         if self._writer_thread is None or not all(isinstance(work, WriteSet | SyncTask) for work in batch):
             return await super()._transaction(batch)

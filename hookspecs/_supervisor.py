@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from hookspecs._markers import hookspec
-from hookspecs.registration import AdapterRegistration
+from hookspecs._registration import AdapterRegistration
 
 
 @dataclass(frozen=True, slots=True)

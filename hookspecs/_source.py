@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from hookspecs._destination import check_name
 from hookspecs._markers import hookspec
-from hookspecs.destination import check_name
-from hookspecs.pubsub import Message
-from hookspecs.toolkit import Toolkit
-from hookspecs.wanderer import Migration
+from hookspecs._pubsub import Message
+from hookspecs._toolkit import Toolkit
+from hookspecs._wanderer import Migration
 
 
 @dataclass(slots=True)

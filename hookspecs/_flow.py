@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from hookspecs._destination import check_name
 from hookspecs._markers import hookspec
-from hookspecs.destination import check_name
-from hookspecs.store import Event
+from hookspecs._store import Event
 
 
 @dataclass(frozen=True, slots=True)

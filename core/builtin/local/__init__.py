@@ -1,0 +1,1 @@
+"""Built-in ``local``: an in-process supervisor (code and hookimpls together)."""

@@ -1,0 +1,1 @@
+"""Built-in ``memory``: in-process pub/sub (code and hookimpls together)."""

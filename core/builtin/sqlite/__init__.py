@@ -1,0 +1,1 @@
+"""Built-in ``sqlite``: the embedded store and wanderer on SQLite (dialect, engine, writer thread)."""
