@@ -30,3 +30,8 @@ class PluginError(CoreError):
 
 class PipelineError(CoreError):
     """The user's pipeline (sources, flows, destinations) is inconsistent."""
+
+
+# A traceback names each error by its one import path, ``hookspecs.PluginError``.
+for _error in (CoreError, ConfigError, PluginError, PipelineError):
+    _error.__module__ = "hookspecs"

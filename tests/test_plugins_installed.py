@@ -132,7 +132,7 @@ def test_two_plugins_claiming_one_scheme_is_an_error_naming_both(scratch_env: Sc
             "PluginHost(load_settings()).registry.resolve('store', 'example://x')\n"
         )
         resolved = scratch_env.python_code(code)
-        assert "core.errors.PluginError" in resolved.stderr
+        assert "hookspecs.PluginError" in resolved.stderr
         assert "plugin 'example' (core-plugin-example) and plugin 'clash' (core-plugin-clash)" in resolved.stderr
     finally:
         scratch_env.uninstall("core-plugin-clash")
