@@ -1,8 +1,9 @@
 """The pipeline: every source, destination and flow that the plugins and the app register,
 checked for consistency once at start-up and indexed for the hot path.
 
-Two registrations with one name, a flow naming a source or action that does not exist, or a
-schedule whose interval does not parse, stop start-up with a :class:`PipelineError` naming
+Two registrations with one name, a flow naming a source or action that does not exist, a
+schedule whose interval does not parse, or two migrations of one scope with one version, stop
+start-up with a :class:`PipelineError` naming
 the plugins involved.
 """
 
@@ -16,7 +17,7 @@ from core.errors import PipelineError
 from core.plugins import PluginHost, collect
 from core.plugins._collect import describe
 from core.timing import parse_interval
-from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, Trigger
+from hookspecs import Action, Destination, Flow, HttpTrigger, Migration, Schedule, Source, Trigger
 
 T = TypeVar("T")
 
@@ -41,6 +42,24 @@ def _index(kind: str, pairs: Iterable[tuple[str, Any]], cls: type[T], owners: di
     return found
 
 
+def _migrations(pairs: Iterable[tuple[str, Any]]) -> list[Migration]:
+    """The offered migrations, refusing wrong types and a scope's version offered twice."""
+    found: dict[tuple[str, str], tuple[str, Migration]] = {}
+    for plugin, item in pairs:
+        if not isinstance(item, Migration):
+            raise PipelineError(f"plugin {plugin!r}: core_register_migrations returned {item!r}, not a Migration")
+        key = (item.scope, item.version)
+        if key in found:
+            other, first = found[key]
+            raise PipelineError(
+                f"two migrations of {item.scope} have version {item.version}: {first.name!r} from plugin "
+                f"{other!r} and {item.name!r} from plugin {plugin!r}",
+                hint="give every migration of a scope its own version",
+            )
+        found[key] = (plugin, item)
+    return [migration for _, migration in found.values()]
+
+
 @dataclass(slots=True)
 class Pipeline:
     """Sources, destinations and flows, validated; lookups used by gateway and scheduler."""
@@ -49,6 +68,8 @@ class Pipeline:
     destinations: dict[str, Destination]
     flows: list[Flow]
     owners: dict[str, str] = field(default_factory=dict)
+    #: The migrations plugins and the app offer (``core_register_migrations``), checked.
+    migrations: list[Migration] = field(default_factory=list)
     _by_trigger: dict[tuple[str, str], list[Flow]] = field(default_factory=dict)
 
     @classmethod
@@ -64,7 +85,8 @@ class Pipeline:
             "destination", collect(host.pm, "core_register_destinations", broken), Destination, owners
         )
         flows = list(_index("flow", collect(host.pm, "core_register_flows", broken), Flow, owners).values())
-        pipeline = cls(sources, destinations, flows, owners)
+        migrations = _migrations(collect(host.pm, "core_register_migrations", broken))
+        pipeline = cls(sources, destinations, flows, owners, migrations)
         pipeline.validate()
         return pipeline
 

@@ -182,7 +182,7 @@ class DestinationSpec:
     """Hook that registers destinations."""
 
     @hookspec
-    def core_register_destinations(self) -> list[Destination]:  # type: ignore[empty-body]
+    def core_register_destinations(self) -> list[Destination]:
         """Offer destinations (with their actions).
 
         **When called:** once at start-up of the gateway (to marshal) and the scheduler (to
@@ -205,3 +205,4 @@ class DestinationSpec:
             def core_register_destinations():
                 return [Destination("logger", actions=[Log()])]
         """
+        raise NotImplementedError  # declared here, implemented by plugins

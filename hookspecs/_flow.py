@@ -51,7 +51,7 @@ class FlowSpec:
     """Hook that registers flows."""
 
     @hookspec
-    def core_register_flows(self) -> list[Flow]:  # type: ignore[empty-body]
+    def core_register_flows(self) -> list[Flow]:
         """Offer flows.
 
         **When called:** once at gateway start-up.
@@ -65,3 +65,4 @@ class FlowSpec:
             def core_register_flows():
                 return [Flow("orders-to-crm", source="shop", actions=["crm.identify"])]
         """
+        raise NotImplementedError  # declared here, implemented by plugins

@@ -87,7 +87,7 @@ class LifecycleSpec:
         """
 
     @hookspec
-    def core_gateway_routes(self) -> list[Any]:  # type: ignore[empty-body]
+    def core_gateway_routes(self) -> list[Any]:
         """Add routes to the gateway's web application.
 
         **When called:** once when the gateway builds its application.
@@ -103,9 +103,10 @@ class LifecycleSpec:
                 from starlette.routing import Route
                 return [Route("/_version", lambda request: PlainTextResponse("1.0"))]
         """
+        raise NotImplementedError  # declared here, implemented by plugins
 
     @hookspec
-    def core_cli_commands(self) -> list[Any]:  # type: ignore[empty-body]
+    def core_cli_commands(self) -> list[Any]:
         """Add sub-commands to the ``core`` command line.
 
         **When called:** when the ``core`` CLI starts.
@@ -123,3 +124,4 @@ class LifecycleSpec:
                     click.echo("hello from my plugin")
                 return [hello]
         """
+        raise NotImplementedError  # declared here, implemented by plugins

@@ -80,7 +80,7 @@ class PubSubSpec:
     """Hook that registers pub/sub adapters."""
 
     @hookspec
-    def core_register_pubsubs(self) -> list[AdapterRegistration[PubSub]]:  # type: ignore[empty-body]
+    def core_register_pubsubs(self) -> list[AdapterRegistration[PubSub]]:
         """Offer pub/sub adapters.
 
         **When called:** once, when the host builds its adapter registry.
@@ -97,3 +97,4 @@ class PubSubSpec:
                     return MyPubSub(url, **options)
                 return [AdapterRegistration(name="mq", schemes=("mq",), factory=make)]
         """
+        raise NotImplementedError  # declared here, implemented by plugins

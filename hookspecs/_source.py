@@ -181,7 +181,7 @@ class SourceSpec:
     """Hook that registers sources."""
 
     @hookspec
-    def core_register_sources(self) -> list[Source]:  # type: ignore[empty-body]
+    def core_register_sources(self) -> list[Source]:
         """Offer sources (with their triggers).
 
         **When called:** once at gateway start-up, and by CLI commands that show the pipeline.
@@ -194,3 +194,4 @@ class SourceSpec:
             def core_register_sources():
                 return [Source("shop", triggers=[HttpTrigger("orders", "/webhooks/orders")])]
         """
+        raise NotImplementedError  # declared here, implemented by plugins

@@ -220,7 +220,7 @@ class StoreSpec:
     """Hook that registers store adapters."""
 
     @hookspec
-    def core_register_stores(self) -> list[AdapterRegistration[Store]]:  # type: ignore[empty-body]
+    def core_register_stores(self) -> list[AdapterRegistration[Store]]:
         """Offer store adapters.
 
         **When called:** once, when the host builds its adapter registry (start-up, and
@@ -239,3 +239,4 @@ class StoreSpec:
                     return MyStore(url, **options)
                 return [AdapterRegistration(name="mydb", schemes=("mydb",), factory=make)]
         """
+        raise NotImplementedError  # declared here, implemented by plugins

@@ -72,7 +72,7 @@ class SupervisorSpec:
     """Hook that registers supervisor adapters."""
 
     @hookspec
-    def core_register_supervisors(self) -> list[AdapterRegistration[Supervisor]]:  # type: ignore[empty-body]
+    def core_register_supervisors(self) -> list[AdapterRegistration[Supervisor]]:
         """Offer supervisor adapters.
 
         **When called:** once, when the host builds its adapter registry.
@@ -89,3 +89,4 @@ class SupervisorSpec:
                     return MySupervisor(url)
                 return [AdapterRegistration(name="zk", schemes=("zk",), factory=make)]
         """
+        raise NotImplementedError  # declared here, implemented by plugins

@@ -74,7 +74,7 @@ class WandererSpec:
     """Hooks that register wanderer adapters and migrations."""
 
     @hookspec
-    def core_register_wanderers(self) -> list[AdapterRegistration[Wanderer]]:  # type: ignore[empty-body]
+    def core_register_wanderers(self) -> list[AdapterRegistration[Wanderer]]:
         """Offer wanderer adapters.
 
         **When called:** once, when the host builds its adapter registry.
@@ -91,12 +91,16 @@ class WandererSpec:
                     return MyWanderer(url)
                 return [AdapterRegistration(name="mydb", schemes=("mydb",), factory=make)]
         """
+        raise NotImplementedError  # declared here, implemented by plugins
 
     @hookspec
-    def core_register_migrations(self) -> list[Migration]:  # type: ignore[empty-body]
+    def core_register_migrations(self) -> list[Migration]:
         """Offer migrations of the plugin's own scopes (its adapters, sources, destinations).
 
-        **When called:** by ``core migrate`` and at start-up to check what is pending.
+        **When called:** once at start-up, when the host builds the pipeline: every item must be
+        a :class:`Migration`, and a scope's version may be offered once (start-up stops with an
+        error naming both plugins otherwise). The checked list is ``Pipeline.migrations``,
+        which the migration runner (``core.wanderer.runner``) applies.
 
         :return: the :class:`Migration` objects; the wanderer orders them by version per scope.
 
@@ -108,3 +112,4 @@ class WandererSpec:
                 async def down(): ...
                 return [Migration("001", "destination:warehouse", "create orders", up, down)]
         """
+        raise NotImplementedError  # declared here, implemented by plugins
