@@ -21,8 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.testing._base import AdapterPool, AdapterSuite, create_adapter, registration, requires
-    from core.testing.broker import BrokerDeliverySuite, BrokerOutageSuite, DeadLetterSuite
-    from core.testing.broker_processes import BrokerEndToEndSuite, DeadLetterEndToEndSuite
+    from core.testing.broker import BrokerDeliverySuite, BrokerOutageSuite, Clients, DeadLetterSuite, free_port
+    from core.testing.broker_processes import (
+        FEED_GROUP,
+        FEED_TOPIC,
+        BrokerEndToEndSuite,
+        DeadLetterEndToEndSuite,
+        Outage,
+    )
     from core.testing.data import (
         Names,
         make_event,
@@ -36,12 +42,19 @@ if TYPE_CHECKING:
     from core.testing.packaging import PluginPackagingSuite
     from core.testing.pipeline import DestinationSuite, SourceSuite
     from core.testing.processes import RECORDING_APP, CoreProcess, Deployment
-    from core.testing.pubsub import Inbox, PubSubSuite
+    from core.testing.pubsub import Inbox, PubSubSuite, ack_all, bodies
     from core.testing.store import StoreSuite
     from core.testing.supervisor import SupervisorSuite, make_node
     from core.testing.wanderer import RunLog, WandererSuite
 
 _WHERE = {
+    "Clients": "broker",
+    "free_port": "broker",
+    "FEED_GROUP": "broker_processes",
+    "FEED_TOPIC": "broker_processes",
+    "Outage": "broker_processes",
+    "ack_all": "pubsub",
+    "bodies": "pubsub",
     "AdapterPool": "_base", "AdapterSuite": "_base", "create_adapter": "_base", "registration": "_base",
     "requires": "_base",
     "BrokerDeliverySuite": "broker", "BrokerOutageSuite": "broker", "DeadLetterSuite": "broker",
@@ -58,12 +71,15 @@ _WHERE = {
 }
 
 __all__ = [
+    "FEED_GROUP",
+    "FEED_TOPIC",
     "RECORDING_APP",
     "AdapterPool",
     "AdapterSuite",
     "BrokerDeliverySuite",
     "BrokerEndToEndSuite",
     "BrokerOutageSuite",
+    "Clients",
     "CoreProcess",
     "DeadLetterEndToEndSuite",
     "DeadLetterSuite",
@@ -71,6 +87,7 @@ __all__ = [
     "DestinationSuite",
     "Inbox",
     "Names",
+    "Outage",
     "PluginPackagingSuite",
     "PubSubSuite",
     "RunLog",
@@ -78,7 +95,10 @@ __all__ = [
     "StoreSuite",
     "SupervisorSuite",
     "WandererSuite",
+    "ack_all",
+    "bodies",
     "create_adapter",
+    "free_port",
     "make_event",
     "make_events",
     "make_job",

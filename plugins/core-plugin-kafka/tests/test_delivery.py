@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from conftest import Cluster, close_consumer
-from core.testing.pubsub import Inbox, ack_all, bodies
+from core.testing import Inbox, ack_all, bodies
 from hookspecs import Message, PubSubUnavailable
 
 from core_plugin_kafka.pubsub import KafkaPubSub

@@ -14,8 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from conftest import Cluster, close_consumer
-from core.testing.broker_processes import FEED_GROUP, FEED_TOPIC, BrokerEndToEndSuite, Outage
-from core.testing.pubsub import Inbox
+from core.testing import FEED_GROUP, FEED_TOPIC, BrokerEndToEndSuite, Inbox, Outage
 from hookspecs import Message
 
 from core_plugin_kafka.pubsub import KafkaPubSub

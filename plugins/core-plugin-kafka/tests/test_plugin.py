@@ -7,8 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from core.testing import create_adapter
-from core.testing.packaging import PluginPackagingSuite
+from core.testing import PluginPackagingSuite, create_adapter
 from hookspecs import CoreError
 
 from core_plugin_kafka._options import KafkaOptions

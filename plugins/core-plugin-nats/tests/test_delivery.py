@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 import pytest
-from core.testing.broker import BrokerDeliverySuite, Clients, DeadLetterSuite
-from core.testing.pubsub import Inbox
+from core.testing import BrokerDeliverySuite, Clients, DeadLetterSuite, Inbox
 from hookspecs import Delivery, Message
 
 from core_plugin_nats._subscription import DEAD_DELIVERIES, NatsDelivery

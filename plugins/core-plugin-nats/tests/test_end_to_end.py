@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 
 import nats
 import pytest
-from core.testing.broker_processes import DeadLetterEndToEndSuite, Outage
+from core.testing import DeadLetterEndToEndSuite, Outage
 from nats.js.errors import NotFoundError
 
 from core_plugin_nats._options import NatsOptions

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from core.testing import create_adapter
-from core.testing.packaging import PluginPackagingSuite
+from core.testing import PluginPackagingSuite, create_adapter
 from hookspecs import ConfigError, PipelineError
 
 from core_plugin_nats._options import NatsOptions

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from typing import ClassVar
 
 import pytest
-from core.testing.broker import BrokerOutageSuite, free_port
+from core.testing import BrokerOutageSuite, free_port
 
 pytestmark = pytest.mark.slow
 

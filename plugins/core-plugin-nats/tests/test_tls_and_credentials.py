@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from core.testing.pubsub import Inbox, ack_all, bodies
+from core.testing import Inbox, ack_all, bodies
 from hookspecs import Message, PubSubUnavailable
 
 from core_plugin_nats.pubsub import NatsPubSub

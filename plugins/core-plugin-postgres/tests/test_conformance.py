@@ -9,10 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from core.testing.pubsub import PubSubSuite
-from core.testing.store import StoreSuite
-from core.testing.supervisor import SupervisorSuite
-from core.testing.wanderer import WandererSuite
+from core.testing import PubSubSuite, StoreSuite, SupervisorSuite, WandererSuite
 
 
 class TestSupervisor(SupervisorSuite):

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from core.testing.processes import Deployment
+from core.testing import Deployment
 from hookspecs import Page, WhereEvent
 from test_cluster import HERE, all_jobs
 

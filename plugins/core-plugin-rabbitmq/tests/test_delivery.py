@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 import pytest
-from core.testing.broker import BrokerDeliverySuite, Clients, DeadLetterSuite
+from core.testing import BrokerDeliverySuite, Clients, DeadLetterSuite
 from hookspecs import ConfigError, Delivery, Message
 
 from core_plugin_rabbitmq._subscription import DEAD_REASON, RabbitDelivery

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 import aio_pika
 import pytest
 from aio_pika.exceptions import ChannelNotFoundEntity
-from core.testing.broker_processes import DeadLetterEndToEndSuite, Outage
+from core.testing import DeadLetterEndToEndSuite, Outage
 
 from core_plugin_rabbitmq._options import RabbitOptions
 
