@@ -25,13 +25,19 @@ from hookspecs._errors import ConfigError
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    """One option: ``convert`` turns a raw value (a URL string or a TOML value) into the
-    setting, raising ``ValueError`` or ``TypeError`` for a bad one; ``allowed`` says what is
-    allowed (the hint of the error)."""
+    """One option of an adapter's schema (its name is its key in the schema mapping).
+
+    ``convert`` turns a raw value (a URL string or a TOML value) into the setting, raising
+    ``ValueError`` or ``TypeError`` for a bad one; ``allowed`` says what is allowed (the hint of
+    the error); ``help`` says what the option does (the plugin's option table in the docs);
+    ``secret`` options are never shown, in a message or a listing, with their value.
+    """
 
     convert: Callable[[Any], Any]
     default: Any
     allowed: str
+    help: str = ""
+    secret: bool = False
 
 
 def number(kind: type[int] | type[float], low: float, high: float = math.inf) -> Callable[[Any], Any]:

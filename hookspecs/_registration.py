@@ -8,9 +8,11 @@ inside the factory and listing plugins stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+
+from hookspecs._options import Option
 
 AdapterT = TypeVar("AdapterT")
 
@@ -29,6 +31,8 @@ class AdapterRegistration(Generic[AdapterT]):
     :param capabilities: features the adapter declares (the conformance kit runs the checks of
         each one it declares, and only skips those it does not declare).
     :param description: one line for ``core plugins list``.
+    :param options: the adapter's option schema, by option name: what ``[options.<name>]``
+        (and, for adapters whose URL query carries options, the URL query) may set.
     """
 
     name: str
@@ -36,6 +40,7 @@ class AdapterRegistration(Generic[AdapterT]):
     factory: Callable[[str, dict[str, Any]], AdapterT]
     capabilities: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
+    options: Mapping[str, Option] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
