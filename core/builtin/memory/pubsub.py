@@ -16,18 +16,26 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from core.errors import CoreError
-from hookspecs import Message, PubSubUnavailable
+from core.brokers import BrokerDelivery, BrokerPubSub, BrokerSubscription
+from hookspecs import Message, Option, PubSubUnavailable, number, read_options
 
-DEFAULT_MAX_PENDING = 10_000
-DEFAULT_PUBLISH_TIMEOUT = 5.0
+#: The options of ``[options.memory]``.
+OPTIONS: dict[str, Option] = {
+    "max_pending": Option(
+        number(int, 1), 10_000, "a whole number >= 1", "messages one group holds (waiting plus unacknowledged)"
+    ),
+    "publish_timeout": Option(
+        number(float, 0), 5.0, "seconds, >= 0", "how long a publisher waits for room before the broker is unavailable"
+    ),
+}
 
 
 @dataclass(slots=True)
@@ -43,7 +51,7 @@ class _Group:
     """One consumer group of a topic: waiting messages, unsettled deliveries, idle members."""
 
     ready: deque[_Entry] = field(default_factory=deque)
-    in_flight: dict[int, tuple[_Entry, MemorySubscription]] = field(default_factory=dict)
+    in_flight: dict[int, _Entry] = field(default_factory=dict)
     members: list[asyncio.Future[None]] = field(default_factory=list)
     publishers: list[asyncio.Future[None]] = field(default_factory=list)
 
@@ -58,9 +66,9 @@ class _Group:
 
     def requeue(self, entry_id: int) -> None:
         """Put an unsettled delivery back at the head of the line, for any member."""
-        held = self.in_flight.pop(entry_id, None)
-        if held is not None:
-            self.ready.appendleft(held[0])
+        entry = self.in_flight.pop(entry_id, None)
+        if entry is not None:
+            self.ready.appendleft(entry)
             self.wake_members()
 
 
@@ -85,132 +93,108 @@ _BROKERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Broker
 )
 
 
-def _broker(name: str) -> _Broker:
-    brokers = _BROKERS.setdefault(asyncio.get_running_loop(), {})
-    return brokers.setdefault(name, _Broker())
-
-
-class MemoryDelivery:
+class MemoryDelivery(BrokerDelivery):
     """A message handed to one member of a group, to settle once with ack or nack."""
 
-    __slots__ = ("_entry", "_group", "_settled")
+    __slots__ = ("_entry", "_group")
 
-    def __init__(self, entry: _Entry, group: _Group) -> None:
+    def __init__(self, subscription: MemorySubscription, entry: _Entry) -> None:
+        super().__init__(subscription, entry.message)
         self._entry = entry
-        self._group = group
-        self._settled = False
+        self._group = subscription.members
 
-    @property
-    def message(self) -> Message:
-        return self._entry.message
+    async def _ack(self) -> None:
+        if self._group.in_flight.pop(self._entry.id, None) is not None:
+            self._group.wake_publishers()
 
-    async def ack(self) -> None:
-        if not self._settled:
-            self._settled = True
-            if self._group.in_flight.pop(self._entry.id, None) is not None:
-                self._group.wake_publishers()
+    async def _nack(self) -> None:
+        self._group.requeue(self._entry.id)
 
-    async def nack(self) -> None:
-        if not self._settled:
-            self._settled = True
-            self._group.requeue(self._entry.id)
+    _release = _nack
 
 
-class MemorySubscription:
+class MemorySubscription(BrokerSubscription[_Entry]):
     """A member of a consumer group; its unsettled deliveries go back to the group on close."""
 
-    def __init__(self, group: _Group, owner: MemoryPubSub) -> None:
-        self._group = group
-        self._owner = owner
-        self._closed = False
+    def __init__(self, owner: MemoryPubSub, members: _Group, topic: str, group: str) -> None:
+        super().__init__(owner, topic, group)
+        self.members = members
         self._waiter: asyncio.Future[None] | None = None
 
-    async def __aiter__(self) -> AsyncIterator[MemoryDelivery]:
-        group = self._group
-        while not self._closed:
-            if group.ready:
-                entry = group.ready.popleft()
-                group.in_flight[entry.id] = (entry, self)
-                yield MemoryDelivery(entry, group)
-                continue
+    async def next_raw(self) -> _Entry | None:
+        group = self.members
+        if not group.ready:
             self._waiter = asyncio.get_running_loop().create_future()
             group.members.append(self._waiter)
             await self._waiter
+            return None
+        entry = group.ready.popleft()
+        group.in_flight[entry.id] = entry
+        return entry
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        group = self._group
-        for entry_id in [i for i, (_, member) in group.in_flight.items() if member is self]:
-            group.requeue(entry_id)
+    async def accept(self, raw: _Entry) -> MemoryDelivery:
+        return MemoryDelivery(self, raw)
+
+    async def returned(self, raw: _Entry) -> None:
+        self.members.requeue(raw.id)
+
+    async def leave(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
-        self._owner._subscriptions.discard(self)
 
 
-class MemoryPubSub:
-    """In-process :class:`~hookspecs.PubSub` (``memory://`` or ``memory://name``).
+class MemoryPubSub(BrokerPubSub[_Broker, MemorySubscription]):
+    """In-process :class:`~hookspecs.PubSub` (``memory://`` or ``memory://name``); the options
+    are :data:`OPTIONS`."""
 
-    :param max_pending: most messages one group holds (waiting plus unacknowledged).
-    :param publish_timeout: seconds a publisher waits for room before the broker is
-        reported unavailable.
-    """
+    broker: ClassVar[str] = "memory"
+    log = logging.getLogger("core.pubsub.memory")
 
     def __init__(self, url: str = "memory://", **options: Any) -> None:
-        unknown = sorted(set(options) - {"max_pending", "publish_timeout"})
-        if unknown:
-            raise CoreError(
-                f"memory pubsub: unknown option(s) {unknown}",
-                hint="known options are max_pending and publish_timeout",
-            )
+        values = read_options("memory", options, OPTIONS)
         parts = urlsplit(url)
         self.name = parts.netloc + parts.path
-        self.max_pending = int(options.get("max_pending", DEFAULT_MAX_PENDING))
-        self.publish_timeout = float(options.get("publish_timeout", DEFAULT_PUBLISH_TIMEOUT))
-        if self.max_pending < 1 or self.publish_timeout < 0:
-            raise CoreError(
-                f"memory pubsub: max_pending={self.max_pending}, publish_timeout={self.publish_timeout}",
-                hint="max_pending must be at least 1 and publish_timeout not negative",
-            )
-        self._broker: _Broker | None = None
-        self._subscriptions: set[MemorySubscription] = set()
+        self.max_pending: int = values["max_pending"]
+        self.publish_timeout: float = values["publish_timeout"]
+        super().__init__(reconnect_wait=0.05, reconnect_max=0.05)
 
-    def _require(self) -> _Broker:
-        if self._broker is None:
-            raise PubSubUnavailable(f"memory pubsub {self.name!r} is not open; call open() first")
-        return self._broker
+    @property
+    def location(self) -> str:
+        return f"memory://{self.name}"
 
-    async def open(self) -> None:
-        self._broker = _broker(self.name)
+    async def connect(self) -> _Broker:
+        brokers = _BROKERS.setdefault(asyncio.get_running_loop(), {})
+        return brokers.setdefault(self.name, _Broker())
 
-    async def close(self) -> None:
-        for subscription in list(self._subscriptions):
-            await subscription.close()
-        self._broker = None
+    async def disconnect(self, client: _Broker) -> None:
+        """Nothing to flush: the broker lives on for the other adapters of its URL."""
 
-    async def publish(self, topic: str, messages: Sequence[Message]) -> None:
-        broker = self._require()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.publish_timeout
+    async def send_all(self, client: _Broker, destination: str, messages: Sequence[Message]) -> list[object]:
+        """Messages in order, each waiting for room up to what is left of ``publish_timeout``."""
+        deadline = asyncio.get_running_loop().time() + self.publish_timeout
         for message in messages:
-            for group in list(broker.topics.get(topic, {}).values()):
-                while group.held() >= self.max_pending:
-                    room: asyncio.Future[None] = loop.create_future()
-                    group.publishers.append(room)
-                    try:
-                        await asyncio.wait_for(room, max(0.0, deadline - loop.time()))
-                    except TimeoutError:
-                        raise PubSubUnavailable(
-                            f"memory pubsub: a consumer group of topic {topic!r} holds "
-                            f"{group.held()} unacknowledged messages (max_pending={self.max_pending})"
-                        ) from None
-                group.ready.append(_Entry(next(broker.ids), message))
-                group.wake_members()
+            await self._put(client, destination, message, deadline)
+        return []
 
-    async def subscribe(self, topic: str, *, group: str) -> MemorySubscription:
-        broker = self._require()
-        members = broker.topics.setdefault(topic, {}).setdefault(group, _Group())
-        subscription = MemorySubscription(members, self)
-        self._subscriptions.add(subscription)
-        return subscription
+    async def send(self, client: _Broker, destination: str, message: Message) -> None:
+        await self._put(client, destination, message, asyncio.get_running_loop().time() + self.publish_timeout)
+
+    def member(self, client: _Broker, topic: str, group: str) -> MemorySubscription:
+        members = client.topics.setdefault(topic, {}).setdefault(group, _Group())
+        return MemorySubscription(self, members, topic, group)
+
+    async def _put(self, broker: _Broker, topic: str, message: Message, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        for group in list(broker.topics.get(topic, {}).values()):
+            while group.held() >= self.max_pending:
+                room: asyncio.Future[None] = loop.create_future()
+                group.publishers.append(room)
+                try:
+                    await asyncio.wait_for(room, max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    raise PubSubUnavailable(
+                        f"memory pubsub: a consumer group of topic {topic!r} holds "
+                        f"{group.held()} unacknowledged messages (max_pending={self.max_pending})"
+                    ) from None
+            group.ready.append(_Entry(next(broker.ids), message))
+            group.wake_members()

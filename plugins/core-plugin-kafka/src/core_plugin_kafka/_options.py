@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.brokers import BROKER_OPTIONS
 from hookspecs import AdapterURL, CoreError, Option, choice, read_options
 
 #: URL scheme -> librdkafka ``security.protocol``.
@@ -77,6 +78,9 @@ OPTIONS: dict[str, Option] = {
         choice("latest", "earliest"), "latest", "latest or earliest: where a new group starts reading a topic"
     ),
     "tls": Option(_bool, True, "true or false; kafka+sasl only: false uses SASL_PLAINTEXT instead of SASL_SSL"),
+    # librdkafka reconnects by itself; these pace the adapter's own attempts after a failed open
+    "reconnect_wait": BROKER_OPTIONS["reconnect_wait"],
+    "reconnect_max": BROKER_OPTIONS["reconnect_max"],
 }
 
 
@@ -95,6 +99,8 @@ class KafkaOptions:
     join_timeout_ms: int
     offset_reset: str
     tls: bool
+    reconnect_wait: float
+    reconnect_max: float
     client: Mapping[str, Any]
 
     @classmethod

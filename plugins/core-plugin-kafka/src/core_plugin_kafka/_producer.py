@@ -66,8 +66,9 @@ class AsyncProducer:
                 f"({found.error if found else 'no metadata'}); create it, or enable auto.create.topics.enable"
             )
 
-    async def send(self, topic: str, messages: Sequence[Message]) -> None:
-        """Publish ``messages`` to ``topic``; return when the brokers hold them all."""
+    async def send(self, topic: str, messages: Sequence[Message]) -> list[object]:
+        """Publish ``messages`` to ``topic``; once the brokers hold them all, or said why not,
+        the outcome of each (``None``, or the exception)."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[None]] = []
         deadline = loop.time() + self._timeout
@@ -92,14 +93,9 @@ class AsyncProducer:
         try:
             # librdkafka reports every message within message.timeout.ms; the margin covers
             # the poll thread's own latency.
-            reports = await asyncio.wait_for(
-                asyncio.gather(*futures, return_exceptions=True), self._timeout + 5
-            )
+            return await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), self._timeout + 5)
         except TimeoutError:
             raise PubSubUnavailable(f"kafka: no delivery report for {topic!r} in time") from None
-        for report in reports:
-            if isinstance(report, BaseException):
-                raise report
 
     @staticmethod
     def _reporter(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Any:

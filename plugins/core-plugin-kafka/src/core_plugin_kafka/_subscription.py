@@ -13,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import confluent_kafka
 from confluent_kafka import TopicPartition
+from core.brokers import BrokerDelivery, BrokerSubscription
 from hookspecs import Message, PubSubUnavailable
 
 from core_plugin_kafka._offsets import PartitionOffsets
-from core_plugin_kafka._options import KafkaOptions
 from core_plugin_kafka._producer import AsyncProducer
+
+if TYPE_CHECKING:
+    from core_plugin_kafka.pubsub import KafkaPubSub
 
 log = logging.getLogger("core_plugin_kafka")
 
@@ -59,50 +61,38 @@ def _message(record: confluent_kafka.Message) -> Message:
     )
 
 
-class KafkaDelivery:
-    """One delivery of a record; ack commits it (in order), nack delivers it again."""
+class KafkaDelivery(BrokerDelivery):
+    """One delivery of a record; ack commits it (in order), nack delivers it again. A member
+    that leaves gives back what it did not settle by not committing it."""
 
-    __slots__ = ("_record", "_settled", "_subscription")
+    __slots__ = ("record",)
+    subscription: KafkaSubscription
 
     def __init__(self, subscription: KafkaSubscription, record: _Record) -> None:
-        self._subscription = subscription
-        self._record = record
-        self._settled = False
+        super().__init__(subscription, record.message)
+        self.record = record
 
-    @property
-    def message(self) -> Message:
-        return self._record.message
+    async def _ack(self) -> None:
+        self.subscription._settle(self.record)
 
-    async def ack(self) -> None:
-        if not self._settled:
-            self._settled = True
-            self._subscription._settle(self._record)
-
-    async def nack(self) -> None:
-        if not self._settled:
-            self._settled = True
-            await self._subscription._nack(self._record)
+    async def _nack(self) -> None:
+        await self.subscription._nack(self.record)
 
 
-class KafkaSubscription:
+class KafkaSubscription(BrokerSubscription[_Record]):
     """Member of consumer ``group`` on ``topic`` (both already prefixed)."""
 
-    def __init__(
-        self, topic: str, group: str, options: KafkaOptions, producer: AsyncProducer,
-        on_close: Callable[[KafkaSubscription], None],
-    ) -> None:
-        self.topic = topic
-        self._on_close = on_close
-        self.group = group
-        self._options = options
+    owner: KafkaPubSub
+
+    def __init__(self, owner: KafkaPubSub, producer: AsyncProducer, *, topic: str, group: str) -> None:
+        super().__init__(owner, topic, group)
+        self._options = options = owner.options
         self._producer = producer
         self._loop = asyncio.get_running_loop()
-        self._ready: asyncio.Queue[_Record | None] = asyncio.Queue()
         self._assigned = asyncio.Event()
         self._trackers: dict[int, PartitionOffsets] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._closed = False
         self._failure: BaseException | None = None
         self._consumer = confluent_kafka.Consumer({
             "auto.offset.reset": options.offset_reset,
@@ -124,50 +114,49 @@ class KafkaSubscription:
         self._thread = threading.Thread(target=self._serve, name=f"kafka-consumer-{group}", daemon=True)
 
     async def start(self) -> None:
-        """Join the group; return once this member has its first assignment."""
+        """Make sure the topic exists, join the group; return once this member has its first
+        assignment."""
+        await self._producer.declare(self.topic)
         self._thread.start()
         timeout = self._options.join_timeout_ms / 1000
         try:
             await asyncio.wait_for(self._assigned.wait(), timeout)
         except TimeoutError:
-            await self.close()
             raise PubSubUnavailable(
                 f"kafka: could not join consumer group {self.group!r} on {self.topic!r} within {timeout:g} s"
             ) from None
         if self._failure is not None:
-            await self.close()
             raise PubSubUnavailable(f"kafka: the consumer of {self.topic!r} failed: {self._failure}")
 
-    async def __aiter__(self) -> AsyncIterator[KafkaDelivery]:
-        while True:
-            record = await self._ready.get()
-            if record is None:
-                self._ready.put_nowait(None)  # wake any other iterator too
-                if self._failure is not None:
-                    raise PubSubUnavailable(f"kafka consumer of {self.topic!r} stopped: {self._failure}")
-                return
-            if self._trackers.get(record.partition) is record.tracker:  # else revoked meanwhile
-                yield KafkaDelivery(self, record)
+    async def next_raw(self) -> _Record | None:
+        record = await self.received.get()
+        if record is None:
+            self.received.put_nowait(None)  # wake any other iterator too
+            if self._failure is not None:
+                raise PubSubUnavailable(f"kafka consumer of {self.topic!r} stopped: {self._failure}")
+        return record
 
-    async def close(self) -> None:
+    async def accept(self, raw: _Record) -> KafkaDelivery | None:
+        if self._trackers.get(raw.partition) is not raw.tracker:  # revoked meanwhile
+            return None
+        return KafkaDelivery(self, raw)
+
+    async def leave(self) -> None:
         """Commit what was acknowledged and leave the group; the rest goes to other members.
 
         Waits at most ``session_timeout_ms`` plus a margin for the consumer thread: by then
         the coordinator has dropped a member that could not leave cleanly anyway. A thread
         still stuck in librdkafka after that is a daemon and cannot hold up the exit.
         """
-        if self._closed:
-            return
-        self._closed = True
-        self._on_close(self)
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread.ident is None:  # never started: the consumer thread did not close it
+            self._consumer.close()
+        elif self._thread.is_alive():
             timeout = self._options.session_timeout_ms / 1000 + CLOSE_MARGIN
             await asyncio.to_thread(self._thread.join, timeout)
             if self._thread.is_alive():
                 log.warning("kafka: the consumer of %r (group %r) did not close within %g s; left behind",
                             self.topic, self.group, timeout)
-        self._ready.put_nowait(None)
 
     # -- settling (event loop) -------------------------------------------------------------
 
@@ -191,14 +180,14 @@ class KafkaSubscription:
             else:
                 self._settle(record)
                 return
-        self._loop.call_later(self._options.redelivery_delay_ms / 1000, self._ready.put_nowait, record)
+        self._loop.call_later(self._options.redelivery_delay_ms / 1000, self.received.put_nowait, record)
 
     async def _dead_letter(self, record: _Record, deliveries: int) -> None:
         message = record.message
         attributes = {**message.attributes, **dict(zip(DLQ_ATTRIBUTES, (
             self.topic, str(record.partition), str(record.offset), self.group, str(deliveries)
         ), strict=True))}
-        await self._producer.send(f"{self.topic}.dlq", [Message(message.body, attributes, message.key)])
+        await self.owner.send(self._producer, f"{self.topic}.dlq", Message(message.body, attributes, message.key))
         log.warning("kafka: %s[%d]@%d was nacked %d times; moved to %s.dlq",
                     self.topic, record.partition, record.offset, deliveries, self.topic)
 
@@ -258,7 +247,7 @@ class KafkaSubscription:
                 log.warning("kafka: closing the consumer of %r: %s", self.topic, exc)
             with self._lock:
                 self._trackers.clear()
-            self._call_loop(self._ready.put_nowait, None)
+            self._call_loop(self.received.put_nowait, None)
             self._call_loop(self._assigned.set)  # a start() still waiting learns of the end
 
     def _hand_over(self, records: list[confluent_kafka.Message]) -> None:
@@ -281,7 +270,7 @@ class KafkaSubscription:
 
     def _enqueue(self, records: list[_Record]) -> None:
         for record in records:
-            self._ready.put_nowait(record)
+            self.received.put_nowait(record)
 
     def _call_loop(self, function: Any, *args: Any) -> None:
         try:

@@ -1,26 +1,21 @@
 """The ``kafka`` plugin's hookimpls: what ``core`` loads through the ``core.plugins`` entry point.
 
-Kept light on purpose: confluent-kafka is imported by the factory, only when configuration
-selects a ``kafka://`` URL, so listing plugins never loads librdkafka.
+Kept light on purpose: confluent-kafka is imported only when configuration selects a
+``kafka://`` URL, so listing plugins never loads librdkafka.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from core.brokers import broker_registration
 from hookspecs import AdapterRegistration, PubSub, hookimpl
-
-
-def _pubsub(url: str, options: dict[str, Any]) -> PubSub:
-    from core_plugin_kafka.pubsub import KafkaPubSub
-
-    return KafkaPubSub(url, options)
 
 
 @hookimpl
 def core_register_pubsubs() -> list[AdapterRegistration[PubSub]]:
-    return [AdapterRegistration(
-        name="kafka", schemes=("kafka", "kafka+ssl", "kafka+sasl"), factory=_pubsub,
-        capabilities=frozenset({"reconnect"}),
-        description="Kafka topics and consumer groups (confluent-kafka / librdkafka)",
+    from core_plugin_kafka._options import OPTIONS, SCHEMES
+
+    return [broker_registration(
+        "kafka", tuple(SCHEMES), "core_plugin_kafka.pubsub:KafkaPubSub",
+        "Kafka topics and consumer groups (confluent-kafka / librdkafka)",
+        OPTIONS,
     )]

@@ -7,66 +7,65 @@ creates or deletes topics itself. See ``docs/kafka.md`` for the delivery semanti
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from hookspecs import Message, PubSubUnavailable
+import confluent_kafka
+from core.brokers import BrokerPubSub
+from hookspecs import Message
 
 from core_plugin_kafka._options import KafkaOptions
 from core_plugin_kafka._producer import AsyncProducer
 from core_plugin_kafka._subscription import KafkaSubscription
 
 
-class KafkaPubSub:
+class KafkaPubSub(BrokerPubSub[AsyncProducer, KafkaSubscription]):
     """:class:`~hookspecs.PubSub` over a Kafka cluster, through confluent-kafka (librdkafka).
+
+    librdkafka reconnects by itself; the base connects again (throttled) only when ``open``
+    found no broker.
 
     :param url: ``kafka://``, ``kafka+ssl://`` or ``kafka+sasl://`` and the bootstrap list.
     :param options: the ``[options.kafka]`` table (the URL query overrides it).
     """
 
+    broker: ClassVar[str] = "Kafka"
+    unavailable = (confluent_kafka.KafkaException,)
+    log = logging.getLogger("core_plugin_kafka")
+
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.options = KafkaOptions.parse(url, options or {})
-        self._producer: AsyncProducer | None = None
-        self._subscriptions: set[KafkaSubscription] = set()
+        super().__init__(reconnect_wait=self.options.reconnect_wait, reconnect_max=self.options.reconnect_max)
 
-    def _require(self) -> AsyncProducer:
-        if self._producer is None:
-            raise PubSubUnavailable(f"kafka pubsub {self.options.bootstrap!r} is not open; call open() first")
-        return self._producer
+    @property
+    def location(self) -> str:
+        return self.options.bootstrap
 
-    async def open(self) -> None:
-        """Start the producer and check that the cluster answers (else :class:`PubSubUnavailable`)."""
-        if self._producer is not None:
-            return
+    def destination(self, topic: str) -> str:
+        return self.options.topic(topic)
+
+    async def connect(self) -> AsyncProducer:
+        """Start the producer and check that the cluster answers."""
         producer = AsyncProducer(self.options.client, self.options.publish_timeout_ms)
         try:
             await producer.probe()
         except BaseException:
             await producer.close()
             raise
-        self._producer = producer
+        return producer
 
-    async def close(self) -> None:
-        """Leave every group (committing what was acknowledged), then flush the producer."""
-        for subscription in list(self._subscriptions):
-            await subscription.close()
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await producer.close()
+    async def disconnect(self, client: AsyncProducer) -> None:
+        await client.close()
 
-    async def publish(self, topic: str, messages: Sequence[Message]) -> None:
+    async def send_all(self, client: AsyncProducer, destination: str, messages: Sequence[Message]) -> list[object]:
         """Publish and wait for every broker acknowledgement (``acks=all``)."""
-        producer = self._require()
-        if messages:
-            await producer.send(self.options.topic(topic), messages)
+        return await client.send(destination, messages)
 
-    async def subscribe(self, topic: str, *, group: str) -> KafkaSubscription:
-        """Join ``group`` on ``topic``; returns once this member has its first assignment."""
-        producer, name = self._require(), self.options.topic(topic)
-        await producer.declare(name)
-        subscription = KafkaSubscription(
-            name, self.options.group(group), self.options, producer, self._subscriptions.discard
-        )
-        await subscription.start()
-        self._subscriptions.add(subscription)
-        return subscription
+    async def send(self, client: AsyncProducer, destination: str, message: Message) -> None:
+        for outcome in await client.send(destination, [message]):
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    def member(self, client: AsyncProducer, topic: str, group: str) -> KafkaSubscription:
+        return KafkaSubscription(self, client, topic=self.options.topic(topic), group=self.options.group(group))

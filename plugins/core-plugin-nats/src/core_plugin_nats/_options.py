@@ -15,44 +15,42 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hookspecs import AdapterURL, Option, PipelineError, choice, number, path, read_options, tls_context
+from core.brokers import BROKER_OPTIONS, DEAD_LETTER_PREFIX, dotted_topic, is_dotted
+from hookspecs import AdapterURL, Option, choice, number, read_options, tls_context
 
 from core_plugin_nats.plugin import SCHEMES
 
-#: Dead letters of topic ``T`` are published on topic ``dead.T``.
-DEAD_LETTER_PREFIX = "dead."
-#: The consumer group that keeps the dead letters of a topic from the first subscription on.
-DEAD_LETTER_GROUP = "dead-letters"
-_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 _STREAM = re.compile(r"[^A-Za-z0-9_-]+")
+_WILDCARDS = "'*' or '>'"
 
 
 def _prefix(value: Any) -> str:
-    text = str(value)
-    if not all(_TOKEN.fullmatch(part) for part in text.split(".")):
+    if not is_dotted(str(value)):
         raise ValueError
-    return text
+    return str(value)
 
 
-#: Every option: converter, default, what is allowed (shown when a value is refused).
-_OPTIONS: dict[str, Option] = {
-    "prefix": Option(_prefix, "core", "dot-separated tokens of letters, digits, '_' or '-'"),
-    "stream": Option(str, "", "a JetStream stream name (default: the prefix in capitals)"),
-    "group_prefix": Option(str, "", "a string put before every consumer group name"),
-    "retention": Option(
-        choice("interest", "limits"), "interest", "'interest' (kept until every group acked it) or 'limits' (max_age)"
+#: Every option: converter, default, what is allowed, what it does.
+OPTIONS: dict[str, Option] = {
+    "prefix": Option(
+        _prefix, "core", "dot-separated tokens of letters, digits, '_' or '-'", "put before every topic's subject"
     ),
-    "batch": Option(number(int, 1), 256, "a whole number >= 1"),
-    "max_ack_pending": Option(number(int, 1), 10_000, "a whole number >= 1"),
-    "ack_wait": Option(number(float, 0.1), 30.0, "seconds, >= 0.1"),
-    "max_deliveries": Option(number(int, 0), 10, "a whole number >= 0 (0: redeliver forever)"),
-    "max_age": Option(number(float, 0), 7 * 86400.0, "seconds a message is kept, >= 0 (0: forever)"),
-    "connect_timeout": Option(number(float, 0.1), 5.0, "seconds, >= 0.1"),
-    "publish_timeout": Option(number(float, 0.1), 5.0, "seconds, >= 0.1"),
-    "reconnect_wait": Option(number(float, 0.05), 1.0, "seconds, >= 0.05"),
-    "tls_ca": Option(path, "", "the path of a CA bundle (PEM)"),
-    "tls_cert": Option(path, "", "the path of a client certificate (PEM)"),
-    "tls_key": Option(path, "", "the path of the client certificate's key (PEM)"),
+    "stream": Option(
+        str, "", "a JetStream stream name", "the stream of the prefix's subjects (default: the prefix in capitals)"
+    ),
+    "retention": Option(
+        choice("interest", "limits"), "interest", "'interest' (kept until every group acked it) or 'limits' (max_age)",
+        "how long the stream keeps a message",
+    ),
+    "batch": Option(number(int, 1), 256, "a whole number >= 1", "messages one pull request asks for"),
+    "max_ack_pending": Option(
+        number(int, 1), 10_000, "a whole number >= 1", "unacknowledged messages of a group before JetStream waits"
+    ),
+    "ack_wait": Option(number(float, 0.1), 30.0, "seconds, >= 0.1", "an unsettled delivery comes again after this"),
+    "max_age": Option(
+        number(float, 0), 7 * 86400.0, "seconds a message is kept, >= 0 (0: forever)", "the limit of 'limits' retention"
+    ),
+    **BROKER_OPTIONS,
 }
 
 
@@ -74,6 +72,7 @@ class NatsOptions:
     connect_timeout: float
     publish_timeout: float
     reconnect_wait: float
+    reconnect_max: float
     tls_ca: str
     tls_cert: str
     tls_key: str
@@ -87,7 +86,7 @@ class NatsOptions:
         """Read ``url`` (``nats://[user:password@]host:port[,host:port]?key=value``) and ``table``."""
         environ = os.environ if environ is None else environ
         parts = AdapterURL.split(url, SCHEMES, example="nats://host:port (several: nats://h1:4222,h2:4222)")
-        values = read_options("nats", {**table, **dict(parts.params())}, _OPTIONS)
+        values = read_options("nats", {**table, **dict(parts.params())}, OPTIONS)
         values["stream"] = values["stream"] or _STREAM.sub("_", values["prefix"]).upper()
         tls = parts.scheme == "nats+tls"
         return cls(
@@ -106,12 +105,7 @@ class NatsOptions:
 
     def subject(self, topic: str) -> str:
         """The NATS subject of ``topic``: ``<prefix>.<topic>``; refuses what NATS cannot carry."""
-        if not topic or not all(_TOKEN.fullmatch(part) for part in topic.split(".")):
-            raise PipelineError(
-                f"topic {topic!r} cannot be a NATS subject",
-                hint="use dot-separated tokens of letters, digits, '_' or '-' (no spaces, '*' or '>')",
-            )
-        return f"{self.prefix}.{topic}"
+        return f"{self.prefix}.{dotted_topic(topic, 'NATS', 'subject', _WILDCARDS)}"
 
     def dead_letter_subject(self, topic: str) -> str:
         """Where the dead letters of ``topic`` go: the subject of topic ``dead.<topic>``."""

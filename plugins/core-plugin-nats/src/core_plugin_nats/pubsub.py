@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from hookspecs import ConfigError, Message, PubSubUnavailable
+from core.brokers import DEAD_LETTER_GROUP, DEAD_LETTER_PREFIX, KEY_HEADER, BrokerPubSub
+from hookspecs import ConfigError, Message
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -35,11 +35,8 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from core_plugin_nats._options import DEAD_LETTER_GROUP, DEAD_LETTER_PREFIX, NatsOptions
-from core_plugin_nats._subscription import KEY_HEADER, UNAVAILABLE, NatsSubscription
-
-log = logging.getLogger("core.pubsub.nats")
-NOT_YET = "not connected yet"
+from core_plugin_nats._options import NatsOptions
+from core_plugin_nats._subscription import UNAVAILABLE, NatsSubscription
 
 
 def headers_of(message: Message, extra: dict[str, str] | None = None) -> dict[str, str] | None:
@@ -51,102 +48,32 @@ def headers_of(message: Message, extra: dict[str, str] | None = None) -> dict[st
     return headers or None
 
 
-class NatsPubSub:
+class NatsPubSub(BrokerPubSub[tuple[Client, JetStreamContext], NatsSubscription]):
     """The NATS JetStream adapter: ``NatsPubSub(url, options)`` (not connected yet)."""
+
+    broker: ClassVar[str] = "NATS"
+    unavailable = UNAVAILABLE
+    log = logging.getLogger("core.pubsub.nats")
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.options = NatsOptions.parse(url, options or {})
-        self._nc: Client | None = None
-        self._js: JetStreamContext | None = None
-        self._open = False
-        self._last_attempt = float("-inf")
-        self._last_error = NOT_YET
-        self._subscriptions: set[NatsSubscription] = set()
+        super().__init__(reconnect_wait=self.options.reconnect_wait, reconnect_max=self.options.reconnect_max)
 
     def __repr__(self) -> str:
-        return f"NatsPubSub({','.join(self.options.servers)}, stream={self.options.stream!r})"
+        return f"NatsPubSub({self.location}, stream={self.options.stream!r})"
 
-    async def open(self) -> None:
-        """Connect and make sure the stream exists; :class:`PubSubUnavailable` if NATS is down.
+    @property
+    def location(self) -> str:
+        return ",".join(self.options.servers)
 
-        After a failed ``open`` the adapter stays usable: publish and subscribe try to connect
-        again (at most once per ``reconnect_wait``) and raise :class:`PubSubUnavailable` until
-        NATS answers.
-        """
-        self._open = True
-        await self._connect()
+    def destination(self, topic: str) -> str:
+        return self.options.subject(topic)
 
-    async def close(self) -> None:
-        """Leave every subscription (its unacknowledged deliveries go back), flush, disconnect."""
-        self._open = False
-        for subscription in list(self._subscriptions):
-            await subscription.close()
-        nc, self._nc, self._js = self._nc, None, None
-        if nc is not None:
-            try:
-                await nc.flush(timeout=max(1, round(self.options.publish_timeout)))
-            except UNAVAILABLE:
-                log.warning("NATS: closing without a final flush (%s)", self._last_error)
-            await nc.close()
+    def connected(self, client: tuple[Client, JetStreamContext]) -> bool:
+        return client[0].is_connected
 
-    async def publish(self, topic: str, messages: Sequence[Message]) -> None:
-        """Publish and wait for JetStream to store every message."""
-        if not messages:
-            return
-        subject = self.options.subject(topic)
-        js = await self._jetstream()
-        timeout = self.options.publish_timeout
-        results = await asyncio.gather(
-            *(js.publish(subject, m.body, timeout=timeout, headers=headers_of(m)) for m in messages),
-            return_exceptions=True,
-        )
-        failures = [r for r in results if isinstance(r, BaseException)]
-        for failure in failures:
-            if not isinstance(failure, UNAVAILABLE):
-                raise failure
-        if failures:
-            raise PubSubUnavailable(
-                f"NATS did not store {len(failures)} of {len(messages)} messages on {subject!r}: {failures[0]!r}"
-            ) from failures[0]
-
-    async def subscribe(self, topic: str, *, group: str) -> NatsSubscription:
-        """Join ``group`` on ``topic`` through its durable pull consumer (created if missing)."""
-        subject = self.options.subject(topic)
-        durable = self.options.durable(topic, group)
-        js = await self._jetstream()
-        try:
-            if not topic.startswith(DEAD_LETTER_PREFIX):  # keep its dead letters from now on
-                dead = f"{DEAD_LETTER_PREFIX}{topic}"
-                dead_durable = self.options.durable(dead, DEAD_LETTER_GROUP)
-                await self._ensure_consumer(js, dead_durable, self.options.subject(dead))
-            await self._ensure_consumer(js, durable, subject)
-        except UNAVAILABLE as exc:
-            raise PubSubUnavailable(f"NATS could not create consumer {durable!r}: {exc!r}") from exc
-        assert self._nc is not None
-        subscription = NatsSubscription(
-            self._nc, js, self.options, durable=durable, topic=topic, group=group,
-            forget=self._subscriptions.discard,
-        )
-        await subscription.start()
-        self._subscriptions.add(subscription)
-        return subscription
-
-    async def _jetstream(self) -> JetStreamContext:
-        """The JetStream context if connected now; connects again after a failed ``open``."""
-        if not self._open:
-            raise PubSubUnavailable("the NATS adapter is closed; call open() first")
-        if self._js is None:
-            if time.monotonic() - self._last_attempt < self.options.reconnect_wait:
-                raise PubSubUnavailable(f"NATS at {','.join(self.options.servers)} is unavailable: {self._last_error}")
-            await self._connect()
-        assert self._nc is not None and self._js is not None
-        if not self._nc.is_connected:
-            raise PubSubUnavailable(f"NATS connection lost ({self._last_error}); reconnecting")
-        return self._js
-
-    async def _connect(self) -> None:
+    async def connect(self) -> tuple[Client, JetStreamContext]:
         options = self.options
-        self._last_attempt = time.monotonic()
         nc = Client()
         try:
             await asyncio.wait_for(nc.connect(
@@ -167,18 +94,36 @@ class NatsPubSub:
             ), options.connect_timeout)
             js = nc.jetstream(timeout=options.publish_timeout)
             await self._ensure_stream(js)
-        except UNAVAILABLE as exc:
-            # A timeout says little: the client's last error says why (refused, TLS, authorization).
-            if not isinstance(exc, asyncio.TimeoutError) or self._last_error == NOT_YET:
-                self._last_error = repr(exc)
-            await nc.close()
-            raise PubSubUnavailable(
-                f"NATS at {','.join(options.servers)} cannot be reached: {self._last_error}"
-            ) from exc
         except BaseException:
             await nc.close()
             raise
-        self._nc, self._js = nc, js
+        return nc, js
+
+    async def disconnect(self, client: tuple[Client, JetStreamContext]) -> None:
+        nc = client[0]
+        try:
+            await nc.flush(timeout=max(1, round(self.options.publish_timeout)))
+        except UNAVAILABLE:
+            self.log.warning("NATS: closing without a final flush (%s)", self.last_error)
+        await nc.close()
+
+    async def send(self, client: tuple[Client, JetStreamContext], destination: str, message: Message) -> None:
+        await client[1].publish(
+            destination, message.body, timeout=self.options.publish_timeout, headers=headers_of(message)
+        )
+
+    def member(self, client: tuple[Client, JetStreamContext], topic: str, group: str) -> NatsSubscription:
+        return NatsSubscription(self, *client, topic=topic, group=group)
+
+    async def ensure_consumers(self, js: JetStreamContext, topic: str, group: str) -> str:
+        """The durable consumer of ``group`` on ``topic`` (created if missing), and the dead-letter
+        group's on ``dead.<topic>`` so its dead letters are kept from now on."""
+        if not topic.startswith(DEAD_LETTER_PREFIX):
+            dead = f"{DEAD_LETTER_PREFIX}{topic}"
+            await self._ensure_consumer(js, self.options.durable(dead, DEAD_LETTER_GROUP), self.options.subject(dead))
+        durable = self.options.durable(topic, group)
+        await self._ensure_consumer(js, durable, self.options.subject(topic))
+        return durable
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         options = self.options
@@ -220,15 +165,10 @@ class NatsPubSub:
         ))
 
     async def _on_error(self, exc: Exception) -> None:
-        self._last_error = repr(exc)
-        log.debug("NATS client error: %r", exc)
+        self.noted(exc)
 
     async def _on_disconnected(self) -> None:
-        if not self._open:  # our own close()
-            return
-        log.warning("NATS: disconnected from %s; reconnecting", ",".join(self.options.servers))
+        self.lost()
 
     async def _on_reconnected(self) -> None:
-        log.warning("NATS: reconnected to %s", ",".join(self.options.servers))
-        for subscription in list(self._subscriptions):
-            subscription.resume()
+        self.restored()

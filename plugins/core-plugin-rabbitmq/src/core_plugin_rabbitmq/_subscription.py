@@ -12,9 +12,7 @@ is declared with the first subscription, so dead letters are kept from then on.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -24,15 +22,13 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelInvalidStateError
-from hookspecs import Message
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelInvalidStateError, ChannelPreconditionFailed
+from core.brokers import DEAD_LETTER_GROUP, DEAD_LETTER_PREFIX, KEY_HEADER, BrokerDelivery, BrokerSubscription
+from hookspecs import ConfigError, Message
 
-from core_plugin_rabbitmq._options import DEAD_LETTER_GROUP, DEAD_LETTER_PREFIX, RabbitOptions
+if TYPE_CHECKING:
+    from core_plugin_rabbitmq.pubsub import RabbitPubSub
 
-log = logging.getLogger("core.pubsub.rabbitmq")
-
-#: The header carrying :attr:`Message.key`.
-KEY_HEADER = "Core-Key"
 #: Attributes of a dead letter, read from the broker's ``x-death`` header.
 DEAD_TOPIC, DEAD_GROUP, DEAD_REASON = "Core-Dead-Topic", "Core-Dead-Group", "Core-Dead-Reason"
 #: Headers the broker adds (delivery count, dead-letter history): not message attributes.
@@ -42,96 +38,75 @@ _BROKER_PREFIXES = ("x-first-death-", "x-last-death-")
 UNAVAILABLE = (*CONNECTION_EXCEPTIONS, asyncio.TimeoutError)
 
 
-class RabbitDelivery:
-    """One received message; settle it once with :meth:`ack` or :meth:`nack`."""
+class RabbitDelivery(BrokerDelivery):
+    """One received message; settle it once with :meth:`ack` or :meth:`nack`.
 
-    __slots__ = ("_incoming", "_settled", "_subscription", "message")
+    A member that leaves closes its channel, and the broker takes back what it held."""
+
+    __slots__ = ("incoming",)
 
     def __init__(self, incoming: AbstractIncomingMessage, subscription: RabbitSubscription) -> None:
-        self._incoming = incoming
-        self._subscription = subscription
-        self._settled = False
         attributes = _attributes(incoming.headers or {}, subscription.options.exchange)
         key = attributes.pop(KEY_HEADER, None)
-        self.message = Message(incoming.body, attributes, key)
+        super().__init__(subscription, Message(incoming.body, attributes, key))
+        self.incoming = incoming
 
     @property
     def deliveries(self) -> int:
         """How many times the queue has delivered this message (1 the first time)."""
-        count = (self._incoming.headers or {}).get("x-delivery-count", 0)
+        count = (self.incoming.headers or {}).get("x-delivery-count", 0)
         return int(count) + 1 if isinstance(count, int) else 1
 
-    async def ack(self) -> None:
-        """Acknowledge: the group never receives this message again."""
-        if self._settle():
-            await self._send(self._incoming.ack(), "ack")
+    async def _ack(self) -> None:
+        await self.incoming.ack()
 
-    async def nack(self) -> None:
+    async def _nack(self) -> None:
         """Redeliver; past ``max_deliveries`` deliveries the queue dead-letters it instead."""
-        if self._settle():
-            await self._send(self._incoming.nack(requeue=True), "nack")
-
-    def _settle(self) -> bool:
-        if self._settled:
-            return False
-        self._settled = True
-        return True
-
-    async def _send(self, settle: Awaitable[None], what: str) -> None:
-        try:
-            await settle
-        except UNAVAILABLE as exc:
-            # Its channel is gone: the broker has requeued the message already (at least once).
-            topic = self._subscription.topic
-            log.warning("RabbitMQ: %s of a delivery on %r not sent (%r); it will come again", what, topic, exc)
+        await self.incoming.nack(requeue=True)
 
 
-class RabbitSubscription:
+class RabbitSubscription(BrokerSubscription[AbstractIncomingMessage]):
     """A member of consumer ``group`` on ``topic``; iterate it for :class:`RabbitDelivery`."""
 
-    def __init__(
-        self,
-        connection: AbstractRobustConnection,
-        options: RabbitOptions,
-        *,
-        topic: str,
-        group: str,
-        forget: Callable[[RabbitSubscription], None],
-    ) -> None:
-        self.options = options
-        self.topic = topic
-        self.group = group
+    owner: RabbitPubSub
+
+    def __init__(self, owner: RabbitPubSub, connection: AbstractRobustConnection, *, topic: str, group: str) -> None:
+        super().__init__(owner, topic, group)
+        self.options = owner.options
         self._connection = connection
-        self._forget = forget
         self._channel: AbstractRobustChannel | None = None
-        self._received: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
-        self._left = asyncio.Event()
 
     async def start(self) -> None:
         """Open this member's channel, declare and bind the queues, and start consuming."""
         self._channel = channel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self.options.prefetch)
-        exchange = await channel.declare_exchange(self.options.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-        if not self.topic.startswith(DEAD_LETTER_PREFIX):
-            await self._declare(exchange, DEAD_LETTER_PREFIX + self.topic, DEAD_LETTER_GROUP)
-        queue = await self._declare(exchange, self.topic, self.group)
-        await queue.consume(self._receive)
+        try:
+            exchange = await channel.declare_exchange(
+                self.options.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            if not self.topic.startswith(DEAD_LETTER_PREFIX):
+                await self._declare(exchange, DEAD_LETTER_PREFIX + self.topic, DEAD_LETTER_GROUP)
+            queue = await self._declare(exchange, self.topic, self.group)
+        except ChannelPreconditionFailed as exc:
+            raise ConfigError(
+                "[options.rabbitmq]", "max_deliveries", self.options.max_deliveries,
+                f"the settings the queue {self.options.queue(self.topic, self.group)!r} was declared with "
+                f"({exc}); delete that queue to declare it again with the new settings",
+            ) from exc
+        await queue.consume(self.receive)
 
-    def __aiter__(self) -> AsyncIterator[RabbitDelivery]:
-        return self._deliveries()
-
-    async def close(self) -> None:
-        """Leave the group: closing the channel hands every unacknowledged delivery back."""
-        if self._left.is_set():
-            return
-        self._left.set()
-        self._forget(self)
-        self._received.put_nowait(None)
+    async def leave(self) -> None:
+        """Close the channel: the broker hands every unacknowledged delivery back."""
         if self._channel is not None:
             try:
                 await self._channel.close()
             except UNAVAILABLE as exc:
-                log.debug("RabbitMQ: channel close failed while leaving: %r", exc)
+                self.owner.log.debug("RabbitMQ: channel close failed while leaving: %r", exc)
+
+    async def accept(self, raw: AbstractIncomingMessage) -> RabbitDelivery | None:
+        if not _channel_open(raw):  # lost with its connection: the broker delivers it again
+            return None
+        return RabbitDelivery(raw, self)
 
     async def _declare(self, exchange: AbstractExchange, topic: str, group: str) -> AbstractQueue:
         assert self._channel is not None
@@ -147,18 +122,6 @@ class RabbitSubscription:
         queue = await self._channel.declare_queue(self.options.queue(topic, group), durable=True, arguments=arguments)
         await queue.bind(exchange, routing_key=topic)
         return queue
-
-    async def _receive(self, incoming: AbstractIncomingMessage) -> None:
-        self._received.put_nowait(incoming)
-
-    async def _deliveries(self) -> AsyncIterator[RabbitDelivery]:
-        while not self._left.is_set():
-            incoming = await self._received.get()
-            if incoming is None or self._left.is_set():
-                continue
-            if not _channel_open(incoming):  # lost with its connection: the broker delivers it again
-                continue
-            yield RabbitDelivery(incoming, self)
 
 
 def _channel_open(incoming: AbstractIncomingMessage) -> bool:
