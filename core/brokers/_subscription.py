@@ -41,17 +41,26 @@ class BrokerDelivery(ABC):
     async def ack(self) -> None:
         """The message is handled: the group never receives it again."""
         if self.settle():
-            await self.subscription.settled(self._ack(), "ack")
+            try:
+                await self._ack()
+            except self.subscription.owner.unavailable as exc:
+                self.subscription.not_sent("ack", exc)
 
     async def nack(self) -> None:
         """The message was not handled: the group receives it again (or its dead letter)."""
         if self.settle():
-            await self.subscription.settled(self._nack(), "nack")
+            try:
+                await self._nack()
+            except self.subscription.owner.unavailable as exc:
+                self.subscription.not_sent("nack", exc)
 
     async def release(self) -> None:
         """Give an unsettled delivery back to the group (its member leaves)."""
         if self.settle():
-            await self.subscription.settled(self._release(), "release")
+            try:
+                await self._release()
+            except self.subscription.owner.unavailable as exc:
+                self.subscription.not_sent("release", exc)
 
     def settle(self) -> bool:
         """Mark settled; ``False`` if it already was (then do nothing more)."""
@@ -154,6 +163,10 @@ class BrokerSubscription(ABC, Generic[RawT]):
         try:
             await settlement
         except self.owner.unavailable as exc:
-            self.owner.log.warning(
-                "%s: %s of a delivery on %r not sent (%r); it will come again", self.owner.broker, what, self.topic, exc
-            )
+            self.not_sent(what, exc)
+
+    def not_sent(self, what: str, exc: BaseException) -> None:
+        """Log a settlement lost with the connection (the broker delivers the message again)."""
+        self.owner.log.warning(
+            "%s: %s of a delivery on %r not sent (%r); it will come again", self.owner.broker, what, self.topic, exc
+        )

@@ -59,10 +59,12 @@ class _Group:
         return len(self.ready) + len(self.in_flight)
 
     def wake_members(self) -> None:
-        _wake(self.members)
+        if self.members:
+            _wake(self.members)
 
     def wake_publishers(self) -> None:
-        _wake(self.publishers)
+        if self.publishers:
+            _wake(self.publishers)
 
     def requeue(self, entry_id: int) -> None:
         """Put an unsettled delivery back at the head of the line, for any member."""
@@ -172,29 +174,33 @@ class MemoryPubSub(BrokerPubSub[_Broker, MemorySubscription]):
     async def send_all(self, client: _Broker, destination: str, messages: Sequence[Message]) -> list[object]:
         """Messages in order, each waiting for room up to what is left of ``publish_timeout``."""
         deadline = asyncio.get_running_loop().time() + self.publish_timeout
+        groups = list(client.topics.get(destination, {}).values())
         for message in messages:
-            await self._put(client, destination, message, deadline)
+            for group in groups:
+                if group.held() >= self.max_pending:
+                    await self._room(group, destination, deadline)  # a group may join meanwhile:
+                    groups = list(client.topics.get(destination, {}).values())  # it gets what follows
+                group.ready.append(_Entry(next(client.ids), message))
+                group.wake_members()
         return []
 
     async def send(self, client: _Broker, destination: str, message: Message) -> None:
-        await self._put(client, destination, message, asyncio.get_running_loop().time() + self.publish_timeout)
+        await self.send_all(client, destination, [message])
 
     def member(self, client: _Broker, topic: str, group: str) -> MemorySubscription:
         members = client.topics.setdefault(topic, {}).setdefault(group, _Group())
         return MemorySubscription(self, members, topic, group)
 
-    async def _put(self, broker: _Broker, topic: str, message: Message, deadline: float) -> None:
+    async def _room(self, group: _Group, topic: str, deadline: float) -> None:
+        """Wait until ``group`` holds fewer than ``max_pending`` messages, or the deadline."""
         loop = asyncio.get_running_loop()
-        for group in list(broker.topics.get(topic, {}).values()):
-            while group.held() >= self.max_pending:
-                room: asyncio.Future[None] = loop.create_future()
-                group.publishers.append(room)
-                try:
-                    await asyncio.wait_for(room, max(0.0, deadline - loop.time()))
-                except TimeoutError:
-                    raise PubSubUnavailable(
-                        f"memory pubsub: a consumer group of topic {topic!r} holds "
-                        f"{group.held()} unacknowledged messages (max_pending={self.max_pending})"
-                    ) from None
-            group.ready.append(_Entry(next(broker.ids), message))
-            group.wake_members()
+        while group.held() >= self.max_pending:
+            room: asyncio.Future[None] = loop.create_future()
+            group.publishers.append(room)
+            try:
+                await asyncio.wait_for(room, max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise PubSubUnavailable(
+                    f"memory pubsub: a consumer group of topic {topic!r} holds "
+                    f"{group.held()} unacknowledged messages (max_pending={self.max_pending})"
+                ) from None
