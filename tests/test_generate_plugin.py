@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from click.testing import CliRunner
 
 from core.cli import main
 from core.scaffold.plugin import KINDS
-from tests.scratch import ScratchEnv
+from tests.scratch import REPO, ScratchEnv
 
 PROVIDES = {"store": "store", "pubsub": "pubsub", "supervisor": "supervisor", "wanderer": "wanderer"}
 
@@ -88,3 +90,23 @@ def test_generated_plugins_install_are_listed_and_fail_the_kit_until_written(tmp
         assert "NotImplementedError" in run.stdout and f"core-plugin-demo-{kind}: implement" in run.stdout, (
             f"{kind}:\n{run.stdout[-3000:]}")
         assert " passed" in run.stdout or " failed" in run.stdout
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_templates_and_renders_from_them(tmp_path: Path) -> None:
+    """The templates are package data: a plugin renders from the built wheel itself (a zip on
+    ``sys.path``, read through importlib.resources), not only from this checkout."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(REPO)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    (wheel,) = tmp_path.glob("core-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    templates = {f"core/scaffold/templates/{p.name}" for p in (REPO / "core/scaffold/templates").iterdir()}
+    assert templates and templates <= shipped
+    code = (
+        f"import sys; sys.path.insert(0, {str(wheel)!r}); from core.scaffold import plugin; "
+        f"assert plugin.__file__.startswith({str(wheel)!r}), plugin.__file__; "
+        "print([sorted(plugin.render(plugin.check_spec('x', k), in_repo=False)) for k in plugin.KINDS])"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "src/core_plugin_x/adapter.py" in run.stdout and "tests/test_destination.py" in run.stdout

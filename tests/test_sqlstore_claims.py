@@ -109,7 +109,7 @@ async def test_two_stores_on_one_file_never_share_a_job(tmp_path: Path) -> None:
 async def test_a_claim_costs_the_same_statements_for_1_or_200_jobs(store: SQLiteStore) -> None:
     await insert(store, 201)
     statements: list[str] = []
-    engine = store._engine
+    engine = store.engine
     assert engine is not None
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:

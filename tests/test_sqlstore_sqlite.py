@@ -15,15 +15,15 @@ from sqlalchemy import Column, Integer, MetaData, Table, event, text
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.builtin.sqlite.engine import begin_immediate, sqlite_engine
+from core.builtin.sqlite.connections import begin_immediate, sqlite_engine
 from core.builtin.sqlite.store import SQLiteStore
+from core.builtin.sqlite.wanderer import SQLiteWanderer
 from core.builtin.sqlite.writer_thread import CHECKPOINT_ROWS
 from core.errors import ConfigError, CoreError
+from core.sqlstore import async_url
 from core.sqlstore.schema import SCHEMA_VERSION
-from core.sqlstore.store import async_url
 from core.sqlstore.versioning import SchemaTooNew, ensure_schema
 from core.testing.data import make_event, utcnow
-from core.wanderer.sql import SQLWanderer
 from hookspecs import Claim, Page, Queue, StoreUnavailable, WhereEvent
 from tests.sqlstore_kit import db_url, insert, rows
 
@@ -131,7 +131,7 @@ async def test_an_unwritable_place_is_explained(tmp_path: Path) -> None:
 
 async def test_the_wanderer_shares_the_option_table_and_the_file(tmp_path: Path) -> None:
     options = {"commit_delay_ms": 1.0, "busy_timeout_ms": 100}
-    store, wanderer = SQLiteStore(db_url(tmp_path), **options), SQLWanderer(db_url(tmp_path), **options)
+    store, wanderer = SQLiteStore(db_url(tmp_path), **options), SQLiteWanderer(db_url(tmp_path), **options)
     await store.open()
     await wanderer.open()
     try:
@@ -141,7 +141,7 @@ async def test_the_wanderer_shares_the_option_table_and_the_file(tmp_path: Path)
         await wanderer.close()
         await store.close()
     with pytest.raises(ConfigError, match="retries"):
-        SQLWanderer(db_url(tmp_path), retries=3)
+        SQLiteWanderer(db_url(tmp_path), retries=3)
 
 
 def test_a_store_can_be_reopened_in_another_event_loop(tmp_path: Path) -> None:
@@ -165,14 +165,14 @@ async def test_a_failing_rollback_on_release_is_store_unavailable(tmp_path: Path
     store = SQLiteStore(db_url(tmp_path))
     await store.open()
     try:
-        engine = store._engine
+        engine = store.engine
         assert engine is not None
 
         def dead(conn: object) -> None:
             raise InterfaceError("ROLLBACK", None, Exception("connection is closed"))
 
         with pytest.raises(StoreUnavailable, match="connection is closed"):
-            async with store._connection() as conn:
+            async with store.connection() as conn:
                 event.listen(engine.sync_engine, "rollback", dead)
                 await conn.begin()
         event.remove(engine.sync_engine, "rollback", dead)

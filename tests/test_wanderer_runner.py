@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.builtin.local.supervisor import LocalSupervisor
+from core.builtin.sqlite.wanderer import SQLiteWanderer
 from core.wanderer.runner import MigrationFailed, MigrationRunner
-from core.wanderer.sql import SQLWanderer
 from hookspecs import Direction, Migration, Status
 
 
@@ -36,14 +36,14 @@ class Db:
 
 
 @pytest.fixture
-async def wanderer(tmp_path: Path) -> AsyncIterator[SQLWanderer]:
-    wanderer = SQLWanderer(f"sqlite:///{tmp_path / 'core.db'}")
+async def wanderer(tmp_path: Path) -> AsyncIterator[SQLiteWanderer]:
+    wanderer = SQLiteWanderer(f"sqlite:///{tmp_path / 'core.db'}")
     await wanderer.open()
     yield wanderer
     await wanderer.close()
 
 
-async def test_up_applies_pending_in_version_order_per_scope(wanderer: SQLWanderer) -> None:
+async def test_up_applies_pending_in_version_order_per_scope(wanderer: SQLiteWanderer) -> None:
     db = Db()
     migrations = [db.migration("002", "items"), db.migration("001", "orders"),
                   db.migration("001", "logs", scope="destination:audit")]
@@ -60,7 +60,7 @@ async def test_up_applies_pending_in_version_order_per_scope(wanderer: SQLWander
     assert statuses == [Status.ACKNOWLEDGED, Status.EXECUTING, Status.SUCCEEDED] * 2
 
 
-async def test_a_failure_is_recorded_and_stops_the_scope(wanderer: SQLWanderer) -> None:
+async def test_a_failure_is_recorded_and_stops_the_scope(wanderer: SQLiteWanderer) -> None:
     db = Db()
     runner = MigrationRunner(wanderer, [db.migration("001", "orders"), db.migration("002", "bad", fail_up=True),
                                         db.migration("003", "later")])
@@ -72,7 +72,7 @@ async def test_a_failure_is_recorded_and_stops_the_scope(wanderer: SQLWanderer) 
     assert (last.version, last.status, last.error) == ("002", Status.FAILED, "RuntimeError: cannot create bad")
 
 
-async def test_down_rolls_back_newest_first_to_a_target(wanderer: SQLWanderer) -> None:
+async def test_down_rolls_back_newest_first_to_a_target(wanderer: SQLiteWanderer) -> None:
     db = Db()
     runner = MigrationRunner(wanderer, [db.migration(v, f"t{v}") for v in ("001", "002", "003")])
     await runner.up()
@@ -88,7 +88,7 @@ async def test_down_rolls_back_newest_first_to_a_target(wanderer: SQLWanderer) -
     assert [m.version for m in await runner.up()] == ["001", "002", "003"]  # and up again
 
 
-async def test_down_refuses_versions_no_plugin_offers(wanderer: SQLWanderer) -> None:
+async def test_down_refuses_versions_no_plugin_offers(wanderer: SQLiteWanderer) -> None:
     db = Db()
     await MigrationRunner(wanderer, [db.migration("001", "a"), db.migration("002", "b")]).up()
     runner = MigrationRunner(wanderer, [db.migration("001", "a")])
@@ -100,11 +100,11 @@ async def test_down_refuses_versions_no_plugin_offers(wanderer: SQLWanderer) -> 
 def test_duplicate_versions_are_refused(tmp_path: Path) -> None:
     db = Db()
     with pytest.raises(MigrationFailed, match="two migrations of destination:warehouse have version 001"):
-        MigrationRunner(SQLWanderer(f"sqlite:///{tmp_path / 'x.db'}"), [db.migration("001", "a"),
+        MigrationRunner(SQLiteWanderer(f"sqlite:///{tmp_path / 'x.db'}"), [db.migration("001", "a"),
                                                                          db.migration("001", "b")])
 
 
-async def test_a_scope_held_by_another_node_is_not_migrated(wanderer: SQLWanderer) -> None:
+async def test_a_scope_held_by_another_node_is_not_migrated(wanderer: SQLiteWanderer) -> None:
     supervisor = LocalSupervisor("local://runner")
     await supervisor.open()
     try:

@@ -1,19 +1,32 @@
-"""The shared SQL store: the :class:`~hookspecs.Store` protocol on SQLAlchemy Core (async).
+"""The SQL store base, part of the adapter toolkit: the :class:`~hookspecs.Store` and
+:class:`~hookspecs.Wanderer` protocols on SQLAlchemy Core (async), dialect-neutral.
 
-:class:`SQLStore` holds everything that is the same on every SQL database: the tables
-(:mod:`~core.sqlstore.schema`), the schema version (:mod:`~core.sqlstore.versioning`), group
-commit through one writer task (:mod:`~core.sqlstore.writer`), claims and lease recovery
-(:mod:`~core.sqlstore.claims`), queries (:mod:`~core.sqlstore.reads`) and purge / rebuild
-(:mod:`~core.sqlstore.upkeep`). :class:`~core.builtin.sqlite.store.SQLiteStore` is the built-in
-dialect; another dialect (the PostgreSQL plugin) subclasses :class:`SQLStore` and overrides
-only what differs:
+A plugin imports every name below from ``core.sqlstore`` itself (its submodules are private
+to the engine). :class:`SQLStore` holds everything that is the same on every SQL database:
+the tables (:data:`events`, :data:`jobs`, :data:`transitions`, :data:`job_state`), their
+schema version, group commit through one writer task, claims and lease recovery, queries and
+purge / rebuild. :class:`SQLWanderer` keeps the history of migration runs the same way. Both
+are :class:`SQLDatabase` subclasses; a dialect (the built-in SQLite one, the PostgreSQL
+plugin) subclasses them and overrides only what differs.
+
+Hooks of both (:class:`SQLDatabase`):
 
 ``create_engine()``
     Build the ``AsyncEngine``: driver, pool, connect-time settings (SQLite: pragmas).
 ``prepare()``
-    Run once before the schema is ensured (SQLite: create the file's directory).
+    Run once before the engine is built (SQLite: create the file's directory).
 ``begin_write(conn)``
-    Start the writer's transaction (SQLite: ``BEGIN IMMEDIATE``; default ``conn.begin()``).
+    Start a write transaction (SQLite: ``BEGIN IMMEDIATE``; default ``conn.begin()``).
+``is_unavailable(exc)``
+    Tell "database unreachable or locked too long" (raised as
+    :class:`~hookspecs.StoreUnavailable`) from bad data and bugs (raised as they are).
+``option_names()``
+    Name the subclass's own options in the unknown-option error (``[*super().option_names(), …]``).
+``schema_steps``
+    Upgrade steps of the component's tables from one schema version to the next.
+
+Hooks of the store (:class:`SQLStore`):
+
 ``lock_claimed(query)``
     Lock the rows a claim or a recovery selects (PostgreSQL:
     ``query.with_for_update(skip_locked=True, of=job_state)``; default unchanged, since
@@ -23,29 +36,64 @@ only what differs:
     Rows of ``transitions`` / ``job_state`` name their job by ``job_seq`` or, from
     ``insert_queue`` / ``add_jobs`` / ``add_transitions``, by id as ``job_ref``.
 ``update_states(conn, updates)``
-    Make transitions their jobs' current state (default: one executemany ``UPDATE``);
-    returns the rows changed, or -1 when the driver cannot count them.
-``is_unavailable(exc)``
-    Tell "database unreachable or locked too long" (raised as
-    :class:`~hookspecs.StoreUnavailable`) from bad data and bugs (raised as they are).
+    Make transitions their jobs' current state (default: one executemany ``UPDATE``, its
+    bound parameters named :data:`UPDATE_PREFIX` + column); returns the rows changed, or -1
+    when the driver cannot count them.
 ``claim_work(queries, claim, now)``
     The writer's work for a claim (default: a task on the async connection; SQLite: a
-    :class:`~core.sqlstore.writer.SyncTask` that its writer thread runs with the batch).
+    :class:`SyncTask` that its writer thread runs with the batch).
 ``writer_concurrency``
     Writer transactions in flight at once (default 1; a server database may overlap them).
-``schema_steps`` / ``component``
-    Upgrade steps of the tables from one schema version to the next.
-``extra_options_hint()``
-    Name the subclass's own options in the unknown-option error.
 
-The constructor takes ``url`` and the options ``commit_delay_ms``, ``max_batch`` and
+Protected members a dialect uses: ``engine`` (the ``AsyncEngine`` while open),
+``connection()`` (a connection whose unreachable-database errors are ``StoreUnavailable``)
+and ``writing()`` (the same in a write transaction; the caller commits). The store's
+constructor takes ``url`` and the options ``commit_delay_ms``, ``max_batch`` and
 ``purge_batch``; a subclass adds its own keyword options and passes the rest on.
-``docs/store.md`` explains the design.
+``docs/plugin-helpers.md`` documents this API with an example; ``docs/store.md`` explains the
+design.
 """
 
 from __future__ import annotations
 
-from core.sqlstore.store import ASYNC_DRIVERS, SQLStore, async_url
-from core.sqlstore.writer import GroupWriter, WriterStats, WriteSet
+from core.sqlstore.database import ASYNC_DRIVERS, SQLDatabase, async_url
+from core.sqlstore.rows import UPDATE_PREFIX
+from core.sqlstore.schema import (
+    NO_DUE_TIME,
+    SCHEMA_VERSION,
+    JSONText,
+    UTCDateTime,
+    events,
+    job_state,
+    jobs,
+    metadata,
+    transitions,
+)
+from core.sqlstore.store import SQLStore
+from core.sqlstore.versioning import Step
+from core.sqlstore.wanderer import SQLWanderer
+from core.sqlstore.writer import GroupWriter, SyncTask, Work, WriterStats, WriteSet
 
-__all__ = ["ASYNC_DRIVERS", "GroupWriter", "SQLStore", "WriteSet", "WriterStats", "async_url"]
+__all__ = [
+    "ASYNC_DRIVERS",
+    "NO_DUE_TIME",
+    "SCHEMA_VERSION",
+    "UPDATE_PREFIX",
+    "GroupWriter",
+    "JSONText",
+    "SQLDatabase",
+    "SQLStore",
+    "SQLWanderer",
+    "Step",
+    "SyncTask",
+    "UTCDateTime",
+    "Work",
+    "WriteSet",
+    "WriterStats",
+    "async_url",
+    "events",
+    "job_state",
+    "jobs",
+    "metadata",
+    "transitions",
+]

@@ -6,37 +6,28 @@ override the small hooks listed in :mod:`core.sqlstore`; everything else is shar
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import Select, Table, bindparam, insert, select, update
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import ConfigError
 from core.sqlstore import claims, reads, upkeep
+from core.sqlstore.database import SQLDatabase
 from core.sqlstore.rows import UPDATE_PREFIX, event_row, new_jobs, state_update, transition_row
 from core.sqlstore.schema import INSERTS, SCHEMA_VERSION, events, job_state, jobs, metadata, transitions
-from core.sqlstore.versioning import Step, ensure_schema
 from core.sqlstore.writer import GroupWriter, SyncTask, Work, WriterStats, WriteSet, merged
 from hookspecs import (
     Claim,
     Event,
     Job,
     Queue,
-    StoreUnavailable,
     Transition,
     WhereEvent,
     WhereJob,
 )
-
-#: The async driver used for a plain URL scheme.
-ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
 
 _STATE_UPDATE = (
     update(job_state)
@@ -48,65 +39,38 @@ _STATE_UPDATE = (
 )
 
 
-def async_url(url: str) -> URL:
-    """``url`` with the async driver of its scheme (``sqlite://`` → ``sqlite+aiosqlite://``)."""
-    parsed = make_url(url)
-    return parsed.set(drivername=ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
-
-
-class SQLStore:
+class SQLStore(SQLDatabase):
     """The shared SQL store. See :mod:`core.sqlstore` for its extension points.
 
-    :param url: a SQLAlchemy URL; a plain scheme gets its async driver (:data:`ASYNC_DRIVERS`).
+    :param url: a SQLAlchemy URL (see :class:`~core.sqlstore.database.SQLDatabase`).
     :param commit_delay_ms: how long the writer waits for more writes to share a commit.
     :param max_batch: rows above which the writer closes a shared transaction.
     :param purge_batch: events deleted per transaction by :meth:`purge`.
     """
 
-    #: The component name under which the schema version is recorded.
     component: ClassVar[str] = "store"
+    tables: ClassVar[Sequence[Table]] = tuple(metadata.sorted_tables)
+    schema_version: ClassVar[int] = SCHEMA_VERSION
     #: Writer transactions in flight at once (SQLite: 1, its single writer; a server database
     #: may overlap a commit's disk wait with the next batch).
     writer_concurrency: ClassVar[int] = 1
-    #: Upgrade steps of the store's tables: ``schema_steps[n]`` takes version n to n + 1.
-    schema_steps: ClassVar[Mapping[int, Step]] = {}
 
     def __init__(self, url: str, *, commit_delay_ms: float = 2.0, max_batch: int = 5000,
                  purge_batch: int = 1000, **options: Any) -> None:
-        if options:
-            raise ConfigError(
-                "options of the store", ", ".join(sorted(options)), options,
-                "known options: commit_delay_ms, max_batch, purge_batch" + self.extra_options_hint(),
-            )
+        super().__init__(url, **options)
         if commit_delay_ms < 0 or max_batch < 1 or purge_batch < 1:
             raise ConfigError(
                 "options of the store", "commit_delay_ms/max_batch/purge_batch",
                 (commit_delay_ms, max_batch, purge_batch), "commit_delay_ms >= 0, max_batch >= 1, purge_batch >= 1",
             )
-        self.url = url
         self.purge_batch = purge_batch
-        self._engine: AsyncEngine | None = None
         self._writer = GroupWriter(self._transaction, delay=commit_delay_ms / 1000, max_weight=max_batch,
                                    concurrency=self.writer_concurrency)
-        #: Serialises every connection use when the database allows only one connection.
-        self._exclusive: asyncio.Lock | None = None
 
-    # -- extension points -------------------------------------------------------------------
+    # -- extension points (and those of SQLDatabase) ----------------------------------------
 
-    def extra_options_hint(self) -> str:
-        """Text naming a subclass's own options, appended to the unknown-option error."""
-        return ""
-
-    def create_engine(self) -> AsyncEngine:
-        """Build the async engine (pool, connect-time settings). Subclasses add their pragmas."""
-        return create_async_engine(async_url(self.url))
-
-    async def prepare(self) -> None:
-        """Run before the schema is ensured (e.g. create the database file's directory)."""
-
-    async def begin_write(self, conn: AsyncConnection) -> None:
-        """Start the writer's transaction on ``conn`` (SQLite: ``BEGIN IMMEDIATE``)."""
-        await conn.begin()
+    def option_names(self) -> list[str]:
+        return [*super().option_names(), "commit_delay_ms", "max_batch", "purge_batch"]
 
     def lock_claimed(self, query: Select[Any]) -> Select[Any]:
         """Make a claim's ``SELECT`` lock its rows (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
@@ -139,18 +103,7 @@ class SQLStore:
 
         return run
 
-    def is_unavailable(self, exc: BaseException) -> bool:
-        """Does ``exc`` mean the database cannot be reached (rather than bad data or a bug)?"""
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            return True
-        return isinstance(exc, OperationalError | InterfaceError | PoolTimeout | OSError | ConnectionError)
-
     # -- lifecycle --------------------------------------------------------------------------
-
-    @property
-    def shown_url(self) -> str:
-        """The URL with its password hidden, for messages."""
-        return make_url(self.url).render_as_string(hide_password=True)
 
     @property
     def stats(self) -> WriterStats:
@@ -158,57 +111,17 @@ class SQLStore:
         return self._writer.stats
 
     async def open(self) -> None:
-        if self._engine is not None:
-            return
-        await self.prepare()
-        self._engine = self.create_engine()
-        try:
-            async with self._writing() as conn:
-                await ensure_schema(
-                    conn, self.component, list(metadata.sorted_tables), SCHEMA_VERSION, self.schema_steps,
-                )
-                await conn.commit()
-        except BaseException:
-            await self._engine.dispose()
-            self._engine = None
-            raise
+        await super().open()
         self._writer.start()
 
     async def close(self) -> None:
         await self._writer.stop()
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
-
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        """A connection of the engine; "cannot reach the database" errors, including those of
-        releasing the connection (a rollback on a dead one), become :class:`StoreUnavailable`."""
-        if self._engine is None:
-            raise StoreUnavailable(f"the store {self.shown_url} is closed (or was never opened)")
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                if self._exclusive is not None:
-                    await stack.enter_async_context(self._exclusive)
-                yield await stack.enter_async_context(self._engine.connect())
-        except StoreUnavailable:
-            raise
-        except Exception as exc:
-            if self.is_unavailable(exc):
-                raise StoreUnavailable(f"the store {self.shown_url} is unavailable: {exc}") from exc
-            raise
-
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in a write transaction; the caller commits, an error rolls back."""
-        async with self._connection() as conn:
-            await self.begin_write(conn)
-            yield conn
+        await super().close()
 
     # -- the writer's transaction -----------------------------------------------------------
 
     async def _transaction(self, batch: list[Work]) -> list[Any]:
-        async with self._writing() as conn:
+        async with self.writing() as conn:
             await self._apply(conn, merged(batch))
             results = [
                 None if isinstance(work, WriteSet)
@@ -309,17 +222,17 @@ class SQLStore:
     # -- reads ------------------------------------------------------------------------------
 
     async def find_events(self, where: WhereEvent) -> list[Event]:
-        async with self._connection() as conn:
+        async with self.connection() as conn:
             return await reads.find_events(conn, where)
 
     async def find_jobs(self, where: WhereJob) -> list[Job]:
-        async with self._connection() as conn:
+        async with self.connection() as conn:
             return await reads.find_jobs(conn, where)
 
     async def get_event(self, event_id: str) -> Event | None:
-        async with self._connection() as conn:
+        async with self.connection() as conn:
             return await reads.get_event(conn, event_id)
 
     async def get_job(self, job_id: str) -> Job | None:
-        async with self._connection() as conn:
+        async with self.connection() as conn:
             return await reads.get_job(conn, job_id)

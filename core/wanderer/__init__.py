@@ -1,2 +1,3 @@
-"""The built-in wanderer: migration history in SQL (:mod:`~core.wanderer.sql`) and the runner
-that applies and rolls back migrations while recording them (:mod:`~core.wanderer.runner`)."""
+"""The migration runner (:mod:`~core.wanderer.runner`): applies and rolls back migrations while
+recording them in a wanderer (the SQL one: :class:`core.sqlstore.SQLWanderer`, on SQLite
+:class:`core.builtin.sqlite.wanderer.SQLiteWanderer`)."""

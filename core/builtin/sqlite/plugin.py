@@ -14,9 +14,9 @@ def _store(url: str, options: dict[str, Any]) -> Store:
 
 
 def _wanderer(url: str, options: dict[str, Any]) -> Wanderer:
-    from core.wanderer.sql import SQLWanderer
+    from core.builtin.sqlite.wanderer import SQLiteWanderer
 
-    return SQLWanderer(url, **options)
+    return SQLiteWanderer(url, **options)
 
 
 @hookimpl

@@ -1,74 +1,47 @@
 """``SQLiteStore``: the embedded store on a SQLite file (WAL, group commit, one writer).
 
-The connection set-up is in :mod:`core.builtin.sqlite.engine`. ``sqlite:///:memory:`` works
-too: one connection that reads and writes take in turn (an in-memory database exists only
-inside its connection), for tests and throw-away runs; nothing survives ``close``.
+The SQLite hooks it shares with the wanderer are in :mod:`core.builtin.sqlite.dialect`.
+``sqlite:///:memory:`` works too: one connection that reads and writes take in turn (an
+in-memory database exists only inside its connection), for tests and throw-away runs; nothing
+survives ``close``.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, Table
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.builtin.sqlite.engine import (
-    STATE_UPDATE_SQL,
-    begin_immediate,
-    database_path,
-    insert_params,
-    make_parent,
-    sqlite_engine,
-    sqlite_unavailable,
-    state_update_params,
-)
+from core.builtin.sqlite.dialect import SQLiteDialect
+from core.builtin.sqlite.driver_sql import STATE_UPDATE_SQL, insert_params, state_update_params
 from core.builtin.sqlite.writer_thread import WriterThread
-from core.errors import ConfigError
 from core.sqlstore import claims
 from core.sqlstore.schema import events, job_state, jobs, transitions
-from core.sqlstore.store import SQLStore, async_url
+from core.sqlstore.store import SQLStore
 from core.sqlstore.writer import SyncTask, Work, WriteSet, merged
 from hookspecs import Claim, Job, StoreUnavailable
 
 
-class SQLiteStore(SQLStore):
+class SQLiteStore(SQLiteDialect, SQLStore):
     """The store on a SQLite file: ``sqlite:////abs/path.db`` (the host makes paths absolute).
 
-    :param busy_timeout_ms: how long a write waits for another process's write lock before
-        the call raises :class:`~hookspecs.StoreUnavailable`.
+    :param busy_timeout_ms: see :class:`~core.builtin.sqlite.dialect.SQLiteDialect`.
 
-    Other options: see :class:`~core.sqlstore.store.SQLStore`.
+    Other options: see :class:`~core.sqlstore.SQLStore`.
     """
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 5000, **options: Any) -> None:
-        if busy_timeout_ms < 0:
-            raise ConfigError("options of the store", "busy_timeout_ms", busy_timeout_ms, "a number >= 0")
+    def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
-        self.busy_timeout_ms = busy_timeout_ms
-        self._url = async_url(url)
-        self.path = database_path(self._url)
         #: Runs batches of row inserts and claims (a file database only).
         self._writer_thread: WriterThread | None = None
 
-    def extra_options_hint(self) -> str:
-        return ", busy_timeout_ms"
-
-    async def prepare(self) -> None:
-        await make_parent(self.path)
-
     def create_engine(self) -> AsyncEngine:
-        if self.path is None:
-            self._exclusive = asyncio.Lock()
-        else:
+        if self.path is not None:
             self._writer_thread = WriterThread(self.path, self.busy_timeout_ms)
-        return sqlite_engine(self._url, self.busy_timeout_ms)
-
-    async def begin_write(self, conn: AsyncConnection) -> None:
-        await begin_immediate(conn)
+        return super().create_engine()
 
     async def open(self) -> None:
         try:
@@ -129,9 +102,3 @@ class SQLiteStore(SQLStore):
             return claimed
 
         return SyncTask(run)
-
-    def is_unavailable(self, exc: BaseException) -> bool:
-        # SQLite reports bugs ("no such table") as OperationalError too: judge those by text.
-        if isinstance(exc, OperationalError):
-            return sqlite_unavailable(exc)
-        return super().is_unavailable(exc)

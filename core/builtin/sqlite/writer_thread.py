@@ -22,7 +22,8 @@ from typing import Any
 
 from sqlalchemy import event
 
-from core.builtin.sqlite.engine import STATE_UPDATE_SQL, sqlite_sync_engine
+from core.builtin.sqlite.connections import sqlite_sync_engine
+from core.builtin.sqlite.driver_sql import STATE_UPDATE_SQL
 from core.sqlstore.writer import SyncTask, Work
 
 log = logging.getLogger(__name__)

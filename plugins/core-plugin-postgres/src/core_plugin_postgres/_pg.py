@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from hookspecs import ConfigError
+from hookspecs import ConfigError, StoreUnavailable
 
 SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
@@ -83,3 +84,20 @@ async def create_schema(conn: asyncpg.Connection | asyncpg.Pool, ddl: str) -> No
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
             await conn.execute(ddl)
+
+
+@contextlib.asynccontextmanager
+async def schema_locked(url: str, what: str) -> AsyncIterator[None]:
+    """Hold the schema lock while the body creates or upgrades tables through its own
+    connections (the store's and the wanderer's engines): a session lock on a connection of
+    its own, released when that session ends. ``what`` names the database in the
+    :class:`~hookspecs.StoreUnavailable` raised when the server cannot be reached."""
+    try:
+        lock = await connect(url)
+    except DISCONNECTED as exc:
+        raise StoreUnavailable(f"{what} {redacted(url)} is unavailable: {exc}") from exc
+    try:
+        await lock.execute("SELECT pg_advisory_lock($1)", SCHEMA_LOCK)
+        yield
+    finally:
+        await lock.close()  # ends the session: the lock goes with it

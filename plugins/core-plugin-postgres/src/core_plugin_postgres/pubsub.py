@@ -2,17 +2,16 @@
 
 Publishing inserts one row per (message, consumer group of the topic) and, in the same
 statement, ``pg_notify('core_pubsub', topic)``: the notification carries only the topic, a
-reference, never the body, so NOTIFY's 8000-byte limit does not bound message size. A member
-claims a batch of its group's rows with ``FOR UPDATE SKIP LOCKED`` (each row to one member)
-and hides them for ``ack_timeout`` seconds; ``ack`` deletes the row, ``nack``, a closed
-subscription or an expired timeout makes it visible again. A group exists from its first
-subscription on, so a member that was offline catches up from the table, and nothing needs a
-notification to be delivered: a missed one costs at most ``poll_interval`` of latency.
+reference, never the body, so NOTIFY's 8000-byte limit does not bound message size. The
+members of a group (:mod:`~core_plugin_postgres._subscription`) claim its rows; a group
+exists from its first subscription on, so a member that was offline catches up from the
+table, and nothing needs a notification to be delivered: a missed one costs at most
+``poll_interval`` of latency.
 
 Concurrent ``publish`` calls share one statement and one commit (the next batch forms while
 one is written), and only that commit waits for the WAL flush (except on ``hint_topics``):
 claims and acknowledgements commit asynchronously, since losing one to a server crash only
-means a redelivery. Acknowledgements ride with the member's next claim, in its statement.
+means a redelivery.
 """
 
 from __future__ import annotations
@@ -21,13 +20,16 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
 from hookspecs import JOBS_TOPIC, ConfigError, Message, PubSubUnavailable
 
 from core_plugin_postgres._pg import DISCONNECTED, connect, create_pool, create_schema, redacted
+from core_plugin_postgres._subscription import PostgresSubscription
+
+__all__ = ["PostgresPubSub", "PostgresSubscription"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,144 +70,6 @@ WITH inserted AS (
 )
 SELECT pg_notify($5, t.topic) FROM (SELECT DISTINCT topic FROM inserted) AS t
 """
-
-# Deletes what the member acknowledged since its last claim, in the same statement.
-CLAIM = """
-WITH acked AS (DELETE FROM core_pubsub_messages WHERE id = ANY($5::bigint[]))
-UPDATE core_pubsub_messages AS m
-SET visible_at = clock_timestamp() + make_interval(secs => $4), attempts = m.attempts + 1
-FROM (SELECT id FROM core_pubsub_messages
-      WHERE topic = $1 AND grp = $2 AND visible_at <= clock_timestamp()
-      ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) AS c
-WHERE m.id = c.id
-RETURNING m.id, m.body, m.attributes::text AS attributes, m.key
-"""
-
-ACK = "DELETE FROM core_pubsub_messages WHERE id = ANY($1::bigint[])"
-NACK = "UPDATE core_pubsub_messages SET visible_at = '-infinity' WHERE id = ANY($1::bigint[])"
-
-
-class PostgresDelivery:
-    """One claimed row; ``ack`` is batched with the member's next claim, ``nack`` is at once."""
-
-    __slots__ = ("_id", "_message", "_settled", "_subscription")
-
-    def __init__(self, row_id: int, message: Message, subscription: PostgresSubscription) -> None:
-        self._id = row_id
-        self._message = message
-        self._subscription = subscription
-        self._settled = False
-
-    @property
-    def message(self) -> Message:
-        return self._message
-
-    async def ack(self) -> None:
-        if not self._settled:
-            self._settled = True
-            await self._subscription._ack(self._id)
-
-    async def nack(self) -> None:
-        if not self._settled:
-            self._settled = True
-            await self._subscription._nack(self._id)
-
-
-class PostgresSubscription:
-    """A member of a consumer group: claims batches, waits for NOTIFY (or polls) when idle.
-
-    Acknowledged ids are deleted by the next claim's statement (at least every
-    ``poll_interval`` while the subscription is iterated, which is below ``ack_timeout``) or
-    on close; until then their rows stay hidden from the other members, so they are not
-    delivered again unless this process dies first (at-least-once).
-    """
-
-    def __init__(self, owner: PostgresPubSub, topic: str, group: str) -> None:
-        self._owner = owner
-        self.topic = topic
-        self.group = group
-        self._wake = asyncio.Event()
-        self._closed = False
-        self._acked: list[int] = []
-        self._in_flight: set[int] = set()
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called (the consumer may close us while we yield)."""
-        return self._closed
-
-    def _notify(self) -> None:
-        self._wake.set()
-
-    async def __aiter__(self) -> AsyncIterator[PostgresDelivery]:
-        owner = self._owner
-        while not self._closed:
-            self._wake.clear()
-            acked, self._acked = self._acked, []
-            try:
-                rows = await owner._run(functools.partial(self._claim, acked=acked))
-            except PubSubUnavailable as exc:
-                self._acked.extend(acked)
-                log.warning("pubsub %s: %s; retrying", self.topic, exc)
-                await self._idle(owner.poll_interval)
-                continue
-            if not rows:
-                await self._idle(owner.poll_interval)
-                continue
-            self._in_flight.update(row["id"] for row in rows)
-            for row in sorted(rows, key=lambda r: r["id"]):
-                if self.closed:
-                    break
-                message = Message(body=row["body"], attributes=json.loads(row["attributes"]), key=row["key"])
-                yield PostgresDelivery(row["id"], message, self)
-
-    async def _claim(self, pool: asyncpg.Pool, *, acked: list[int]) -> list[Any]:
-        """Delete ``acked`` rows and claim the next batch, in one statement."""
-        owner = self._owner
-        rows: list[Any] = await pool.fetch(CLAIM, self.topic, self.group, owner.prefetch, owner.ack_timeout, acked)
-        return rows
-
-    async def _idle(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            pass
-
-    async def _flush(self) -> None:
-        if self._acked:
-            ids, self._acked = self._acked, []
-            try:
-                await self._owner._run(lambda pool: pool.execute(ACK, ids))
-            except PubSubUnavailable:
-                self._acked.extend(ids)
-                raise
-
-    async def _ack(self, row_id: int) -> None:
-        self._in_flight.discard(row_id)
-        self._acked.append(row_id)
-        if self._closed:
-            await self._flush()
-
-    async def _nack(self, row_id: int) -> None:
-        self._in_flight.discard(row_id)
-        await self._owner._run(lambda pool: pool.execute(NACK, [row_id]))
-
-    async def close(self) -> None:
-        """Delete what was acknowledged; make the unsettled deliveries visible to others."""
-        if self._closed:
-            return
-        self._closed = True
-        self._wake.set()
-        self._owner._subscriptions.discard(self)
-        try:
-            await self._flush()
-            if self._in_flight:
-                ids, self._in_flight = list(self._in_flight), set()
-                await self._owner._run(lambda pool: pool.execute(NACK, ids))
-        except PubSubUnavailable as exc:
-            log.warning("pubsub %s: could not settle on close (%s); rows reappear after ack_timeout",
-                        self.topic, exc)
-
 
 class PostgresPubSub:
     """:class:`~hookspecs.PubSub` on PostgreSQL (``postgresql://…``).

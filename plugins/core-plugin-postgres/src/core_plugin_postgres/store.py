@@ -27,15 +27,13 @@ import functools
 from typing import Any
 
 import asyncpg
-from core.sqlstore import SQLStore
-from core.sqlstore.rows import UPDATE_PREFIX
-from core.sqlstore.schema import job_state, jobs
-from hookspecs import ConfigError, StoreUnavailable
+from core.sqlstore import UPDATE_PREFIX, SQLStore, job_state, jobs
+from hookspecs import ConfigError
 from sqlalchemy import Column, Select, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
-from core_plugin_postgres._pg import DISCONNECTED, SCHEMA_LOCK, connect, redacted, sqlalchemy_url
+from core_plugin_postgres._pg import DISCONNECTED, redacted, schema_locked, sqlalchemy_url
 from core_plugin_postgres._retention import purge_loop
 
 #: SQLSTATE classes meaning "the server is not usable now": connection exception, operator
@@ -105,8 +103,9 @@ class PostgresStore(SQLStore):
     def __repr__(self) -> str:
         return f"PostgresStore({redacted(self.url)!r})"
 
-    def extra_options_hint(self) -> str:
-        return ", pool_size, max_overflow, copy_threshold, durable_transitions, retention, purge_interval"
+    def option_names(self) -> list[str]:
+        return [*super().option_names(), "pool_size", "max_overflow", "copy_threshold", "durable_transitions",
+                "retention", "purge_interval"]
 
     def create_engine(self) -> AsyncEngine:
         return create_async_engine(
@@ -128,18 +127,11 @@ class PostgresStore(SQLStore):
 
     async def open(self) -> None:
         """Create or upgrade the tables under the schema lock (nodes may start together)."""
-        try:
-            lock = await connect(self.url)
-        except DISCONNECTED as exc:
-            raise StoreUnavailable(f"the store {redacted(self.url)} is unavailable: {exc}") from exc
-        try:
-            await lock.execute("SELECT pg_advisory_lock($1)", SCHEMA_LOCK)
+        async with schema_locked(self.url, "the store"):
             await super().open()
-            async with self._writing() as conn:
+            async with self.writing() as conn:
                 await _tune(conn, job_state.name, JOB_STATE_SETTINGS)
                 await conn.commit()
-        finally:
-            await lock.close()  # ends the session: the lock goes with it
         if self.retention is not None:
             self._purging = asyncio.create_task(purge_loop(
                 self.url, lambda before: self.purge(before=before),
@@ -171,8 +163,8 @@ class PostgresStore(SQLStore):
         if isinstance(exc, asyncpg.PostgresError) and not self.is_unavailable(exc):
             return
         await conn.invalidate()
-        if self.is_unavailable(exc) and self._engine is not None:
-            await self._engine.dispose()
+        if self.is_unavailable(exc) and self.engine is not None:
+            await self.engine.dispose()
 
     async def _insert(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
         driver = await _driver(conn)

@@ -1,4 +1,4 @@
-"""``PostgresWanderer``: the core's :class:`~core.wanderer.sql.SQLWanderer` on PostgreSQL.
+"""``PostgresWanderer``: the toolkit's :class:`core.sqlstore.SQLWanderer` on PostgreSQL.
 
 The table (``wanderer_runs``, schema version kept by ``ensure_schema`` under the component
 ``wanderer``) and the queries are the core's, which are dialect-neutral. PostgreSQL adds two
@@ -9,11 +9,10 @@ version (``DISTINCT ON``) instead of reading the scope's whole history.
 
 from __future__ import annotations
 
-from core.wanderer.sql import SQLWanderer
-from hookspecs import StoreUnavailable
+from core.sqlstore import SQLWanderer
 from sqlalchemy import text
 
-from core_plugin_postgres._pg import DISCONNECTED, SCHEMA_LOCK, connect, redacted
+from core_plugin_postgres._pg import redacted, schema_locked
 
 APPLIED = text("""
 SELECT version FROM (
@@ -32,17 +31,10 @@ class PostgresWanderer(SQLWanderer):
 
     async def open(self) -> None:
         """Connect and create or upgrade ``wanderer_runs``, one node at a time."""
-        try:
-            lock = await connect(self.url)
-        except DISCONNECTED as exc:
-            raise StoreUnavailable(f"the wanderer database {redacted(self.url)} is unavailable: {exc}") from exc
-        try:
-            await lock.execute("SELECT pg_advisory_lock($1)", SCHEMA_LOCK)
+        async with schema_locked(self.url, "the wanderer database"):
             await super().open()
-        finally:
-            await lock.close()  # ends the session, and the lock with it
 
     async def applied(self, scope: str) -> list[str]:
         """Versions whose latest transition is a succeeded ``up``, in version order."""
-        async with self._connection() as conn:
+        async with self.connection() as conn:
             return list((await conn.execute(APPLIED, {"scope": scope})).scalars())

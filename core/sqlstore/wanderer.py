@@ -1,0 +1,88 @@
+"""``SQLWanderer``: the history of migration runs in a SQL table, dialect-neutral.
+
+Every transition of every run is one appended row of ``wanderer_runs``, ordered by insertion
+(``seq``). A version is applied when its latest transition is a succeeded ``up``. The table's
+schema version is recorded by :func:`~core.sqlstore.versioning.ensure_schema` (component
+``wanderer``), so a later release upgrades it instead of recreating it. A dialect
+(:class:`~core.builtin.sqlite.wanderer.SQLiteWanderer`, the PostgreSQL plugin's) overrides the
+hooks of :class:`~core.sqlstore.database.SQLDatabase`, like the store's dialects do, and may
+answer :meth:`SQLWanderer.applied` with a query of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import ClassVar
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, insert, select
+
+from core.sqlstore.database import SQLDatabase
+from core.sqlstore.schema import UTCDateTime
+from hookspecs import Direction, MigrationRun, Status
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+runs = Table(
+    "wanderer_runs", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", String(27), nullable=False, unique=True),
+    Column("scope", String(255), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_wanderer_runs_scope", "scope", "seq"),
+)
+
+
+class SQLWanderer(SQLDatabase):
+    """:class:`~hookspecs.Wanderer` on a SQL database; no options of its own.
+
+    One operation runs at a time: migrations are rare, and one connection is enough for them.
+    """
+
+    component: ClassVar[str] = "wanderer"
+    tables: ClassVar[Sequence[Table]] = (runs,)
+    schema_version: ClassVar[int] = SCHEMA_VERSION
+
+    async def open(self) -> None:
+        if self._engine is None:
+            self._turns = asyncio.Lock()  # of this event loop
+        await super().open()
+
+    async def record(self, run: MigrationRun) -> None:
+        async with self.writing() as conn:
+            await conn.execute(insert(runs).values(
+                id=run.id, scope=run.scope, version=run.version, name=run.name,
+                direction=run.direction.value, status=run.status.value, error=run.error,
+                created_at=run.created_at,
+            ))
+            await conn.commit()
+
+    async def history(self, scope: str | None = None) -> list[MigrationRun]:
+        query = select(runs).order_by(runs.c.seq)
+        if scope is not None:
+            query = query.where(runs.c.scope == scope)
+        async with self.connection() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            MigrationRun(
+                id=row.id, version=row.version, scope=row.scope, name=row.name,
+                direction=Direction(row.direction), status=Status(row.status),
+                created_at=row.created_at, error=row.error,
+            )
+            for row in rows
+        ]
+
+    async def applied(self, scope: str) -> list[str]:
+        latest: dict[str, MigrationRun] = {}
+        for run in await self.history(scope):
+            latest[run.version] = run
+        return sorted(
+            version for version, run in latest.items()
+            if run.direction is Direction.UP and run.status is Status.SUCCEEDED
+        )
