@@ -117,3 +117,5 @@ def test_bad_urls_and_options_are_refused_with_what_to_write(project: Path) -> N
     host = PluginHost(load_settings(environ={}))
     with pytest.raises(PluginError, match="takes no options, got size"):
         host.registry.create("store", "memory://", {"size": 1})
+    shared = host.registry.create("store", "memory://", {"max_pending": 5})  # the memory pub/sub's
+    assert isinstance(shared, MemoryStore)

@@ -14,13 +14,19 @@ from hookspecs import AdapterRegistration, Store, hookimpl
 
 #: The plugin's name in the host (``core plugins list`` of a test shows it as a built-in).
 PLUGIN_NAME = "testing"
+#: The memory pub/sub's options: they share the ``[options.memory]`` table with this store.
+_PUBSUB_OPTIONS = frozenset({"max_pending", "publish_timeout"})
 
 
 def _store(url: str, options: dict[str, Any]) -> Store:
     from core.testing._memory_store import MemoryStore
 
-    if options:
-        raise ValueError(f"the memory store takes no options, got {', '.join(sorted(options))}; remove them")
+    unknown = sorted(set(options) - _PUBSUB_OPTIONS)
+    if unknown:
+        raise ValueError(
+            f"the memory store takes no options, got {', '.join(unknown)}; remove them from [options.memory] "
+            f"(which may hold only the memory pub/sub's {', '.join(sorted(_PUBSUB_OPTIONS))})"
+        )
     return MemoryStore(url)
 
 
