@@ -40,6 +40,18 @@ async def test_a_runtime_on_memory_url_opens_a_memory_store(tmp_path: Path) -> N
         assert isinstance(runtime, Runtime) and isinstance(runtime.store, MemoryStore)
 
 
+def test_outside_pytest_no_plugin_host_offers_a_memory_store(project: Path) -> None:
+    code = (
+        "from core.config import load_settings\n"
+        "from core.plugins import PluginHost\n"
+        "host = PluginHost(load_settings(environ={}))\n"
+        "print(host.registry.schemes('store'), 'testing' in host.records)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["['sqlite']", "False"]
+
+
 @pytest.mark.parametrize("module", ["core.testing._memory_store", "core.testing"])
 def test_the_memory_store_imports_no_sqlalchemy(module: str) -> None:
     code = (
