@@ -1,6 +1,6 @@
-"""Helpers of the gateway tests: a pipeline to ingest into, a runtime on a real SQLite store
-(with a private memory broker and local supervisor), a gateway serving real HTTP on a free
-port, and waiting with a deadline."""
+"""Helpers of the gateway tests: a pipeline to ingest into, a runtime on the kit's in-memory
+store (a test about SQL passes ``store=sqlite_url(tmp_path)``) with a private memory broker and
+local supervisor, a gateway serving real HTTP on a free port, and waiting with a deadline."""
 
 from __future__ import annotations
 
@@ -49,13 +49,19 @@ def shop(*extra: Any) -> tuple[list[Source], list[Destination], list[Flow]]:
     return [source], [sink], [Flow("orders", source="shop", actions=["sink.keep"])]
 
 
+def sqlite_url(tmp_path: Path) -> str:
+    """The store URL of a SQLite file in ``tmp_path``, for the tests that need a SQL database."""
+    return f"sqlite:///{tmp_path / 'core.db'}"
+
+
 def settings_for(tmp_path: Path, *, options: str = "", **overrides: Any) -> Any:
-    """Settings on a fresh SQLite file; ``options`` is extra TOML (``[options.NAME]`` tables)."""
+    """Settings on the in-memory store (one database per test: one event loop); ``options`` is
+    extra TOML (``[options.NAME]`` tables)."""
     suffix = new_id()[-8:]
     config = tmp_path / "core.toml"
     config.write_text(options)
     values = {
-        "store": f"sqlite:///{tmp_path / 'core.db'}",
+        "store": "memory://",
         "pubsub": f"memory://gw-{suffix}",
         "supervisor": f"local://gw-{suffix}",
         "wanderer": "",

@@ -1,5 +1,6 @@
-"""Helpers of the scheduler tests: a runtime on a real SQLite store (and the in-memory broker),
-jobs written the way the gateway writes them, a running scheduler, and waiting with a deadline."""
+"""Helpers of the scheduler tests: a runtime on the kit's in-memory store (and the in-memory
+broker), jobs written the way the gateway writes them, a running scheduler, and waiting with a
+deadline."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from tests import scheduler_app
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Any:
-    """Settings on a fresh SQLite file, a private memory broker and local supervisor."""
+    """Settings on the in-memory store (one database per test: one event loop), a private memory
+    broker and local supervisor."""
     suffix = new_id()[-8:]
     values = {
-        "store": f"sqlite:///{tmp_path / 'core.db'}",
+        "store": "memory://",
         "pubsub": f"memory://sched-{suffix}",
         "supervisor": f"local://sched-{suffix}",
         "wanderer": "",

@@ -35,7 +35,7 @@ from hookspecs import (
     Toolkit,
     WhereEvent,
 )
-from tests.gateway_kit import eventually, opened, serving, shop
+from tests.gateway_kit import eventually, opened, serving, shop, sqlite_url
 
 
 async def stored(runtime: object) -> int:
@@ -146,7 +146,7 @@ async def test_store_unavailable_is_503_never_202(
 ) -> None:
     sources, destinations, flows = shop()
     options = "[options.sqlite]\nbusy_timeout_ms = 100\n"
-    async with opened(tmp_path, sources, destinations, flows, options=options) as runtime, \
+    async with opened(tmp_path, sources, destinations, flows, options=options, store=sqlite_url(tmp_path)) as runtime, \
             serving(runtime) as gateway:
         url = f"{gateway.url}/webhooks/orders"
         assert (await client.post(url, json={"data": 0})).status_code == 202

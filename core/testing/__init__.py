@@ -4,7 +4,8 @@ One suite per adapter kind (:class:`StoreSuite`, :class:`PubSubSuite`,
 :class:`SupervisorSuite`, :class:`WandererSuite`) and for a plugin's pipeline objects
 (:class:`SourceSuite`, :class:`DestinationSuite`); optional suites for brokers
 (:class:`BrokerDeliverySuite`, :class:`DeadLetterSuite`, :class:`BrokerOutageSuite`) and a
-plugin's packaging (:class:`PluginPackagingSuite`); test-data helpers; and
+plugin's packaging (:class:`PluginPackagingSuite`); test-data helpers; :class:`MemoryStore`, the
+store in plain Python (``store = "memory://"`` in tests); and
 :class:`Deployment`, which runs ``core start`` processes for end-to-end tests (and the broker
 suites on it: :class:`BrokerEndToEndSuite`, :class:`DeadLetterEndToEndSuite`). Subclass a suite
 in a ``Test…`` class and override one fixture (``adapter_url``, or ``make_adapter``; ``source``
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.testing._base import AdapterPool, AdapterSuite, create_adapter, registration, requires
+    from core.testing._memory_store import MemoryStore
     from core.testing.broker import BrokerDeliverySuite, BrokerOutageSuite, Clients, DeadLetterSuite, free_port
     from core.testing.broker_processes import (
         FEED_GROUP,
@@ -57,6 +59,7 @@ _WHERE = {
     "bodies": "pubsub",
     "AdapterPool": "_base", "AdapterSuite": "_base", "create_adapter": "_base", "registration": "_base",
     "requires": "_base",
+    "MemoryStore": "_memory_store",
     "BrokerDeliverySuite": "broker", "BrokerOutageSuite": "broker", "DeadLetterSuite": "broker",
     "BrokerEndToEndSuite": "broker_processes", "DeadLetterEndToEndSuite": "broker_processes",
     "PluginPackagingSuite": "packaging",
@@ -86,6 +89,7 @@ __all__ = [
     "Deployment",
     "DestinationSuite",
     "Inbox",
+    "MemoryStore",
     "Names",
     "Outage",
     "PluginPackagingSuite",

@@ -1,0 +1,38 @@
+"""The kit's own core plugin: it offers :class:`~core.testing.MemoryStore` as ``store = "memory://"``.
+
+The kit's pytest plugin (:mod:`core.testing.plugin`) adds this module to the plugin host's
+built-ins for the pytest run, so every :class:`~core.plugins.PluginHost` of a test offers the
+scheme, with or without the installed plugins. Outside pytest (``core start``) nothing offers
+it: the in-memory store keeps nothing beyond its event loop, so it is no production store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hookspecs import AdapterRegistration, Store, hookimpl
+
+#: The plugin's name in the host (``core plugins list`` of a test shows it as a built-in).
+PLUGIN_NAME = "testing"
+#: The memory pub/sub's options: they share the ``[options.memory]`` table with this store.
+_PUBSUB_OPTIONS = frozenset({"max_pending", "publish_timeout"})
+
+
+def _store(url: str, options: dict[str, Any]) -> Store:
+    from core.testing._memory_store import MemoryStore
+
+    unknown = sorted(set(options) - _PUBSUB_OPTIONS)
+    if unknown:
+        raise ValueError(
+            f"the memory store takes no options, got {', '.join(unknown)}; remove them from [options.memory] "
+            f"(which may hold only the memory pub/sub's {', '.join(sorted(_PUBSUB_OPTIONS))})"
+        )
+    return MemoryStore(url)
+
+
+@hookimpl
+def core_register_stores() -> list[AdapterRegistration[Store]]:
+    return [AdapterRegistration(
+        name="memory", schemes=("memory",), factory=_store, capabilities=frozenset({"purge"}),
+        description="in-memory store of the test kit (one event loop; nothing durable)",
+    )]

@@ -1,0 +1,493 @@
+"""``MemoryStore``: the :class:`~hookspecs.Store` protocol in plain Python, for tests.
+
+The proof that the store protocol can be implemented from scratch (no SQLAlchemy, no SQLite),
+as procrastinate's ``InMemoryConnector`` proves its connector, and a fast store for engine
+tests that need *a* store but do not test SQL. Stores with the same URL in the same event
+loop share one database, as two clients of one server would (``memory://`` and
+``memory://name`` are two databases); nothing survives the event loop.
+
+It keeps what the SQL stores keep: events, jobs and their append-only transitions, beside each
+job's current state (status, attempt, due time, claim lease); a claim heap per action (due
+time, then insertion order) and a lease heap, so that a claim or a recovery costs what it
+returns rather than what is stored. Stale heap entries are skipped by a per-job stamp.
+
+Every call validates all it was given before it changes anything, then applies it without an
+``await`` in between: concurrent tasks never see half a write and never claim one job twice.
+Each call first yields to the event loop once, as a round trip to a database would. JSON values
+are kept as orjson text, as a SQL column keeps them, so a caller never shares an object with
+the store and a value that is not JSON is refused like a SQL store refuses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import heapq
+import itertools
+import weakref
+from collections.abc import Container, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import orjson
+
+from hookspecs import (
+    CLAIMABLE_STATUSES,
+    FINAL_STATUSES,
+    Claim,
+    Event,
+    Job,
+    Queue,
+    Status,
+    StoreUnavailable,
+    Transition,
+    WhereEvent,
+    WhereJob,
+    new_id,
+)
+
+#: The ready time of a job without a due time: before every real time (claimed first).
+NO_DUE_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+#: The error recorded for a job whose claim lease ran out (the SQL stores' text).
+LEASE_EXPIRED = "claim lease expired: the scheduler holding it stopped or crashed"
+
+
+def _utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive datetime is refused rather than guessed (as SQL stores do)."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} given to the store; use a UTC-aware one")
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+@dataclass(slots=True)
+class _EventRow:
+    """A stored event: its fields, JSON as text, and the ids of its jobs in insertion order."""
+
+    id: str
+    source: str
+    name: str
+    context: bytes
+    data: bytes
+    received_at: datetime
+    sent_at: datetime | None
+    ingested_at: datetime
+    job_ids: list[str] = field(default_factory=list)
+
+    def event(self) -> Event:
+        return Event(
+            id=self.id, source=self.source, name=self.name, context=orjson.loads(self.context),
+            data=orjson.loads(self.data), received_at=self.received_at, sent_at=self.sent_at,
+            ingested_at=self.ingested_at,
+        )
+
+
+@dataclass(slots=True)
+class _JobRow:
+    """A stored job: its fields, its current state and its history.
+
+    ``seq`` is the insertion order (claim order among jobs due at the same time); ``stamp``
+    changes with every change of state, so a heap entry made for an earlier state is stale.
+    """
+
+    seq: int
+    id: str
+    event_id: str
+    destination: str
+    action: str
+    context: bytes
+    data: bytes
+    created_at: datetime
+    version: str | None
+    parent_job_id: str | None
+    status: Status
+    attempt: int
+    due_at: datetime | None
+    history: list[Transition]
+    lease_expires_at: datetime | None = None
+    stamp: int = 0
+
+    @property
+    def ready_at(self) -> datetime:
+        return self.due_at or NO_DUE_TIME
+
+    def job(self, *, with_history: bool = False) -> Job:
+        return Job(
+            id=self.id, destination=self.destination, action=self.action, event_id=self.event_id,
+            context=orjson.loads(self.context), data=orjson.loads(self.data), created_at=self.created_at,
+            version=self.version, parent_job_id=self.parent_job_id, status=self.status, attempt=self.attempt,
+            due_at=self.due_at, transitions=[replace(t) for t in self.history] if with_history else [],
+        )
+
+
+#: A heap entry: (time, job seq, job stamp, job). ``seq`` is unique, so the job is never compared.
+_Entry = tuple[datetime, int, int, _JobRow]
+
+
+class _Database:
+    """The tables of one in-memory database and the indexes that keep claims cheap."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, _EventRow] = {}
+        self.jobs: dict[str, _JobRow] = {}
+        #: Claimable jobs by (destination, action), ordered by ready time then seq.
+        self.ready: dict[tuple[str, str], list[_Entry]] = {}
+        #: Jobs claimed under a lease, ordered by the lease's end.
+        self.leases: list[_Entry] = []
+        self.seqs = itertools.count(1)
+        self._event_order: list[str] = []
+        self._job_order: list[str] = []
+        self._sorted = True
+
+    def set_state(self, row: _JobRow, status: Status, attempt: int, due_at: datetime | None,
+                  lease_expires_at: datetime | None = None) -> None:
+        """Make ``status`` the job's current state and index it where it can be claimed or recovered."""
+        row.status, row.attempt, row.due_at, row.lease_expires_at = status, attempt, due_at, lease_expires_at
+        row.stamp += 1
+        if status in CLAIMABLE_STATUSES:
+            heapq.heappush(self.ready.setdefault((row.destination, row.action), []),
+                           (row.ready_at, row.seq, row.stamp, row))
+        elif lease_expires_at is not None:
+            heapq.heappush(self.leases, (lease_expires_at, row.seq, row.stamp, row))
+
+    def add_event(self, row: _EventRow) -> None:
+        self.events[row.id] = row
+        self._event_order.append(row.id)
+        self._sorted = False
+
+    def add_job(self, row: _JobRow) -> None:
+        self.jobs[row.id] = row
+        self.events[row.event_id].job_ids.append(row.id)
+        self._job_order.append(row.id)
+        self._sorted = False
+        self.set_state(row, row.status, row.attempt, row.due_at)
+
+    def ordered(self, which: str, after: str | None) -> Iterator[str]:
+        """Every event or job id (``which``) after ``after``, in id order (sorted when read:
+        KSUIDs arrive nearly in order, so the sort is close to linear)."""
+        if not self._sorted:
+            self._event_order.sort()
+            self._job_order.sort()
+            self._sorted = True
+        order = self._event_order if which == "events" else self._job_order
+        start = 0 if after is None else bisect.bisect_right(order, after)
+        return itertools.islice(order, start, None)
+
+    def pop_due(self, heap: list[_Entry], now: datetime, limit: int | None = None) -> list[_JobRow]:
+        """Take from ``heap`` the live entries due at ``now`` (at most ``limit``), in heap order."""
+        found: list[_JobRow] = []
+        while heap and heap[0][0] <= now and (limit is None or len(found) < limit):
+            _, _, stamp, row = heapq.heappop(heap)
+            if stamp == row.stamp:
+                found.append(row)
+        return found
+
+    def remove_events(self, ids: set[str]) -> None:
+        """Delete events with their jobs and history (purge). Their heap entries are stale
+        already: a purged job is final, so its state changed since it was last indexed."""
+        for event_id in ids:
+            for job_id in self.events.pop(event_id).job_ids:
+                del self.jobs[job_id]
+        self._event_order = [i for i in self._event_order if i not in ids]
+        self._job_order = [i for i in self._job_order if i in self.jobs]
+
+
+_DATABASES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Database]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _database(name: str) -> _Database:
+    """The database ``name`` of the running event loop (created empty on first use)."""
+    return _DATABASES.setdefault(asyncio.get_running_loop(), {}).setdefault(name, _Database())
+
+
+class MemoryStore:
+    """The store in memory: ``memory://`` or ``memory://<name>`` (see the module docstring).
+
+    Use it where a test needs a store but does not test SQL; it takes no options.
+    """
+
+    def __init__(self, url: str = "memory://") -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "memory" or parts.query or parts.fragment:
+            raise ValueError(f"memory store URL {url!r}: write memory:// or memory://<name>, without a query")
+        self.url = url
+        self.name = parts.netloc + parts.path
+        self._db: _Database | None = None
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({self.url!r})"
+
+    async def _tables(self) -> _Database:
+        """The open database, after one yield to the loop (a call is a round trip)."""
+        await asyncio.sleep(0)
+        if self._db is None:
+            raise StoreUnavailable(f"the store {self.url} is closed (or was never opened)")
+        return self._db
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Attach to the database of this URL in the running loop; it has no schema to migrate."""
+        if self._db is None:
+            self._db = _database(self.name)
+
+    async def close(self) -> None:
+        """Detach; the database keeps its data for the other stores of the loop (and a reopen)."""
+        self._db = None
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def insert_queue(self, queue: Queue) -> None:
+        """Store events, their jobs and each job's first transition, all or nothing."""
+        db = await self._tables()
+        now = datetime.now(UTC)
+        events: list[_EventRow] = []
+        for event in queue.events:
+            for job in event.jobs:
+                if job.event_id != event.id:
+                    raise ValueError(f"job {job.id} names event {job.event_id} but is queued under {event.id}")
+            events.append(_EventRow(
+                id=event.id, source=event.source, name=event.name, context=orjson.dumps(event.context),
+                data=orjson.dumps(event.data), received_at=_utc(event.received_at),
+                sent_at=_utc_or_none(event.sent_at), ingested_at=_utc(event.ingested_at or now),
+            ))
+        _refuse_duplicates("event", [row.id for row in events], db.events)
+        jobs = _new_jobs(db, [job for event in queue.events for job in event.jobs], of_stored_events=False)
+        for row in events:
+            db.add_event(row)
+        for job_row in jobs:
+            db.add_job(job_row)
+
+    async def add_jobs(self, jobs: Sequence[Job]) -> None:
+        """Store follow-up jobs of stored events, each with a first transition, all or nothing."""
+        db = await self._tables()
+        for row in _new_jobs(db, jobs, of_stored_events=True):
+            db.add_job(row)
+
+    async def add_transitions(self, transitions: Sequence[Transition]) -> None:
+        """Append transitions, in order; each becomes its job's state (lease cleared)."""
+        db = await self._tables()
+        missing = sorted({t.job_id for t in transitions} - db.jobs.keys())
+        if missing:
+            raise LookupError(f"a transition names a job that is not in the store: {', '.join(missing)}")
+        stored = [_transition(t) for t in transitions]
+        latest: dict[str, Transition] = {}
+        for transition in stored:
+            db.jobs[transition.job_id].history.append(transition)
+            latest[transition.job_id] = transition
+        for job_id, transition in latest.items():
+            db.set_state(db.jobs[job_id], transition.state_after, transition.attempt, transition.due_at)
+
+    async def claim(
+        self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime
+    ) -> list[Job]:
+        """Move up to ``limit`` due jobs of an action to ``executing`` (due time first, then oldest)."""
+        db = await self._tables()
+        now = _utc(now)
+        if limit <= 0:
+            return []
+        heap = db.ready.get((destination, action))
+        if not heap:
+            return []
+        return _start(db, db.pop_due(heap, now, limit), claim, now)
+
+    async def claim_ids(self, claim: Claim, job_ids: Sequence[str], *, now: datetime) -> list[Job]:
+        """Claim the named jobs that are claimable and due, oldest first; skip the others."""
+        db = await self._tables()
+        now = _utc(now)
+        rows = [db.jobs[i] for i in dict.fromkeys(job_ids) if i in db.jobs]
+        due = [r for r in rows if r.status in CLAIMABLE_STATUSES and r.ready_at <= now]
+        return _start(db, sorted(due, key=lambda r: r.seq), claim, now)
+
+    async def recover(self, *, now: datetime) -> list[Job]:
+        """Record ``failed`` for executing jobs whose lease ran out (attempt unchanged); return them."""
+        db = await self._tables()
+        now = _utc(now)
+        expired = sorted(db.pop_due(db.leases, now), key=lambda r: r.seq)
+        for row in expired:
+            row.history.append(Transition(
+                id=new_id(), job_id=row.id, event_id=row.event_id, attempt=row.attempt,
+                state_before=Status.EXECUTING, state_after=Status.FAILED, created_at=now, error=LEASE_EXPIRED,
+            ))
+            db.set_state(row, Status.FAILED, row.attempt, None)
+        return [row.job() for row in expired]
+
+    async def purge(self, *, before: datetime) -> int:
+        """Delete events received before ``before`` whose jobs are all final; return how many."""
+        db = await self._tables()
+        before = _utc(before)
+        done = {
+            row.id for row in db.events.values()
+            if row.received_at < before and all(db.jobs[j].status in FINAL_STATUSES for j in row.job_ids)
+        }
+        db.remove_events(done)
+        return len(done)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def find_events(self, where: WhereEvent) -> list[Event]:
+        """Matching events (without jobs), ordered by id, from ``where.page.after`` on."""
+        db = await self._tables()
+        if where.page.limit <= 0:
+            return []
+        after, before = _utc_or_none(where.received_after), _utc_or_none(where.received_before)
+        sources, names = set(where.sources), set(where.names)
+        found: list[Event] = []
+        for event_id in _candidates(db, "events", where.ids, where.page.after):
+            row = db.events.get(event_id)
+            if row is None or (sources and row.source not in sources) or (names and row.name not in names):
+                continue
+            if (after is not None and row.received_at <= after) or (before is not None and row.received_at >= before):
+                continue
+            found.append(row.event())
+            if len(found) == where.page.limit:
+                break
+        return found
+
+    async def find_jobs(self, where: WhereJob) -> list[Job]:
+        """Matching jobs with their current status, ordered by id, from ``where.page.after`` on."""
+        db = await self._tables()
+        if where.page.limit <= 0:
+            return []
+        match = _JobFilter.of(where)
+        if where.event_ids and not where.ids:
+            listed = [job_id for e in where.event_ids if e in db.events for job_id in db.events[e].job_ids]
+            ids: Iterable[str] = _candidates(db, "jobs", listed, where.page.after)
+        else:
+            ids = _candidates(db, "jobs", where.ids, where.page.after)
+        found: list[Job] = []
+        for job_id in ids:
+            row = db.jobs.get(job_id)
+            if row is not None and match(row, db.events[row.event_id]):
+                found.append(row.job())
+                if len(found) == where.page.limit:
+                    break
+        return found
+
+    async def get_event(self, event_id: str) -> Event | None:
+        """One event with its jobs (ordered by id, with their status), or ``None``."""
+        db = await self._tables()
+        row = db.events.get(event_id)
+        if row is None:
+            return None
+        event = row.event()
+        event.jobs = [db.jobs[job_id].job() for job_id in sorted(row.job_ids)]
+        return event
+
+    async def get_job(self, job_id: str) -> Job | None:
+        """One job with its full transition history, or ``None``."""
+        db = await self._tables()
+        row = db.jobs.get(job_id)
+        return None if row is None else row.job(with_history=True)
+
+
+def _refuse_duplicates(what: str, ids: Sequence[str], stored: Container[str]) -> None:
+    """Refuse ids stored already or given twice (a SQL store's unique key does the same)."""
+    seen: set[str] = set()
+    for item in ids:
+        if item in stored or item in seen:
+            raise ValueError(f"{what} {item} is already stored (ids are unique)")
+        seen.add(item)
+
+
+def _new_jobs(db: _Database, jobs: Sequence[Job], *, of_stored_events: bool) -> list[_JobRow]:
+    """Rows for new jobs, each with its first transition; raises before anything is stored.
+
+    The first transition records the job's own ``status`` and ``attempt`` with no state before;
+    ``created_at`` is the job's. Follow-ups (``of_stored_events``) must name a stored event.
+    """
+    rows: list[_JobRow] = []
+    for job in jobs:
+        if job.status is Status.EXECUTING:
+            raise ValueError(f"job {job.id} cannot be stored as executing: only a claim moves a job there")
+        if of_stored_events and job.event_id not in db.events:
+            raise LookupError(f"job {job.id} names event {job.event_id}, which is not in the store")
+        created_at, due_at = _utc(job.created_at), _utc_or_none(job.due_at)
+        status = Status(job.status)
+        first = Transition(
+            id=new_id(), job_id=job.id, event_id=job.event_id, attempt=job.attempt, state_before=None,
+            state_after=status, created_at=created_at, due_at=due_at,
+        )
+        rows.append(_JobRow(
+            seq=0, id=job.id, event_id=job.event_id, destination=job.destination, action=job.action,
+            context=orjson.dumps(job.context), data=orjson.dumps(job.data), created_at=created_at,
+            version=job.version, parent_job_id=job.parent_job_id, status=status, attempt=job.attempt,
+            due_at=due_at, history=[first],
+        ))
+    _refuse_duplicates("job", [row.id for row in rows], db.jobs)
+    for row in rows:
+        row.seq = next(db.seqs)
+    return rows
+
+
+def _transition(transition: Transition) -> Transition:
+    """A copy of ``transition`` as the store keeps it: UTC times, statuses as :class:`Status`."""
+    return replace(
+        transition, created_at=_utc(transition.created_at), due_at=_utc_or_none(transition.due_at),
+        state_before=None if transition.state_before is None else Status(transition.state_before),
+        state_after=Status(transition.state_after),
+    )
+
+
+def _start(db: _Database, rows: Sequence[_JobRow], claim: Claim, now: datetime) -> list[Job]:
+    """Move ``rows`` to ``executing`` under ``claim``'s lease; return them as jobs."""
+    expires = now + timedelta(seconds=claim.lease_seconds)
+    for row in rows:
+        row.history.append(Transition(
+            id=new_id(), job_id=row.id, event_id=row.event_id, attempt=row.attempt + 1,
+            state_before=row.status, state_after=Status.EXECUTING, created_at=now,
+        ))
+        db.set_state(row, Status.EXECUTING, row.attempt + 1, None, lease_expires_at=expires)
+    return [row.job() for row in rows]
+
+
+def _candidates(db: _Database, which: str, ids: Sequence[str], after: str | None) -> Iterable[str]:
+    """The ids to look at, in id order after ``after``: the given ones, else every stored one."""
+    if not ids:
+        return db.ordered(which, after)
+    return sorted(i for i in set(ids) if after is None or i > after)
+
+
+@dataclass(frozen=True, slots=True)
+class _JobFilter:
+    """The fields of a :class:`WhereJob` other than ids and paging, as one test of a job."""
+
+    sources: frozenset[str]
+    names: frozenset[str]
+    event_ids: frozenset[str]
+    destinations: frozenset[str]
+    actions: frozenset[str]
+    status_in: frozenset[Status]
+    status_not_in: frozenset[Status]
+    max_attempts: int | None
+    created_after: datetime | None
+    created_before: datetime | None
+
+    @classmethod
+    def of(cls, where: WhereJob) -> _JobFilter:
+        return cls(
+            frozenset(where.sources), frozenset(where.events_in), frozenset(where.event_ids),
+            frozenset(where.destinations_in), frozenset(where.actions_in),
+            frozenset(Status(s) for s in where.status_in), frozenset(Status(s) for s in where.status_not_in),
+            where.max_attempts, _utc_or_none(where.created_after), _utc_or_none(where.created_before),
+        )
+
+    def __call__(self, job: _JobRow, event: _EventRow) -> bool:
+        return not (
+            (self.sources and event.source not in self.sources)
+            or (self.names and event.name not in self.names)
+            or (self.event_ids and job.event_id not in self.event_ids)
+            or (self.destinations and job.destination not in self.destinations)
+            or (self.actions and job.action not in self.actions)
+            or (self.status_in and job.status not in self.status_in)
+            or (self.status_not_in and job.status in self.status_not_in)
+            or (self.max_attempts is not None and job.attempt > self.max_attempts)
+            or (self.created_after is not None and job.created_at <= self.created_after)
+            or (self.created_before is not None and job.created_at >= self.created_before)
+        )
