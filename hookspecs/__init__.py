@@ -51,6 +51,7 @@ from hookspecs._source import (
 from hookspecs._store import (
     CLAIMABLE_STATUSES,
     FINAL_STATUSES,
+    LEASE_EXPIRED,
     Claim,
     Event,
     Job,
@@ -86,6 +87,7 @@ __all__ = [
     "DEFAULT_SCHEDULE",
     "FINAL_STATUSES",
     "JOBS_TOPIC",
+    "LEASE_EXPIRED",
     "PROJECT_NAME",
     "SPEC_CLASSES",
     "Action",

@@ -34,6 +34,8 @@ class Status(StrEnum):
 FINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.DISCARDED, Status.UNKNOWN})
 #: Statuses from which the scheduler may claim a job when it is due.
 CLAIMABLE_STATUSES = frozenset({Status.ACKNOWLEDGED, Status.AWAITING, Status.FAILED})
+#: The error a store records on the ``failed`` transition of a job whose claim lease ran out.
+LEASE_EXPIRED = "claim lease expired: the scheduler holding it stopped or crashed"
 
 
 @dataclass(slots=True)

@@ -12,9 +12,8 @@ import pytest
 from sqlalchemy import event as sa_event
 
 from core.builtin.sqlite.store import SQLiteStore
-from core.sqlstore.claims import LEASE_EXPIRED
 from core.testing.data import make_transition, utcnow
-from hookspecs import Claim, Job, Status
+from hookspecs import LEASE_EXPIRED, Claim, Job, Status
 from tests.sqlstore_kit import db_path, db_url, finish, insert, rows
 
 

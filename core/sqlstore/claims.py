@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.sqlstore.rows import job_from_row
 from core.sqlstore.schema import CLAIMABLE_SQL, EXECUTING_SQL, NO_DUE_TIME, job_state, jobs, transitions
-from hookspecs import Claim, Job, Status, new_id
+from hookspecs import LEASE_EXPIRED, Claim, Job, Status, new_id
 
 #: Makes a claim's ``SELECT`` lock what it reads (identity where the transaction already does).
 Lock = Callable[[Select[Any]], Select[Any]]
@@ -28,7 +28,6 @@ InsertRows = Callable[[AsyncConnection, Table, list[dict[str, Any]]], Awaitable[
 #: Bound parameters per ``IN (...)`` list: far below every database's limit.
 IN_CHUNK = 2000
 #: The error recorded for a job whose claim lease ran out.
-LEASE_EXPIRED = "claim lease expired: the scheduler holding it stopped or crashed"
 
 T = TypeVar("T")
 

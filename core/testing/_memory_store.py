@@ -35,6 +35,7 @@ import orjson
 from hookspecs import (
     CLAIMABLE_STATUSES,
     FINAL_STATUSES,
+    LEASE_EXPIRED,
     Claim,
     Event,
     Job,
@@ -49,8 +50,6 @@ from hookspecs import (
 
 #: The ready time of a job without a due time: before every real time (claimed first).
 NO_DUE_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-#: The error recorded for a job whose claim lease ran out (the SQL stores' text).
-LEASE_EXPIRED = "claim lease expired: the scheduler holding it stopped or crashed"
 
 
 def _utc(value: datetime) -> datetime:
