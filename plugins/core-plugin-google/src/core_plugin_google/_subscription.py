@@ -23,17 +23,32 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+import grpc
 from core.brokers import DEAD_LETTER_PREFIX, KEY_HEADER, BrokerDelivery, BrokerSubscription
 from google.api_core import exceptions as api
+from google.auth import exceptions as auth
 from hookspecs import Message, PubSubUnavailable
 
 if TYPE_CHECKING:
     from core_plugin_google.pubsub import Client, GooglePubSub
 
+#: What the SDK raises when Pub/Sub cannot be reached or did not answer in time.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    api.ServiceUnavailable, api.DeadlineExceeded, api.GatewayTimeout, api.Aborted, api.InternalServerError,
+    api.Unknown, api.RetryError, TimeoutError, grpc.FutureTimeoutError, auth.TransportError, auth.RefreshError,
+)
+#: What a settlement may meet besides: the subscription gone, the message's ack ID expired.
+_NOT_SETTLED: tuple[type[BaseException], ...] = (api.GoogleAPICallError, *UNAVAILABLE)
+#: What a pull may meet: the service down, or the subscription gone (made again then).
+_NOT_PULLED: tuple[type[BaseException], ...] = (api.NotFound, *UNAVAILABLE)
+#: What making the subscription again may meet.
+_NOT_MADE: tuple[type[BaseException], ...] = (PubSubUnavailable, *UNAVAILABLE)
+
 #: Attributes added to a dead letter.
 DEAD_TOPIC, DEAD_GROUP, DEAD_DELIVERIES = "Core-Dead-Topic", "Core-Dead-Group", "Core-Dead-Deliveries"
 #: What Pub/Sub's own dead-letter forwarding adds (when a message's last delivery expired).
-_FORWARDED_FROM, _FORWARDED_COUNT = "CloudPubSubDeadLetterSourceSubscription", "CloudPubSubDeadLetterSourceDeliveryCount"
+_FORWARDED_FROM = "CloudPubSubDeadLetterSourceSubscription"
+_FORWARDED_COUNT = "CloudPubSubDeadLetterSourceDeliveryCount"
 #: Attribute names the SDK's ``publish(topic, data, ordering_key, retry, timeout, **attributes)``
 #: takes for its own arguments travel with this prefix.
 _ESCAPE = "Core-Attribute-"
@@ -104,7 +119,9 @@ class Settlements:
     """Acknowledgement IDs to send with one kind of call, in batches: one call at a time,
     carrying everything that came while the last one was on its way."""
 
-    def __init__(self, subscription: GoogleSubscription, what: str, send: Callable[[list[str]], Awaitable[Any]]) -> None:
+    def __init__(
+        self, subscription: GoogleSubscription, what: str, send: Callable[[list[str]], Awaitable[Any]]
+    ) -> None:
         self._subscription = subscription
         self._what = what
         self._send = send
@@ -122,7 +139,7 @@ class Settlements:
             ids, self._pending = self._pending[:_CHUNK], self._pending[_CHUNK:]
             try:
                 await self._send(ids)
-            except (api.GoogleAPICallError, *self._subscription.owner.unavailable) as exc:
+            except _NOT_SETTLED as exc:
                 self._subscription.not_sent(f"{self._what} of {len(ids)}", exc)
 
     async def sent(self) -> None:
@@ -178,7 +195,7 @@ class GoogleSubscription(BrokerSubscription[Any]):
                 )
             except api.DeadlineExceeded:
                 continue
-            except (api.NotFound, *self.owner.unavailable) as exc:
+            except _NOT_PULLED as exc:
                 self.owner.log.debug("Google Pub/Sub: pull on %r failed: %r", self.path, exc)
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, options.reconnect_max)
@@ -193,7 +210,7 @@ class GoogleSubscription(BrokerSubscription[Any]):
     async def _rejoin(self) -> None:
         try:
             await self.owner.ensure_subscription(self._client, self.topic, self.group)
-        except (PubSubUnavailable, *self.owner.unavailable) as exc:
+        except _NOT_MADE as exc:
             self.owner.log.debug("Google Pub/Sub: %r not made again yet: %r", self.path, exc)
         else:
             self.owner.log.warning("Google Pub/Sub: subscription %r was gone; made it again", self.path)
@@ -238,7 +255,9 @@ class GoogleSubscription(BrokerSubscription[Any]):
         try:
             await self.owner.publish(dead, [Message(message.body, attributes, message.key)])
         except PubSubUnavailable as exc:
-            self.owner.log.warning("Google Pub/Sub: dead letter for %r not stored (%r); redelivering it", self.topic, exc)
+            self.owner.log.warning(
+                "Google Pub/Sub: dead letter for %r not stored (%r); redelivering it", self.topic, exc
+            )
             self.nacks.add(delivery.ack_id)
             return
         self.owner.log.warning(

@@ -18,6 +18,7 @@ def core_register_pubsubs() -> list[AdapterRegistration[PubSub]]:
 
     return [broker_registration(
         "google", SCHEMES, "core_plugin_google.pubsub:GooglePubSub",
-        "Google Cloud Pub/Sub: a topic per prefix and topic, a subscription per group, dead letters after max_deliveries",
+        "Google Cloud Pub/Sub: a topic per prefix and topic, a subscription per group, "
+        "dead letters after max_deliveries",
         OPTIONS,
     )]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -22,7 +23,6 @@ import grpc
 from core.brokers import DEAD_LETTER_GROUP, DEAD_LETTER_PREFIX, KEY_HEADER, BrokerPubSub
 from google.api_core import exceptions as api
 from google.api_core.retry import Retry, if_exception_type
-from google.auth import exceptions as auth
 from google.cloud import pubsub_v1
 from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.async_client import SubscriberAsyncClient
@@ -30,18 +30,14 @@ from google.pubsub_v1.services.subscriber.transports.grpc_asyncio import Subscri
 from hookspecs import Message, PubSubUnavailable
 
 from core_plugin_google._options import GoogleOptions
-from core_plugin_google._subscription import GoogleSubscription, escaped
+from core_plugin_google._subscription import UNAVAILABLE, GoogleSubscription, escaped
 
-#: What the SDK raises when Pub/Sub cannot be reached or did not answer in time.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    api.ServiceUnavailable, api.DeadlineExceeded, api.GatewayTimeout, api.Aborted, api.InternalServerError,
-    api.Unknown, api.RetryError, TimeoutError, grpc.FutureTimeoutError, auth.TransportError, auth.RefreshError,
-)
 #: Errors worth another try within one publish (the channel flickered).
 _RETRIED = if_exception_type(api.ServiceUnavailable, api.Aborted, api.InternalServerError, api.Unknown)
 #: Pub/Sub's own dead-letter policy, a backstop behind the adapter's (and what counts deliveries).
 _MOST_ATTEMPTS = 100
 _GOOGLE = "pubsub.googleapis.com:443"
+_POLLER_WAKES = 0.3
 _DOWN = (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN)
 
 
@@ -146,7 +142,10 @@ class GooglePubSub(BrokerPubSub[Client, GoogleSubscription]):
         try:
             await asyncio.to_thread(client.publisher.stop)  # sends what is batched
         finally:
-            client.channels[0].close()
+            # gRPC's connectivity poller wakes every 0.2 s and would find the channel closed under it
+            closing = threading.Timer(_POLLER_WAKES, client.channels[0].close)
+            closing.daemon = True
+            closing.start()
             await client.channels[1].close()
         self._state = grpc.ChannelConnectivity.IDLE
 
