@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from core.testing import PluginPackagingSuite, create_adapter
 from hookspecs import ConfigError, PipelineError
@@ -86,3 +89,15 @@ class TestPackaging(PluginPackagingSuite):
     plugin_name, plugin_module = "google", "core_plugin_google.plugin"
     sdk_packages = ("google", "grpc")
     bad_option = ("pubsub", "google://my-project", {"max_deliveries": "many"}, "max_deliveries")
+
+
+def test_core_plugins_list_shows_the_scheme_without_importing_the_sdk() -> None:
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['core', 'plugins', 'list']\n"
+        "try:\n    runpy.run_module('core', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print('SDK:', sorted(m for m in sys.modules if m.split('.')[0] in ('google', 'grpc')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert "pubsub:google" in done.stdout
+    assert "SDK: []" in done.stdout

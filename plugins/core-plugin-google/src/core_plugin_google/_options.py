@@ -57,7 +57,7 @@ OPTIONS: dict[str, Option] = {
     ),
     "ack_deadline": Option(
         number(int, 10, 600), 30, "whole seconds from 10 to 600",
-        "a delivery not extended in time comes again after this (the client extends it while it is unsettled)",
+        "an unsettled delivery whose member died comes again after this (a live member extends it)",
     ),
     "max_messages": Option(
         number(int, 1), 1000, "a whole number >= 1", "unsettled messages one member holds at most (flow control)"
