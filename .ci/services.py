@@ -198,6 +198,49 @@ def kafka() -> None:
     print(f"kafka: mock cluster running at {path.read_text().strip()}")
 
 
+@service("google")
+def google() -> None:
+    """The official Pub/Sub emulator (Debian package google-cloud-cli-pubsub-emulator, under the
+    root ``gcloud info`` prints), on 127.0.0.1:8085, or a free port if 8085 is taken by something
+    else; its ``host:port`` goes to $CORE_PUBSUB_EMULATOR_FILE (default .ci/.pubsub-emulator-host),
+    for ``PUBSUB_EMULATOR_HOST``. The start code is the plugin tests' own (standard library)."""
+    import importlib.util
+    import os
+    import urllib.request
+
+    def is_emulator(port: int) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=2) as answer:
+                return bool(answer.read().strip() == b"Ok")
+        except OSError:
+            return False
+
+    path = Path(os.environ.get("CORE_PUBSUB_EMULATOR_FILE", ROOT / ".ci" / ".pubsub-emulator-host"))
+    known = path.read_text().strip() if path.is_file() else ""
+    for port in dict.fromkeys(([int(known.rpartition(":")[2])] if known else []) + [8085]):
+        if reachable(port) and is_emulator(port):
+            path.write_text(f"{HOST}:{port}\n")
+            print(f"google: Pub/Sub emulator already running on {HOST}:{port}")
+            return
+    spec = importlib.util.spec_from_file_location(
+        "pubsub_emulator", ROOT / "plugins" / "core-plugin-google" / "tests" / "emulator.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    port = 8085
+    if reachable(port):
+        with socket.socket() as sock:
+            sock.bind((HOST, 0))
+            port = sock.getsockname()[1]
+    try:
+        module.Emulator(port, path.with_name(path.name + ".log")).start()
+    except module.EmulatorError as exc:
+        raise ServiceError(f"google: {exc}") from None
+    path.write_text(f"{HOST}:{port}\n")
+    print(f"google: Pub/Sub emulator running on {HOST}:{port} (PUBSUB_EMULATOR_HOST={HOST}:{port})")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="services to start (see --list)")
