@@ -106,11 +106,10 @@ class BrokerPubSub(ABC, Generic[ClientT, SubscriptionT]):
             await self.client()
 
     async def close(self) -> None:
-        """Leave every subscription (its unsettled deliveries go back), then disconnect.
-        Closing twice, or an adapter that never connected, is a no-op."""
+        """Leave every subscription at once (their unsettled deliveries go back), then
+        disconnect. Closing twice, or an adapter that never connected, is a no-op."""
         self._open = False
-        for subscription in list(self.subscriptions):
-            await subscription.close()
+        await asyncio.gather(*(subscription.close() for subscription in list(self.subscriptions)))
         client, self._client = self._client, None
         if client is not None:
             await self.disconnect(client)
