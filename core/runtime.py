@@ -20,7 +20,7 @@ from core.config import Settings
 from core.errors import CoreError
 from core.pipeline import Pipeline
 from core.plugins import PluginHost
-from hookspecs import Node, PubSub, PubSubUnavailable, Store, Supervisor, Toolkit, Wanderer, new_id
+from hookspecs import ADAPTER_KINDS, Node, PubSub, PubSubUnavailable, Store, Supervisor, Toolkit, Wanderer, new_id
 
 log = logging.getLogger("core.runtime")
 
@@ -50,7 +50,7 @@ class Runtime:
         runtime = cls(settings, host, Pipeline.from_host(host))
         runtime.services = tuple(services)
         try:
-            for kind in ("store", "pubsub", "supervisor", "wanderer"):
+            for kind in ADAPTER_KINDS:
                 adapter = getattr(runtime, kind)
                 if adapter is None:
                     continue

@@ -1,7 +1,8 @@
 """Checks the documentation against the code; the ``docs`` nox session runs it.
 
 1. every hook of the contract (``hookspecs.SPEC_CLASSES``) is named in some page of docs/;
-2. the generated pages are current (``hooks_reference.py``, ``config_reference.py``) and
+2. the generated pages are current (``hooks_reference.py``, ``config_reference.py``), every
+   adapter with an option schema has a current option table (``options_reference.py``) and
    ``cli.md`` names every command and option (``cli_reference.py``);
 3. every Python block marked runnable runs, in a fresh temporary directory: a fenced
    ``python`` block right after a line ``<!-- run -->`` is executed as a script, and one
@@ -35,6 +36,7 @@ def _module(name: str) -> ModuleType | None:
     spec = importlib.util.spec_from_file_location(f"docs_{name}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -60,6 +62,9 @@ def stale_generated_pages() -> Iterator[str]:
         page = (DOCS / "configuration.md").read_text()
         if config.render(page) != page:
             yield "docs/configuration.md is out of date: run python docs/config_reference.py"
+    options = _module("options_reference")
+    if options is not None:
+        yield from options.problems()
     cli = _module("cli_reference")
     if cli is not None:
         for what in cli.missing((DOCS / "cli.md").read_text()):

@@ -7,6 +7,7 @@ itself: the submodules (``_store``, ``_pubsub``, ...) are private, as in pluggy.
 
 from __future__ import annotations
 
+from hookspecs._capabilities import Capability
 from hookspecs._destination import (
     DEFAULT_SCHEDULE,
     Action,
@@ -22,9 +23,22 @@ from hookspecs._destination import (
 from hookspecs._errors import ConfigError, CoreError, PipelineError, PluginError
 from hookspecs._flow import Flow, FlowSpec
 from hookspecs._ids import new_id
+from hookspecs._kinds import ADAPTER_KINDS, AdapterKind
 from hookspecs._lifecycle import LifecycleSpec
 from hookspecs._markers import PROJECT_NAME, hookimpl, hookspec
-from hookspecs._options import AdapterURL, Option, choice, number, path, read_options, tls_context
+from hookspecs._options import (
+    AdapterURL,
+    Option,
+    choice,
+    flag,
+    number,
+    path,
+    read_options,
+    redacted_url,
+    strings,
+    table,
+    tls_context,
+)
 from hookspecs._pubsub import (
     JOBS_TOPIC,
     Delivery,
@@ -34,7 +48,7 @@ from hookspecs._pubsub import (
     PubSubUnavailable,
     Subscription,
 )
-from hookspecs._registration import ADAPTER_KINDS, AdapterRegistration
+from hookspecs._registration import AdapterRegistration
 from hookspecs._source import (
     CdcTrigger,
     CronTrigger,
@@ -91,9 +105,11 @@ __all__ = [
     "PROJECT_NAME",
     "SPEC_CLASSES",
     "Action",
+    "AdapterKind",
     "AdapterRegistration",
     "AdapterURL",
     "Backoff",
+    "Capability",
     "CdcTrigger",
     "Claim",
     "ConfigError",
@@ -141,11 +157,15 @@ __all__ = [
     "WhereJob",
     "check_name",
     "choice",
+    "flag",
     "hookimpl",
     "hookspec",
     "new_id",
     "number",
     "path",
     "read_options",
+    "redacted_url",
+    "strings",
+    "table",
     "tls_context",
 ]

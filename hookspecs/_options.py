@@ -6,8 +6,11 @@ both the URL query and the table takes the URL's value; every option has a conve
 default and a sentence saying what is allowed, shown when a value is refused; an unknown key
 is refused with the known ones; secrets come from the URL's user part or from environment
 variables, never from a configuration file; and a URL shown in a message never carries its
-password. Errors are :class:`~core.errors.ConfigError` (the core reports them, when the
-factory raises them, as a :class:`~core.errors.PluginError` naming the plugin).
+password, nor a message the value of a ``secret`` option. Errors are :class:`ConfigError`.
+
+An adapter declares its schema in its registration
+(:attr:`~hookspecs.AdapterRegistration.options`): the host then reads the table and the URL
+query with :func:`read_options` and hands the factory the complete, converted values.
 """
 
 from __future__ import annotations
@@ -40,12 +43,15 @@ class Option:
     secret: bool = False
 
 
-def number(kind: type[int] | type[float], low: float, high: float = math.inf) -> Callable[[Any], Any]:
-    """A converter to ``kind`` (``int`` or ``float``) within ``[low, high]``; booleans are refused."""
+def number(
+    kind: type[int] | type[float], low: float, high: float = math.inf, *, strict: bool = False
+) -> Callable[[Any], Any]:
+    """A converter to ``kind`` (``int`` or ``float``) within ``[low, high]`` (``strict``: above
+    ``low``, not equal to it); booleans are refused."""
 
     def check(value: Any) -> Any:
         converted = kind(value)
-        if isinstance(value, bool) or not low <= converted <= high:
+        if isinstance(value, bool) or not low <= converted <= high or (strict and converted == low):
             raise ValueError
         return converted
 
@@ -61,6 +67,36 @@ def choice(*allowed: str) -> Callable[[Any], str]:
         return str(value)
 
     return check
+
+
+def flag(value: Any) -> bool:
+    """A converter for a yes/no option: a boolean, or (from a URL query or the environment)
+    ``true``/``false``, ``1``/``0``, ``yes``/``no``, ``on``/``off``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _FLAGS:
+        return _FLAGS[value.lower()]
+    raise ValueError
+
+
+_FLAGS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def strings(value: Any) -> tuple[str, ...]:
+    """A converter for a list of strings: a TOML list, or (from a URL query) comma-separated."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",")]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError
+    return tuple(v for v in value if v)
+
+
+def table(value: Any) -> dict[str, Any]:
+    """A converter for a table option (``[options.<name>.<option>]``; in a URL query each entry
+    is ``<option>.<key>=value``), handed on as a plain ``dict``."""
+    if not isinstance(value, Mapping):
+        raise ValueError
+    return {str(k): v for k, v in value.items()}
 
 
 def path(value: Any) -> str:
@@ -119,25 +155,64 @@ class AdapterURL:
         return given or environ.get(variable)
 
 
+#: Query keys whose values are never shown (the name contains one of these, any case).
+_SECRET_KEYS = ("password", "passwd", "secret", "token", "key", "signature", "credential", "sas")
+
+
+def redacted_url(url: str) -> str:
+    """``url`` fit for a message, a log line or a listing: its password, and the value of every
+    query key that names a secret (``password``, ``token``, ``*_key`` ...), replaced by ``***``."""
+    head, mark, tail = url.partition("?")
+    query, hash_, fragment = tail.partition("#")
+    userinfo, at, _ = urlsplit(head).netloc.rpartition("@")
+    if at and ":" in userinfo:
+        head = head.replace(f"{userinfo}@", f"{userinfo.partition(':')[0]}:***@", 1)
+    pairs = [pair.partition("=") for pair in query.split("&")]
+    query = "&".join(
+        f"{key}=***" if value and any(word in key.lower() for word in _SECRET_KEYS) else key + eq + value
+        for key, eq, value in pairs
+    )
+    return head + mark + query + hash_ + fragment
+
+
+class _Withheld:
+    """Stands for a secret value in a message."""
+
+    def __repr__(self) -> str:
+        return "(a secret, not shown)"
+
+
+_WITHHELD = _Withheld()
+
+
 def read_options(
-    name: str, given: Mapping[str, Any], options: Mapping[str, Option], *, kind: str = "pubsub", also: str = ""
+    name: str,
+    given: Mapping[str, Any],
+    options: Mapping[str, Option],
+    *,
+    kind: str = "pubsub",
+    also: str = "",
 ) -> dict[str, Any]:
     """Every option of ``options``: converted from ``given`` (merge the table and the query
     before: ``{**table, **query}``, the URL wins), else its default.
 
     :param name: the adapter's name, as in ``[options.<name>]`` (for messages).
     :param also: said after the known options when a key is unknown (what else is accepted).
+    :raises ConfigError: for an unknown key (naming the known ones) or a value its option
+        refuses (naming what is allowed; a ``secret`` option's value is not shown).
     """
     where = f"[options.{name}] or the {kind} URL query"
     values: dict[str, Any] = {}
     for key, value in given.items():
         if key not in options:
-            raise ConfigError(where, key, value, "one of: " + ", ".join(options) + (f"; {also}" if also else ""))
+            known = "one of: " + ", ".join(options) if options else "no options: this adapter takes none"
+            raise ConfigError(where, key, value, known + (f"; {also}" if also else ""))
         option = options[key]
         try:
             values[key] = option.convert(value)
         except (TypeError, ValueError):
-            raise ConfigError(where, key, value, option.allowed) from None
+            shown = _WITHHELD if option.secret else value
+            raise ConfigError(where, key, shown, option.allowed) from None
     for key, option in options.items():
         values.setdefault(key, option.default)
     return values

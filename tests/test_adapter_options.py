@@ -7,7 +7,7 @@ import ssl
 import pytest
 
 from core.errors import ConfigError
-from hookspecs import AdapterURL, Option, choice, number, path, read_options, tls_context
+from hookspecs import AdapterURL, Option, choice, flag, number, path, read_options, strings, table, tls_context
 
 OPTIONS = {
     "batch": Option(number(int, 1), 256, "a whole number >= 1"),
@@ -65,3 +65,20 @@ def test_paths_expand_home_and_tls_is_off_unless_asked() -> None:
     assert tls_context(False) is None
     context = tls_context(True)
     assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_the_ready_made_converters_take_toml_values_and_url_strings() -> None:
+    assert (flag(True), flag("on"), flag("0")) == (True, True, False)
+    assert strings("a, b,,c") == ("a", "b", "c") and strings(["x"]) == ("x",)
+    assert table({"linger.ms": 5}) == {"linger.ms": 5}
+    assert number(float, 0, strict=True)("0.5") == 0.5
+    for convert, bad in [(flag, "maybe"), (strings, [1]), (table, "x=1"), (number(float, 0, strict=True), 0)]:
+        with pytest.raises(ValueError):
+            convert(bad)
+
+
+def test_a_secret_value_is_not_shown_when_refused() -> None:
+    secret = {"token": Option(number(int, 0), 0, "a whole number", secret=True)}
+    with pytest.raises(ConfigError) as caught:
+        read_options("mq", {"token": "hunter2"}, secret)
+    assert "hunter2" not in str(caught.value) and "(a secret, not shown)" in str(caught.value)

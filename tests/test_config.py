@@ -107,11 +107,14 @@ def test_unknown_scheme_lists_installed_schemes_and_the_plugin_to_install(projec
     from core.errors import PluginError
     from core.plugins import PluginHost
 
-    host = PluginHost(load_settings(environ={"CORE_STORE": "postgresql://db/x", "CORE_LOAD_PLUGINS": ""}))
+    url = "postgresql://app:s3cr3t@db/x?sslpassword=hunter2"
+    host = PluginHost(load_settings(environ={"CORE_STORE": url, "CORE_LOAD_PLUGINS": ""}))
     with pytest.raises(PluginError) as caught:
         host.create("store")
     message = str(caught.value)
     assert "no installed plugin serves the scheme 'postgresql'" in message
+    assert "'postgresql://app:***@db/x?sslpassword=***'" in message
+    assert "s3cr3t" not in message and "hunter2" not in message
     assert "sqlite:// (sqlite)" in message
     assert "pip install core-plugin-postgres" in message
 
@@ -121,3 +124,34 @@ def test_commit_delay_is_a_store_option_not_a_gateway_key(project: Path) -> None
     (project / "core.toml").write_text("[gateway]\ncommit_delay_ms = 5")
     with pytest.raises(ConfigError, match="gateway.commit_delay_ms"):
         load_settings(environ={})
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("nats://u:p%40ss@h:4222?token=abc&tls=true", "nats://u:***@h:4222?token=***&tls=true"),
+    ("aws://?region=eu-west-1&secret_access_key=zz", "aws://?region=eu-west-1&secret_access_key=***"),
+    ("sqlite:///var/core.db", "sqlite:///var/core.db"),
+    ("amqp://guest@h/?heartbeat", "amqp://guest@h/?heartbeat"),
+])
+def test_a_url_in_a_message_never_carries_a_secret(url: str, shown: str) -> None:
+    from hookspecs import redacted_url
+
+    assert redacted_url(url) == shown
+
+
+def test_an_adapter_that_fails_to_build_is_named_without_its_password(project: Path) -> None:
+    from core.errors import PluginError
+    from core.plugins import PluginHost
+
+    (project / "failing_store.py").write_text(
+        "from hookspecs import AdapterRegistration, hookimpl\n"
+        "def broken(url, options):\n"
+        "    raise RuntimeError('cannot reach it')\n"
+        "@hookimpl\n"
+        "def core_register_stores():\n"
+        "    return [AdapterRegistration(name='broken', schemes=('broken',), factory=broken)]\n"
+    )
+    host = PluginHost(load_settings(environ={"CORE_STORE": "broken://user:pw0rd@db/x", "CORE_LOAD_PLUGINS": "",
+                                             "CORE_APP": "failing_store.py"}))
+    with pytest.raises(PluginError) as caught:
+        host.create("store")
+    assert "could not be created for 'broken://user:***@db/x': RuntimeError: cannot reach it" in str(caught.value)

@@ -28,12 +28,12 @@ def _engine_text() -> str:
 
 
 def _called(name: str, engine: str) -> bool:
-    """Does the engine call ``name``: by attribute, by name (``collect`` / ``fan_out``), or as a
-    ``core_register_{kind}s`` hook of the adapter registry?"""
+    """Does the engine call ``name``: by attribute, by name (``collect`` / ``fan_out``), or as
+    the registration hook of an adapter kind, which the registry collects from the kinds table?"""
     if re.search(rf"\.hook\.{name}\b|[\"']{name}[\"']", engine):
         return True
-    kinds = {f"core_register_{kind}s" for kind in ADAPTER_KINDS}
-    return name in kinds and 'f"core_register_{kind}s"' in engine
+    hooks = {kind.hook for kind in ADAPTER_KINDS.values()}
+    return name in hooks and "collect(pm, spec.hook" in engine
 
 
 def test_every_hookspec_is_called_by_the_engine() -> None:

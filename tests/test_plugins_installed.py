@@ -44,7 +44,8 @@ def test_installed_plugin_is_listed_with_version_and_what_it_provides(example: S
     header, *lines = table.stdout.splitlines()
     assert header.split() == ["NAME", "VERSION", "DISTRIBUTION", "STATUS", "PROVIDES", "HOOKS"]
     line = next(line for line in lines if line.startswith("example "))
-    assert "1.2.3" in line and "core-plugin-example" in line and "store:example, pubsub:example" in line
+    assert "1.2.3" in line and "core-plugin-example" in line
+    assert "store:example (example), pubsub:example (example)" in line
 
 
 def test_uninstalled_plugin_is_gone(scratch_env: ScratchEnv) -> None:

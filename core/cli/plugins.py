@@ -24,7 +24,9 @@ def plugins() -> None:
 def list_plugins(ctx: Context, as_json: bool, show_all: bool) -> None:
     """List installed plugins: version, distribution, status, adapters and hooks.
 
-    Listing never imports an adapter's SDK: plugin modules only register factories.
+    PROVIDES names each adapter as kind:name with the URL schemes it serves, e.g.
+    pubsub:rabbitmq (amqp, amqps). Listing never imports an adapter's SDK: plugin modules
+    only register factories.
     """
     host = ctx.host(**{"plugins.strict": False})
     records = sorted(
@@ -36,7 +38,8 @@ def list_plugins(ctx: Context, as_json: bool, show_all: bool) -> None:
         click.echo("No plugins installed (use --all to see the built-ins).")
     else:
         rows = [
-            (r.name, r.version, r.distribution, r.status, ", ".join(r.provides) or "-", ", ".join(r.hooks) or "-")
+            (r.name, r.version, r.distribution, r.status, ", ".join(map(str, r.adapters)) or "-",
+             ", ".join(r.hooks) or "-")
             for r in records
         ]
         click.echo(table(HEADERS, rows))

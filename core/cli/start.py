@@ -12,7 +12,6 @@ import os
 import signal
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -20,6 +19,7 @@ from core.cli._common import Context, friendly, pass_context
 from core.config import Settings
 from core.errors import CoreError
 from core.runtime import Runtime
+from hookspecs import redacted_url
 
 F = Callable[..., Any]
 
@@ -36,15 +36,6 @@ def _options(func: F) -> F:
     return func
 
 
-def redact(url: str) -> str:
-    """A URL fit to print: its password replaced by ``***``."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def summary(runtime: Runtime, url: str) -> str:
     """The one line printed once the services run."""
     settings, pipeline = runtime.settings, runtime.pipeline
@@ -54,8 +45,8 @@ def summary(runtime: Runtime, url: str) -> str:
         return f"{n} {word}{'' if n == 1 else 's'}"
 
     return (
-        f"core {'+'.join(runtime.services)} {where} · store {redact(settings['store'])} · "
-        f"pubsub {redact(settings['pubsub']) or 'none'} · {count(len(pipeline.sources), 'source')}, "
+        f"core {'+'.join(runtime.services)} {where} · store {redacted_url(settings['store'])} · "
+        f"pubsub {redacted_url(settings['pubsub']) or 'none'} · {count(len(pipeline.sources), 'source')}, "
         f"{count(len(pipeline.flows), 'flow')}, {count(len(pipeline.destinations), 'destination')} "
         "(Ctrl-C to stop)"
     )

@@ -8,6 +8,18 @@ from typing import Any, Literal
 Status = Literal["active", "disabled", "error"]
 
 
+@dataclass(frozen=True, slots=True)
+class ProvidedAdapter:
+    """One adapter a plugin provides: its kind, its name and the URL schemes it serves."""
+
+    kind: str
+    name: str
+    schemes: list[str]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name} ({', '.join(self.schemes)})"
+
+
 @dataclass(slots=True)
 class PluginRecord:
     """One plugin: where it comes from, whether it loaded, and what it offers."""
@@ -20,7 +32,10 @@ class PluginRecord:
     error: str | None = None
     builtin: bool = False
     hooks: list[str] = field(default_factory=list)
+    #: ``kind:name`` of each adapter it provides.
     provides: list[str] = field(default_factory=list)
+    #: The same adapters with the URL schemes they serve.
+    adapters: list[ProvidedAdapter] = field(default_factory=list)
 
     def fail(self, error: str) -> None:
         """Mark the plugin broken with a one-line reason (the first error wins)."""

@@ -1,13 +1,14 @@
 """The adapter registry: registrations indexed by kind, name and URL scheme.
 
-Built from the ``core_register_<kind>s`` hooks. Two plugins offering one name or scheme is
-a conflict naming both distributions; a URL whose scheme nobody serves is an error listing
-the installed schemes and the distribution to install.
+Built from the registration hook of each adapter kind (:data:`hookspecs.ADAPTER_KINDS`). Two
+plugins offering one name or scheme is a conflict naming both distributions; a URL whose
+scheme nobody serves is an error listing the installed schemes and the distribution to
+install. Building an adapter reads its options against its schema (:mod:`._options`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,8 +17,9 @@ import pluggy
 
 from core.errors import PluginError
 from core.plugins._collect import collect, describe
-from core.plugins._records import PluginRecord
-from hookspecs import ADAPTER_KINDS, AdapterRegistration
+from core.plugins._options import adapter_options, reserved_option
+from core.plugins._records import PluginRecord, ProvidedAdapter
+from hookspecs import ADAPTER_KINDS, AdapterRegistration, redacted_url
 
 #: Schemes we know a distribution for, to tell the user what to ``pip install``.
 KNOWN_PLUGINS = {
@@ -56,11 +58,18 @@ class AdapterRegistry:
             if plugin in records:
                 records[plugin].fail(f"registration failed: {describe(exc)}")
 
-        for kind in ADAPTER_KINDS:
+        for kind, spec in ADAPTER_KINDS.items():
             by_name: dict[str, Offer] = {}
-            for plugin, item in collect(pm, f"core_register_{kind}s", broken):
+            for plugin, item in collect(pm, spec.hook, broken):
                 if not isinstance(item, AdapterRegistration):
-                    broken(plugin, TypeError(f"core_register_{kind}s returned {item!r}, not AdapterRegistration"))
+                    broken(plugin, TypeError(f"{spec.hook} returned {item!r}, not AdapterRegistration"))
+                    continue
+                reserved = reserved_option(item)
+                if reserved:
+                    broken(plugin, ValueError(
+                        f"{kind} adapter {item.name!r} declares an option {reserved!r}, the name of an adapter "
+                        f"kind (reserved for the [options.{item.name}.{reserved}] table); rename the option"
+                    ))
                     continue
                 offer = Offer(kind, plugin, item)
                 clash = by_name.get(item.name)
@@ -78,6 +87,7 @@ class AdapterRegistry:
                     registry.by_scheme[(kind, scheme)] = offer
                 if plugin in records:
                     records[plugin].provides.append(f"{kind}:{item.name}")
+                    records[plugin].adapters.append(ProvidedAdapter(kind, item.name, list(item.schemes)))
         return registry
 
     def _conflict(self, records: dict[str, PluginRecord], new: Offer, old: Offer, what: str) -> None:
@@ -112,22 +122,32 @@ class AdapterRegistry:
             served = ", ".join(f"{s}:// ({self.by_scheme[(kind, s)].plugin})" for s in self.schemes(kind))
             package = KNOWN_PLUGINS.get(scheme, f"core-plugin-{scheme}")
             raise PluginError(
-                f"{kind} URL {url!r}: no installed plugin serves the scheme {scheme!r}. "
+                f"{kind} URL {redacted_url(url)!r}: no installed plugin serves the scheme {scheme!r}. "
                 f"Installed {kind} schemes: {served or 'none'}",
                 hint=f"pip install {package} (then check it with 'core plugins list')",
             )
         return offer
 
-    def create(self, kind: str, url: str, options: dict[str, Any]) -> Any:
-        """Build the adapter serving ``url``; factory errors become a :class:`PluginError`."""
+    def siblings(self, offer: Offer) -> dict[str, AdapterRegistration[Any]]:
+        """The registrations of other kinds sharing ``offer``'s name (and its option table)."""
+        name = offer.registration.name
+        return {o.kind: o.registration for o in self.offers if o.registration.name == name and o.kind != offer.kind}
+
+    def create(self, kind: str, url: str, options: Mapping[str, Any]) -> Any:
+        """Build the adapter serving ``url`` from its ``[options.<name>]`` table ``options``.
+
+        With an option schema, the factory gets the checked, complete values (a bad or unknown
+        option is a :class:`PluginError`); factory errors become a :class:`PluginError` too.
+        """
         offer = self.resolve(kind, url)
+        values = adapter_options(kind, offer.plugin, offer.registration, url, options, self.siblings(offer))
         factory: Callable[[str, dict[str, Any]], Any] = offer.registration.factory
         try:
-            return factory(url, options)
+            return factory(url, values)
         except PluginError:
             raise
         except Exception as exc:
             raise PluginError(
                 f"{kind} adapter {offer.registration.name!r} (plugin {offer.plugin!r}) "
-                f"could not be created for {url!r}: {describe(exc)}"
+                f"could not be created for {redacted_url(url)!r}: {describe(exc)}"
             ) from exc

@@ -22,8 +22,7 @@ import hookspecs
 from core import __version__
 from core.errors import CoreError
 
-ADAPTER_KINDS = {"store": "Store", "pubsub": "PubSub", "supervisor": "Supervisor", "wanderer": "Wanderer"}
-KINDS = (*ADAPTER_KINDS, "source", "destination")
+KINDS = (*hookspecs.ADAPTER_KINDS, "source", "destination")
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _IMPORTS = {"Sequence": "collections.abc", "AsyncIterator": "collections.abc", "datetime": "datetime"}
 
@@ -49,7 +48,8 @@ class PluginSpec:
 
     @property
     def protocol(self) -> str:
-        return ADAPTER_KINDS.get(self.kind, self.kind.capitalize())
+        adapter = hookspecs.ADAPTER_KINDS.get(self.kind)
+        return adapter.protocol.__name__ if adapter else self.kind.capitalize()
 
     @property
     def cls(self) -> str:
@@ -132,7 +132,7 @@ def adapter_module(spec: PluginSpec) -> str:
 def render(spec: PluginSpec, *, in_repo: bool) -> dict[str, str]:
     """Every file of the plugin, by path relative to its directory."""
     values = spec.values()
-    adapter = spec.kind in ADAPTER_KINDS
+    adapter = spec.kind in hookspecs.ADAPTER_KINDS
     module = "adapter" if adapter else spec.kind
     ruff = '\n[tool.ruff]\nextend = "../../pyproject.toml"\n' if in_repo else ""
     src = f"src/{spec.package}"

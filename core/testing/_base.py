@@ -18,15 +18,15 @@ from typing import Any, ClassVar, TypeVar
 import pytest
 import pytest_asyncio
 
-from hookspecs import AdapterRegistration
+from hookspecs import AdapterRegistration, Capability
 
 F = TypeVar("F", bound=Callable[..., Any])
 _REQUIRES = "_core_requires"
 _HOSTS: dict[tuple[str, str], Any] = {}
 
 
-def requires(*capabilities: str) -> Callable[[F], F]:
-    """Mark a suite test as checking optional ``capabilities`` of the adapter."""
+def requires(*capabilities: Capability | str) -> Callable[[F], F]:
+    """Mark a suite test as checking optional ``capabilities`` (:class:`~hookspecs.Capability`)."""
 
     def mark(test: F) -> F:
         setattr(test, _REQUIRES, tuple(capabilities))

@@ -14,19 +14,11 @@ from hookspecs import AdapterRegistration, Store, hookimpl
 
 #: The plugin's name in the host (``core plugins list`` of a test shows it as a built-in).
 PLUGIN_NAME = "testing"
-#: The memory pub/sub's options: they share the ``[options.memory]`` table with this store.
-_PUBSUB_OPTIONS = frozenset({"max_pending", "publish_timeout"})
 
 
 def _store(url: str, options: dict[str, Any]) -> Store:
     from core.testing._memory_store import MemoryStore
 
-    unknown = sorted(set(options) - _PUBSUB_OPTIONS)
-    if unknown:
-        raise ValueError(
-            f"the memory store takes no options, got {', '.join(unknown)}; remove them from [options.memory] "
-            f"(which may hold only the memory pub/sub's {', '.join(sorted(_PUBSUB_OPTIONS))})"
-        )
     return MemoryStore(url)
 
 
@@ -34,5 +26,6 @@ def _store(url: str, options: dict[str, Any]) -> Store:
 def core_register_stores() -> list[AdapterRegistration[Store]]:
     return [AdapterRegistration(
         name="memory", schemes=("memory",), factory=_store, capabilities=frozenset({"purge"}),
+        options={},  # none of its own: [options.memory] is the memory pub/sub's
         description="in-memory store of the test kit (one event loop; nothing durable)",
     )]

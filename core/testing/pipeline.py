@@ -23,6 +23,7 @@ from core.testing.data import make_event, make_job
 from core.timing import parse_interval
 from hookspecs import (
     Action,
+    Capability,
     CdcTrigger,
     CronTrigger,
     Destination,
@@ -99,7 +100,7 @@ class SourceSuite(CapabilitySuite):
     """
 
     kind = "source"
-    capabilities: ClassVar[frozenset[str] | set[str] | None] = frozenset({"lifecycle"})
+    capabilities: ClassVar[frozenset[str] | set[str] | None] = frozenset({Capability.LIFECYCLE})
 
     @pytest.fixture
     def toolkit(self, source: Source) -> Toolkit:
@@ -152,7 +153,7 @@ class SourceSuite(CapabilitySuite):
                 assert all(isinstance(d, EventDraft) for d in drafts), f"trigger {name!r} returned {drafts!r}"
                 orjson.dumps([(d.data, d.context) for d in drafts])
 
-    @requires("lifecycle")
+    @requires(Capability.LIFECYCLE)
     @pytest.mark.asyncio
     async def test_init_and_shutdown_run(self, source: Source, toolkit: Toolkit) -> None:
         await source.init(toolkit)
@@ -170,7 +171,7 @@ class DestinationSuite(CapabilitySuite):
     """
 
     kind = "destination"
-    capabilities: ClassVar[frozenset[str] | set[str] | None] = frozenset({"load", "lifecycle"})
+    capabilities: ClassVar[frozenset[str] | set[str] | None] = frozenset({Capability.LOAD, Capability.LIFECYCLE})
 
     @pytest.fixture
     def toolkit(self, destination: Destination) -> Toolkit:
@@ -208,7 +209,7 @@ class DestinationSuite(CapabilitySuite):
                 assert payload.context is None or isinstance(payload.context, dict)
                 orjson.dumps((payload.data, payload.context))
 
-    @requires("load")
+    @requires(Capability.LOAD)
     @pytest.mark.asyncio
     async def test_load_reports_on_the_queue(
         self, destination: Destination, sample_event: Event, toolkit: Toolkit
@@ -225,7 +226,7 @@ class DestinationSuite(CapabilitySuite):
             result = await action.load(toolkit, queue)
             check_load_result(f"{destination.name}.{name}", result, queue, destination)
 
-    @requires("lifecycle")
+    @requires(Capability.LIFECYCLE)
     @pytest.mark.asyncio
     async def test_init_and_shutdown_run(self, destination: Destination, toolkit: Toolkit) -> None:
         await destination.init(toolkit)

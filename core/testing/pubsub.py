@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 
 from core.testing._base import AdapterSuite, requires
-from hookspecs import Delivery, Message, PubSub, Subscription
+from hookspecs import Capability, Delivery, Message, PubSub, Subscription
 
 
 class Inbox:
@@ -235,7 +235,7 @@ class PubSubSuite(AdapterSuite):
         await ack_all(got)
         assert bodies(got) == sent
 
-    @requires("reconnect")
+    @requires(Capability.RECONNECT)
     async def test_survives_a_reconnect(self, adapter: PubSub, inbox: Inbox, topic: str, group: str) -> None:
         inbox.follow(await adapter.subscribe(topic, group=group), "before")
         await adapter.publish(topic, [Message(b"in flight")])

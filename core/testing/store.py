@@ -16,7 +16,7 @@ import pytest
 from core.testing._base import AdapterPool, AdapterSuite, requires
 from core.testing._store_queries import StoreQueryChecks
 from core.testing.data import Names, advance, ids, later, make_event, make_job, make_transition, same_time, utcnow
-from hookspecs import Claim, Event, Job, Queue, Status, Store, Transition
+from hookspecs import Capability, Claim, Event, Job, Queue, Status, Store, Transition
 
 
 async def move(store: Store, job: Job, *states: Status, at: datetime | None = None, **fields: Any) -> Job:
@@ -282,7 +282,7 @@ class StoreSuite(StoreQueryChecks, AdapterSuite):
 
     # -- purge -----------------------------------------------------------------------------
 
-    @requires("purge")
+    @requires(Capability.PURGE)
     async def test_purge_deletes_old_events_whose_jobs_are_all_final(self, adapter: Store, names: Names) -> None:
         old, new = later(utcnow(), -2 * 86400), utcnow()
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hookspecs import AdapterRegistration, Supervisor, hookimpl
+from hookspecs import AdapterRegistration, Option, Supervisor, hookimpl, number
+
+#: The options of ``[options.local]`` (or ``local://?node_ttl=10``).
+OPTIONS = {
+    "node_ttl": Option(number(float, 0, strict=True), 30.0, "seconds, > 0",
+                       help="seconds after its last heartbeat that a node is still listed"),
+}
 
 
 def _supervisor(url: str, options: dict[str, Any]) -> Supervisor:
@@ -16,6 +22,6 @@ def _supervisor(url: str, options: dict[str, Any]) -> Supervisor:
 @hookimpl
 def core_register_supervisors() -> list[AdapterRegistration[Supervisor]]:
     return [AdapterRegistration(
-        name="local", schemes=("local",), factory=_supervisor,
+        name="local", schemes=("local",), factory=_supervisor, options=OPTIONS,
         description="in-process leases and node registry (one process)",
     )]

@@ -25,17 +25,8 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from core.brokers import BrokerDelivery, BrokerPubSub, BrokerSubscription
-from hookspecs import Message, Option, PubSubUnavailable, number, read_options
-
-#: The options of ``[options.memory]``.
-OPTIONS: dict[str, Option] = {
-    "max_pending": Option(
-        number(int, 1), 10_000, "a whole number >= 1", "messages one group holds (waiting plus unacknowledged)"
-    ),
-    "publish_timeout": Option(
-        number(float, 0), 5.0, "seconds, >= 0", "how long a publisher waits for room before the broker is unavailable"
-    ),
-}
+from core.builtin.memory.plugin import OPTIONS
+from hookspecs import Message, PubSubUnavailable, read_options
 
 
 @dataclass(slots=True)
@@ -147,7 +138,7 @@ class MemorySubscription(BrokerSubscription[_Entry]):
 
 class MemoryPubSub(BrokerPubSub[_Broker, MemorySubscription]):
     """In-process :class:`~hookspecs.PubSub` (``memory://`` or ``memory://name``); the options
-    are :data:`OPTIONS`."""
+    are the plugin's :data:`~core.builtin.memory.plugin.OPTIONS`."""
 
     broker: ClassVar[str] = "memory"
     log = logging.getLogger("core.pubsub.memory")

@@ -1,10 +1,30 @@
-"""Built-in plugin ``sqlite``: the embedded store and wanderer on SQLite (WAL mode)."""
+"""Built-in plugin ``sqlite``: the embedded store and wanderer on SQLite (WAL mode).
+
+Both adapters read ``[options.sqlite]``: a key goes to each one that takes it. The URL query
+is SQLite's (``driver_query``), not options.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hookspecs import AdapterRegistration, Store, Wanderer, hookimpl
+from hookspecs import AdapterRegistration, Capability, Option, Store, Wanderer, hookimpl, number
+
+_BUSY_TIMEOUT = Option(
+    number(int, 0), 5000, "milliseconds, a whole number >= 0",
+    help="how long a write waits for another process's write lock before it gives up (store: StoreUnavailable)",
+)
+#: The store's options.
+STORE_OPTIONS = {
+    "commit_delay_ms": Option(number(float, 0), 2.0, "milliseconds, >= 0",
+                              help="how long the writer waits for more writes to share a commit"),
+    "max_batch": Option(number(int, 1), 5000, "a whole number >= 1",
+                        help="rows above which the writer closes a shared transaction"),
+    "purge_batch": Option(number(int, 1), 1000, "a whole number >= 1", help="events deleted per purge transaction"),
+    "busy_timeout_ms": _BUSY_TIMEOUT,
+}
+#: The wanderer's options.
+WANDERER_OPTIONS = {"busy_timeout_ms": _BUSY_TIMEOUT}
 
 
 def _store(url: str, options: dict[str, Any]) -> Store:
@@ -22,8 +42,8 @@ def _wanderer(url: str, options: dict[str, Any]) -> Wanderer:
 @hookimpl
 def core_register_stores() -> list[AdapterRegistration[Store]]:
     return [AdapterRegistration(
-        name="sqlite", schemes=("sqlite",), factory=_store,
-        capabilities=frozenset({"purge"}),
+        name="sqlite", schemes=("sqlite",), factory=_store, options=STORE_OPTIONS, driver_query=True,
+        capabilities=frozenset({Capability.PURGE}),
         description="embedded store on a SQLite file (WAL, group commit)",
     )]
 
@@ -31,6 +51,6 @@ def core_register_stores() -> list[AdapterRegistration[Store]]:
 @hookimpl
 def core_register_wanderers() -> list[AdapterRegistration[Wanderer]]:
     return [AdapterRegistration(
-        name="sqlite", schemes=("sqlite",), factory=_wanderer,
+        name="sqlite", schemes=("sqlite",), factory=_wanderer, options=WANDERER_OPTIONS, driver_query=True,
         description="migration history in a SQLite file",
     )]

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hookspecs import ConfigError
+from core.testing import create_adapter
+from hookspecs import PluginError
 
-from core_plugin_postgres.plugin import options_for
+URL = "postgresql://app@db/pipeline"
 
 
 def test_listing_plugins_imports_no_driver(tmp_path: Path) -> None:
@@ -30,16 +31,31 @@ def test_listing_plugins_imports_no_driver(tmp_path: Path) -> None:
 
 def test_options_are_shared_by_kind() -> None:
     options = {"pool_size": 8, "copy_threshold": 10, "pubsub": {"ack_timeout": 5}}
-    assert options_for("store", options) == {"pool_size": 8, "copy_threshold": 10}
-    assert options_for("pubsub", options) == {"pool_size": 8, "ack_timeout": 5}
-    assert options_for("wanderer", options) == {}
+    store = create_adapter("store", URL, options)
+    assert (store.pool_size, store.copy_threshold, store.max_overflow) == (8, 10, 5)
+    pubsub = create_adapter("pubsub", URL, options)
+    assert (pubsub.pool_size, pubsub.ack_timeout, pubsub.prefetch) == (8, 5.0, 100)
+    assert create_adapter("wanderer", URL, options).url == URL
+
+
+def test_the_url_query_is_libpqs() -> None:
+    url = "postgresql://app@db/pipeline?sslmode=require&pool_size=1"
+    store = create_adapter("store", url, {"pool_size": 3})
+    assert (store.url, store.pool_size) == (url, 3)
 
 
 def test_unknown_option_is_named() -> None:
-    with pytest.raises(ConfigError, match="pool_sise"):
-        options_for("store", {"pool_sise": 3})
-    with pytest.raises(ConfigError, match=r"pubsub\.node_ttl"):
-        options_for("pubsub", {"pubsub": {"node_ttl": 3}})
+    with pytest.raises(PluginError, match=r"store adapter 'postgresql'.*has no option 'pool_sise'"):
+        create_adapter("store", URL, {"pool_sise": 3})
+    with pytest.raises(PluginError, match=r"pubsub adapter 'postgresql'.*has no option 'node_ttl'"):
+        create_adapter("pubsub", URL, {"pubsub": {"node_ttl": 3}})
+    with pytest.raises(PluginError, match=r"(?s)wanderer adapter.*hint: no options: this adapter takes none"):
+        create_adapter("wanderer", URL, {"wanderer": {"pool_size": 3}})
+
+
+def test_a_bad_value_says_what_is_allowed() -> None:
+    with pytest.raises(PluginError, match=r"option retention = -1 is not valid.*\n  hint: retention: seconds, > 0"):
+        create_adapter("store", URL, {"retention": -1})
 
 
 async def test_nodes_starting_together_create_the_tables_once(pg_url: str) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.brokers import BROKER_OPTIONS
-from hookspecs import AdapterURL, CoreError, Option, choice, read_options
+from hookspecs import AdapterURL, CoreError, Option, choice, read_options, table
 
 #: URL scheme -> librdkafka ``security.protocol``.
 SCHEMES = {"kafka": "PLAINTEXT", "kafka+ssl": "SSL", "kafka+sasl": "SASL_SSL"}
@@ -81,6 +81,10 @@ OPTIONS: dict[str, Option] = {
     # librdkafka reconnects by itself; these pace the adapter's own attempts after a failed open
     "reconnect_wait": BROKER_OPTIONS["reconnect_wait"],
     "reconnect_max": BROKER_OPTIONS["reconnect_max"],
+    "config": Option(
+        table, {}, "a table of librdkafka properties ([options.kafka.config], or config.<name>= in the URL query)",
+        "raw librdkafka properties, applied last",
+    ),
 }
 
 
@@ -117,14 +121,11 @@ class KafkaOptions:
         if not parts.hosts or any(not h.strip() for h in parts.hosts.split(",")):
             raise CoreError(f"kafka pubsub: {parts.shown!r} names no broker",
                             hint="write kafka://host:port[,host:port...]")
-        given = {k: v for k, v in options.items() if k != "config"}
+        given = dict(options)
         query = parts.params(keep_blank_values=True)
         given.update((k, v) for k, v in query if not k.startswith("config."))
         values = read_options("kafka", given, OPTIONS, also="and librdkafka properties as config.<name>")
-        raw = options.get("config", {})
-        if not isinstance(raw, Mapping):
-            raise CoreError("kafka pubsub: option config must be a table of librdkafka properties",
-                            hint="e.g. [options.kafka.config] then 'linger.ms' = 5")
+        raw = values.pop("config")
         client = _security(parts, values["tls"], environ)
         client.update({"bootstrap.servers": parts.hosts, **{str(k): v for k, v in raw.items()}})
         client.update((k.removeprefix("config."), v) for k, v in query if k.startswith("config."))

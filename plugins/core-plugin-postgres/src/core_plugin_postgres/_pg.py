@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from hookspecs import ConfigError, StoreUnavailable
+from hookspecs import ConfigError, StoreUnavailable, redacted_url
 
 SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
@@ -42,15 +42,6 @@ def dsn(url: str) -> str:
 def sqlalchemy_url(url: str) -> str:
     """The SQLAlchemy form of a configured URL (``postgresql+asyncpg``)."""
     return "postgresql+asyncpg" + dsn(url)[len("postgresql") :]
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit((parts.scheme, netloc, *parts[2:]))
 
 
 async def create_pool(
@@ -95,7 +86,7 @@ async def schema_locked(url: str, what: str) -> AsyncIterator[None]:
     try:
         lock = await connect(url)
     except DISCONNECTED as exc:
-        raise StoreUnavailable(f"{what} {redacted(url)} is unavailable: {exc}") from exc
+        raise StoreUnavailable(f"{what} {redacted_url(url)} is unavailable: {exc}") from exc
     try:
         await lock.execute("SELECT pg_advisory_lock($1)", SCHEMA_LOCK)
         yield

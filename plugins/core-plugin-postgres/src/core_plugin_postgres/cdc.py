@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from hookspecs import CdcTrigger, Emit, EventDraft, Migration, Source, Toolkit
+from hookspecs import CdcTrigger, Emit, EventDraft, Migration, Source, Toolkit, redacted_url
 
-from core_plugin_postgres._pg import DISCONNECTED, SCHEMA_LOCK, connect, redacted
+from core_plugin_postgres._pg import DISCONNECTED, SCHEMA_LOCK, connect
 
 CHANNEL = "core_cdc"
 OPERATIONS = ("INSERT", "UPDATE", "DELETE")
@@ -115,7 +115,7 @@ class PostgresCdcTrigger(CdcTrigger):
         self.auto_install = install
 
     def __repr__(self) -> str:
-        return f"PostgresCdcTrigger({self.name!r}, {redacted(self.url)!r}, tables={list(self.tables)})"
+        return f"PostgresCdcTrigger({self.name!r}, {redacted_url(self.url)!r}, tables={list(self.tables)})"
 
     def _trigger_name(self) -> str:
         name = f"core_cdc_{self.consumer}"[:63]
@@ -166,7 +166,7 @@ class PostgresCdcTrigger(CdcTrigger):
                 await self._session(toolkit, emit)
                 problem = "the listening session ended"
             except DISCONNECTED as exc:
-                problem = f"database {redacted(self.url)} unreachable ({exc})"
+                problem = f"database {redacted_url(self.url)} unreachable ({exc})"
             except Exception as exc:  # noqa: BLE001 - an emit that failed (store down): retry, lose nothing
                 problem = str(exc)
             if loop.time() - started > 60:

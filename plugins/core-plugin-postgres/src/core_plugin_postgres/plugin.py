@@ -2,71 +2,107 @@
 
 Each factory imports its adapter (and with it asyncpg / SQLAlchemy) when configuration
 selects it, so ``core plugins list`` stays fast and never imports a driver.
+
+The four adapters share one ``[options.postgresql]`` table: the host gives a flat key to every
+adapter whose schema has it, and ``[options.postgresql.<kind>]`` to that adapter alone. The URL
+query is libpq's (``?sslmode=require``), handed to the driver untouched (``driver_query``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from hookspecs import AdapterRegistration, ConfigError, PubSub, Store, Supervisor, Wanderer, hookimpl
+from hookspecs import (
+    JOBS_TOPIC,
+    AdapterRegistration,
+    Capability,
+    Option,
+    PubSub,
+    Store,
+    Supervisor,
+    Wanderer,
+    flag,
+    hookimpl,
+    number,
+    strings,
+)
 
 SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
-#: The options each adapter takes. The four adapters share one ``[options.postgresql]``
-#: table: a flat key goes to every adapter that takes it, ``[options.postgresql.<kind>]``
-#: to that adapter alone.
-OPTIONS = {
-    "store": ("pool_size", "max_overflow", "copy_threshold", "durable_transitions", "retention",
-              "purge_interval", "commit_delay_ms", "max_batch", "purge_batch"),
-    "pubsub": ("ack_timeout", "prefetch", "poll_interval", "pool_size", "hint_topics"),
-    "supervisor": ("node_ttl", "pool_size"),
-    "wanderer": (),
+
+def _pool(default: int, what: str) -> Option:
+    return Option(number(int, 1), default, "a whole number >= 1", help=what)
+
+
+def _seconds(default: float | None, what: str) -> Option:
+    return Option(number(float, 0, strict=True), default, "seconds, > 0", help=what)
+
+
+#: The store's options.
+STORE_OPTIONS = {
+    "pool_size": _pool(5, "connections kept open (the writer uses one; readers the rest)"),
+    "max_overflow": Option(number(int, 0), 5, "a whole number >= 0", help="extra connections allowed under load"),
+    "copy_threshold": Option(number(int, 1), 200, "a whole number >= 1",
+                             help="rows of one table in one commit from which COPY is used instead of INSERT"),
+    "durable_transitions": Option(flag, False, "true or false",
+                                  help="also make commits that only record claims and transitions wait for the "
+                                       "WAL flush"),
+    "retention": _seconds(None, "seconds of finished history to keep; older events whose jobs are all final are "
+                                "purged (unset: never)"),
+    "purge_interval": _seconds(3600.0, "seconds between purge rounds (one node purges per round)"),
+    "commit_delay_ms": Option(number(float, 0), 2.0, "milliseconds, >= 0",
+                              help="how long the writer waits for more writes to share a commit"),
+    "max_batch": Option(number(int, 1), 5000, "a whole number >= 1",
+                        help="rows above which the writer closes a shared transaction"),
+    "purge_batch": Option(number(int, 1), 1000, "a whole number >= 1", help="events deleted per purge transaction"),
 }
-
-
-def options_for(kind: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The part of the shared ``[options.postgresql]`` table meant for the ``kind`` adapter."""
-    flat = {k: v for k, v in options.items() if k not in OPTIONS}
-    unknown = sorted(set(flat) - {name for names in OPTIONS.values() for name in names})
-    own = options.get(kind, {})
-    if not isinstance(own, dict):
-        raise ConfigError("configuration", f"options.postgresql.{kind}", own, "a table of options")
-    unknown += sorted(f"{kind}.{k}" for k in set(own) - set(OPTIONS[kind]))
-    if unknown:
-        allowed = "; ".join(f"{k}: {', '.join(names)}" for k, names in OPTIONS.items())
-        raise ConfigError("configuration", "options.postgresql", unknown, f"known options are {allowed}")
-    return {k: v for k, v in flat.items() if k in OPTIONS[kind]} | own
+#: The pub/sub's options.
+PUBSUB_OPTIONS = {
+    "ack_timeout": _seconds(30.0, "seconds a delivered, unsettled message stays hidden from the rest of its group"),
+    "prefetch": Option(number(int, 1), 100, "a whole number >= 1", help="messages one member claims at a time"),
+    "poll_interval": _seconds(1.0, "longest wait without a notification before looking again (below ack_timeout)"),
+    "pool_size": _pool(4, "connections for publishing and claiming (plus one for LISTEN)"),
+    "hint_topics": Option(strings, (JOBS_TOPIC,), "a list of topic names",
+                          help="topics whose publishes do not wait for the WAL flush: their messages only point at "
+                               "durable state (the realtime jobs topic: the schedule delivers any job whose "
+                               "message is lost)"),
+}
+#: The supervisor's options.
+SUPERVISOR_OPTIONS = {
+    "node_ttl": _seconds(60.0, "a node whose last heartbeat is older than this is not listed"),
+    "pool_size": _pool(2, "connections kept open"),
+}
 
 
 def _store(url: str, options: dict[str, Any]) -> Store:
     from core_plugin_postgres.store import PostgresStore
 
-    return PostgresStore(url, **options_for("store", options))
+    return PostgresStore(url, **options)
 
 
 def _supervisor(url: str, options: dict[str, Any]) -> Supervisor:
     from core_plugin_postgres.supervisor import PostgresSupervisor
 
-    return PostgresSupervisor(url, **options_for("supervisor", options))
+    return PostgresSupervisor(url, **options)
 
 
 def _pubsub(url: str, options: dict[str, Any]) -> PubSub:
     from core_plugin_postgres.pubsub import PostgresPubSub
 
-    return PostgresPubSub(url, **options_for("pubsub", options))
+    return PostgresPubSub(url, **options)
 
 
 def _wanderer(url: str, options: dict[str, Any]) -> Wanderer:
     from core_plugin_postgres.wanderer import PostgresWanderer
 
-    return PostgresWanderer(url, **options_for("wanderer", options))
+    return PostgresWanderer(url, **options)
 
 
 @hookimpl
 def core_register_stores() -> list[AdapterRegistration[Store]]:
     return [AdapterRegistration(
-        name="postgresql", schemes=SCHEMES, factory=_store,
-        capabilities=frozenset({"purge"}),
+        name="postgresql", schemes=SCHEMES, factory=_store, options=STORE_OPTIONS, driver_query=True,
+        capabilities=frozenset({Capability.PURGE}),
         description="PostgreSQL store: batched writes, SKIP LOCKED claims, several gateways/schedulers",
     )]
 
@@ -74,7 +110,7 @@ def core_register_stores() -> list[AdapterRegistration[Store]]:
 @hookimpl
 def core_register_supervisors() -> list[AdapterRegistration[Supervisor]]:
     return [AdapterRegistration(
-        name="postgresql", schemes=SCHEMES, factory=_supervisor,
+        name="postgresql", schemes=SCHEMES, factory=_supervisor, options=SUPERVISOR_OPTIONS, driver_query=True,
         description="PostgreSQL leases with fencing tokens and a node registry",
     )]
 
@@ -82,8 +118,8 @@ def core_register_supervisors() -> list[AdapterRegistration[Supervisor]]:
 @hookimpl
 def core_register_pubsubs() -> list[AdapterRegistration[PubSub]]:
     return [AdapterRegistration(
-        name="postgresql", schemes=SCHEMES, factory=_pubsub,
-        capabilities=frozenset({"reconnect"}),
+        name="postgresql", schemes=SCHEMES, factory=_pubsub, options=PUBSUB_OPTIONS, driver_query=True,
+        capabilities=frozenset({Capability.RECONNECT}),
         description="PostgreSQL LISTEN/NOTIFY pub/sub with consumer groups (no broker)",
     )]
 
@@ -91,6 +127,6 @@ def core_register_pubsubs() -> list[AdapterRegistration[PubSub]]:
 @hookimpl
 def core_register_wanderers() -> list[AdapterRegistration[Wanderer]]:
     return [AdapterRegistration(
-        name="postgresql", schemes=SCHEMES, factory=_wanderer,
+        name="postgresql", schemes=SCHEMES, factory=_wanderer, options={}, driver_query=True,
         description="migration history in PostgreSQL",
     )]

@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
-from hookspecs import JOBS_TOPIC, ConfigError, Message, PubSubUnavailable
+from hookspecs import JOBS_TOPIC, ConfigError, Message, PubSubUnavailable, redacted_url
 
-from core_plugin_postgres._pg import DISCONNECTED, connect, create_pool, create_schema, redacted
+from core_plugin_postgres._pg import DISCONNECTED, connect, create_pool, create_schema
 from core_plugin_postgres._subscription import PostgresSubscription
 
 __all__ = ["PostgresPubSub", "PostgresSubscription"]
@@ -115,7 +115,7 @@ class PostgresPubSub:
         self._sending: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
-        return f"PostgresPubSub({redacted(self.url)!r})"
+        return f"PostgresPubSub({redacted_url(self.url)!r})"
 
     async def open(self) -> None:
         """Connect, create the tables if missing, and LISTEN."""
@@ -125,7 +125,7 @@ class PostgresPubSub:
             )
             await create_schema(self._pool, SCHEMA)
         except DISCONNECTED as exc:
-            raise PubSubUnavailable(f"pubsub {redacted(self.url)}: {exc}") from exc
+            raise PubSubUnavailable(f"pubsub {redacted_url(self.url)}: {exc}") from exc
         self._listening = asyncio.create_task(self._listen(), name="core-pubsub-listen")
 
     async def close(self) -> None:
@@ -145,11 +145,11 @@ class PostgresPubSub:
 
     async def _run(self, call: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
         if self._pool is None:
-            raise PubSubUnavailable(f"pubsub {redacted(self.url)} is not open; call open() first")
+            raise PubSubUnavailable(f"pubsub {redacted_url(self.url)} is not open; call open() first")
         try:
             return await call(self._pool)
         except DISCONNECTED as exc:
-            raise PubSubUnavailable(f"pubsub {redacted(self.url)}: {exc}") from exc
+            raise PubSubUnavailable(f"pubsub {redacted_url(self.url)}: {exc}") from exc
 
     async def publish(self, topic: str, messages: Sequence[Message]) -> None:
         """Queue the messages for the next shared statement; return once it is committed."""
@@ -204,7 +204,7 @@ class PostgresPubSub:
             try:
                 conn = await connect(self.url)
             except DISCONNECTED as exc:
-                log.warning("pubsub %s: LISTEN connection failed (%s)", redacted(self.url), exc)
+                log.warning("pubsub %s: LISTEN connection failed (%s)", redacted_url(self.url), exc)
                 await asyncio.sleep(self.poll_interval)
                 continue
             try:
@@ -214,7 +214,7 @@ class PostgresPubSub:
                     subscription._notify()  # look again: notifications may have been missed
                 await lost.wait()
             except DISCONNECTED as exc:
-                log.warning("pubsub %s: LISTEN connection lost (%s)", redacted(self.url), exc)
+                log.warning("pubsub %s: LISTEN connection lost (%s)", redacted_url(self.url), exc)
             finally:
                 conn.terminate()
 

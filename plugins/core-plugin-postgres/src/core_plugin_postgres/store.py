@@ -28,12 +28,12 @@ from typing import Any
 
 import asyncpg
 from core.sqlstore import UPDATE_PREFIX, SQLStore, job_state, jobs
-from hookspecs import ConfigError
+from hookspecs import ConfigError, redacted_url
 from sqlalchemy import Column, Select, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
-from core_plugin_postgres._pg import DISCONNECTED, redacted, schema_locked, sqlalchemy_url
+from core_plugin_postgres._pg import DISCONNECTED, schema_locked, sqlalchemy_url
 from core_plugin_postgres._retention import purge_loop
 
 #: SQLSTATE classes meaning "the server is not usable now": connection exception, operator
@@ -101,7 +101,7 @@ class PostgresStore(SQLStore):
         self._purging: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
-        return f"PostgresStore({redacted(self.url)!r})"
+        return f"PostgresStore({redacted_url(self.url)!r})"
 
     def option_names(self) -> list[str]:
         return [*super().option_names(), "pool_size", "max_overflow", "copy_threshold", "durable_transitions",

@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
-from hookspecs import Lease, Node
+from hookspecs import Lease, Node, redacted_url
 
-from core_plugin_postgres._pg import DISCONNECTED, create_pool, create_schema, redacted
+from core_plugin_postgres._pg import DISCONNECTED, create_pool, create_schema
 
 T = TypeVar("T")
 
@@ -99,7 +99,7 @@ class PostgresSupervisor:
         self._held: dict[str, Lease] = {}
 
     def __repr__(self) -> str:
-        return f"PostgresSupervisor({redacted(self.url)!r})"
+        return f"PostgresSupervisor({redacted_url(self.url)!r})"
 
     async def open(self) -> None:
         """Connect and create the tables if missing."""
@@ -107,7 +107,7 @@ class PostgresSupervisor:
             self._pool = await create_pool(self.url, min_size=1, max_size=self.pool_size)
             await create_schema(self._pool, SCHEMA)
         except DISCONNECTED as exc:
-            raise SupervisorUnavailable(f"supervisor {redacted(self.url)}: {exc}") from exc
+            raise SupervisorUnavailable(f"supervisor {redacted_url(self.url)}: {exc}") from exc
 
     async def close(self) -> None:
         """Release the leases this object holds, then disconnect."""
@@ -133,7 +133,7 @@ class PostgresSupervisor:
         try:
             return await call(self._pool)
         except DISCONNECTED as exc:
-            raise SupervisorUnavailable(f"supervisor {redacted(self.url)}: {exc}") from exc
+            raise SupervisorUnavailable(f"supervisor {redacted_url(self.url)}: {exc}") from exc
 
     async def acquire(self, key: str, *, owner: str, ttl: float) -> Lease | None:
         """Take ``key`` if free or expired (one statement); ``None`` while someone holds it."""

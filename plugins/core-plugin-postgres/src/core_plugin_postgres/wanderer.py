@@ -10,9 +10,10 @@ version (``DISTINCT ON``) instead of reading the scope's whole history.
 from __future__ import annotations
 
 from core.sqlstore import SQLWanderer
+from hookspecs import redacted_url
 from sqlalchemy import text
 
-from core_plugin_postgres._pg import redacted, schema_locked
+from core_plugin_postgres._pg import schema_locked
 
 APPLIED = text("""
 SELECT version FROM (
@@ -27,7 +28,7 @@ class PostgresWanderer(SQLWanderer):
     """:class:`~hookspecs.Wanderer` on PostgreSQL (``postgresql://…``); no options."""
 
     def __repr__(self) -> str:
-        return f"PostgresWanderer({redacted(self.url)!r})"
+        return f"PostgresWanderer({redacted_url(self.url)!r})"
 
     async def open(self) -> None:
         """Connect and create or upgrade ``wanderer_runs``, one node at a time."""

@@ -1,0 +1,24 @@
+"""The optional features an adapter, a source or a destination declares.
+
+The conformance kit (``core.testing``) runs every check of a capability that is declared and
+skips, saying so, only the checks of those that are not. A :class:`Capability` is a ``str``:
+``Capability.PURGE == "purge"``, so a plain string is accepted wherever a capability is.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Capability(StrEnum):
+    """One optional feature, by the suite that checks it."""
+
+    #: pubsub: the adapter can be closed and opened again and finds its consumer groups, with
+    #: what they had not acknowledged.
+    RECONNECT = "reconnect"
+    #: store: ``purge(before=...)`` deletes old events whose jobs are all final.
+    PURGE = "purge"
+    #: source, destination: ``init`` / ``shutdown`` can run in the test environment.
+    LIFECYCLE = "lifecycle"
+    #: destination: ``load`` can run against the destination from the tests.
+    LOAD = "load"
