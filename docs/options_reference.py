@@ -80,7 +80,14 @@ def adapters() -> list[Adapter]:
 
 
 def _type(option: Option) -> str:
-    return next((name for cls, name in TYPES if isinstance(option.default, cls)), "-")
+    """The option's type, from its default, or (unset by default) from what a sample converts to."""
+    sample = option.default
+    if sample is None:
+        try:
+            sample = option.convert("1")
+        except (TypeError, ValueError):
+            return "-"
+    return next((name for cls, name in TYPES if isinstance(sample, cls)), "-")
 
 
 def _default(option: Option) -> str:

@@ -47,10 +47,12 @@ def number(
     kind: type[int] | type[float], low: float, high: float = math.inf, *, strict: bool = False
 ) -> Callable[[Any], Any]:
     """A converter to ``kind`` (``int`` or ``float``) within ``[low, high]`` (``strict``: above
-    ``low``, not equal to it); booleans are refused."""
+    ``low``, not equal to it); booleans are refused, and so is a fraction for an ``int``."""
 
     def check(value: Any) -> Any:
         converted = kind(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
         if isinstance(value, bool) or not low <= converted <= high or (strict and converted == low):
             raise ValueError
         return converted

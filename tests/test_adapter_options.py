@@ -72,7 +72,9 @@ def test_the_ready_made_converters_take_toml_values_and_url_strings() -> None:
     assert strings("a, b,,c") == ("a", "b", "c") and strings(["x"]) == ("x",)
     assert table({"linger.ms": 5}) == {"linger.ms": 5}
     assert number(float, 0, strict=True)("0.5") == 0.5
-    for convert, bad in [(flag, "maybe"), (strings, [1]), (table, "x=1"), (number(float, 0, strict=True), 0)]:
+    assert number(int, 1)("5") == 5 and number(int, 1)(5.0) == 5
+    for convert, bad in [(flag, "maybe"), (strings, [1]), (table, "x=1"), (number(float, 0, strict=True), 0),
+                         (number(int, 1), 5.5), (number(int, 1), "5.5"), (number(int, 1), True)]:
         with pytest.raises(ValueError):
             convert(bad)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.brokers import BROKER_OPTIONS
-from hookspecs import AdapterURL, CoreError, Option, choice, read_options, table
+from hookspecs import AdapterURL, CoreError, Option, choice, flag, number, read_options, table
 
 #: URL scheme -> librdkafka ``security.protocol``.
 SCHEMES = {"kafka": "PLAINTEXT", "kafka+ssl": "SSL", "kafka+sasl": "SASL_SSL"}
@@ -33,20 +33,9 @@ ENVIRONMENT = {
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
-def _int(low: int, high: int) -> Any:
-    def check(value: Any) -> int:
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError
-        return value
-
-    return check
-
-
 def _whole(low: int, high: int, default: int, meaning: str) -> Option:
     """A whole-number option from ``low`` to ``high``."""
-    return Option(_int(low, high), default, f"a whole number from {low} to {high}: {meaning}")
+    return Option(number(int, low, high), default, f"a whole number from {low} to {high}", meaning)
 
 
 def _text(value: Any) -> str:
@@ -55,19 +44,11 @@ def _text(value: Any) -> str:
     return value
 
 
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-        return value.lower() in ("true", "1", "yes")
-    raise ValueError
-
-
 _NAME = "letters, digits, '.', '_' or '-' (Kafka's topic and group alphabet)"
 #: Every option: converter, default, what is allowed and what it does. The docs' option table mirrors this.
 OPTIONS: dict[str, Option] = {
-    "topic_prefix": Option(_text, "", f"{_NAME}: prepended to every topic name"),
-    "group_prefix": Option(_text, "", f"{_NAME}: prepended to every consumer group name"),
+    "topic_prefix": Option(_text, "", _NAME, "prepended to every topic name"),
+    "group_prefix": Option(_text, "", _NAME, "prepended to every consumer group name"),
     "publish_timeout_ms": _whole(100, 3_600_000, 5000, "a publish not acknowledged by then fails"),
     "max_redeliveries": _whole(0, 1_000_000, 5, "nacks of one message before it is dead-lettered"),
     "redelivery_delay_ms": _whole(0, 3_600_000, 200, "wait before a nacked message is delivered again"),
@@ -75,9 +56,9 @@ OPTIONS: dict[str, Option] = {
     "session_timeout_ms": _whole(1000, 3_600_000, 10_000, "a member silent this long leaves its group"),
     "join_timeout_ms": _whole(100, 3_600_000, 30_000, "how long subscribe() waits for its first assignment"),
     "offset_reset": Option(
-        choice("latest", "earliest"), "latest", "latest or earliest: where a new group starts reading a topic"
+        choice("latest", "earliest"), "latest", "latest or earliest", "where a new group starts reading a topic"
     ),
-    "tls": Option(_bool, True, "true or false; kafka+sasl only: false uses SASL_PLAINTEXT instead of SASL_SSL"),
+    "tls": Option(flag, True, "true or false", "kafka+sasl only: false uses SASL_PLAINTEXT instead of SASL_SSL"),
     # librdkafka reconnects by itself; these pace the adapter's own attempts after a failed open
     "reconnect_wait": BROKER_OPTIONS["reconnect_wait"],
     "reconnect_max": BROKER_OPTIONS["reconnect_max"],
