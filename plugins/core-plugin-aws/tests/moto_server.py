@@ -53,10 +53,10 @@ def is_moto(port: int, host: str = HOST) -> bool:
 class MotoServer:
     """One moto server process on ``port``, logging to ``log``; it keeps nothing across a restart."""
 
-    def __init__(self, port: int, log: Path) -> None:
+    def __init__(self, port: int, log: Path, binary: str = "") -> None:
         self.port = port
         self.log = log
-        self.binary = moto_binary()
+        self.binary = binary or moto_binary()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

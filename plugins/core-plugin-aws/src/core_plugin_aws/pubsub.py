@@ -334,6 +334,18 @@ class AwsPubSub(BrokerPubSub[Client, AwsSubscription]):
         its own queue subscribed to the topic (created if missing), whose redrive policy sends
         what was received ``max_deliveries`` times to the queue of group ``dead-letters`` on
         ``dead.<topic>``, made first so that dead letters are kept from now on."""
+        try:
+            return await self._ensure_queue(client, topic, group)
+        except ClientError as exc:
+            if not gone(exc):
+                raise
+        # A topic or queue known to exist is gone (a moto server restarted empty): forget them.
+        for known in (topic, self.options.dead_letter_topic(topic)):
+            self.topic_arns.pop(known, None)
+        self.queue_urls.clear()
+        return await self._ensure_queue(client, topic, group)
+
+    async def _ensure_queue(self, client: Client, topic: str, group: str) -> str:
         dead_arn = ""
         if not topic.startswith(DEAD_LETTER_PREFIX):
             dead_url = await self._ensure_fanout(client, self.options.dead_letter_topic(topic), DEAD_LETTER_GROUP, "")
