@@ -61,7 +61,7 @@ class TestDelivery(AwsAdapter, BrokerDeliverySuite):
             if _ == 0:
                 await dying.publish(topic, [Message(b"kills its consumer", {"kind": "poison"})])
             delivery = await asyncio.wait_for(anext(deliveries), self.delivery_timeout)
-            assert delivery.message.body == b"kills its consumer"
+            assert isinstance(delivery, AwsDelivery) and delivery.message.body == b"kills its consumer"
             delivery.settle()  # forgotten, not released: it comes back only after the timeout
             await dying.close()
             await asyncio.sleep(1.5)

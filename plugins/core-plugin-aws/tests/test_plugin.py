@@ -124,7 +124,7 @@ def test_an_unknown_profile_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_topic_sns_cannot_carry_is_refused() -> None:
     options = AwsOptions.parse("aws://?region=us-east-1", {}, environ={})
-    with pytest.raises(PipelineError, match="cannot be a AWS topic"):
+    with pytest.raises(PipelineError, match="cannot be a valid SNS/SQS name"):
         options.topic_name("orders *")
 
 

@@ -169,7 +169,7 @@ class AwsOptions:
 
     def check_topic(self, topic: str) -> str:
         """``topic`` if SNS and SQS can carry it; else a :class:`~hookspecs.PipelineError`."""
-        return dotted_topic(topic, "AWS", "topic", "no wildcards")
+        return dotted_topic(topic, "valid", "SNS/SQS name", "no wildcards")
 
     def topic_name(self, topic: str) -> str:
         """The SNS topic name (or ARN, as configured) of ``topic``: ``<prefix>-<topic>`` with its
