@@ -241,6 +241,57 @@ def google() -> None:
     print(f"google: Pub/Sub emulator running on {HOST}:{port} (PUBSUB_EMULATOR_HOST={HOST}:{port})")
 
 
+@service("aws")
+def aws() -> None:
+    """A moto server (SNS and SQS for boto3; ``pip install 'moto[server]'`` into this interpreter
+    first if it is missing) on 127.0.0.1:5000, or a free port if 5000 is taken by something else;
+    its endpoint goes to $CORE_AWS_ENDPOINT_FILE (default .ci/.aws-endpoint), for the option
+    ``endpoint_url``. The start code is the plugin tests' own (standard library)."""
+    import importlib.util
+    import os
+    import urllib.request
+
+    def is_moto(port: int) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/moto-api/data.json", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    path = Path(os.environ.get("CORE_AWS_ENDPOINT_FILE", ROOT / ".ci" / ".aws-endpoint"))
+    known = path.read_text().strip() if path.is_file() else ""
+    for port in dict.fromkeys(([int(known.rpartition(":")[2])] if known else []) + [5000]):
+        if reachable(port) and is_moto(port):
+            path.write_text(f"http://{HOST}:{port}\n")
+            print(f"aws: moto server already running on {HOST}:{port}")
+            return
+    python = sys.executable
+    if sys.prefix == sys.base_prefix:  # the system's python (Debian's refuses pip): a venv of our own
+        venv = ROOT / ".ci" / ".aws-moto-venv"
+        if not (venv / "bin" / "python").exists():
+            run([sys.executable, "-m", "venv", str(venv)], "aws")
+        python = str(venv / "bin" / "python")
+    if subprocess.run([python, "-c", "import moto.server"], capture_output=True).returncode:
+        print(f"aws: installing moto[server] for {python}")
+        run([python, "-m", "pip", "install", "-q", "moto[server]>=5,<6"], "aws")
+    spec = importlib.util.spec_from_file_location(
+        "moto_server", ROOT / "plugins" / "core-plugin-aws" / "tests" / "moto_server.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    port = 5000
+    if reachable(port):
+        with socket.socket() as sock:
+            sock.bind((HOST, 0))
+            port = sock.getsockname()[1]
+    try:
+        module.MotoServer(port, path.with_name(path.name + ".log"), str(Path(python).with_name("moto_server"))).start()
+    except module.MotoError as exc:
+        raise ServiceError(f"aws: {exc}") from None
+    path.write_text(f"http://{HOST}:{port}\n")
+    print(f"aws: moto server running on {HOST}:{port} (endpoint_url=http://{HOST}:{port})")
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="services to start (see --list)")
