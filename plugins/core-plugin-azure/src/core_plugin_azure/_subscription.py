@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from azure.core import exceptions as core_errors
@@ -51,6 +51,15 @@ DEAD_REASON = "Core-Dead-Reason"
 MAX_DELIVERIES_REASON = "MaxDeliveriesExceeded"
 #: How often a member looks for locks to renew.
 RENEW_EVERY = 0.5
+#: Settlements on their way at once, per member.
+SETTLING = 256
+#: How long a receive call goes on collecting after its first message (the SDK's default is
+#: 0.2 s, which a realtime message would wait out whenever fewer than asked for are there).
+FURTHER_PULL = 0.01
+#: How long one socket read of a receiver waits (the SDK's default, 0.2 s, is also how long a
+#: receive call may go on after its last message): short, so that messages are handed over
+#: within a few milliseconds.
+SOCKET_TIMEOUT = 0.02
 
 #: A raw message: the receiver that got it (it settles it) and the SDK's message.
 Raw = tuple[ServiceBusReceiver, ServiceBusReceivedMessage]
@@ -100,7 +109,8 @@ class AzureDelivery(BrokerDelivery):
         return True
 
     async def _ack(self) -> None:
-        await self.subscription.settled_raw(self.receiver.complete_message(self.raw), "complete")
+        receiver, raw = self.receiver, self.raw
+        self.subscription.settler.add(lambda: receiver.complete_message(raw), "complete")
 
     async def _nack(self) -> None:
         """Deliver again (abandon); on the ``max_deliveries``-th delivery, dead-letter instead."""
@@ -108,10 +118,37 @@ class AzureDelivery(BrokerDelivery):
         if limit and self.deliveries >= limit:
             await self.subscription.dead_letter((self.receiver, self.raw), self.deliveries)
         else:
-            await self.subscription.settled_raw(self.receiver.abandon_message(self.raw), "abandon")
+            receiver, raw = self.receiver, self.raw
+            self.subscription.settler.add(lambda: receiver.abandon_message(raw), "abandon")
 
     async def _release(self) -> None:
         await self.subscription.settled_raw(self.receiver.abandon_message(self.raw), "abandon")
+
+
+class Settler:
+    """Settlements sent in the background, many at once: ``ack()`` returns at once (the
+    caller has recorded what it had to), and a settlement that fails is logged, its message
+    delivered again."""
+
+    def __init__(self, subscription: AzureSubscription) -> None:
+        self._subscription = subscription
+        self._pending: list[tuple[Callable[[], Awaitable[Any]], str]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, settlement: Callable[[], Awaitable[Any]], what: str) -> None:
+        self._pending.append((settlement, what))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"azure settle {self._subscription.subscription_name}")
+
+    async def _run(self) -> None:
+        while self._pending:
+            chunk, self._pending = self._pending[:SETTLING], self._pending[SETTLING:]
+            await asyncio.gather(*(self._subscription.settled_raw(call(), what) for call, what in chunk))
+
+    async def sent(self) -> None:
+        """Wait until every settlement added so far was sent (or failed)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 class AzureSubscription(BrokerSubscription[Raw]):
@@ -134,6 +171,7 @@ class AzureSubscription(BrokerSubscription[Raw]):
         self.room.set()
         self._receiver: ServiceBusReceiver | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.settler = Settler(self)
 
     # -- joining and leaving -----------------------------------------------------------------
 
@@ -141,11 +179,15 @@ class AzureSubscription(BrokerSubscription[Raw]):
         """Make the subscriptions needed (this group's, and the dead-letter group's on
         ``dead.<topic>`` so its dead letters are kept from now on), open the receiver, start
         receiving, renewing locks and forwarding dead letters."""
-        if not self.dead_topic:
-            await self.owner.ensure_subscription(self.client, self.options.dead_letter_topic(self.topic),
-                                                 self.owner.dead_letter_group)
-        await self.owner.ensure_subscription(self.client, self.topic, self.group)
-        self._receiver = await self.open_receiver()
+        await self.owner.ensure_subscription(self.client, self.topic, self.group, attaching=True)
+        ensured = [] if self.dead_topic else [self.owner.ensure_subscription(
+            self.client, self.options.dead_letter_topic(self.topic), self.owner.dead_letter_group)]
+        opened, *_ = await asyncio.gather(self.open_receiver(), *ensured, return_exceptions=True)
+        if isinstance(opened, BaseException) or any(isinstance(e, BaseException) for e in _):
+            if not isinstance(opened, BaseException):
+                await _close(opened)
+            raise next(e for e in (opened, *_) if isinstance(e, BaseException))
+        self._receiver = opened
         self._tasks = [asyncio.create_task(self._pull(), name=f"azure pull {self.topic_name}/{self.subscription_name}"),
                        asyncio.create_task(self._renew(), name=f"azure renew {self.subscription_name}")]
         if self.max_deliveries:
@@ -156,31 +198,35 @@ class AzureSubscription(BrokerSubscription[Raw]):
         receiver = self.client.bus.get_subscription_receiver(
             self.topic_name, self.subscription_name, receive_mode=ServiceBusReceiveMode.PEEK_LOCK,
             prefetch_count=0 if sub_queue else self.options.prefetch, sub_queue=sub_queue,
+            socket_timeout=SOCKET_TIMEOUT,
         )
         try:
             await asyncio.wait_for(receiver.__aenter__(), self.options.connect_timeout)
         except BaseException:
             await _close(receiver)
             raise
+        receiver._further_pull_receive_timeout = FURTHER_PULL  # noqa: SLF001 - the SDK's only knob for it
         return receiver
 
     async def leave(self) -> None:
         """Stop receiving; give back what is held (abandoned: delivered again at once), then
         close the receivers."""
         self.room.set()
+        pulling, *others = self._tasks or [None]
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        if pulling is not None:  # the others (the dead-letter forwarder) close while this one gives back
+            await asyncio.gather(pulling, return_exceptions=True)
         for delivery in list(self.unsettled):
             await delivery.release()
         while not self.received.empty():
             raw = self.received.get_nowait()
             if raw is not None:
                 await self.returned(raw)
+        await self.settler.sent()
         receiver, self._receiver = self._receiver, None
-        if receiver is not None:
-            await _close(receiver)
+        await asyncio.gather(*others, *([_close(receiver)] if receiver else []), return_exceptions=True)
+        self._tasks = []
 
     async def returned(self, raw: Raw) -> None:
         self.done(raw)

@@ -273,11 +273,11 @@ class AzurePubSub(BrokerPubSub[Client, AzureSubscription]):
             await asyncio.wait_for(client.admin.create_topic(topic_name), self.options.publish_timeout)
         self._made.add(topic_name)
 
-    async def ensure_subscription(self, client: Client, topic: str, group: str) -> None:
+    async def ensure_subscription(self, client: Client, topic: str, group: str, *, attaching: bool = False) -> None:
         """Make the subscription of ``group`` on ``topic`` exist: with the administration client
         (``manage_entities``, its MaxDeliveryCount ``max_deliveries``), or, on the development
-        emulator, by attaching a receiver (the stand-in makes subscriptions on attach). Else the
-        subscription is expected to be provisioned."""
+        emulator, by attaching a receiver (the stand-in makes subscriptions on attach; nothing to
+        do when the caller is ``attaching`` one anyway). Else it is expected to be provisioned."""
         options = self.options
         topic_name, name = options.topic_name(topic), options.subscription_name(group)
         if f"{topic_name}/{name}" in self._made:
@@ -289,13 +289,14 @@ class AzurePubSub(BrokerPubSub[Client, AzureSubscription]):
                 await asyncio.wait_for(client.admin.create_subscription(
                     topic_name, name, max_delivery_count=_FOREVER if dead else options.max_deliveries,
                 ), options.publish_timeout)
-        elif options.emulator:
+        elif options.emulator and not attaching:
             receiver = client.bus.get_subscription_receiver(topic_name, name)
             try:
                 await asyncio.wait_for(receiver.__aenter__(), options.connect_timeout)
             finally:
                 await _close(receiver)
-        self._made.add(f"{topic_name}/{name}")
+        if client.admin is not None or not attaching:
+            self._made.add(f"{topic_name}/{name}")
 
 
 def _message(message: Message) -> ServiceBusMessage:
