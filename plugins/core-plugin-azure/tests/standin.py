@@ -116,6 +116,7 @@ def serve(port: int, state: Path | None, lock_duration: float, max_delivery_coun
             node = subs.get(parts[2].lower())
             if node is None:
                 node = subs[parts[2].lower()] = Node("/".join(parts))
+                print(f"created subscription {parts[0]}/Subscriptions/{parts[2]}", flush=True)
         else:
             is_queue.add(parts[0].lower())
             node = broker_nodes.setdefault(parts[0].lower(), Node(parts[0]))
@@ -582,6 +583,11 @@ def answers(port: int, host: str = HOST) -> bool:
 class StandIn:
     """The stand-in as a process of our own on ``port``: started, stopped, started again with
     what it had (``state``), logging to ``log``."""
+
+    def has_subscription(self, topic: str, subscription: str) -> bool:
+        """Whether the stand-in has made (or been started with) that subscription."""
+        line = f"created subscription {topic}/Subscriptions/{subscription}\n"
+        return self.log.exists() and line.lower() in self.log.read_text(errors="replace").lower()
 
     def __init__(self, port: int, directory: Path, *, lock_duration: float = 30.0,
                  max_delivery_count: int = 10, python: str = sys.executable) -> None:

@@ -162,6 +162,12 @@ class AzureOptions:
         return cls(namespace=namespace, emulator=emulator, connection_string=secret, **values)
 
     @property
+    def open_timeout(self) -> float:
+        """How long opening a sender or receiver may take: the connection, the CBS token and
+        the link's attach (the SDK polls each answer, some 50 ms apart)."""
+        return self.connect_timeout + self.publish_timeout
+
+    @property
     def host_port(self) -> tuple[str, int]:
         """Where the AMQP connection goes."""
         host, _, port = self.namespace.partition(":")

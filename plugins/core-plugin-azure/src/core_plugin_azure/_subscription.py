@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from azure.core import exceptions as core_errors
@@ -51,8 +51,6 @@ DEAD_REASON = "Core-Dead-Reason"
 MAX_DELIVERIES_REASON = "MaxDeliveriesExceeded"
 #: How often a member looks for locks to renew.
 RENEW_EVERY = 0.5
-#: Settlements on their way at once, per member.
-SETTLING = 256
 #: How long a receive call goes on collecting after its first message (the SDK's default is
 #: 0.2 s, which a realtime message would wait out whenever fewer than asked for are there).
 FURTHER_PULL = 0.01
@@ -109,8 +107,7 @@ class AzureDelivery(BrokerDelivery):
         return True
 
     async def _ack(self) -> None:
-        receiver, raw = self.receiver, self.raw
-        self.subscription.settler.add(lambda: receiver.complete_message(raw), "complete")
+        await self.subscription.settled_raw(self.receiver.complete_message(self.raw), "complete")
 
     async def _nack(self) -> None:
         """Deliver again (abandon); on the ``max_deliveries``-th delivery, dead-letter instead."""
@@ -118,37 +115,10 @@ class AzureDelivery(BrokerDelivery):
         if limit and self.deliveries >= limit:
             await self.subscription.dead_letter((self.receiver, self.raw), self.deliveries)
         else:
-            receiver, raw = self.receiver, self.raw
-            self.subscription.settler.add(lambda: receiver.abandon_message(raw), "abandon")
+            await self.subscription.settled_raw(self.receiver.abandon_message(self.raw), "abandon")
 
     async def _release(self) -> None:
         await self.subscription.settled_raw(self.receiver.abandon_message(self.raw), "abandon")
-
-
-class Settler:
-    """Settlements sent in the background, many at once: ``ack()`` returns at once (the
-    caller has recorded what it had to), and a settlement that fails is logged, its message
-    delivered again."""
-
-    def __init__(self, subscription: AzureSubscription) -> None:
-        self._subscription = subscription
-        self._pending: list[tuple[Callable[[], Awaitable[Any]], str]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, settlement: Callable[[], Awaitable[Any]], what: str) -> None:
-        self._pending.append((settlement, what))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name=f"azure settle {self._subscription.subscription_name}")
-
-    async def _run(self) -> None:
-        while self._pending:
-            chunk, self._pending = self._pending[:SETTLING], self._pending[SETTLING:]
-            await asyncio.gather(*(self._subscription.settled_raw(call(), what) for call, what in chunk))
-
-    async def sent(self) -> None:
-        """Wait until every settlement added so far was sent (or failed)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.gather(self._task, return_exceptions=True)
 
 
 class AzureSubscription(BrokerSubscription[Raw]):
@@ -171,7 +141,6 @@ class AzureSubscription(BrokerSubscription[Raw]):
         self.room.set()
         self._receiver: ServiceBusReceiver | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.settler = Settler(self)
 
     # -- joining and leaving -----------------------------------------------------------------
 
@@ -201,7 +170,7 @@ class AzureSubscription(BrokerSubscription[Raw]):
             socket_timeout=SOCKET_TIMEOUT,
         )
         try:
-            await asyncio.wait_for(receiver.__aenter__(), self.options.connect_timeout)
+            await asyncio.wait_for(receiver.__aenter__(), self.options.open_timeout)
         except BaseException:
             await _close(receiver)
             raise
@@ -223,7 +192,6 @@ class AzureSubscription(BrokerSubscription[Raw]):
             raw = self.received.get_nowait()
             if raw is not None:
                 await self.returned(raw)
-        await self.settler.sent()
         receiver, self._receiver = self._receiver, None
         await asyncio.gather(*others, *([_close(receiver)] if receiver else []), return_exceptions=True)
         self._tasks = []
@@ -266,7 +234,7 @@ class AzureSubscription(BrokerSubscription[Raw]):
                 if self._receiver is None:
                     self._receiver = await self.open_receiver()
                 receiver = self._receiver
-                wait = RECEIVE_WAIT + self.options.connect_timeout + self.options.publish_timeout
+                wait = RECEIVE_WAIT + self.options.open_timeout
                 batch = await asyncio.wait_for(receiver.receive_messages(
                     max_message_count=min(room, self.options.receive_batch), max_wait_time=RECEIVE_WAIT), wait)
             except (*UNAVAILABLE, sb.ServiceBusError) as exc:
@@ -344,7 +312,7 @@ class AzureSubscription(BrokerSubscription[Raw]):
                 try:
                     if receiver is None:
                         receiver = await self.open_receiver(ServiceBusSubQueue.DEAD_LETTER)
-                    wait = RECEIVE_WAIT + self.options.connect_timeout + self.options.publish_timeout
+                    wait = RECEIVE_WAIT + self.options.open_timeout
                     batch = await asyncio.wait_for(receiver.receive_messages(
                         max_message_count=self.options.receive_batch, max_wait_time=RECEIVE_WAIT), wait)
                     for message in batch:

@@ -205,7 +205,7 @@ class AzurePubSub(BrokerPubSub[Client, AzureSubscription]):
                 await self.ensure_topic(client, topic_name)
                 sender = client.bus.get_topic_sender(topic_name)
                 try:
-                    await asyncio.wait_for(sender.__aenter__(), self.options.connect_timeout)
+                    await asyncio.wait_for(sender.__aenter__(), self.options.open_timeout)
                 except BaseException:
                     await _close(sender)
                     raise
@@ -292,7 +292,7 @@ class AzurePubSub(BrokerPubSub[Client, AzureSubscription]):
         elif options.emulator and not attaching:
             receiver = client.bus.get_subscription_receiver(topic_name, name)
             try:
-                await asyncio.wait_for(receiver.__aenter__(), options.connect_timeout)
+                await asyncio.wait_for(receiver.__aenter__(), options.open_timeout)
             finally:
                 await _close(receiver)
         if client.admin is not None or not attaching:
