@@ -33,7 +33,7 @@ import time
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 HOST = "127.0.0.1"
 #: What the stand-in prints once it listens.
@@ -52,8 +52,7 @@ def connection_string(port: int, host: str = HOST) -> str:
 
 def serve(port: int, state: Path | None, lock_duration: float, max_delivery_count: int,
           queues: list[str]) -> None:  # pragma: no cover - runs in its own process
-    from proton import Array, Data, Delivery, Endpoint, Message, symbol, timestamp, ulong
-    from proton import Handler
+    from proton import Array, Data, Delivery, Endpoint, Handler, Message, symbol, timestamp
     from proton.reactor import Container
 
     section_codes = range(0x70, 0x79)
@@ -84,7 +83,7 @@ def serve(port: int, state: Path | None, lock_duration: float, max_delivery_coun
             self.locks: dict[uuid.UUID, Lock] = {}
             self.consumers: list[Any] = []
             self.turn = 0
-            self.dead = None if dead else Node(name + "/$DeadLetterQueue", dead=True)
+            self.dead: Node | None = None if dead else Node(name + "/$DeadLetterQueue", dead=True)
 
     broker_nodes: dict[str, Node] = {}           # lower-case queue or topic/subscriptions/sub
     topics: dict[str, dict[str, Node]] = {}      # lower-case topic -> lower-case sub -> node
@@ -125,10 +124,7 @@ def serve(port: int, state: Path | None, lock_duration: float, max_delivery_coun
 
     def enqueue(name: str, body: bytes) -> None:
         key = name.lower()
-        if key in is_queue:
-            targets = [node_for(name)]
-        else:
-            targets = list(topics.setdefault(key, {}).values())
+        targets = [node_for(name)] if key in is_queue else list(topics.setdefault(key, {}).values())
         stamp = now_ms()
         for node in targets:
             node.ready.append(Stored(body, next_seq(), stamp))
@@ -141,7 +137,7 @@ def serve(port: int, state: Path | None, lock_duration: float, max_delivery_coun
             data = Data()
             try:
                 used = data.decode(raw[pos:])
-            except Exception as exc:  # noqa: BLE001 - proton's DataException: not AMQP
+            except Exception as exc:  # proton's DataException: not AMQP
                 raise ValueError("not an AMQP message") from exc
             if used <= 0:
                 raise ValueError("not an AMQP message")
@@ -222,7 +218,8 @@ def serve(port: int, state: Path | None, lock_duration: float, max_delivery_coun
             message.annotations = annotations
             message.delivery_count = stored.count
             if stored.extra:
-                message.properties = {**(message.properties or {}), **stored.extra}
+                properties: dict[str, Any] = {**(message.properties or {}), **stored.extra}
+                message.properties = cast(Any, properties)
             presettled = link.snd_settle_mode == 1  # settled: receive-and-delete
             delivery = link.delivery(token.bytes_le)
             link.send(message.encode())
@@ -233,7 +230,7 @@ def serve(port: int, state: Path | None, lock_duration: float, max_delivery_coun
             lock = Lock(node, stored, token, delivery)
             lock.until = until
             node.locks[token] = lock
-            delivery.lock = lock  # type: ignore[attr-defined]
+            delivery.lock = lock
             if link.drain_mode and link.credit == 0:
                 link.drained()
 
@@ -310,7 +307,7 @@ def serve(port: int, state: Path | None, lock_duration: float, max_delivery_coun
         return list(getattr(value, "elements", value))
 
     def management(link: Any, request: Message) -> None:
-        props = request.properties or {}
+        props: dict[Any, Any] = request.properties or {}
         operation = str(props.get("operation", ""))
         body = request.body if isinstance(request.body, dict) else {}
         body = {str(k): v for k, v in body.items()}

@@ -44,6 +44,10 @@ NOT_SETTLED: tuple[type[BaseException], ...] = (
     sb.ServiceBusError, sb.MessageAlreadySettled, ValueError, RuntimeError, *UNAVAILABLE,
 )
 
+#: What a receive call may meet (the receiver is opened again then).
+NOT_RECEIVED: tuple[type[BaseException], ...] = (sb.ServiceBusError, *UNAVAILABLE)
+#: What forwarding a dead letter may meet (tried again later).
+NOT_FORWARDED: tuple[type[BaseException], ...] = (PubSubUnavailable, *NOT_RECEIVED)
 #: Attributes added to a dead letter.
 DEAD_TOPIC, DEAD_GROUP, DEAD_DELIVERIES = "Core-Dead-Topic", "Core-Dead-Group", "Core-Dead-Deliveries"
 DEAD_REASON = "Core-Dead-Reason"
@@ -151,11 +155,14 @@ class AzureSubscription(BrokerSubscription[Raw]):
         await self.owner.ensure_subscription(self.client, self.topic, self.group, attaching=True)
         ensured = [] if self.dead_topic else [self.owner.ensure_subscription(
             self.client, self.options.dead_letter_topic(self.topic), self.owner.dead_letter_group)]
-        opened, *_ = await asyncio.gather(self.open_receiver(), *ensured, return_exceptions=True)
-        if isinstance(opened, BaseException) or any(isinstance(e, BaseException) for e in _):
-            if not isinstance(opened, BaseException):
+        results = await asyncio.gather(self.open_receiver(), *ensured, return_exceptions=True)
+        opened = results[0]
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            if isinstance(opened, ServiceBusReceiver):
                 await _close(opened)
-            raise next(e for e in (opened, *_) if isinstance(e, BaseException))
+            raise failure
+        assert isinstance(opened, ServiceBusReceiver)
         self._receiver = opened
         self._tasks = [asyncio.create_task(self._pull(), name=f"azure pull {self.topic_name}/{self.subscription_name}"),
                        asyncio.create_task(self._renew(), name=f"azure renew {self.subscription_name}")]
@@ -174,14 +181,14 @@ class AzureSubscription(BrokerSubscription[Raw]):
         except BaseException:
             await _close(receiver)
             raise
-        receiver._further_pull_receive_timeout = FURTHER_PULL  # noqa: SLF001 - the SDK's only knob for it
+        receiver._further_pull_receive_timeout = FURTHER_PULL  # the SDK's only knob for it
         return receiver
 
     async def leave(self) -> None:
         """Stop receiving; give back what is held (abandoned: delivered again at once), then
         close the receivers."""
         self.room.set()
-        pulling, *others = self._tasks or [None]
+        pulling, others = (self._tasks[0], self._tasks[1:]) if self._tasks else (None, [])
         for task in self._tasks:
             task.cancel()
         if pulling is not None:  # the others (the dead-letter forwarder) close while this one gives back
@@ -215,6 +222,10 @@ class AzureSubscription(BrokerSubscription[Raw]):
             return None
         return delivery
 
+    def leaving(self) -> bool:
+        """Whether the member has begun to leave (read again after an ``await``)."""
+        return self.closed
+
     def done(self, raw: Raw) -> None:
         """``raw`` is settled (or being settled): it no longer takes room or needs its lock."""
         self.held.pop(raw[1].lock_token, None)
@@ -237,8 +248,8 @@ class AzureSubscription(BrokerSubscription[Raw]):
                 wait = RECEIVE_WAIT + self.options.open_timeout
                 batch = await asyncio.wait_for(receiver.receive_messages(
                     max_message_count=min(room, self.options.receive_batch), max_wait_time=RECEIVE_WAIT), wait)
-            except (*UNAVAILABLE, sb.ServiceBusError) as exc:
-                if self.closed:
+            except NOT_RECEIVED as exc:
+                if self.leaving():
                     return
                 if not failing:
                     self.owner.log.warning("Azure Service Bus: receiving on %s/%s failed (%r); reconnecting",
@@ -274,7 +285,7 @@ class AzureSubscription(BrokerSubscription[Raw]):
             due = []
             for (receiver, message), seen, span in list(self.held.values()):
                 until = message.locked_until_utc
-                if until is None or now - seen > limit or message._settled:  # noqa: SLF001 - no public flag
+                if until is None or now - seen > limit or message._settled:  # no public flag
                     continue
                 if until.timestamp() - moment < span / 2:
                     due.append(self.settled_raw(
@@ -318,7 +329,7 @@ class AzureSubscription(BrokerSubscription[Raw]):
                     for message in batch:
                         await self._forward_one(receiver, message, dead)
                     backoff.reset()
-                except (*UNAVAILABLE, sb.ServiceBusError, PubSubUnavailable) as exc:
+                except NOT_FORWARDED as exc:
                     self.owner.log.debug("Azure Service Bus: dead letters of %s not forwarded yet (%r)",
                                          self.subscription_name, exc)
                     broken, receiver = receiver, None

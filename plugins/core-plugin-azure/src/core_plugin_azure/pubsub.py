@@ -225,7 +225,9 @@ class AzurePubSub(BrokerPubSub[Client, AzureSubscription]):
         if isinstance(result, BaseException):
             raise result
 
-    async def send_batches(self, client: Client, topic_name: str, work: list[tuple[Message, asyncio.Future[None]]]) -> None:
+    async def send_batches(
+        self, client: Client, topic_name: str, work: list[tuple[Message, asyncio.Future[None]]]
+    ) -> None:
         """Send ``work`` in as few batches as fit; settle each message's future."""
         try:
             sender = await self.sender(client, topic_name)
@@ -300,7 +302,7 @@ class AzurePubSub(BrokerPubSub[Client, AzureSubscription]):
 
 
 def _message(message: Message) -> ServiceBusMessage:
-    properties: dict[str | bytes, Any] = dict(message.attributes)
+    properties: dict[str | bytes, Any] = {name: value for name, value in message.attributes.items()}
     if message.key is not None:
         properties[KEY_HEADER] = message.key
     return ServiceBusMessage(message.body, application_properties=properties or None)
