@@ -45,7 +45,9 @@ NOT_SETTLED: tuple[type[BaseException], ...] = (
 )
 
 #: What a receive call may meet (the receiver is opened again then).
-NOT_RECEIVED: tuple[type[BaseException], ...] = (sb.ServiceBusError, *UNAVAILABLE)
+#: (The SDK may also raise an AttributeError from a handler that closed under a receive call,
+#: and turn a cancellation into a ServiceBusError: loops check :meth:`leaving` after each.)
+NOT_RECEIVED: tuple[type[BaseException], ...] = (sb.ServiceBusError, AttributeError, *UNAVAILABLE)
 #: What forwarding a dead letter may meet (tried again later).
 NOT_FORWARDED: tuple[type[BaseException], ...] = (PubSubUnavailable, *NOT_RECEIVED)
 #: Attributes added to a dead letter.
@@ -53,6 +55,8 @@ DEAD_TOPIC, DEAD_GROUP, DEAD_DELIVERIES = "Core-Dead-Topic", "Core-Dead-Group", 
 DEAD_REASON = "Core-Dead-Reason"
 #: The reason the adapter gives when it dead-letters (Service Bus's own: MaxDeliveryCountExceeded).
 MAX_DELIVERIES_REASON = "MaxDeliveriesExceeded"
+#: The longest a leaving member waits for its receivers to close.
+LEAVE_SECONDS = 10.0
 #: How often a member looks for locks to renew.
 RENEW_EVERY = 0.5
 #: How long a receive call goes on collecting after its first message (the SDK's default is
@@ -200,7 +204,12 @@ class AzureSubscription(BrokerSubscription[Raw]):
             if raw is not None:
                 await self.returned(raw)
         receiver, self._receiver = self._receiver, None
-        await asyncio.gather(*others, *([_close(receiver)] if receiver else []), return_exceptions=True)
+        closing = asyncio.gather(*others, *([_close(receiver)] if receiver else []), return_exceptions=True)
+        try:
+            await asyncio.wait_for(closing, LEAVE_SECONDS)
+        except TimeoutError:  # an SDK call that ignored its cancellation: leave it behind
+            self.owner.log.warning("Azure Service Bus: member of %r on %r left without closing cleanly",
+                                   self.group, self.topic)
         self._tasks = []
 
     async def returned(self, raw: Raw) -> None:
@@ -279,7 +288,7 @@ class AzureSubscription(BrokerSubscription[Raw]):
         limit = self.options.max_lock_renewal
         if not limit:
             return
-        while True:
+        while not self.leaving():
             await asyncio.sleep(RENEW_EVERY)
             now, moment = time.monotonic(), time.time()
             due = []
@@ -319,7 +328,7 @@ class AzureSubscription(BrokerSubscription[Raw]):
         backoff = Backoff(self.options.reconnect_wait, self.options.reconnect_max)
         receiver: ServiceBusReceiver | None = None
         try:
-            while True:
+            while not self.leaving():
                 try:
                     if receiver is None:
                         receiver = await self.open_receiver(ServiceBusSubQueue.DEAD_LETTER)
@@ -330,13 +339,15 @@ class AzureSubscription(BrokerSubscription[Raw]):
                         await self._forward_one(receiver, message, dead)
                     backoff.reset()
                 except NOT_FORWARDED as exc:
+                    if self.leaving():
+                        return
                     self.owner.log.debug("Azure Service Bus: dead letters of %s not forwarded yet (%r)",
                                          self.subscription_name, exc)
                     broken, receiver = receiver, None
                     if broken is not None:
                         await _close(broken)
                     backoff.failed()
-                    while not backoff.ready():
+                    while not backoff.ready() and not self.leaving():
                         await asyncio.sleep(0.05)
         finally:
             if receiver is not None:
