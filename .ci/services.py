@@ -292,6 +292,44 @@ def aws() -> None:
     path.write_text(f"http://{HOST}:{port}\n")
     print(f"aws: moto server running on {HOST}:{port} (endpoint_url=http://{HOST}:{port})")
 
+
+@service("azure")
+def azure() -> None:
+    """Our Service Bus stand-in (plugins/core-plugin-azure/tests/standin.py, python-qpid-proton;
+    no Service Bus emulator runs here), on a free port of 127.0.0.1; its connection string goes
+    to $CORE_AZURE_STANDIN_FILE (default .ci/.azure-standin), for ``CORE_AZURE_SERVICEBUS``.
+    python-qpid-proton is an sdist with a C extension: if this interpreter lacks it, the build
+    tools it needs are installed with apt, then the package with pip."""
+    import os
+
+    path = Path(os.environ.get("CORE_AZURE_STANDIN_FILE", ROOT / ".ci" / ".azure-standin"))
+    known = path.read_text().strip() if path.is_file() else ""
+    if known and reachable(int(known.split(";")[0].rpartition(":")[2])):
+        print(f"azure: Service Bus stand-in already running ({known.split(';')[0]})")
+        return
+    if subprocess.run([sys.executable, "-c", "import proton"], capture_output=True).returncode:
+        apt_install("gcc", "python3-dev", "libssl-dev", "pkg-config")
+        run([sys.executable, "-m", "pip", "install", "--quiet", "python-qpid-proton>=0.39"], "azure")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "azure_standin", ROOT / "plugins" / "core-plugin-azure" / "tests" / "standin.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # its process wrapper is standard library only
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port = sock.getsockname()[1]
+    try:
+        module.StandIn(port, path.parent / ".azure-standin.d").start()
+    except module.StandInError as exc:
+        raise ServiceError(f"azure: {exc}") from None
+    connection = module.connection_string(port)
+    path.write_text(connection + "\n")
+    print(f"azure: Service Bus stand-in running on {HOST}:{port} (export CORE_AZURE_SERVICEBUS=\"$(cat {path})\")")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="services to start (see --list)")
