@@ -91,7 +91,7 @@ def leaving_no_trace(session: nox.Session) -> Iterator[tuple[dict[str, str], dic
     every marked process and fail the session if a shared service changed or a test left a
     process running."""
     mark = secrets.token_hex(6)
-    before = Path(session.create_tmp()) / f"services-{mark}.json"
+    before = Path(session.create_tmp()).resolve() / f"services-{mark}.json"
     session.run("python", str(LEFTOVERS_SCRIPT), "snapshot", str(before), silent=True)
     try:
         yield {SESSION_MARK: f"{mark}:services"}, {SESSION_MARK: f"{mark}:tests"}
