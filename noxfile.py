@@ -182,37 +182,13 @@ def wheels(session: nox.Session) -> None:
     if missing:
         session.error(f"no wheel of {', '.join(missing)} in {WHEELS}: {built}")
     session.log(f"{len(built)} wheels in {WHEELS.relative_to(ROOT)}: {', '.join(built)}")
-    venv = Path(session.create_tmp()) / "install-check"
+    venv = Path(session.create_tmp()).resolve() / "install-check"
     shutil.rmtree(venv, ignore_errors=True)
     session.run("python", "-m", "venv", str(venv))
     python = str(venv / "bin" / "python")
     wanted = session.posargs or ["core-plugin-postgres"]
     session.run(python, "-m", "pip", "install", "--find-links", str(WHEELS), *wanted, external=True)
-    session.run(python, "-c", INSTALL_CHECK, str(WHEELS), *wanted, external=True)
-
-
-#: Run in the fresh virtualenv: each distribution came from the wheel built in the folder (its
-#: version, not an editable install), and ``core plugins list --json`` lists each plugin active.
-INSTALL_CHECK = """
-import json, subprocess, sys
-from importlib.metadata import distribution
-from pathlib import Path
-
-folder, wanted = Path(sys.argv[1]), sys.argv[2:]
-for name in ["core", *wanted]:
-    dist = distribution(name)
-    wheel = folder / f"{name.replace('-', '_')}-{dist.version}-py3-none-any.whl"
-    assert wheel.is_file(), f"{name} {dist.version} was installed, but {folder} has no {wheel.name}"
-    direct = dist.read_text("direct_url.json") or ""
-    assert "editable" not in direct, f"{name} is an editable install: {direct}"
-listing = subprocess.run([str(Path(sys.executable).with_name("core")), "plugins", "list", "--json"],
-                         capture_output=True, text=True, check=True).stdout
-plugins = {entry["distribution"]: entry for entry in json.loads(listing)}
-for name in wanted:
-    assert name in plugins, f"core plugins list does not list {name}: {sorted(plugins)}"
-    assert plugins[name]["status"] == "active", plugins[name]
-print(f"installed from {folder}: core and {', '.join(wanted)}; core plugins list shows them active")
-"""
+    session.run(python, str(ROOT / ".ci" / "installed_from.py"), str(WHEELS), *wanted, external=True)
 
 
 @nox.session(default=False, tags=["bench"])
