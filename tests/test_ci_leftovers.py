@@ -3,14 +3,14 @@ servers of the test's own (never the machine's shared services)."""
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -39,16 +39,6 @@ threading.Event().wait()
 
 
 @pytest.fixture
-def leftovers(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ci_leftovers_under_test", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     port = free_port()
     with ServerProcess([sys.executable, "-c", SERVER, str(port)], port, log=tmp_path / "server.log") as running:
@@ -65,19 +55,22 @@ def check(tmp_path: Path, port: int, *, mark: str | None = None) -> tuple[int, s
     return done.returncode, done.stdout + done.stderr
 
 
-def snapshot(tmp_path: Path, port: int) -> None:
-    subprocess.run([sys.executable, str(SCRIPT), "snapshot", str(tmp_path / "before.json"), f"--port=fake={port}"],
+def snapshot(tmp_path: Path, port: int, name: str = "before.json") -> dict[str, object]:
+    """Run ``snapshot`` into ``tmp_path / name``; what it recorded of the throwaway server."""
+    subprocess.run([sys.executable, str(SCRIPT), "snapshot", str(tmp_path / name), f"--port=fake={port}"],
                    check=True, capture_output=True, timeout=60)
+    taken: dict[str, dict[str, object]] = json.loads((tmp_path / name).read_text())
+    return taken.get("fake", {})
 
 
-def test_an_untouched_service_passes(leftovers: ModuleType, server: ServerProcess, tmp_path: Path) -> None:
+def test_an_untouched_service_passes(server: ServerProcess, tmp_path: Path) -> None:
     snapshot(tmp_path, server.port)
     status, output = check(tmp_path, server.port, mark="nothing-started")
     assert status == 0, output
     assert "unchanged" in output
 
 
-def test_a_restarted_service_is_named(leftovers: ModuleType, server: ServerProcess, tmp_path: Path) -> None:
+def test_a_restarted_service_is_named(server: ServerProcess, tmp_path: Path) -> None:
     snapshot(tmp_path, server.port)
     pid = server.process.pid if server.process else None
     server.stop()
@@ -88,14 +81,13 @@ def test_a_restarted_service_is_named(leftovers: ModuleType, server: ServerProce
 
 
 def test_a_listener_reopened_in_the_same_process_is_named(
-    leftovers: ModuleType, server: ServerProcess, tmp_path: Path
+    server: ServerProcess, tmp_path: Path
 ) -> None:
-    snapshot(tmp_path, server.port)
-    before = leftovers.snapshot({"fake": server.port})["fake"]
+    before = snapshot(tmp_path, server.port)
     assert server.process is not None
-    server.process.send_signal(leftovers.signal.SIGUSR1)
+    server.process.send_signal(signal.SIGUSR1)
     deadline = time.monotonic() + 10
-    while leftovers.snapshot({"fake": server.port}).get("fake", before).inodes == before.inodes:
+    while snapshot(tmp_path, server.port, "now.json").get("inodes", before["inodes"]) == before["inodes"]:
         assert time.monotonic() < deadline, "the throwaway server did not reopen its socket"
         time.sleep(0.05)
     status, output = check(tmp_path, server.port)
@@ -103,7 +95,7 @@ def test_a_listener_reopened_in_the_same_process_is_named(
     assert "stopped and started again inside its process" in output
 
 
-def test_a_stopped_service_is_named(leftovers: ModuleType, server: ServerProcess, tmp_path: Path) -> None:
+def test_a_stopped_service_is_named(server: ServerProcess, tmp_path: Path) -> None:
     snapshot(tmp_path, server.port)
     server.stop()
     status, output = check(tmp_path, server.port)
@@ -118,7 +110,7 @@ def _spawn(mark: str) -> subprocess.Popen[bytes]:
 
 
 def test_a_leaked_process_is_named_and_stopped(
-    leftovers: ModuleType, server: ServerProcess, tmp_path: Path
+    server: ServerProcess, tmp_path: Path
 ) -> None:
     snapshot(tmp_path, server.port)
     leak, other = _spawn("s1:tests"), _spawn("s2:tests")  # s2: another session's, left alone
@@ -135,7 +127,7 @@ def test_a_leaked_process_is_named_and_stopped(
 
 
 def test_a_service_helper_of_the_session_is_stopped_quietly(
-    leftovers: ModuleType, server: ServerProcess, tmp_path: Path
+    server: ServerProcess, tmp_path: Path
 ) -> None:
     snapshot(tmp_path, server.port)
     helper = _spawn("s3:services")

@@ -5,7 +5,8 @@ Outage tests stop a server; on a machine whose services are shared (by other tes
 sessions, other people) they must stop one they started themselves. :class:`ServerProcess`
 starts a command in a process group of its own, waits until its port answers, and stops the
 whole group (SIGTERM, then SIGKILL) on :meth:`~ServerProcess.stop`, on leaving a ``with`` block
-and, as a last resort, when the interpreter exits. From ``core-plugin-nats``'s tests::
+and, as a last resort, when the interpreter exits; :meth:`~ServerProcess.stopped` is an outage
+for a ``with`` block. From ``core-plugin-nats``'s tests::
 
     @pytest.fixture(scope="session")
     def private_nats(tmp_path_factory):
@@ -24,7 +25,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -118,6 +120,16 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 continue
         _reap_group(process.pid, self.stop_timeout)
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """``with server.stopped():`` the outage of a ``BrokerOutageSuite``: the server is
+        stopped for the block and always started again (same port, same data)."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
 
     def __enter__(self) -> ServerProcess:
         self.start()

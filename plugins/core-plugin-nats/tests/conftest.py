@@ -13,7 +13,7 @@ import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 
 import nats
 import pytest
@@ -38,16 +38,7 @@ def private_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 def nats_stopped(private_nats: ServerProcess) -> Callable[[], AbstractContextManager[None]]:
     """``with nats_stopped():`` stops the private server for the block, then starts it again
     (same port, same JetStream store: streams and durable consumers survive)."""
-
-    @contextmanager
-    def stopped() -> Iterator[None]:
-        private_nats.stop()
-        try:
-            yield
-        finally:
-            private_nats.start()
-
-    return stopped
+    return private_nats.stopped
 
 
 @pytest.fixture
