@@ -323,7 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     problems = check(_load(args.file), args.mark, ports)
     if problems:
-        print("error: the session did not leave the machine as it found it:", file=sys.stderr)
+        print("error: the session did not leave the machine as it found it (a shared service's change "
+              "may also come from something else that ran meanwhile; a leaked process is the session's):",
+              file=sys.stderr)
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
