@@ -8,13 +8,20 @@
 Plugins are found by scanning ``plugins/*/pyproject.toml``: each gets a session
 ``plugin-<name>`` that installs only the core and that plugin (with its ``test`` extra) in a
 fresh virtualenv, starts the services its ``[tool.core-plugin] services`` list names with
-``.ci/services.py`` (failing loudly if one cannot be had), and runs the plugin's tests.
+``.ci/services.py`` (failing loudly if one cannot be had), and runs the plugin's tests. Around
+it, ``.ci/leftovers.py`` checks that the session left the shared services as it found them and
+no process of its own running (see ``docs/nox.md``). ``wheels`` builds installable wheels of
+the core and every plugin into ``dist/wheels/``.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
+import shutil
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +30,11 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 SERVICES_SCRIPT = ROOT / ".ci" / "services.py"
+LEFTOVERS_SCRIPT = ROOT / ".ci" / "leftovers.py"
+#: Marks the processes of a session (``.ci/leftovers.py``); not ``CORE_*``, which the test
+#: kit's ``Deployment`` strips from the processes it starts.
+SESSION_MARK = "CI_SESSION_MARK"
+WHEELS = ROOT / "dist" / "wheels"
 
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
@@ -64,10 +76,27 @@ def _plugin(pyproject: Path) -> Plugin:
 PLUGINS = [_plugin(p) for p in sorted(ROOT.glob("plugins/*/pyproject.toml"))]
 
 
-def start_services(session: nox.Session, names: list[str] | tuple[str, ...]) -> None:
+def start_services(
+    session: nox.Session, names: list[str] | tuple[str, ...], env: dict[str, str] | None = None
+) -> None:
     """Start (or reuse) services with the project's script; a failure fails the session."""
     if names:
-        session.run("python", str(SERVICES_SCRIPT), *names)
+        session.run("python", str(SERVICES_SCRIPT), *names, env=env)
+
+
+@contextmanager
+def leaving_no_trace(session: nox.Session) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """Snapshot the shared services, give the block the environments that mark the session's
+    processes (for ``.ci/services.py``, for the tests), and at its end, pass or fail, stop
+    every marked process and fail the session if a shared service changed or a test left a
+    process running."""
+    mark = secrets.token_hex(6)
+    before = Path(session.create_tmp()).resolve() / f"services-{mark}.json"
+    session.run("python", str(LEFTOVERS_SCRIPT), "snapshot", str(before), silent=True)
+    try:
+        yield {SESSION_MARK: f"{mark}:services"}, {SESSION_MARK: f"{mark}:tests"}
+    finally:
+        session.run("python", str(LEFTOVERS_SCRIPT), "check", str(before), "--mark", mark)
 
 
 def _install_all_plugins(session: nox.Session) -> None:
@@ -78,15 +107,17 @@ def _install_all_plugins(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The core's own tests (installed third-party plugins are kept out by tests/conftest.py)."""
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    with leaving_no_trace(session) as (_, tests_env):
+        session.run("pytest", *session.posargs, env=tests_env)
 
 
 def _plugin_session(plugin: Plugin) -> None:
     def run(session: nox.Session) -> None:
         session.install("-e", ".", "-e", plugin.requirement)
-        start_services(session, plugin.services)
-        with session.chdir(plugin.path):
-            session.run("pytest", *session.posargs)
+        with leaving_no_trace(session) as (services_env, tests_env):
+            start_services(session, plugin.services, services_env)
+            with session.chdir(plugin.path):
+                session.run("pytest", *session.posargs, env=tests_env)
 
     run.__doc__ = f"{plugin.name}: its tests, with only the core and it installed" + (
         f" (services: {', '.join(plugin.services)})" if plugin.services else ""
@@ -103,7 +134,8 @@ for _p in PLUGINS:
 def plugins_vs_core(session: nox.Session) -> None:
     """Every plugin installed at once, then the core's tests again."""
     _install_all_plugins(session)
-    session.run("pytest", *session.posargs)
+    with leaving_no_trace(session) as (_, tests_env):
+        session.run("pytest", *session.posargs, env=tests_env)
 
 
 @nox.session(tags=["static"])
@@ -131,6 +163,34 @@ def docs(session: nox.Session) -> None:
     session.run("python", "docs/check.py")
 
 
+@nox.session(tags=["packaging"])
+def wheels(session: nox.Session) -> None:
+    """Wheels of the core and every plugin in dist/wheels/, checked by a fresh install from there.
+
+    The install is what the docs promise: ``pip install --find-links dist/wheels
+    core-plugin-postgres`` in a new virtualenv (``nox -s wheels -- core-plugin-kafka …``
+    installs those instead).
+    """
+    shutil.rmtree(WHEELS, ignore_errors=True)
+    WHEELS.mkdir(parents=True)
+    sources = [".", *(p.path.relative_to(ROOT).as_posix() for p in PLUGINS)]
+    session.run("python", "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(WHEELS), *sources)
+    built = sorted(path.name for path in WHEELS.glob("*.whl"))
+    expected = ["core", *(p.name for p in PLUGINS)]
+    missing = [name for name in expected
+               if not any(wheel.startswith(name.replace("-", "_") + "-") for wheel in built)]
+    if missing:
+        session.error(f"no wheel of {', '.join(missing)} in {WHEELS}: {built}")
+    session.log(f"{len(built)} wheels in {WHEELS.relative_to(ROOT)}: {', '.join(built)}")
+    venv = Path(session.create_tmp()).resolve() / "install-check"
+    shutil.rmtree(venv, ignore_errors=True)
+    session.run("python", "-m", "venv", str(venv))
+    python = str(venv / "bin" / "python")
+    wanted = session.posargs or ["core-plugin-postgres"]
+    session.run(python, "-m", "pip", "install", "--find-links", str(WHEELS), *wanted, external=True)
+    session.run(python, str(ROOT / ".ci" / "installed_from.py"), str(WHEELS), *wanted, external=True)
+
+
 @nox.session(default=False, tags=["bench"])
 def bench(session: nox.Session) -> None:
     """The benchmarks in bench/ (they print figures); every plugin installed, services started.
@@ -138,12 +198,10 @@ def bench(session: nox.Session) -> None:
     ``nox -s bench -- bench/ingest.py --duration 5`` runs one script with its arguments.
     """
     _install_all_plugins(session)
-    start_services(session, sorted({s for p in PLUGINS for s in p.services}))
-    if session.posargs:
-        session.run("python", *session.posargs)
-        return
-    for script in bench_scripts():
-        session.run("python", script)
+    with leaving_no_trace(session) as (services_env, run_env):
+        start_services(session, sorted({s for p in PLUGINS for s in p.services}), services_env)
+        for script in [session.posargs] if session.posargs else [[s] for s in bench_scripts()]:
+            session.run("python", *script, env=run_env)
 
 
 def bench_scripts() -> list[str]:

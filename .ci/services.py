@@ -11,13 +11,17 @@ too. Standard library only: it runs before anything is installed.
 
 To add a service, write a function that makes it reachable (or raises ServiceError) and
 register it with ``@service("name")``; see :func:`postgresql` for a fixed-port server and
-``ensure_port``, which does the port check, the start command and the wait.
+``ensure_port``, which does the port check, the start command and the wait. A machine service
+is started with :func:`run` and outlives the session; a helper of the session's own started
+with ``subprocess.Popen`` (the Kafka mock cluster, the Pub/Sub emulator) is stopped when the
+nox session ends (``.ci/leftovers.py check``, which finds it by its environment).
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import os
 import shutil
 import socket
 import subprocess
@@ -87,8 +91,15 @@ def need(binary: str, package: str) -> str:
     return found
 
 
+#: The variable marking a test session's processes (see .ci/leftovers.py): a machine service
+#: started here outlives the session, so it runs without it.
+SESSION_MARK = "CI_SESSION_MARK"
+
+
 def run(command: Sequence[str], name: str) -> None:
-    done = subprocess.run(list(command), capture_output=True, text=True, check=False, timeout=120)
+    """Run a machine service's start command (the service outlives the session that needed it)."""
+    env = {key: value for key, value in os.environ.items() if key != SESSION_MARK}
+    done = subprocess.run(list(command), capture_output=True, text=True, check=False, timeout=120, env=env)
     if done.returncode != 0:
         raise ServiceError(
             f"{name}: `{' '.join(command)}` exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"

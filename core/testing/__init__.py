@@ -4,7 +4,8 @@ One suite per adapter kind (:class:`StoreSuite`, :class:`PubSubSuite`,
 :class:`SupervisorSuite`, :class:`WandererSuite`) and for a plugin's pipeline objects
 (:class:`SourceSuite`, :class:`DestinationSuite`); optional suites for brokers
 (:class:`BrokerDeliverySuite`, :class:`DeadLetterSuite`, :class:`BrokerOutageSuite`) and a
-plugin's packaging (:class:`PluginPackagingSuite`); test-data helpers; :class:`MemoryStore`, the
+plugin's packaging (:class:`PluginPackagingSuite`); test-data helpers; :class:`ServerProcess`, a
+server of a test's own for outage tests; :class:`MemoryStore`, the
 store in plain Python (``store = "memory://"`` in tests); and
 :class:`Deployment`, which runs ``core start`` processes for end-to-end tests (and the broker
 suites on it: :class:`BrokerEndToEndSuite`, :class:`DeadLetterEndToEndSuite`). Subclass a suite
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from core.testing.pipeline import DestinationSuite, SourceSuite
     from core.testing.processes import RECORDING_APP, CoreProcess, Deployment
     from core.testing.pubsub import Inbox, PubSubSuite, ack_all, bodies
+    from core.testing.servers import ServerError, ServerProcess
     from core.testing.store import StoreSuite
     from core.testing.supervisor import SupervisorSuite, make_node
     from core.testing.wanderer import RunLog, WandererSuite
@@ -68,6 +70,7 @@ _WHERE = {
     "DestinationSuite": "pipeline", "SourceSuite": "pipeline",
     "CoreProcess": "processes", "Deployment": "processes", "RECORDING_APP": "processes",
     "Inbox": "pubsub", "PubSubSuite": "pubsub",
+    "ServerError": "servers", "ServerProcess": "servers",
     "StoreSuite": "store",
     "SupervisorSuite": "supervisor", "make_node": "supervisor",
     "RunLog": "wanderer", "WandererSuite": "wanderer",
@@ -95,6 +98,8 @@ __all__ = [
     "PluginPackagingSuite",
     "PubSubSuite",
     "RunLog",
+    "ServerError",
+    "ServerProcess",
     "SourceSuite",
     "StoreSuite",
     "SupervisorSuite",

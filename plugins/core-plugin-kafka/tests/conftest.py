@@ -2,11 +2,14 @@
 
 The shared cluster is the one ``.ci/services.py kafka`` started (its bootstrap list is in
 ``$CORE_KAFKA_BOOTSTRAP_FILE``, default ``.ci/.kafka-bootstrap``); when that file is missing
-or stale, the session starts its own holder process, so ``pytest`` alone works.
+or stale, the session starts its own holder process, so ``pytest`` alone works. Every holder a
+test starts is stopped when its fixture ends, pass or fail (and when the interpreter exits, as a
+last resort); the one ``.ci/services.py`` started is stopped by the nox session that asked for it.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import select
 import signal
@@ -43,6 +46,8 @@ class Cluster:
         self.process.send_signal(signal.SIGUSR2)
 
     def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
         self.process.terminate()
         try:
             self.process.wait(WAIT_SECONDS)
@@ -61,7 +66,9 @@ def start_cluster() -> Cluster:
         process.kill()
         raise RuntimeError(f"{HOLDER} printed no bootstrap list within {WAIT_SECONDS:g} s "
                            f"(exit status {process.wait(WAIT_SECONDS)})")
-    return Cluster(process, line)
+    cluster = Cluster(process, line)
+    atexit.register(cluster.stop)
+    return cluster
 
 
 def close_consumer(consumer: Consumer) -> None:
@@ -91,16 +98,20 @@ def bootstrap() -> Iterator[str]:
             yield shared
             return
     cluster = start_cluster()
-    yield cluster.bootstrap
-    cluster.stop()
+    try:
+        yield cluster.bootstrap
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture
 def private_cluster() -> Iterator[Cluster]:
     """A cluster of this test's own, for fault injection that must not disturb others."""
     cluster = start_cluster()
-    yield cluster
-    cluster.stop()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def url_for(bootstrap: str, **query: object) -> str:

@@ -1,63 +1,50 @@
 """Each test gets its own subject prefix, hence its own JetStream stream, deleted after it.
 
 The server is ``CORE_TEST_NATS`` (default ``nats://127.0.0.1:4222``). No test is skipped when
-it is down: the fixtures fail, loudly. :func:`nats_stopped` stops the local server for a
-test and always starts it again.
+it is down: the fixtures fail, loudly. That server is shared: no test stops it. The outage
+tests run on :func:`private_nats`, a ``nats-server -js`` of the session's own (a free port, its
+JetStream store under the session's temporary directory), started once on first use and
+stopped when the session ends; :func:`nats_stopped` stops that server and starts it again.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import socket
-import subprocess
-import time
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 
 import nats
 import pytest
+from core.testing import ServerProcess, free_port
 from nats.js.errors import NotFoundError
 
 SERVER = os.environ.get("CORE_TEST_NATS", "nats://127.0.0.1:4222")
-NATS_BINARY = "/usr/sbin/nats-server"
-START = [
-    "start-stop-daemon", "--start", "--oknodo", "--background", "--exec", NATS_BINARY, "--",
-    "-a", "127.0.0.1", "-p", "4222", "-js", "-sd", "/var/lib/nats-server", "-l", "/var/log/nats-server.log",
-]
-STOP = ["start-stop-daemon", "--stop", "--oknodo", "--retry", "TERM/10/KILL/5", "--exec", NATS_BINARY]
+NATS_BINARY = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
 
-def _port_open(port: int = 4222) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _wait_port(open_: bool, deadline: float = 20.0) -> None:
-    end = time.monotonic() + deadline
-    while _port_open() != open_:
-        if time.monotonic() > end:
-            raise RuntimeError(f"NATS port 4222 did not {'open' if open_ else 'close'} within {deadline}s")
-        time.sleep(0.05)
-
-
-@contextmanager
-def _stopped() -> Iterator[None]:
-    """Stop the local NATS server for the block; it is started again whatever happens."""
-    subprocess.run(STOP, check=True, capture_output=True)
-    try:
-        _wait_port(False)
-        yield
-    finally:
-        subprocess.run(START, check=True, capture_output=True)
-        _wait_port(True)
+@pytest.fixture(scope="session")
+def private_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The session's own NATS server with JetStream (stopped at the end, pass or fail)."""
+    directory = tmp_path_factory.mktemp("nats")
+    port = free_port()
+    command = [NATS_BINARY, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(directory / "js")]
+    with ServerProcess(command, port, log=directory / "nats-server.log") as server:
+        yield server
 
 
 @pytest.fixture
-def nats_stopped() -> Callable[[], AbstractContextManager[None]]:
-    """``with nats_stopped():`` stops the local NATS server for the block, then starts it again."""
-    return _stopped
+def nats_stopped(private_nats: ServerProcess) -> Callable[[], AbstractContextManager[None]]:
+    """``with nats_stopped():`` stops the private server for the block, then starts it again
+    (same port, same JetStream store: streams and durable consumers survive)."""
+    return private_nats.stopped
+
+
+@pytest.fixture
+def private_nats_url(private_nats: ServerProcess, prefix: str) -> str:
+    """The adapter URL for this test's prefix on the private server (its store is temporary)."""
+    return f"nats://{private_nats.address}?prefix={prefix}&reconnect_wait=0.2"
 
 
 @pytest.fixture

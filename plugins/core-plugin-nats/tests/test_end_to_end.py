@@ -1,6 +1,7 @@
 """Gateway and scheduler as separate processes (``core start gateway`` / ``core start
 scheduler``) exchanging realtime jobs through NATS, going on while NATS is down, and a
-subscription trigger dead-lettering what it cannot read: the kit's end-to-end suite."""
+subscription trigger dead-lettering what it cannot read: the kit's end-to-end suite. The outage
+runs on the session's own NATS server (``private_nats``), the rest on the shared one."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ class TestEndToEnd(DeadLetterEndToEndSuite):
         return nats_url
 
     @pytest.fixture
-    def broker_outage(self, nats_url: str, nats_stopped: Callable[[], AbstractContextManager[None]]) -> Outage:
-        return nats_url, nats_stopped
+    def broker_outage(
+        self, private_nats_url: str, nats_stopped: Callable[[], AbstractContextManager[None]]
+    ) -> Outage:
+        return private_nats_url, nats_stopped
 
     def group_exists(self, pubsub_url: str, topic: str, group: str) -> bool:
         """Whether the durable consumer of ``group`` on ``topic`` exists (the stream keeps what

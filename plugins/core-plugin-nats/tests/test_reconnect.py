@@ -1,7 +1,8 @@
 """The broker goes away and comes back: the kit's outage suite (publish fails fast meanwhile,
 nothing is lost after; an adapter opened while it is down connects when it is back).
 
-These tests stop the local NATS server (``start-stop-daemon``, root) and always start it again.
+They run on the session's own NATS server (``private_nats``), which they stop and always start
+again; the shared server is never touched.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ class TestOutage(BrokerOutageSuite):
     connect_options: ClassVar[Mapping[str, object]] = {"connect_timeout": 0.5}
 
     @pytest.fixture
-    def adapter_url(self, nats_url: str) -> str:
-        return nats_url
+    def adapter_url(self, private_nats_url: str) -> str:
+        return private_nats_url
 
     @pytest.fixture
     def broker_stopped(

@@ -1,6 +1,7 @@
 """Gateway and scheduler as separate processes (``core start gateway`` / ``core start
 scheduler``) exchanging realtime jobs through RabbitMQ, going on while RabbitMQ is down, and a
-subscription trigger dead-lettering what it cannot read: the kit's end-to-end suite."""
+subscription trigger dead-lettering what it cannot read: the kit's end-to-end suite. The outage
+runs on the session's own RabbitMQ node (``private_rabbitmq``), the rest on the shared broker."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ class TestEndToEnd(DeadLetterEndToEndSuite):
         return rabbitmq_url
 
     @pytest.fixture
-    def broker_outage(self, rabbitmq_url: str, rabbitmq_stopped: Callable[[], AbstractContextManager[None]]) -> Outage:
-        return rabbitmq_url, rabbitmq_stopped
+    def broker_outage(
+        self, private_rabbitmq_url: str, rabbitmq_stopped: Callable[[], AbstractContextManager[None]]
+    ) -> Outage:
+        return private_rabbitmq_url, rabbitmq_stopped
 
     def group_exists(self, pubsub_url: str, topic: str, group: str) -> bool:
         """Whether the queue of ``group`` on ``topic`` is declared (a passive declare succeeds):
