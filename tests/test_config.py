@@ -116,7 +116,31 @@ def test_unknown_scheme_lists_installed_schemes_and_the_plugin_to_install(projec
     assert "'postgresql://app:***@db/x?sslpassword=***'" in message
     assert "s3cr3t" not in message and "hunter2" not in message
     assert "sqlite:// (sqlite)" in message
-    assert "pip install core-plugin-postgres" in message
+    assert "pip install --find-links dist/wheels core-plugin-postgres" in message
+    assert "nox -s wheels" in message and "pip install ./plugins/core-plugin-postgres" in message
+
+
+@pytest.mark.parametrize("scheme", ["mongodb", "redis"])
+def test_an_unknown_scheme_invents_no_distribution_name(project: Path, scheme: str) -> None:
+    """Issue 22, item 5: the hint names only plugins the project has, never core-plugin-<scheme>."""
+    from core.errors import PluginError
+    from core.plugins import PluginHost
+
+    host = PluginHost(load_settings(environ={"CORE_STORE": f"{scheme}://db/x", "CORE_LOAD_PLUGINS": ""}))
+    with pytest.raises(PluginError) as caught:
+        host.create("store")
+    message = str(caught.value)
+    assert f"core-plugin-{scheme}" not in message and "pip install" not in message
+    assert "core-plugin-postgres" in message and "core-plugin-aws" in message
+
+
+def test_known_plugins_are_the_project_s_plugins() -> None:
+    """Every distribution named in a hint is one of the project's (plugins/ or arriving: aws, azure)."""
+    from core.plugins._registry import KNOWN_PLUGINS
+
+    here = {p.name for p in (Path(__file__).parent.parent / "plugins").iterdir() if p.is_dir()}
+    assert set(KNOWN_PLUGINS.values()) <= here | {"core-plugin-aws", "core-plugin-azure"}
+    assert KNOWN_PLUGINS["aws"] == "core-plugin-aws" and KNOWN_PLUGINS["azure"] == "core-plugin-azure"
 
 
 def test_commit_delay_is_a_store_option_not_a_gateway_key(project: Path) -> None:

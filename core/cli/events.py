@@ -7,9 +7,9 @@ import dataclasses
 import click
 
 from core.cli._common import Context, friendly, pass_context, table
-from core.cli._store import echo_json, echo_listing, parse_time, short, when, with_store
+from core.cli._store import echo_json, echo_listing, newest, parse_time, short, when, with_store
 from core.errors import CoreError
-from hookspecs import Event, Page, Store, WhereEvent
+from hookspecs import Event, Store, WhereEvent
 
 
 @click.group("events")
@@ -22,25 +22,26 @@ def events() -> None:
 @click.option("--name", "names", multiple=True, help="Only events with this name (repeatable).")
 @click.option("--after", help="Received after: ISO 8601 time, or a duration ago (30m, 2h).")
 @click.option("--before", help="Received before: ISO 8601 time, or a duration ago.")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Most events shown.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True,
+              help="Most events shown (the newest).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @pass_context
 @friendly
 def list_events(ctx: Context, sources: tuple[str, ...], names: tuple[str, ...], after: str | None,
                 before: str | None, limit: int, as_json: bool) -> None:
-    """List events, oldest first (use --after to see recent ones)."""
+    """List events, newest first, and how many match in all."""
     where = WhereEvent(
         sources=sources, names=names, received_after=parse_time(after, "--after"),
-        received_before=parse_time(before, "--before"), page=Page(limit=limit),
+        received_before=parse_time(before, "--before"),
     )
 
-    async def find(store: Store) -> list[Event]:
-        return await store.find_events(where)
+    async def find(store: Store) -> tuple[list[Event], int]:
+        return await newest(store.find_events, where, limit)
 
-    found = with_store(ctx, find)
+    found, total = with_store(ctx, find)
     echo_listing(
         found, as_json=as_json, what="events", headers=("ID", "SOURCE", "NAME", "RECEIVED", "DATA"),
-        row=lambda e: (e.id, e.source, e.name, when(e.received_at), short(e.data)),
+        row=lambda e: (e.id, e.source, e.name, when(e.received_at), short(e.data)), total=total,
     )
 
 
