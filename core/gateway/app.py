@@ -20,7 +20,7 @@ from core.errors import PipelineError
 from core.gateway.http import Receive, Scope, Send, TriggerEndpoint
 from core.gateway.ingest import Ingestor
 from core.plugins import collect
-from core.plugins._collect import describe
+from core.plugins._collect import describe, user_frames
 from core.runtime import Runtime
 from hookspecs import HttpTrigger, Page, WhereEvent
 
@@ -94,7 +94,7 @@ def build_app(runtime: Runtime, ingestor: Ingestor) -> Dispatch:
                 direct.update(((method, trigger.path), endpoint) for method in trigger.methods)
 
     def broken(plugin: str, exc: BaseException) -> None:
-        raise PipelineError(f"plugin {plugin!r}: core_gateway_routes failed: {describe(exc)}")
+        raise PipelineError(f"plugin {plugin!r}: core_gateway_routes failed:\n{user_frames(exc)}")
 
     extra: list[tuple[str, Any]] = collect(runtime.host.pm, "core_gateway_routes", broken)
     owned.extend((f"plugin {plugin!r}", route) for plugin, route in extra)
