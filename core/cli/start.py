@@ -29,11 +29,19 @@ def _options(func: F) -> F:
     for decorator in reversed((
         click.option("--app", metavar="MODULE", help="Your pipeline module or .py file (config key 'app')."),
         click.option("--config", "config_path", metavar="FILE", help="core.toml or pyproject.toml to read."),
+    )):
+        func = decorator(func)
+    return func
+
+
+def _gateway_options(func: F) -> F:
+    """The options of the commands that run a gateway (the scheduler listens on nothing)."""
+    for decorator in reversed((
         click.option("--host", default=None, help="Address the gateway listens on [default: 127.0.0.1]."),
         click.option("--port", type=int, default=None, help="Port the gateway listens on [default: 9090]."),
     )):
         func = decorator(func)
-    return func
+    return _options(func)
 
 
 def summary(runtime: Runtime, url: str) -> str:
@@ -76,12 +84,19 @@ def _on_signals(stop: asyncio.Event) -> None:
 
 async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool = False) -> None:
     """Open one runtime, run ``services`` on it until SIGTERM/SIGINT, close it."""
-    from core.gateway.service import Gateway, run_gateway
+    from core.gateway.service import Gateway, listen, run_gateway
 
     stop = asyncio.Event()
     _on_signals(stop)
+    # The port first: taken, it is reported before anything opens or starts.
+    sock = listen(settings["gateway.host"], settings["gateway.port"]) if "gateway" in services else None
     click.echo(f"core: starting {'+'.join(services)}…", err=True)
-    runtime = await Runtime.open(settings, services=services, no_plugins=no_plugins)
+    try:
+        runtime = await Runtime.open(settings, services=services, no_plugins=no_plugins)
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
     try:
         if "gateway" not in services:
             click.echo(summary(runtime, ""))
@@ -91,7 +106,7 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
 
         coroutines: list[Coroutine[Any, Any, None]] = []
         if "gateway" in services:
-            coroutines.append(run_gateway(runtime, stop, on_ready=ready))
+            coroutines.append(run_gateway(runtime, stop, on_ready=ready, sock=sock))
         if "scheduler" in services:
             coroutines.append(_scheduler()(runtime, stop))
         def failed(task: asyncio.Task[None]) -> None:  # one service failing stops the others
@@ -107,6 +122,8 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
                 raise result
     finally:
         await runtime.close()
+        if sock is not None:
+            sock.close()  # a gateway that failed before serving leaves it to us (closing twice is harmless)
     click.echo("core: stopped", err=True)
 
 
@@ -128,7 +145,7 @@ def _run(ctx: Context, services: Sequence[str], app: str | None, config_path: st
 
 
 @click.group("start", invoke_without_command=True)
-@_options
+@_gateway_options
 @click.pass_context
 @friendly
 def start(click_ctx: click.Context, app: str | None, config_path: str | None,
@@ -139,7 +156,7 @@ def start(click_ctx: click.Context, app: str | None, config_path: str | None,
 
 
 @start.command("gateway")
-@_options
+@_gateway_options
 @pass_context
 @friendly
 def gateway(ctx: Context, app: str | None, config_path: str | None, host: str | None, port: int | None) -> None:
@@ -151,6 +168,6 @@ def gateway(ctx: Context, app: str | None, config_path: str | None, host: str | 
 @_options
 @pass_context
 @friendly
-def scheduler(ctx: Context, app: str | None, config_path: str | None, host: str | None, port: int | None) -> None:
-    """Run the scheduler only: jobs from the store to destinations."""
-    _run(ctx, ("scheduler",), app, config_path, host, port)
+def scheduler(ctx: Context, app: str | None, config_path: str | None) -> None:
+    """Run the scheduler only: jobs from the store to destinations (it listens on no port)."""
+    _run(ctx, ("scheduler",), app, config_path, None, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
@@ -116,6 +117,23 @@ class PluginHost:
                 f"{len(broken)} plugin(s) failed to load (strict mode):\n{lines}",
                 hint="fix or uninstall them, or unset CORE_STRICT_PLUGINS to list them and go on",
             )
+
+    def create_all(self, kinds: Iterable[str]) -> dict[str, Any]:
+        """Build the configured adapter of each kind (``None`` if unset); every kind whose URL or
+        options are wrong is reported at once, in one :class:`PluginError`."""
+        built: dict[str, Any] = {}
+        problems: list[PluginError] = []
+        for kind in kinds:
+            try:
+                built[kind] = self.create(kind)
+            except PluginError as exc:
+                problems.append(exc)
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            lines = "\n".join(f"  - {p.message}" + (f"\n      hint: {p.hint}" if p.hint else "") for p in problems)
+            raise PluginError(f"{len(problems)} adapters cannot be built:\n{lines}")
+        return built
 
     def create(self, kind: str, url: str | None = None) -> Any:
         """Build the configured adapter of ``kind`` (``store``, ``pubsub``…), or ``None`` if unset."""

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pluggy
 
-from core.errors import PluginError
+from core.errors import CoreError, PluginError
 from core.plugins._collect import collect, describe
 from core.plugins._options import adapter_options, reserved_option
 from core.plugins._records import PluginRecord, ProvidedAdapter
@@ -171,6 +171,11 @@ class AdapterRegistry:
             return factory(url, values)
         except PluginError:
             raise
+        except CoreError as exc:  # e.g. a ConfigError of the adapter: its message, not its class
+            raise PluginError(
+                f"{kind} adapter {offer.registration.name!r} (plugin {offer.plugin!r}) "
+                f"could not be created for {redacted_url(url)!r}: {exc.message}", hint=exc.hint,
+            ) from exc
         except Exception as exc:
             raise PluginError(
                 f"{kind} adapter {offer.registration.name!r} (plugin {offer.plugin!r}) "
