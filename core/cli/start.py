@@ -1,7 +1,9 @@
 """``core start``: run the gateway and the scheduler in one process on one runtime (one store,
 so one writer for SQLite); ``core start gateway`` / ``core start scheduler`` run one of them.
 
-SIGTERM or Ctrl-C stops cleanly (a second one forces the exit); a clean stop exits 0.
+SIGTERM or Ctrl-C stops cleanly (a second one forces the exit); a clean stop exits 0. The
+scheduler stops first (its running loads finish within ``scheduler.grace_seconds``), then the
+gateway, so that a load calling this gateway is not refused by the stop.
 """
 
 from __future__ import annotations
@@ -104,18 +106,31 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
         def ready(gateway: Gateway) -> None:
             click.echo(summary(runtime, gateway.url))
 
-        coroutines: list[Coroutine[Any, Any, None]] = []
-        if "gateway" in services:
-            coroutines.append(run_gateway(runtime, stop, on_ready=ready, sock=sock))
+        # The scheduler stops first, the gateway once its loads are done: a load still posting
+        # to a route of this gateway (the quickstart's demo warehouse) is not refused mid-stop.
+        gateway_stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
         if "scheduler" in services:
-            coroutines.append(_scheduler()(runtime, stop))
+            tasks.append(asyncio.create_task(_scheduler()(runtime, stop)))
+        if "gateway" in services:
+            tasks.append(asyncio.create_task(run_gateway(runtime, gateway_stop, on_ready=ready, sock=sock)))
+
+        scheduling = tasks[:1] if "scheduler" in services else []
+
+        async def stop_gateway_last() -> None:
+            await stop.wait()
+            if scheduling:
+                await asyncio.wait(scheduling)
+            gateway_stop.set()
+
         def failed(task: asyncio.Task[None]) -> None:  # one service failing stops the others
             if not task.cancelled() and task.exception() is not None:
                 stop.set()
+                gateway_stop.set()
 
-        tasks = [asyncio.create_task(c) for c in coroutines]
         for task in tasks:
             task.add_done_callback(failed)
+        tasks.append(asyncio.create_task(stop_gateway_last()))
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
