@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -142,10 +143,23 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
     click.echo("core: stopped", err=True)
 
 
+def _refuse_the_template(settings: Settings) -> None:
+    """Refuse to run in core's own copy of the quickstart: its database would be written inside
+    the installed package. ``core init`` makes a project of the user's own instead."""
+    template = (Path(__file__).resolve().parent.parent / "scaffold").resolve()
+    if settings.root.resolve().is_relative_to(template):
+        raise CoreError(
+            f"{settings.root} is core's template of the quickstart, inside the installed package: "
+            "its database would be written there",
+            hint="make a project of your own: core init my-pipeline && cd my-pipeline && core start",
+        )
+
+
 def _run(ctx: Context, services: Sequence[str], app: str | None, config_path: str | None,
          host: str | None, port: int | None) -> None:
     ctx = Context(config=config_path or ctx.config, app=app or ctx.app, no_plugins=ctx.no_plugins)
     settings = ctx.settings(**{"gateway.host": host, "gateway.port": port})
+    _refuse_the_template(settings)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
