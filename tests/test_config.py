@@ -271,3 +271,13 @@ def test_config_show_lists_options_tables_without_secrets(project: Path) -> None
         assert secret not in out
     shown = json.loads(CliRunner().invoke(main, ["config", "show", "--json"], env={"CORE_LOAD_PLUGINS": ""}).stdout)
     assert shown["options"]["options.vault.token"] == "***" and shown["options"]["options.vault.depth"] == 2
+
+
+def test_an_options_error_of_a_destination_shows_no_class_name(tmp_path: Path) -> None:
+    """Issue 22, item 8: a ConfigError raised by a destination's init reads as a sentence."""
+    from core.plugins._collect import describe
+    from core.scheduler.then import error_text
+
+    error = ConfigError("[options.crm]", "api_url", 3, "a URL")
+    for text in (describe(error), error_text(error)):
+        assert text.startswith("[options.crm]: api_url = 3 is not valid") and "ConfigError" not in text

@@ -51,7 +51,10 @@ def collect(
 
 
 def describe(exc: BaseException) -> str:
-    """One line naming an exception, for records and messages."""
+    """One line naming an exception, for records and messages (a :class:`~hookspecs.CoreError`
+    is written for people: its message and hint, without the class name)."""
+    if isinstance(exc, hookspecs.CoreError):
+        return str(exc)
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
