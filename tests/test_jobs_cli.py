@@ -106,12 +106,15 @@ def test_list_shows_the_newest_first_and_says_how_many_of_how_many(project: Path
 
 
 def test_due_shows_the_next_tick_of_a_scheduled_job(project: Path) -> None:
-    seed(project, pushes=1, logs=1)
+    jobs = seed(project, pushes=1, logs=1)
     code, out, _ = cli("jobs", "list")
     assert code == 0
     rows = {line.split()[2]: line for line in out.splitlines()[1:-1]}
     assert " by 20" in rows["crm.push"]  # "by <time>": @every 10s ticks from the scheduler's start
     assert "now (realtime)" in rows["logger.log"]
+    push = next(j for j in jobs if j.destination == "crm")
+    assert "due:         by 20" in cli("jobs", "show", push.id)[1]
+    assert " by 20" in cli("events", "show", push.event_id)[1]
 
 
 def test_jobs_show_prints_an_error_in_full(project: Path) -> None:

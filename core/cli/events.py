@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 
 import click
 
 from core.cli._common import Context, friendly, pass_context, table
 from core.cli._store import echo_json, echo_listing, newest, parse_time, short, when, with_store
+from core.cli.jobs import due, pipeline_of
 from core.errors import CoreError
 from hookspecs import Event, Store, WhereEvent
 
@@ -56,7 +58,8 @@ def show_event(ctx: Context, event_id: str, as_json: bool) -> None:
     async def get(store: Store) -> Event | None:
         return await store.get_event(event_id)
 
-    event = with_store(ctx, get)
+    host = ctx.host()
+    event = with_store(ctx, get, host)
     if event is None:
         raise CoreError(f"no event {event_id!r} in the store", hint="find ids with: core events list")
     if as_json:
@@ -69,8 +72,10 @@ def show_event(ctx: Context, event_id: str, as_json: bool) -> None:
     if not event.jobs:
         click.echo("\nNo jobs (no flow matched, or every marshal skipped it).")
         return
+    pipeline, now = pipeline_of(host), datetime.now(UTC)
     rows = [
-        (j.id, f"{j.destination}.{j.action}", j.status.value, str(j.attempt), when(j.due_at), j.parent_job_id or "-")
+        (j.id, f"{j.destination}.{j.action}", j.status.value, str(j.attempt), due(j, pipeline, now),
+         j.parent_job_id or "-")
         for j in event.jobs
     ]
     click.echo("\n" + table(("JOB", "ACTION", "STATUS", "ATTEMPT", "DUE", "PARENT"), rows))

@@ -40,7 +40,7 @@ def jobs() -> None:
     """Inspect and retry jobs."""
 
 
-def _pipeline(host: PluginHost) -> Pipeline | None:
+def pipeline_of(host: PluginHost) -> Pipeline | None:
     """The app's pipeline, or ``None`` without an app (nothing to check names against)."""
     return Pipeline.from_host(host) if host.settings["app"] else None
 
@@ -114,7 +114,7 @@ def list_jobs(ctx: Context, destinations: tuple[str, ...], actions: tuple[str, .
               event_ids: tuple[str, ...], after: str | None, before: str | None, limit: int, as_json: bool) -> None:
     """List jobs with their current status, newest first, and how many match in all."""
     host = ctx.host()
-    pipeline = _pipeline(host)
+    pipeline = pipeline_of(host)
     base = _filters(pipeline, destinations, actions)
     where = WhereJob(
         destinations_in=base.destinations_in, actions_in=base.actions_in, status_in=[Status(s) for s in statuses],
@@ -146,7 +146,8 @@ def show_job(ctx: Context, job_id: str, as_json: bool) -> None:
     async def get(store: Store) -> Job | None:
         return await store.get_job(job_id)
 
-    job = with_store(ctx, get)
+    host = ctx.host()
+    job = with_store(ctx, get, host)
     if job is None:
         raise CoreError(f"no job {job_id!r} in the store", hint="find ids with: core jobs list")
     if as_json:
@@ -155,7 +156,7 @@ def show_job(ctx: Context, job_id: str, as_json: bool) -> None:
     click.echo(f"id:          {job.id}\naction:      {job.destination}.{job.action}\nevent:       {job.event_id}")
     click.echo(f"parent:      {job.parent_job_id or '-'}\nversion:     {job.version or '-'}")
     click.echo(f"created_at:  {when(job.created_at)}\nstatus:      {job.status.value} (attempt {job.attempt})")
-    click.echo(f"due_at:      {when(job.due_at)}\ncontext:     {short(job.context, 200)}")
+    click.echo(f"due:         {due(job, pipeline_of(host), datetime.now(UTC))}\ncontext:     {short(job.context, 200)}")
     click.echo(f"data:        {short(job.data, 200)}\n")
     rows = [
         (when(t.created_at), (t.state_before.value if t.state_before else "-") + " -> " + t.state_after.value,
@@ -204,7 +205,7 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
     host = ctx.host()
     bulk = WhereJob()
     if statuses:
-        base = _filters(_pipeline(host), destinations, actions)
+        base = _filters(pipeline_of(host), destinations, actions)
         bulk = WhereJob(destinations_in=base.destinations_in, actions_in=base.actions_in,
                         status_in=[Status(s) for s in statuses])
 
