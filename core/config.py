@@ -9,6 +9,7 @@ value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from core.errors import ConfigError
+from core.errors import ConfigError, CoreError
 
 CONFIG_FILE = "core.toml"
 
@@ -116,6 +117,47 @@ KEYS: tuple[Key, ...] = (
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
 
+def _lease_outlives_load(values: Mapping[str, Any]) -> tuple[str, str] | None:
+    load, lease = values["scheduler.load_timeout"], values["scheduler.lease_seconds"]
+    if load < lease:
+        return None
+    return "scheduler.load_timeout", (
+        f"below scheduler.lease_seconds = {lease:g}: a load outliving its claim lease would be recovered "
+        "and run twice; raise scheduler.lease_seconds or lower scheduler.load_timeout"
+    )
+
+
+#: Rules between keys: each returns the key at fault and what is allowed, or ``None``.
+RULES: tuple[Callable[[Mapping[str, Any]], tuple[str, str] | None], ...] = (_lease_outlives_load,)
+
+
+class ConfigProblems(ConfigError):
+    """Every problem of a configuration, reported at once; ``problems`` holds each one.
+
+    Its ``source``/``key``/``value``/``allowed`` are the first problem's, so code written for
+    one :class:`ConfigError` still reads it.
+    """
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        first = problems[0]
+        self.problems = problems
+        self.source, self.key, self.value, self.allowed = first.source, first.key, first.value, first.allowed
+        if len(problems) == 1:
+            CoreError.__init__(self, first.message, hint=first.hint)
+            return
+        lines = "\n".join(
+            f"  - {p.message}" + (f"\n      hint: {p.hint}" if p.hint else "") for p in problems
+        )
+        CoreError.__init__(self, f"{len(problems)} problems in the configuration:\n{lines}",
+                           hint="fix them all, then check with: core config show")
+
+
+def nearest(name: str, choices: list[str]) -> str:
+    """``; did you mean 'x'?`` for the choice nearest ``name``, or an empty string."""
+    near = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Validated configuration; ``values`` by dotted key, ``origin`` says where each came from."""
@@ -209,32 +251,45 @@ def load_settings(
         path = find_config(cwd)
     raw = _read(path) if path else {}
     where = str(path) if path else "(defaults)"
+    problems: list[ConfigError] = []
     options = raw.pop("options", {})
     if not isinstance(options, Mapping):
-        raise ConfigError(where, "options", options, "a table of tables: [options.NAME]")
+        problems.append(ConfigError(where, "options", options, "a table of tables: [options.NAME]"))
+        options = {}
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
+
+    def put(key: Key, value: Any, source: str, label: str) -> None:
+        try:
+            values[key.name], origin[key.name] = key.check(value), label
+        except ValueError as exc:
+            problems.append(ConfigError(source, key.name, value, f"expected {exc}"))
+
     for name, value in _flatten(raw).items():
         key = KEYS_BY_NAME.get(name)
         if key is None:
-            raise ConfigError(where, name, value, "one of: " + ", ".join(KEYS_BY_NAME) + ", or an [options.NAME] table")
-        values[name], origin[name] = _check(key, value, where), where
+            problems.append(ConfigError(
+                where, name, value,
+                f"one of: {', '.join(KEYS_BY_NAME)}, or an [options.NAME] table{nearest(name, list(KEYS_BY_NAME))}",
+            ))
+            continue
+        put(key, value, where, where)
     for key in KEYS:
         if key.env in environ:
-            values[key.name] = _check(key, environ[key.env], f"environment {key.env}")
-            origin[key.name] = "environment"
+            put(key, environ[key.env], f"environment {key.env}", "environment")
     for name, value in (overrides or {}).items():
         if value is not None:
-            values[name], origin[name] = _check(KEYS_BY_NAME[name], value, "command line"), "command line"
+            put(KEYS_BY_NAME[name], value, "command line", "command line")
     for key in KEYS:
         values.setdefault(key.name, key.default)
         origin.setdefault(key.name, "default")
+    for rule in RULES:
+        broken = rule(values)
+        if broken:
+            name, allowed = broken
+            source = where if origin[name] == where else origin[name]
+            problems.append(ConfigError(source, name, values[name], allowed))
+    if problems:
+        raise ConfigProblems(problems)
     root = path.parent if path else cwd
     return Settings(values=values, origin=origin, root=root, file=path, options=dict(options))
-
-
-def _check(key: Key, value: Any, where: str) -> Any:
-    try:
-        return key.check(value)
-    except ValueError as exc:
-        raise ConfigError(where, key.name, value, f"expected {exc}") from None

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from core.errors import PipelineError
 from core.plugins import PluginHost, collect
-from core.plugins._collect import describe
+from core.plugins._collect import user_frames
 from core.timing import parse_interval
 from hookspecs import Action, Destination, Flow, HttpTrigger, Migration, Schedule, Source, Trigger
 
@@ -77,7 +77,8 @@ class Pipeline:
         """Collect and validate everything registered with the host."""
 
         def broken(plugin: str, exc: BaseException) -> None:
-            raise PipelineError(f"plugin {plugin!r} failed while registering its pipeline: {describe(exc)}")
+            who = "your app" if plugin == "app" else f"plugin {plugin!r}"
+            raise PipelineError(f"{who} failed while registering its pipeline:\n{user_frames(exc)}")
 
         owners: dict[str, str] = {}
         sources = _index("source", collect(host.pm, "core_register_sources", broken), Source, owners)

@@ -34,10 +34,11 @@ class Runtime:
         self.pipeline = pipeline
         self.node_id = new_id()
         self.services: tuple[str, ...] = ()
-        self.store: Store = host.create("store")
-        self.pubsub: PubSub | None = host.create("pubsub")
-        self.supervisor: Supervisor | None = host.create("supervisor")
-        self.wanderer: Wanderer | None = host.create("wanderer")
+        adapters = host.create_all(ADAPTER_KINDS)  # every bad URL or option at once
+        self.store: Store = adapters["store"]
+        self.pubsub: PubSub | None = adapters.get("pubsub")
+        self.supervisor: Supervisor | None = adapters.get("supervisor")
+        self.wanderer: Wanderer | None = adapters.get("wanderer")
         self._opened: list[Any] = []
 
     @classmethod

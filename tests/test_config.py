@@ -3,6 +3,10 @@ value and what is allowed."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -116,7 +120,31 @@ def test_unknown_scheme_lists_installed_schemes_and_the_plugin_to_install(projec
     assert "'postgresql://app:***@db/x?sslpassword=***'" in message
     assert "s3cr3t" not in message and "hunter2" not in message
     assert "sqlite:// (sqlite)" in message
-    assert "pip install core-plugin-postgres" in message
+    assert "pip install --find-links dist/wheels core-plugin-postgres" in message
+    assert "nox -s wheels" in message and "pip install ./plugins/core-plugin-postgres" in message
+
+
+@pytest.mark.parametrize("scheme", ["mongodb", "redis"])
+def test_an_unknown_scheme_invents_no_distribution_name(project: Path, scheme: str) -> None:
+    """Issue 22, item 5: the hint names only plugins the project has, never core-plugin-<scheme>."""
+    from core.errors import PluginError
+    from core.plugins import PluginHost
+
+    host = PluginHost(load_settings(environ={"CORE_STORE": f"{scheme}://db/x", "CORE_LOAD_PLUGINS": ""}))
+    with pytest.raises(PluginError) as caught:
+        host.create("store")
+    message = str(caught.value)
+    assert f"core-plugin-{scheme}" not in message and "pip install" not in message
+    assert "core-plugin-postgres" in message and "core-plugin-aws" in message
+
+
+def test_known_plugins_are_the_project_s_plugins() -> None:
+    """Every distribution named in a hint is one of the project's (plugins/ or arriving: aws, azure)."""
+    from core.plugins._registry import KNOWN_PLUGINS
+
+    here = {p.name for p in (Path(__file__).parent.parent / "plugins").iterdir() if p.is_dir()}
+    assert set(KNOWN_PLUGINS.values()) <= here | {"core-plugin-aws", "core-plugin-azure"}
+    assert KNOWN_PLUGINS["aws"] == "core-plugin-aws" and KNOWN_PLUGINS["azure"] == "core-plugin-azure"
 
 
 def test_commit_delay_is_a_store_option_not_a_gateway_key(project: Path) -> None:
@@ -155,3 +183,101 @@ def test_an_adapter_that_fails_to_build_is_named_without_its_password(project: P
     with pytest.raises(PluginError) as caught:
         host.create("store")
     assert "could not be created for 'broken://user:***@db/x': RuntimeError: cannot reach it" in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once_with_the_nearest_key(project: Path) -> None:
+    """Issue 22, item 8: not only the first bad key, and a "did you mean" for a misspelled one."""
+    from core.config import ConfigProblems
+
+    (project / "core.toml").write_text('stor = "x"\n[gateway]\nprot = 1\nport = -1\n')
+    with pytest.raises(ConfigProblems) as caught:
+        load_settings(environ={"CORE_SCHEDULER_BATCH_SIZE": "0"})
+    message = str(caught.value)
+    assert message.startswith("4 problems in the configuration:")
+    assert "stor = 'x' is not valid" in message and "did you mean 'store'?" in message
+    assert "gateway.prot = 1" in message and "did you mean 'gateway.port'?" in message
+    assert "gateway.port = -1" in message and "CORE_SCHEDULER_BATCH_SIZE" in message
+
+
+def test_a_rule_between_keys_is_checked_with_the_configuration(project: Path) -> None:
+    (project / "core.toml").write_text("[scheduler]\nload_timeout = 400\n")
+    with pytest.raises(ConfigError, match=r"scheduler.load_timeout = 400.0 is not valid\n  hint: below scheduler"):
+        load_settings(environ={})
+
+
+def _start(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")} | {"CORE_LOAD_PLUGINS": ""}
+    return subprocess.run([sys.executable, "-m", "core", "start", *args], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_start_reports_config_rules_and_a_port_in_use_before_anything_starts(project: Path) -> None:
+    (project / "core.toml").write_text("[scheduler]\nload_timeout = 400\n")
+    result = _start(project, "--port", "0")
+    assert result.returncode == 2 and "scheduler.load_timeout = 400.0 is not valid" in result.stderr
+    assert "listening" not in result.stdout and "starting" not in result.stderr
+    (project / "core.toml").write_text("")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = _start(project, "--port", str(taken.getsockname()[1]))
+    assert result.returncode == 2 and "cannot listen on 127.0.0.1" in result.stderr
+    assert "listening" not in result.stdout and "scheduler running" not in result.stderr
+    assert not (project / ".core").exists()  # nothing was opened
+
+
+def test_adapter_option_problems_are_reported_together_without_a_class_name(project: Path) -> None:
+    from core.errors import PluginError
+    from core.runtime import Runtime
+
+    (project / "core.toml").write_text('store = "sqlite://data.db"\n[options.memory]\nmax_pendin = 3\n')
+    with pytest.raises(PluginError) as caught:
+        asyncio.run(Runtime.open(load_settings(environ={"CORE_LOAD_PLUGINS": ""}), services=["gateway"]))
+    message = str(caught.value)
+    assert message.startswith("2 adapters cannot be built")
+    assert "ConfigError" not in message and "the SQLite URL: url = 'sqlite://data.db'" in message
+    assert "no option 'max_pendin'" in message and "did you mean 'max_pending'?" in message
+
+
+SECRET_APP = '''
+from hookspecs import AdapterRegistration, Option, hookimpl
+
+OPTIONS = {"token": Option(str, "", "a string", secret=True), "depth": Option(int, 1, "a number")}
+
+@hookimpl
+def core_register_pubsubs():
+    return [AdapterRegistration(name="vault", schemes=("vault",), factory=lambda url, options: None,
+                                options=OPTIONS)]
+'''
+
+
+def test_config_show_lists_options_tables_without_secrets(project: Path) -> None:
+    from click.testing import CliRunner
+
+    from core.cli import main
+
+    (project / "app.py").write_text(SECRET_APP)
+    (project / "core.toml").write_text(
+        'app = "app.py"\nstore = "sqlite:///x.db"\npubsub = "vault://u:hunter2@h/?password=zz"\n'
+        '[options.vault]\ntoken = "s3cr3t"\ndepth = 2\n'
+        '[options.crm]\napi_token = "t0k"\nurl = "https://u:pw99@h/x?key=kk1"\nretries = 3\n'
+    )
+    result = CliRunner().invoke(main, ["config", "show"], env={"CORE_LOAD_PLUGINS": ""})
+    out = result.stdout
+    assert result.exit_code == 0, result.stderr
+    assert "options.vault.token" in out and "options.vault.depth" in out and "options.crm.retries" in out
+    assert "'https://u:***@h/x?key=***'" in out and "'vault://u:***@h/?password=***'" in out
+    for secret in ("s3cr3t", "t0k", "pw99", "kk1", "hunter2", "zz"):
+        assert secret not in out
+    shown = json.loads(CliRunner().invoke(main, ["config", "show", "--json"], env={"CORE_LOAD_PLUGINS": ""}).stdout)
+    assert shown["options"]["options.vault.token"] == "***" and shown["options"]["options.vault.depth"] == 2
+
+
+def test_an_options_error_of_a_destination_shows_no_class_name(tmp_path: Path) -> None:
+    """Issue 22, item 8: a ConfigError raised by a destination's init reads as a sentence."""
+    from core.plugins._collect import describe
+    from core.scheduler.then import error_text
+
+    error = ConfigError("[options.crm]", "api_url", 3, "a URL")
+    for text in (describe(error), error_text(error)):
+        assert text.startswith("[options.crm]: api_url = 3 is not valid") and "ConfigError" not in text

@@ -27,7 +27,7 @@ import pytest
 from tests.scratch import REPO
 
 pytestmark = pytest.mark.slow
-QUICKSTART = REPO / "examples" / "quickstart" / "pipeline.py"
+QUICKSTART = REPO / "core" / "scaffold" / "quickstart" / "pipeline.py"
 
 
 class Warehouse(BaseHTTPRequestHandler):

@@ -153,3 +153,88 @@ def test_core_start_scheduler_alone(tmp_path: Path) -> None:
     line_matching(process, r"core scheduler running · store sqlite:///\.core/core\.db · pubsub memory://")
     code, err = stop(process)
     assert code == 0, err
+
+
+def test_start_scheduler_help_offers_no_gateway_options() -> None:
+    """Issue 22, item 10: the scheduler listens on nothing, so it takes no --host/--port."""
+    from click.testing import CliRunner
+
+    from core.cli import main
+
+    result = CliRunner().invoke(main, ["start", "scheduler", "--help"])
+    assert result.exit_code == 0 and "--host" not in result.stdout and "--port" not in result.stdout
+    assert "gateway" not in result.stdout.lower().replace("listens on no port", "")
+    assert "--port" in CliRunner().invoke(main, ["start", "gateway", "--help"]).stdout
+
+
+CALLBACK_APP = """
+import asyncio
+from pathlib import Path
+
+import httpx
+from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, hookimpl
+
+HERE = Path(__file__).parent
+
+
+class CallBack(Action):
+    '''Like the quickstart's warehouse: its load posts to a route of this very gateway.'''
+
+    name = "call"
+    schedule = Schedule(realtime=True)
+
+    async def load(self, toolkit, queue):
+        (HERE / "loading").write_text("")
+        await asyncio.sleep(1.5)  # the stop signal arrives here
+        url = (HERE / "url").read_text()
+        async with httpx.AsyncClient() as client:
+            (await client.post(url + "/echo", json={})).raise_for_status()
+
+
+@hookimpl
+def core_register_sources():
+    return [Source("shop", [HttpTrigger("orders", "/webhooks/orders")])]
+
+
+@hookimpl
+def core_register_destinations():
+    return [Destination("back", [CallBack()])]
+
+
+@hookimpl
+def core_register_flows():
+    return [Flow("orders", source="shop", actions=["back.call"])]
+
+
+@hookimpl
+def core_gateway_routes():
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def echo(request):
+        return JSONResponse({})
+
+    return [Route("/echo", echo, methods=["POST"])]
+"""
+
+
+def test_a_stop_during_a_load_that_calls_this_gateway_loses_no_attempt(tmp_path: Path) -> None:
+    """Issue 22, item 10: the scheduler stops before the gateway, so a clean Ctrl-C during such a
+    load lets it finish (``succeeded``) instead of failing it and spending a retry."""
+    directory = project(tmp_path)
+    (directory / "app.py").write_text(CALLBACK_APP)
+    process = core(directory, "start", "--port", "0")
+    url = line_matching(process, r"listening on (http://127\.0\.0\.1:\d+) ").group(1)
+    (directory / "url").write_text(url)
+    [job_id] = httpx.post(f"{url}/webhooks/orders", json={"data": {}}, timeout=10).json()["job_ids"]
+    deadline = time.monotonic() + 20
+    while not (directory / "loading").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    shown = subprocess.run(
+        [sys.executable, "-m", "core", "jobs", "show", job_id], cwd=directory, capture_output=True, text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CORE_")} | {"CORE_LOAD_PLUGINS": ""},
+    ).stdout
+    assert "status:      succeeded (attempt 1)" in shown, shown + err

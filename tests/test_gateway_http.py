@@ -405,3 +405,16 @@ async def test_stop_finishes_the_requests_in_flight(tmp_path: Path, client: http
         await asyncio.wait_for(stopping, 30)
         assert response.status_code == 202
         assert await runtime.store.get_event(response.json()["event_id"]) is not None
+
+
+async def test_unknown_routes_and_methods_answer_json(tmp_path: Path, client: httpx.AsyncClient) -> None:
+    """Issue 22, item 10: a 404 or 405 is JSON like every other gateway error; a 404 lists the
+    trigger routes."""
+    sources, destinations, flows = shop()
+    async with opened(tmp_path, sources, destinations, flows) as runtime, serving(runtime) as gateway:
+        missing = await client.post(f"{gateway.url}/webhooks/order")
+        assert missing.status_code == 404 and missing.headers["content-type"] == "application/json"
+        assert missing.json() == {"error": "no route POST /webhooks/order", "routes": ["POST /webhooks/orders"]}
+        wrong = await client.get(f"{gateway.url}/webhooks/orders")
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+        assert wrong.json() == {"error": "/webhooks/orders does not answer GET; it answers POST"}

@@ -236,8 +236,10 @@ async def test_stop_releases_a_load_that_outlives_the_grace_period(tmp_path: Pat
             await asyncio.wait_for(started.wait(), 10)
         found = await runtime.store.get_job(job.id)
         assert found is not None
-        assert (found.status, found.attempt) == (Status.FAILED, 1)
+        # released, not failed: the interrupted attempt costs no retry (issue 22, item 10)
+        assert (found.status, found.attempt) == (Status.AWAITING, 0)
         assert "released" in (found.transitions[-1].error or "")
+        assert [t.state_after for t in found.transitions][-2:] == [Status.EXECUTING, Status.AWAITING]
 
 
 async def test_init_error_stops_start_up_and_shuts_down_what_started(tmp_path: Path) -> None:
@@ -305,10 +307,11 @@ async def _true(value: bool) -> bool:
 
 
 async def test_load_timeout_must_stay_below_the_claim_lease(tmp_path: Path) -> None:
+    """Checked with the configuration, before anything opens (issue 22, item 8)."""
     overrides = {"scheduler.load_timeout": 30, "scheduler.lease_seconds": 30}
-    async with opened(tmp_path, [], **overrides) as runtime:
-        with pytest.raises(CoreError, match="not below scheduler.lease_seconds"):
-            await run_scheduler(runtime, asyncio.Event())
+    with pytest.raises(CoreError, match="scheduler.load_timeout = 30.0 is not valid"):
+        async with opened(tmp_path, [], **overrides):
+            pass
 
 
 async def test_follow_ups_that_cannot_be_made_are_logged_and_skipped(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 
 import click
 
 from core.cli._common import Context, friendly, pass_context, table
-from core.cli._store import echo_json, echo_listing, parse_time, short, when, with_store
+from core.cli._store import echo_json, echo_listing, newest, parse_time, short, when, with_store
+from core.cli.jobs import due, pipeline_of
 from core.errors import CoreError
-from hookspecs import Event, Page, Store, WhereEvent
+from hookspecs import Event, Store, WhereEvent
 
 
 @click.group("events")
@@ -22,25 +24,26 @@ def events() -> None:
 @click.option("--name", "names", multiple=True, help="Only events with this name (repeatable).")
 @click.option("--after", help="Received after: ISO 8601 time, or a duration ago (30m, 2h).")
 @click.option("--before", help="Received before: ISO 8601 time, or a duration ago.")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Most events shown.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True,
+              help="Most events shown (the newest).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @pass_context
 @friendly
 def list_events(ctx: Context, sources: tuple[str, ...], names: tuple[str, ...], after: str | None,
                 before: str | None, limit: int, as_json: bool) -> None:
-    """List events, oldest first (use --after to see recent ones)."""
+    """List events, newest first, and how many match in all."""
     where = WhereEvent(
         sources=sources, names=names, received_after=parse_time(after, "--after"),
-        received_before=parse_time(before, "--before"), page=Page(limit=limit),
+        received_before=parse_time(before, "--before"),
     )
 
-    async def find(store: Store) -> list[Event]:
-        return await store.find_events(where)
+    async def find(store: Store) -> tuple[list[Event], int]:
+        return await newest(store.find_events, where, limit)
 
-    found = with_store(ctx, find)
+    found, total = with_store(ctx, find)
     echo_listing(
         found, as_json=as_json, what="events", headers=("ID", "SOURCE", "NAME", "RECEIVED", "DATA"),
-        row=lambda e: (e.id, e.source, e.name, when(e.received_at), short(e.data)),
+        row=lambda e: (e.id, e.source, e.name, when(e.received_at), short(e.data)), total=total,
     )
 
 
@@ -55,7 +58,8 @@ def show_event(ctx: Context, event_id: str, as_json: bool) -> None:
     async def get(store: Store) -> Event | None:
         return await store.get_event(event_id)
 
-    event = with_store(ctx, get)
+    host = ctx.host()
+    event = with_store(ctx, get, host)
     if event is None:
         raise CoreError(f"no event {event_id!r} in the store", hint="find ids with: core events list")
     if as_json:
@@ -68,8 +72,10 @@ def show_event(ctx: Context, event_id: str, as_json: bool) -> None:
     if not event.jobs:
         click.echo("\nNo jobs (no flow matched, or every marshal skipped it).")
         return
+    pipeline, now = pipeline_of(host), datetime.now(UTC)
     rows = [
-        (j.id, f"{j.destination}.{j.action}", j.status.value, str(j.attempt), when(j.due_at), j.parent_job_id or "-")
+        (j.id, f"{j.destination}.{j.action}", j.status.value, str(j.attempt), due(j, pipeline, now),
+         j.parent_job_id or "-")
         for j in event.jobs
     ]
     click.echo("\n" + table(("JOB", "ACTION", "STATUS", "ATTEMPT", "DUE", "PARENT"), rows))

@@ -1,22 +1,34 @@
 """``core jobs``: list jobs, show one with its transitions, retry failed, discarded or unknown ones.
 
+``list`` shows the newest jobs first and says how many of how many; ``--action`` takes the
+``destination.action`` the table prints (or a bare action name), and with an app loaded a
+destination or action the pipeline does not have is refused, listing those it has. ``DUE`` of a
+job waiting for its schedule is the schedule's next tick (``by`` a time for ``@every``: the
+scheduler's ticks count from its start).
+
 ``retry`` appends an ``awaiting`` transition due now (the history is never rewritten): the
 scheduler takes the job at its action's next tick, or at the next poll for a realtime action.
 The attempt count goes on from where it was, so a job discarded after its last retry gets one
-more attempt, and is discarded again if that one fails too.
+more attempt, and is discarded again if that one fails too. ``retry --status discarded``
+(with ``--destination``/``--action``) retries every matching job at once.
 """
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import click
 
 from core.cli._common import Context, friendly, pass_context, table
-from core.cli._store import echo_json, echo_listing, parse_time, short, when, with_store
+from core.cli._store import echo_json, echo_listing, newest, parse_time, short, when, with_store
 from core.errors import CoreError
-from hookspecs import Job, Page, Status, Store, Transition, WhereJob, new_id
+from core.pipeline import Pipeline
+from core.plugins import PluginHost
+from core.timing import parse_interval
+from hookspecs import FINAL_STATUSES, Job, Page, Status, Store, Transition, WhereJob, new_id
 
 #: Statuses a job may be retried from.
 RETRYABLE = (Status.FAILED, Status.DISCARDED, Status.UNKNOWN)
@@ -28,33 +40,98 @@ def jobs() -> None:
     """Inspect and retry jobs."""
 
 
+def pipeline_of(host: PluginHost) -> Pipeline | None:
+    """The app's pipeline, or ``None`` without an app (nothing to check names against)."""
+    return Pipeline.from_host(host) if host.settings["app"] else None
+
+
+def _filters(pipeline: Pipeline | None, destinations: tuple[str, ...], actions: tuple[str, ...]) -> WhereJob:
+    """``--destination``/``--action`` as a filter; names the pipeline lacks are refused."""
+    if pipeline is not None and pipeline.destinations:
+        known = sorted(f"{d.name}.{a}" for d in pipeline.destinations.values() for a in d.actions)
+        hint = "its actions: " + ", ".join(known)
+        for name in destinations:
+            if name not in pipeline.destinations:
+                raise CoreError(
+                    f"--destination {name!r}: the pipeline has no such destination; "
+                    f"its destinations: {', '.join(sorted(pipeline.destinations))}", hint=hint,
+                )
+        for ref in actions:
+            bare = {a for d in pipeline.destinations.values() for a in d.actions}
+            if ("." in ref and ref not in known) or ("." not in ref and ref not in bare):
+                raise CoreError(f"--action {ref!r}: the pipeline has no such action", hint=hint)
+    parts = [ref.rpartition(".") for ref in actions]
+    every_dotted = bool(parts) and all(dot for _, dot, _ in parts)
+    return WhereJob(
+        destinations_in=list(destinations) or (sorted({d for d, _, _ in parts}) if every_dotted else []),
+        actions_in=sorted({a for _, _, a in parts}),
+    )
+
+
+def _matches(actions: tuple[str, ...]) -> Callable[[Job], bool]:
+    """Keep a job whose ``destination.action`` or action name is one of ``actions``."""
+    wanted = set(actions)
+
+    def keep(job: Job) -> bool:
+        return not wanted or job.action in wanted or f"{job.destination}.{job.action}" in wanted
+
+    return keep
+
+
+def due(job: Job, pipeline: Pipeline | None, now: datetime) -> str:
+    """When a job is next due: its ``due_at``, else its schedule's next tick; ``-`` if never."""
+    if job.due_at is not None:
+        return when(job.due_at)
+    if job.status in FINAL_STATUSES or job.status == Status.EXECUTING:
+        return "-"
+    if pipeline is None or job.destination not in pipeline.destinations:
+        return "next tick"
+    destination = pipeline.destinations[job.destination]
+    if job.action not in destination.actions:
+        return "next tick"
+    schedule = destination.schedule_of(job.action)
+    if schedule.realtime:
+        return "now (realtime)"
+    interval = parse_interval(schedule.interval)
+    tick = when(interval.next_after(now))
+    return f"by {tick}" if interval.every is not None else tick
+
+
 @jobs.command("list")
 @click.option("--destination", "destinations", multiple=True, help="Only jobs of this destination (repeatable).")
-@click.option("--action", "actions", multiple=True, help="Only jobs of this action (repeatable).")
+@click.option("--action", "actions", multiple=True,
+              help="Only jobs of this action: destination.action as listed, or an action name (repeatable).")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES), help="Only this status (repeatable).")
 @click.option("--event", "event_ids", multiple=True, help="Only jobs of this event id (repeatable).")
 @click.option("--after", help="Created after: ISO 8601 time, or a duration ago (30m, 2h).")
 @click.option("--before", help="Created before: ISO 8601 time, or a duration ago.")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Most jobs shown.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True,
+              help="Most jobs shown (the newest).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @pass_context
 @friendly
 def list_jobs(ctx: Context, destinations: tuple[str, ...], actions: tuple[str, ...], statuses: tuple[str, ...],
               event_ids: tuple[str, ...], after: str | None, before: str | None, limit: int, as_json: bool) -> None:
-    """List jobs with their current status, oldest first."""
+    """List jobs with their current status, newest first, and how many match in all."""
+    host = ctx.host()
+    pipeline = pipeline_of(host)
+    base = _filters(pipeline, destinations, actions)
     where = WhereJob(
-        destinations_in=destinations, actions_in=actions, status_in=[Status(s) for s in statuses],
+        destinations_in=base.destinations_in, actions_in=base.actions_in, status_in=[Status(s) for s in statuses],
         event_ids=event_ids, created_after=parse_time(after, "--after"),
-        created_before=parse_time(before, "--before"), page=Page(limit=limit),
+        created_before=parse_time(before, "--before"),
     )
 
-    async def find(store: Store) -> list[Job]:
-        return await store.find_jobs(where)
+    async def find(store: Store) -> tuple[list[Job], int]:
+        return await newest(store.find_jobs, where, limit, _matches(actions))
 
-    found = with_store(ctx, find)
+    found, total = with_store(ctx, find, host)
+    now = datetime.now(UTC)
     echo_listing(
         found, as_json=as_json, what="jobs", headers=("ID", "EVENT", "ACTION", "STATUS", "ATTEMPT", "DUE"),
-        row=lambda j: (j.id, j.event_id, f"{j.destination}.{j.action}", j.status.value, str(j.attempt), when(j.due_at)),
+        row=lambda j: (j.id, j.event_id, f"{j.destination}.{j.action}", j.status.value, str(j.attempt),
+                       due(j, pipeline, now)),
+        total=total,
     )
 
 
@@ -64,12 +141,13 @@ def list_jobs(ctx: Context, destinations: tuple[str, ...], actions: tuple[str, .
 @pass_context
 @friendly
 def show_job(ctx: Context, job_id: str, as_json: bool) -> None:
-    """Show one job: its fields, payload and every transition."""
+    """Show one job: its fields, payload and every transition, errors in full."""
 
     async def get(store: Store) -> Job | None:
         return await store.get_job(job_id)
 
-    job = with_store(ctx, get)
+    host = ctx.host()
+    job = with_store(ctx, get, host)
     if job is None:
         raise CoreError(f"no job {job_id!r} in the store", hint="find ids with: core jobs list")
     if as_json:
@@ -78,38 +156,66 @@ def show_job(ctx: Context, job_id: str, as_json: bool) -> None:
     click.echo(f"id:          {job.id}\naction:      {job.destination}.{job.action}\nevent:       {job.event_id}")
     click.echo(f"parent:      {job.parent_job_id or '-'}\nversion:     {job.version or '-'}")
     click.echo(f"created_at:  {when(job.created_at)}\nstatus:      {job.status.value} (attempt {job.attempt})")
-    click.echo(f"due_at:      {when(job.due_at)}\ncontext:     {short(job.context, 200)}")
+    click.echo(f"due:         {due(job, pipeline_of(host), datetime.now(UTC))}\ncontext:     {short(job.context, 200)}")
     click.echo(f"data:        {short(job.data, 200)}\n")
     rows = [
         (when(t.created_at), (t.state_before.value if t.state_before else "-") + " -> " + t.state_after.value,
-         str(t.attempt), when(t.due_at), short(t.error or "-", 80))
+         str(t.attempt), when(t.due_at), " ".join((t.error or "-").split()))
         for t in job.transitions
     ]
     click.echo(table(("AT", "TRANSITION", "ATTEMPT", "DUE", "ERROR"), rows))
 
 
+async def _named(store: Store, job_ids: tuple[str, ...]) -> tuple[list[Job], list[str]]:
+    """The named jobs that may be retried, and a line for each that may not."""
+    found = {j.id: j for j in await store.find_jobs(WhereJob(ids=list(job_ids), page=Page(limit=len(job_ids))))}
+    chosen: list[Job] = []
+    refused: list[str] = []
+    for job_id in dict.fromkeys(job_ids):
+        job = found.get(job_id)
+        if job is None:
+            refused.append(f"{job_id}: no such job")
+        elif job.status not in RETRYABLE:
+            refused.append(f"{job_id}: is {job.status.value}; only failed, discarded or unknown jobs are retried")
+        else:
+            chosen.append(job)
+    return chosen, refused
+
+
 @jobs.command("retry")
-@click.argument("job_ids", nargs=-1, required=True)
+@click.argument("job_ids", nargs=-1)
+@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in RETRYABLE]),
+              help="Retry every job in this status (repeatable), instead of naming ids.")
+@click.option("--destination", "destinations", multiple=True, help="With --status: only this destination.")
+@click.option("--action", "actions", multiple=True, help="With --status: only this action (destination.action).")
 @pass_context
 @friendly
-def retry_jobs(ctx: Context, job_ids: tuple[str, ...]) -> None:
+def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...], destinations: tuple[str, ...],
+               actions: tuple[str, ...]) -> None:
     """Run failed, discarded or unknown jobs again, as soon as their action's schedule allows.
 
-    Exits 1 if a job could not be retried (not found, or not in a retryable status).
+    Name the jobs (JOB_IDS), or select them all with --status (core jobs retry --status
+    discarded --action warehouse.insert). Exits 1 if a named job could not be retried (not
+    found, or not in a retryable status).
     """
+    if bool(job_ids) == bool(statuses):
+        raise click.UsageError("give job ids, or --status (e.g. --status discarded) to retry every such job")
+    if (destinations or actions) and not statuses:
+        raise click.UsageError("--destination and --action select jobs together with --status")
+    host = ctx.host()
+    bulk = WhereJob()
+    if statuses:
+        base = _filters(pipeline_of(host), destinations, actions)
+        bulk = WhereJob(destinations_in=base.destinations_in, actions_in=base.actions_in,
+                        status_in=[Status(s) for s in statuses])
 
     async def retry(store: Store) -> tuple[list[Job], list[str]]:
-        found = {j.id: j for j in await store.find_jobs(WhereJob(ids=list(job_ids), page=Page(limit=len(job_ids))))}
+        if statuses:
+            chosen, _ = await newest(store.find_jobs, bulk, 10_000_000, _matches(actions))
+            refused: list[str] = []
+        else:
+            chosen, refused = await _named(store, job_ids)
         now = datetime.now(UTC)
-        chosen, refused = [], []
-        for job_id in dict.fromkeys(job_ids):
-            job = found.get(job_id)
-            if job is None:
-                refused.append(f"{job_id}: no such job")
-            elif job.status not in RETRYABLE:
-                refused.append(f"{job_id}: is {job.status.value}; only failed, discarded or unknown jobs are retried")
-            else:
-                chosen.append(job)
         await store.add_transitions([
             Transition(id=new_id(), job_id=j.id, event_id=j.event_id, attempt=j.attempt, state_before=j.status,
                        state_after=Status.AWAITING, created_at=now, due_at=now, error=None)
@@ -117,8 +223,13 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...]) -> None:
         ])
         return chosen, refused
 
-    chosen, refused = with_store(ctx, retry)
-    for job in chosen:
+    chosen, refused = with_store(ctx, retry, host)
+    if statuses:
+        counts = Counter((f"{j.destination}.{j.action}", j.status.value) for j in chosen)
+        for (action, status), n in sorted(counts.items()):
+            click.echo(f"{action}: {n} {status} job(s) -> awaiting (due now)")
+        click.echo(f"retried {len(chosen)} job(s)" if chosen else "No jobs match.")
+    for job in chosen if not statuses else []:
         click.echo(f"{job.id}: {job.status.value} -> awaiting ({job.destination}.{job.action}, due now)")
     for message in refused:
         click.secho(message, fg="red", err=True)

@@ -1,7 +1,9 @@
 """``core start``: run the gateway and the scheduler in one process on one runtime (one store,
 so one writer for SQLite); ``core start gateway`` / ``core start scheduler`` run one of them.
 
-SIGTERM or Ctrl-C stops cleanly (a second one forces the exit); a clean stop exits 0.
+SIGTERM or Ctrl-C stops cleanly (a second one forces the exit); a clean stop exits 0. The
+scheduler stops first (its running loads finish within ``scheduler.grace_seconds``), then the
+gateway, so that a load calling this gateway is not refused by the stop.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -29,11 +32,19 @@ def _options(func: F) -> F:
     for decorator in reversed((
         click.option("--app", metavar="MODULE", help="Your pipeline module or .py file (config key 'app')."),
         click.option("--config", "config_path", metavar="FILE", help="core.toml or pyproject.toml to read."),
+    )):
+        func = decorator(func)
+    return func
+
+
+def _gateway_options(func: F) -> F:
+    """The options of the commands that run a gateway (the scheduler listens on nothing)."""
+    for decorator in reversed((
         click.option("--host", default=None, help="Address the gateway listens on [default: 127.0.0.1]."),
         click.option("--port", type=int, default=None, help="Port the gateway listens on [default: 9090]."),
     )):
         func = decorator(func)
-    return func
+    return _options(func)
 
 
 def summary(runtime: Runtime, url: str) -> str:
@@ -76,12 +87,19 @@ def _on_signals(stop: asyncio.Event) -> None:
 
 async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool = False) -> None:
     """Open one runtime, run ``services`` on it until SIGTERM/SIGINT, close it."""
-    from core.gateway.service import Gateway, run_gateway
+    from core.gateway.service import Gateway, listen, run_gateway
 
     stop = asyncio.Event()
     _on_signals(stop)
+    # The port first: taken, it is reported before anything opens or starts.
+    sock = listen(settings["gateway.host"], settings["gateway.port"]) if "gateway" in services else None
     click.echo(f"core: starting {'+'.join(services)}…", err=True)
-    runtime = await Runtime.open(settings, services=services, no_plugins=no_plugins)
+    try:
+        runtime = await Runtime.open(settings, services=services, no_plugins=no_plugins)
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
     try:
         if "gateway" not in services:
             click.echo(summary(runtime, ""))
@@ -89,31 +107,59 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
         def ready(gateway: Gateway) -> None:
             click.echo(summary(runtime, gateway.url))
 
-        coroutines: list[Coroutine[Any, Any, None]] = []
-        if "gateway" in services:
-            coroutines.append(run_gateway(runtime, stop, on_ready=ready))
+        # The scheduler stops first, the gateway once its loads are done: a load still posting
+        # to a route of this gateway (the quickstart's demo warehouse) is not refused mid-stop.
+        gateway_stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
         if "scheduler" in services:
-            coroutines.append(_scheduler()(runtime, stop))
+            tasks.append(asyncio.create_task(_scheduler()(runtime, stop)))
+        if "gateway" in services:
+            tasks.append(asyncio.create_task(run_gateway(runtime, gateway_stop, on_ready=ready, sock=sock)))
+
+        scheduling = tasks[:1] if "scheduler" in services else []
+
+        async def stop_gateway_last() -> None:
+            await stop.wait()
+            if scheduling:
+                await asyncio.wait(scheduling)
+            gateway_stop.set()
+
         def failed(task: asyncio.Task[None]) -> None:  # one service failing stops the others
             if not task.cancelled() and task.exception() is not None:
                 stop.set()
+                gateway_stop.set()
 
-        tasks = [asyncio.create_task(c) for c in coroutines]
         for task in tasks:
             task.add_done_callback(failed)
+        tasks.append(asyncio.create_task(stop_gateway_last()))
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
     finally:
         await runtime.close()
+        if sock is not None:
+            sock.close()  # a gateway that failed before serving leaves it to us (closing twice is harmless)
     click.echo("core: stopped", err=True)
+
+
+def _refuse_the_template(settings: Settings) -> None:
+    """Refuse to run in core's own copy of the quickstart: its database would be written inside
+    the installed package. ``core init`` makes a project of the user's own instead."""
+    template = (Path(__file__).resolve().parent.parent / "scaffold").resolve()
+    if settings.root.resolve().is_relative_to(template):
+        raise CoreError(
+            f"{settings.root} is core's template of the quickstart, inside the installed package: "
+            "its database would be written there",
+            hint="make a project of your own: core init my-pipeline && cd my-pipeline && core start",
+        )
 
 
 def _run(ctx: Context, services: Sequence[str], app: str | None, config_path: str | None,
          host: str | None, port: int | None) -> None:
     ctx = Context(config=config_path or ctx.config, app=app or ctx.app, no_plugins=ctx.no_plugins)
     settings = ctx.settings(**{"gateway.host": host, "gateway.port": port})
+    _refuse_the_template(settings)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
@@ -128,7 +174,7 @@ def _run(ctx: Context, services: Sequence[str], app: str | None, config_path: st
 
 
 @click.group("start", invoke_without_command=True)
-@_options
+@_gateway_options
 @click.pass_context
 @friendly
 def start(click_ctx: click.Context, app: str | None, config_path: str | None,
@@ -139,7 +185,7 @@ def start(click_ctx: click.Context, app: str | None, config_path: str | None,
 
 
 @start.command("gateway")
-@_options
+@_gateway_options
 @pass_context
 @friendly
 def gateway(ctx: Context, app: str | None, config_path: str | None, host: str | None, port: int | None) -> None:
@@ -151,6 +197,6 @@ def gateway(ctx: Context, app: str | None, config_path: str | None, host: str | 
 @_options
 @pass_context
 @friendly
-def scheduler(ctx: Context, app: str | None, config_path: str | None, host: str | None, port: int | None) -> None:
-    """Run the scheduler only: jobs from the store to destinations."""
-    _run(ctx, ("scheduler",), app, config_path, host, port)
+def scheduler(ctx: Context, app: str | None, config_path: str | None) -> None:
+    """Run the scheduler only: jobs from the store to destinations (it listens on no port)."""
+    _run(ctx, ("scheduler",), app, config_path, None, None)

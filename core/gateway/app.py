@@ -20,7 +20,7 @@ from core.errors import PipelineError
 from core.gateway.http import Receive, Scope, Send, TriggerEndpoint
 from core.gateway.ingest import Ingestor
 from core.plugins import collect
-from core.plugins._collect import describe
+from core.plugins._collect import describe, user_frames
 from core.runtime import Runtime
 from hookspecs import HttpTrigger, Page, WhereEvent
 
@@ -94,9 +94,35 @@ def build_app(runtime: Runtime, ingestor: Ingestor) -> Dispatch:
                 direct.update(((method, trigger.path), endpoint) for method in trigger.methods)
 
     def broken(plugin: str, exc: BaseException) -> None:
-        raise PipelineError(f"plugin {plugin!r}: core_gateway_routes failed: {describe(exc)}")
+        raise PipelineError(f"plugin {plugin!r}: core_gateway_routes failed:\n{user_frames(exc)}")
 
     extra: list[tuple[str, Any]] = collect(runtime.host.pm, "core_gateway_routes", broken)
     owned.extend((f"plugin {plugin!r}", route) for plugin, route in extra)
     _check_clashes(owned)
-    return Dispatch(Starlette(routes=[route for _, route in owned]), direct)
+    triggers = sorted(
+        f"{method} {trigger.path}" for _, trigger in runtime.pipeline.triggers() if isinstance(trigger, HttpTrigger)
+        for method in trigger.methods
+    )
+    handlers = {404: _not_found(triggers), 405: _not_allowed}
+    return Dispatch(Starlette(routes=[route for _, route in owned], exception_handlers=handlers), direct)
+
+
+def _not_found(triggers: list[str]) -> Any:
+    """A 404 in JSON like every other gateway error, listing the trigger routes."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        return JSONResponse(
+            {"error": f"no route {request.method} {request.url.path}", "routes": triggers}, status_code=404
+        )
+
+    return handler
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    """A 405 in JSON, with the ``Allow`` header Starlette computed."""
+    headers = getattr(exc, "headers", None) or {}
+    allowed = headers.get("Allow", "")
+    return JSONResponse(
+        {"error": f"{request.url.path} does not answer {request.method}; it answers {allowed}"},
+        status_code=405, headers=headers,
+    )

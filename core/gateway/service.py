@@ -45,7 +45,11 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the gateway's socket; a :class:`CoreError` saying what to do if the port is taken.
+
+    ``core start`` binds it before anything else starts, so a port in use is reported before
+    the runtime opens (and before "listening on" could be printed)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         return socket.create_server((host, port), family=family, backlog=2048)
@@ -59,8 +63,9 @@ def _listen(host: str, port: int) -> socket.socket:
 class Gateway:
     """One gateway on a runtime: :meth:`start`, then :meth:`stop`."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, sock: socket.socket | None = None) -> None:
         self.runtime = runtime
+        self._sock = sock
         self.ingestor = Ingestor(runtime)
         self.app = build_app(runtime, self.ingestor)
         for source, trigger in runtime.pipeline.triggers():
@@ -108,7 +113,7 @@ class Gateway:
     async def _serve(self) -> None:
         settings = self.runtime.settings
         host, port = settings["gateway.host"], settings["gateway.port"]
-        sock = _listen(host, port)
+        sock, self._sock = self._sock or listen(host, port), None
         bound = sock.getsockname()[1]
         self.url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
         config = uvicorn.Config(
@@ -177,10 +182,14 @@ def _report(task: asyncio.Task[None]) -> None:
 
 
 async def run_gateway(
-    runtime: Runtime, stop: asyncio.Event, *, on_ready: Callable[[Gateway], None] | None = None
+    runtime: Runtime, stop: asyncio.Event, *, on_ready: Callable[[Gateway], None] | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Run a gateway on ``runtime`` until ``stop`` is set; ``on_ready`` is told once it listens."""
-    gateway = Gateway(runtime)
+    """Run a gateway on ``runtime`` until ``stop`` is set; ``on_ready`` is told once it listens.
+
+    :param sock: a socket bound with :func:`listen` already (else it binds its own).
+    """
+    gateway = Gateway(runtime, sock)
     await gateway.start()
     try:
         if on_ready is not None:

@@ -6,17 +6,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import traceback
 from pathlib import Path
 from types import ModuleType
 
 from core.errors import CoreError
-
-
-def _user_frames(exc: BaseException) -> str:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "importlib" not in f.filename]
-    where = "".join(traceback.format_list(frames[-3:]))
-    return where + "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+from core.plugins._collect import user_frames
 
 
 def load_app(spec: str, root: Path) -> ModuleType:
@@ -51,6 +45,6 @@ def load_app(spec: str, root: Path) -> ModuleType:
                 f"app {spec!r}: no module named {exc.name!r} (looked in {root} and sys.path)",
                 hint="give a dotted module importable from the project root, or a .py file path",
             ) from None
-        raise CoreError(f"app {spec!r} failed to import:\n{_user_frames(exc)}") from None
+        raise CoreError(f"app {spec!r} failed to import:\n{user_frames(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - the user's code; show where it broke
-        raise CoreError(f"app {spec!r} failed to import:\n{_user_frames(exc)}") from None
+        raise CoreError(f"app {spec!r} failed to import:\n{user_frames(exc)}") from None

@@ -3,7 +3,10 @@ plugins and the user's app module, in that order, and the adapter registry built
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
@@ -77,12 +80,33 @@ class PluginHost:
             record.fail(f"registration failed: {describe(exc)}")
             return
         callers = self.pm.get_hookcallers(module) or []
-        unknown = sorted(caller.name for caller in callers if caller.spec is None)
+        unknown = sorted((caller for caller in callers if caller.spec is None), key=lambda caller: caller.name)
         if unknown:
+            problems = "; ".join(self._unknown_hook(caller, module) for caller in unknown)
             self.pm.unregister(module)
-            record.fail(f"implements unknown hooks {unknown}; is the plugin newer than core {__version__}?")
+            if record.name == APP_PLUGIN:
+                raise PluginError(
+                    f"your app {module.__file__ or module.__name__} implements hooks core does not have: {problems}",
+                    hint="rename the function to the hook it means (docs/hooks.md lists every hook)",
+                )
+            record.fail(f"implements unknown hooks {[c.name for c in unknown]}: {problems}")
             return
         record.hooks = sorted(caller.name for caller in callers)
+
+    def _unknown_hook(self, caller: pluggy.HookCaller, module: ModuleType) -> str:
+        """``name (file:line)``, and the nearest hook name if there is one, else a version hint."""
+        impls = [impl for impl in caller.get_hookimpls() if impl.plugin is module]
+        where = ""
+        if impls:
+            function = inspect.unwrap(impls[0].function)
+            code = getattr(function, "__code__", None)
+            if code is not None:
+                where = f" ({code.co_filename}:{code.co_firstlineno})"
+        hooks = [name for name, other in vars(self.pm.hook).items() if getattr(other, "spec", None) is not None]
+        near = difflib.get_close_matches(caller.name, hooks, n=1, cutoff=0.6)
+        if near:
+            return f"{caller.name!r}{where} is not a hook: did you mean {near[0]!r}?"
+        return f"{caller.name!r}{where} is not a hook of core {__version__} (is the plugin newer than core?)"
 
     def raise_for_errors(self) -> None:
         """Raise :class:`PluginError` listing every broken plugin (strict mode)."""
@@ -93,6 +117,23 @@ class PluginHost:
                 f"{len(broken)} plugin(s) failed to load (strict mode):\n{lines}",
                 hint="fix or uninstall them, or unset CORE_STRICT_PLUGINS to list them and go on",
             )
+
+    def create_all(self, kinds: Iterable[str]) -> dict[str, Any]:
+        """Build the configured adapter of each kind (``None`` if unset); every kind whose URL or
+        options are wrong is reported at once, in one :class:`PluginError`."""
+        built: dict[str, Any] = {}
+        problems: list[PluginError] = []
+        for kind in kinds:
+            try:
+                built[kind] = self.create(kind)
+            except PluginError as exc:
+                problems.append(exc)
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            lines = "\n".join(f"  - {p.message}" + (f"\n      hint: {p.hint}" if p.hint else "") for p in problems)
+            raise PluginError(f"{len(problems)} adapters cannot be built:\n{lines}")
+        return built
 
     def create(self, kind: str, url: str | None = None) -> Any:
         """Build the configured adapter of ``kind`` (``store``, ``pubsub``…), or ``None`` if unset."""

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from core.config import nearest
 from core.errors import ConfigError, PluginError
 from hookspecs import ADAPTER_KINDS, AdapterRegistration, Option, read_options
 
@@ -79,7 +80,10 @@ def adapter_options(kind: str, plugin: str, registration: AdapterRegistration[An
     except ConfigError as exc:
         where = origin.get(exc.key, f"[options.{name}]")
         if exc.key not in schema:
-            raise PluginError(f"{adapter} has no option {exc.key!r} (set in {where})", hint=exc.allowed) from None
+            raise PluginError(
+                f"{adapter} has no option {exc.key!r} (set in {where}){nearest(exc.key, list(schema))}",
+                hint=exc.allowed,
+            ) from None
         raise PluginError(
             f"{adapter}: option {exc.key} = {exc.value!r} is not valid (set in {where})",
             hint=f"{exc.key}: {exc.allowed}",

@@ -15,21 +15,38 @@ from urllib.parse import urlsplit
 
 import pluggy
 
-from core.errors import PluginError
+from core.errors import CoreError, PluginError
 from core.plugins._collect import collect, describe
 from core.plugins._options import adapter_options, reserved_option
 from core.plugins._records import PluginRecord, ProvidedAdapter
 from hookspecs import ADAPTER_KINDS, AdapterRegistration, redacted_url
 
-#: Schemes we know a distribution for, to tell the user what to ``pip install``.
+#: The URL schemes served by the project's own plugins (``plugins/core-plugin-<name>``), to tell
+#: the user exactly what to install. No index serves them: they are installed from the wheels
+#: ``nox -s wheels`` builds, or from the repository's folder. An unknown scheme names none.
 KNOWN_PLUGINS = {
     "postgresql": "core-plugin-postgres",
     "postgres": "core-plugin-postgres",
+    "postgresql+asyncpg": "core-plugin-postgres",
     "kafka": "core-plugin-kafka",
+    "kafka+ssl": "core-plugin-kafka",
+    "kafka+sasl": "core-plugin-kafka",
     "nats": "core-plugin-nats",
+    "nats+tls": "core-plugin-nats",
     "amqp": "core-plugin-rabbitmq",
     "amqps": "core-plugin-rabbitmq",
+    "google": "core-plugin-google",
+    "aws": "core-plugin-aws",
+    "azure": "core-plugin-azure",
 }
+
+
+def install_hint(distribution: str) -> str:
+    """The two commands that install one of the project's plugins (no index serves them)."""
+    return (
+        f"pip install --find-links dist/wheels {distribution} (after 'nox -s wheels' in the core repository), "
+        f"or pip install ./plugins/{distribution} from it"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +137,19 @@ class AdapterRegistry:
         offer = self.by_scheme.get((kind, scheme))
         if offer is None:
             served = ", ".join(f"{s}:// ({self.by_scheme[(kind, s)].plugin})" for s in self.schemes(kind))
-            package = KNOWN_PLUGINS.get(scheme, f"core-plugin-{scheme}")
+            package = KNOWN_PLUGINS.get(scheme)
+            if package is None:
+                known = ", ".join(sorted(set(KNOWN_PLUGINS.values())))
+                hint = (
+                    f"no plugin of the core project serves {scheme!r} (they are: {known}); check the URL, "
+                    "or install the third-party plugin that documents it"
+                )
+            else:
+                hint = f"{install_hint(package)}; then check it with 'core plugins list'"
             raise PluginError(
                 f"{kind} URL {redacted_url(url)!r}: no installed plugin serves the scheme {scheme!r}. "
                 f"Installed {kind} schemes: {served or 'none'}",
-                hint=f"pip install {package} (then check it with 'core plugins list')",
+                hint=hint,
             )
         return offer
 
@@ -146,6 +171,11 @@ class AdapterRegistry:
             return factory(url, values)
         except PluginError:
             raise
+        except CoreError as exc:  # e.g. a ConfigError of the adapter: its message, not its class
+            raise PluginError(
+                f"{kind} adapter {offer.registration.name!r} (plugin {offer.plugin!r}) "
+                f"could not be created for {redacted_url(url)!r}: {exc.message}", hint=exc.hint,
+            ) from exc
         except Exception as exc:
             raise PluginError(
                 f"{kind} adapter {offer.registration.name!r} (plugin {offer.plugin!r}) "

@@ -7,8 +7,9 @@ writes per load whatever its size), publishes realtime children, and tells the
 ``core_job_transitioned`` observers. Child jobs are written first: if the second write failed,
 the jobs would be recovered and loaded again, which can duplicate a child but never lose one.
 
-A load cancelled by a shutdown (:meth:`Runner.cancel_loads`) records its jobs ``failed`` and
-due at once: released for the next scheduler, never left ``executing``.
+A load cancelled by a shutdown (:meth:`Runner.cancel_loads`) releases its jobs: ``awaiting``,
+due at once, with the attempt count they had before the claim, so a stop costs no retry and
+nothing is left ``executing``.
 """
 
 from __future__ import annotations
@@ -202,11 +203,12 @@ def _log_outcome(where: str, transitions: Sequence[Transition]) -> None:
 
 
 def _released(jobs: Sequence[Job], now: datetime) -> list[Transition]:
-    """``failed`` transitions, due now, for jobs whose load was cancelled by a shutdown."""
+    """``awaiting`` transitions, due now, for jobs whose load was cancelled by a shutdown: the
+    interrupted attempt is given back (the next claim counts it again)."""
     return [
         Transition(
-            id=new_id(), job_id=job.id, event_id=job.event_id, attempt=job.attempt,
-            state_before=Status.EXECUTING, state_after=Status.FAILED, created_at=now, error=RELEASED, due_at=now,
+            id=new_id(), job_id=job.id, event_id=job.event_id, attempt=max(job.attempt - 1, 0),
+            state_before=Status.EXECUTING, state_after=Status.AWAITING, created_at=now, error=RELEASED, due_at=now,
         )
         for job in jobs
     ]

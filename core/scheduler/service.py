@@ -8,8 +8,9 @@ was already started. Shutdown is the mirror: actions' ``shutdown`` then the dest
 errors there are logged and the shutdown goes on.
 
 Stop (SIGTERM sets ``stop``): no new claims; running loads get ``scheduler.grace_seconds`` to
-finish and record; loads still running then are cancelled and their jobs recorded ``failed``,
-due at once (released), so nothing is left ``executing``.
+finish and record; loads still running then are cancelled and their jobs released: recorded
+``awaiting``, due at once, the interrupted attempt not counted, so nothing is left ``executing``
+and a stop costs no retry.
 
 Recovery: jobs left ``executing`` past their claim lease (``scheduler.lease_seconds``) by a
 scheduler that died are recorded ``failed`` by :meth:`~hookspecs.Store.recover`, at start and

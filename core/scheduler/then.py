@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from core.errors import CoreError
 from core.timing import retry_at
 from hookspecs import Job, Schedule, Status, Then, Transition, new_id
 
@@ -49,7 +50,10 @@ class Outcome:
 
 
 def error_text(error: str | BaseException) -> str:
-    """The text recorded for an error: the string, or ``Type: message`` for an exception."""
+    """The text recorded for an error: the string, or ``Type: message`` for an exception (a
+    :class:`~core.errors.CoreError` is already written for people: its message, no class name)."""
+    if isinstance(error, CoreError):
+        return str(error)
     if isinstance(error, BaseException):
         message = str(error)
         return f"{type(error).__name__}: {message}" if message else type(error).__name__

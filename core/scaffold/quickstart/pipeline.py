@@ -4,12 +4,15 @@
 - ``clock``: a cron source that emits a heartbeat every 30 seconds.
 - ``logger.log``: a realtime action that logs every order and heartbeat as soon as stored.
 - ``warehouse.insert``: a scheduled action (every 10 s, 2 retries) that posts orders in batches
-  to an HTTP endpoint which fails about a third of the time, so retries, ``discarded`` and
-  ``on_discarded`` are visible (``core jobs list``).
+  to an HTTP endpoint which refuses each order with the probability ``failure_rate`` (default
+  0.75) on every attempt, so that within a minute some orders succeed, some after retries, and
+  about four in ten are ``discarded`` after their 2 retries (``core jobs list``).
 - ``alerts.page``: the follow-up run for every discarded warehouse job.
 
 The flaky endpoint is served by the gateway itself (``/demo/warehouse``, added with
-``core_gateway_routes``); point ``[options.warehouse] url`` elsewhere to use a real one.
+``core_gateway_routes``); ``[options.warehouse] failure_rate`` sets its rate (the warehouse sends
+it along with each batch, so it works with the gateway and the scheduler in two processes), and
+``[options.warehouse] url`` pointed elsewhere uses a real endpoint instead.
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ from hookspecs import (
     Toolkit,
     hookimpl,
 )
+
+#: The share of orders the demo endpoint refuses on each attempt, unless
+#: ``[options.warehouse] failure_rate`` says otherwise.
+FAILURE_RATE = 0.75
+#: The header that carries the failure rate to the demo endpoint.
+RATE_HEADER = "x-demo-failure-rate"
 
 # Sources: where events come from.
 
@@ -85,13 +94,20 @@ class Insert(Action):
 
     async def load(self, toolkit: Toolkit, queue: Queue) -> LoadResult:
         rows = [{"job": job.id, **job.data} for job in queue.jobs]
+        headers = {RATE_HEADER: str(self.warehouse.failure_rate)}
         try:
-            response = await self.warehouse.client.post(self.warehouse.url, json=rows)
+            response = await self.warehouse.client.post(self.warehouse.url, json=rows, headers=headers)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             return Then(error=f"warehouse refused the batch: {exc}", on_discarded=["alerts.page"])
-        toolkit.logger.info("stored %d order(s) in the warehouse", len(rows))
-        return None
+        answer = response.json()
+        refused = answer.get("refused", []) if isinstance(answer, dict) else []
+        stored = [row["job"] for row in rows if row["job"] not in refused]
+        toolkit.logger.info("stored %d order(s) in the warehouse, %d refused", len(stored), len(refused))
+        return [
+            Then(jobs=stored),
+            *([Then(jobs=refused, error="warehouse busy, try later", on_discarded=["alerts.page"])] if refused else []),
+        ]
 
 
 class Warehouse(Destination):
@@ -100,10 +116,15 @@ class Warehouse(Destination):
     def __init__(self) -> None:
         super().__init__("warehouse", actions=[Insert(self)], schedule=Schedule(interval="@every 10s", max_retries=2))
         self.url = "http://127.0.0.1:9090/demo/warehouse"
+        self.failure_rate = FAILURE_RATE
         self.client = httpx.AsyncClient(timeout=5.0)
 
     async def init(self, toolkit: Toolkit) -> None:
         self.url = toolkit.options.get("url", self.url)
+        rate = toolkit.options.get("failure_rate", FAILURE_RATE)
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise ValueError(f"[options.warehouse] failure_rate = {rate!r}: expected a number from 0 to 1")
+        self.failure_rate = float(rate)
 
     async def shutdown(self, toolkit: Toolkit) -> None:
         await self.client.aclose()
@@ -148,9 +169,10 @@ def core_gateway_routes() -> list[Any]:
     from starlette.routing import Route
 
     async def warehouse(request: Request) -> JSONResponse:
+        """Refuse each row with the probability the header says; answer which were refused."""
         rows = await request.json()
-        if random.random() < 1 / 3:
-            return JSONResponse({"error": "warehouse busy, try later"}, status_code=503)
-        return JSONResponse({"stored": len(rows)})
+        rate = float(request.headers.get(RATE_HEADER, FAILURE_RATE))
+        refused = [row.get("job") for row in rows if random.random() < rate]
+        return JSONResponse({"stored": len(rows) - len(refused), "refused": refused})
 
     return [Route("/demo/warehouse", warehouse, methods=["POST"])]
