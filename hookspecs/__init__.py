@@ -81,7 +81,7 @@ from hookspecs._store import (
 )
 from hookspecs._supervisor import Lease, Node, Supervisor, SupervisorSpec
 from hookspecs._toolkit import Toolkit
-from hookspecs._wanderer import Direction, Migration, MigrationRun, Wanderer, WandererSpec
+from hookspecs._wanderer import Direction, Migration, MigrationRun, MigrationScript, Wanderer, WandererSpec
 
 #: Every class holding hookspecs, in the order the host registers them.
 SPEC_CLASSES = (
@@ -130,6 +130,7 @@ __all__ = [
     "Message",
     "Migration",
     "MigrationRun",
+    "MigrationScript",
     "Node",
     "Option",
     "Page",

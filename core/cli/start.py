@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from core.cli._common import Context, friendly, pass_context
+from core.cli.migrate import check_pending, require_migrations_option, required_migrations
 from core.config import Settings
 from core.errors import CoreError
 from core.runtime import Runtime
@@ -31,6 +32,7 @@ def _options(func: F) -> F:
         click.option("--config", "config_path", metavar="FILE", help="core.toml or pyproject.toml to read."),
         click.option("--host", default=None, help="Address the gateway listens on [default: 127.0.0.1]."),
         click.option("--port", type=int, default=None, help="Port the gateway listens on [default: 9090]."),
+        require_migrations_option,
     )):
         func = decorator(func)
     return func
@@ -83,6 +85,7 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
     click.echo(f"core: starting {'+'.join(services)}…", err=True)
     runtime = await Runtime.open(settings, services=services, no_plugins=no_plugins)
     try:
+        await check_pending(runtime, require=required_migrations())
         if "gateway" not in services:
             click.echo(summary(runtime, ""))
 
