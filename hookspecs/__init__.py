@@ -62,6 +62,7 @@ from hookspecs._source import (
     SubscriptionTrigger,
     Trigger,
 )
+from hookspecs._sql import QueryResult, RenderedSQL, SQLWarehouse
 from hookspecs._store import (
     CLAIMABLE_STATUSES,
     FINAL_STATUSES,
@@ -139,8 +140,11 @@ __all__ = [
     "PluginError",
     "PubSub",
     "PubSubUnavailable",
+    "QueryResult",
     "Queue",
     "Rejected",
+    "RenderedSQL",
+    "SQLWarehouse",
     "Schedule",
     "Source",
     "Status",
