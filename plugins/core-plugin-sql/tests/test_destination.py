@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hookspecs import Event, Job, Queue, Status, Then, Toolkit, new_id
+from hookspecs import CoreError, Direction, Event, Job, MigrationScript, Queue, Status, Then, Toolkit, new_id
 
 from core_plugin_sql import Column, SQLDestination, TableAction, TemplateAction, destinations_from_toml
 
@@ -107,3 +107,25 @@ def test_destinations_declared_in_toml() -> None:
     assert isinstance(action, TableAction) and action.key == ("id",) and action.table.schema == "sales"
     assert wh.schedule is not None and wh.schedule.interval == "@every 5m"
     assert "secret" not in repr(wh)
+
+
+async def test_a_failed_migration_says_what_the_database_kept(db_url: str) -> None:
+    destination = SQLDestination("wh", [], url=db_url)
+    await destination.init(TOOLKIT)
+    try:
+        script = MigrationScript(version="20260101000000", scope="destination:wh", name="two", direction=Direction.UP,
+                                 path="migrations/d:wh/20260101000000.two.up.sql",
+                                 text="CREATE TABLE first_one (x INT); CREATE TABLE broken (;")
+        with pytest.raises(CoreError, match=r"^migrations/d:wh/20260101000000.two.up.sql: ") as caught:
+            await destination.migrate(TOOLKIT, script)
+        tables = await destination.run_query(destination.render(
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'first_one'"
+            if destination.dialect.name != "sqlite" else
+            "SELECT count(*) AS n FROM sqlite_master WHERE name = 'first_one'"))
+        kept = tables.records()[0]["n"]
+        if destination.dialect.name in ("mysql", "mariadb"):
+            assert kept == 1 and "commits DDL as it goes" in str(caught.value)
+        else:
+            assert kept == 0 and "commits DDL" not in str(caught.value)  # one transaction: rolled back whole
+    finally:
+        await destination.shutdown(TOOLKIT)
