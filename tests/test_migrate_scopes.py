@@ -104,3 +104,15 @@ async def test_the_wanderer_table_is_upgraded_from_schema_1(tmp_path: Path) -> N
         await wanderer.close()
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT version FROM schema_versions WHERE component = 'wanderer'").fetchone() == (2,)
+
+
+def test_the_pipeline_kit_accepts_the_owners_scope_in_any_spelling_or_empty() -> None:
+    from core.testing.pipeline import check_migrations
+
+    own = [Migration("1", "", "a", _noop, _noop), Migration("2", "d:wh", "b", _noop, _noop),
+           Migration("3", "destination:wh", "c", _noop, _noop)]
+    check_migrations("destination 'wh'", own, "destination:wh")
+    with pytest.raises(AssertionError, match="is of scope destination:other, not its own destination:wh"):
+        check_migrations("destination 'wh'", [Migration("1", "d:other", "a", _noop, _noop)], "destination:wh")
+    with pytest.raises(AssertionError, match="scope 'nope' is not valid"):
+        check_migrations("destination 'wh'", [Migration("1", "nope", "a", _noop, _noop)], "destination:wh")
