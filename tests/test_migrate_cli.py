@@ -200,3 +200,19 @@ def test_start_warns_about_pending_migrations_or_refuses(project: Path) -> None:
     refused = cli(project, "start", "--require-migrations", "--port", "0")
     assert refused.exit_code == 2
     assert "5 pending migration(s)" in refused.output and "refusing to start (--require-migrations)" in refused.output
+
+
+def test_an_owner_whose_init_fails_is_named(tmp_path: Path) -> None:
+    config = make_project(tmp_path, app=(
+        "from hookspecs import Action, Destination, hookimpl\n"
+        "class Keep(Action):\n    name = 'keep'\n"
+        "class Down(Destination):\n"
+        "    async def init(self, toolkit):\n        raise ConnectionRefusedError('db is down')\n"
+        "    async def migrate(self, toolkit, script):\n        pass\n"
+        "@hookimpl\ndef core_register_destinations():\n    return [Down('wh', actions=[Keep()])]\n"))
+    sql(tmp_path, "d:wh", "20260101000000", "x", "SELECT 1;", "SELECT 1;")
+    result = cli(config, "migrate", "run")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith("error: Destination('wh', actions=['keep']) failed to start (init) before the "
+                                    "migrations of destination:wh: ConnectionRefusedError: db is down")
+    assert status(config)[("destination:wh", "20260101000000")]["status"] == "pending"

@@ -42,7 +42,15 @@ class Collected:
         started: list[Any] = []
         try:
             for owner in owners:
-                await owner.init(self._toolkit(owner))
+                try:
+                    await owner.init(self._toolkit(owner))
+                except CoreError:
+                    raise
+                except Exception as exc:
+                    first = (str(exc).strip().splitlines() or [""])[0]
+                    raise CoreError(f"{owner!r} failed to start (init) before the migrations of {scope}: "
+                                    f"{type(exc).__name__}: {first}",
+                                    hint="fix its configuration, then run the migrations again") from exc
                 started.append(owner)
             yield
         finally:
