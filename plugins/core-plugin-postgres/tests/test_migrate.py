@@ -195,3 +195,12 @@ async def test_four_runners_that_wait_all_succeed_and_still_apply_once(project: 
     results = _finish(procs, project)
     assert [code for code, _, _ in results] == [0, 0, 0, 0], [stderr for _, _, stderr in results]
     await _once_each(project, pg_url)
+
+
+def test_an_unreachable_wanderer_is_one_line_without_the_password(project: Path) -> None:
+    config = project / "core.toml"
+    config.write_text(config.read_text().replace('wanderer = "postgresql://postgres@',
+                                                 'wanderer = "postgresql://postgres:hunter2@127.0.0.1:1/x?k=', 1))
+    done = core(project, "migrate", "status")
+    assert done.returncode == 2 and done.stderr.startswith("error: could not open the wanderer at postgresql://")
+    assert "hunter2" not in done.stderr and "Traceback" not in done.stderr
