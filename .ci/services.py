@@ -170,6 +170,11 @@ def mariadb() -> None:
         run(["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", binary], "mariadb")
 
     ensure_port("mariadb", 3306, start)
+    # the tests' account (core-plugin-sql): root logs in through the unix socket only
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if client:
+        run([client, "-uroot", "-e", "CREATE USER IF NOT EXISTS 'core'@'127.0.0.1' IDENTIFIED BY 'core'; "
+             "GRANT ALL PRIVILEGES ON *.* TO 'core'@'127.0.0.1' WITH GRANT OPTION;"], "mariadb")
 
 
 @service("mosquitto")

@@ -20,7 +20,8 @@ HEADER = """# The `core` command line
 Global options (`core --config FILE --app MODULE --no-plugins COMMAND …`) come before the
 command. Every command that fails because of its input prints `error: …` with a hint and exits
 with status 2, never a traceback. Plugins can add commands (`core_cli_commands`); this page
-lists the built-in ones.
+lists the built-in ones. The guides behind some commands: [Migrations](migrations.md) for
+`core migrate` and `core generate migration`, [SQL warehouses](sql.md) for `core run`.
 
 Start a project of your own with `core init DIRECTORY`, then run `core start` inside it. Every
 command reads the `core.toml` of the current directory (or `--config FILE`).

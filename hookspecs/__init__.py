@@ -62,6 +62,7 @@ from hookspecs._source import (
     SubscriptionTrigger,
     Trigger,
 )
+from hookspecs._sql import QueryResult, RenderedSQL, SQLWarehouse
 from hookspecs._store import (
     CLAIMABLE_STATUSES,
     FINAL_STATUSES,
@@ -81,7 +82,7 @@ from hookspecs._store import (
 )
 from hookspecs._supervisor import Lease, Node, Supervisor, SupervisorSpec
 from hookspecs._toolkit import Toolkit
-from hookspecs._wanderer import Direction, Migration, MigrationRun, Wanderer, WandererSpec
+from hookspecs._wanderer import Direction, Migration, MigrationRun, MigrationScript, Wanderer, WandererSpec
 
 #: Every class holding hookspecs, in the order the host registers them.
 SPEC_CLASSES = (
@@ -130,6 +131,7 @@ __all__ = [
     "Message",
     "Migration",
     "MigrationRun",
+    "MigrationScript",
     "Node",
     "Option",
     "Page",
@@ -138,8 +140,11 @@ __all__ = [
     "PluginError",
     "PubSub",
     "PubSubUnavailable",
+    "QueryResult",
     "Queue",
     "Rejected",
+    "RenderedSQL",
+    "SQLWarehouse",
     "Schedule",
     "Source",
     "Status",

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from hookspecs._markers import hookspec
 from hookspecs._store import Event, Queue
 from hookspecs._toolkit import Toolkit
-from hookspecs._wanderer import Migration
+from hookspecs._wanderer import Migration, MigrationScript
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
@@ -138,6 +138,14 @@ class Action:
     async def shutdown(self, toolkit: Toolkit) -> None:
         """Called when the scheduler stops, before the destination's ``shutdown``."""
 
+    async def migrate(self, toolkit: Toolkit, script: MigrationScript) -> None:
+        """Run one direction of a migration file of this action's scope (the seeds' ``Migrate``).
+
+        An action that does not override it inherits its destination's. The default has no logic:
+        a file of this scope fails, saying so.
+        """
+        raise NotImplementedError(f"{self!r} has no migrate() to run {script.path}")
+
 
 class Destination:
     """A system events go to: a name, actions and a default schedule.
@@ -173,6 +181,14 @@ class Destination:
 
     async def shutdown(self, toolkit: Toolkit) -> None:
         """Called when the scheduler stops, after the actions' ``shutdown``."""
+
+    async def migrate(self, toolkit: Toolkit, script: MigrationScript) -> None:
+        """Run one direction of a migration file of this destination's scope (the seeds' ``Migrate``).
+
+        ``init`` runs before and ``shutdown`` after a run of its migrations. The default has no logic:
+        a file of this scope fails, saying so.
+        """
+        raise NotImplementedError(f"{self!r} has no migrate() to run {script.path}")
 
     def __repr__(self) -> str:
         return f"Destination({self.name!r}, actions={list(self.actions)})"

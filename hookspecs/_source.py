@@ -17,7 +17,7 @@ from hookspecs._destination import check_name
 from hookspecs._markers import hookspec
 from hookspecs._pubsub import Message
 from hookspecs._toolkit import Toolkit
-from hookspecs._wanderer import Migration
+from hookspecs._wanderer import Migration, MigrationScript
 
 
 @dataclass(slots=True)
@@ -60,6 +60,8 @@ class Trigger:
     """Base of the four trigger modes; ``mode`` says which."""
 
     mode: ClassVar[str] = ""
+    #: Migrations of this trigger's scope (``source/trigger:<s>/<t>``).
+    migrations: Sequence[Migration] = ()
 
     def __init__(self, name: str) -> None:
         self.name = check_name("trigger", name)
@@ -69,6 +71,14 @@ class Trigger:
 
     async def shutdown(self, toolkit: Toolkit) -> None:
         """Called when the gateway stops, before the source's ``shutdown``."""
+
+    async def migrate(self, toolkit: Toolkit, script: MigrationScript) -> None:
+        """Run one direction of a migration file of this trigger's scope (the seeds' ``Migrate``).
+
+        A trigger that does not override it inherits its source's. The default has no logic:
+        a file of this scope fails, saying so.
+        """
+        raise NotImplementedError(f"{self!r} has no migrate() to run {script.path}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -172,6 +182,14 @@ class Source:
 
     async def shutdown(self, toolkit: Toolkit) -> None:
         """Called when the gateway stops, after the triggers' ``shutdown``."""
+
+    async def migrate(self, toolkit: Toolkit, script: MigrationScript) -> None:
+        """Run one direction of a migration file of this source's scope (the seeds' ``Migrate``).
+
+        ``init`` runs before and ``shutdown`` after a run of its migrations. The default has no logic:
+        a file of this scope fails, saying so.
+        """
+        raise NotImplementedError(f"{self!r} has no migrate() to run {script.path}")
 
     def __repr__(self) -> str:
         return f"Source({self.name!r}, triggers={list(self.triggers)})"

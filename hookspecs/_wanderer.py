@@ -1,8 +1,10 @@
 """The wanderer: versioned migrations (up and down) of every scope, and which have run.
 
-A scope is what owns migrations: an adapter (``store:sqlite``), a source, a destination or one
-of its actions (``destination:warehouse/action:insert``). The wanderer records every run and
-its transitions; the migration logic belongs to the scope's owner.
+A scope is what owns migrations, written as in Blacksmith: ``source:<s>``,
+``source/trigger:<s>/<t>``, ``destination:<d>``, ``destination/action:<d>/<a>`` (short forms
+``s:``, ``s/t:``, ``d:``, ``d/a:``) and ``store`` (the store's database). The wanderer records
+every run and its transitions; the migration logic belongs to the scope's owner (a trigger or an
+action without a ``migrate`` of its own inherits its source's or destination's).
 """
 
 from __future__ import annotations
@@ -27,13 +29,31 @@ class Direction(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """One versioned step of a scope; versions sort as strings (``"20261122_001"``)."""
+    """One versioned step of a scope; versions sort as strings (``"20261122093000"``).
+
+    ``checksum`` (of a migration file's text) lets the runner refuse a migration changed after
+    it ran until it is acknowledged again; ``None`` for code, which is not checked.
+    """
 
     version: str
     scope: str
     name: str
     up: Callable[[], Awaitable[None]]
     down: Callable[[], Awaitable[None]]
+    checksum: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationScript:
+    """One direction of a migration file (``migrations/<scope>/<version>.<name>.up.sql``), as
+    handed to its owner's ``migrate(toolkit, script)``."""
+
+    version: str
+    scope: str
+    name: str
+    direction: Direction
+    path: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +68,10 @@ class MigrationRun:
     status: Status
     created_at: datetime
     error: str | None = None
+    #: The checksum of the migration's file when it ran (``None`` for code).
+    checksum: str | None = None
+    #: Who ran it: ``user@host (pid N)``.
+    actor: str | None = None
 
 
 @runtime_checkable
@@ -67,7 +91,9 @@ class Wanderer(Protocol):
         """Every recorded transition, oldest first, of one scope or all."""
 
     async def applied(self, scope: str) -> list[str]:
-        """Versions whose latest run is a succeeded ``up``, in version order."""
+        """Versions whose latest transition, ``acknowledged`` marks aside, is a succeeded ``up``,
+        in version order (an ``acknowledged`` mark opens a run or accepts a changed file: it
+        changes nothing by itself)."""
 
 
 class WandererSpec:
@@ -97,10 +123,11 @@ class WandererSpec:
     def core_register_migrations(self) -> list[Migration]:
         """Offer migrations of the plugin's own scopes (its adapters, sources, destinations).
 
-        **When called:** once at start-up, when the host builds the pipeline: every item must be
-        a :class:`Migration`, and a scope's version may be offered once (start-up stops with an
-        error naming both plugins otherwise). The checked list is ``Pipeline.migrations``,
-        which the migration runner (``core.wanderer.runner``) applies.
+        **When called:** once when the host builds the pipeline: by every ``core migrate``
+        command (with the migrations of sources, triggers, destinations and actions and the
+        ``migrations/`` directory) and by ``core start``, which reports pending migrations.
+        Every item must be a :class:`Migration`, and a scope's version may be offered once
+        (start-up stops with an error naming both plugins otherwise).
 
         :return: the :class:`Migration` objects; the wanderer orders them by version per scope.
 
@@ -110,6 +137,6 @@ class WandererSpec:
             def core_register_migrations():
                 async def up(): ...
                 async def down(): ...
-                return [Migration("001", "destination:warehouse", "create orders", up, down)]
+                return [Migration("20261122093000", "destination:warehouse", "create orders", up, down)]
         """
         raise NotImplementedError  # declared here, implemented by plugins

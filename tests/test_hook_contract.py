@@ -82,3 +82,21 @@ async def test_a_scope_version_offered_twice_stops_start_up(tmp_path: Path) -> N
     )
     with pytest.raises(PipelineError, match="two migrations of d:sink have version 001: 'one'"):
         await Runtime.open(settings_for(tmp_path, app=str(tmp_path / "twice.py")), services=[], no_plugins=True)
+
+
+def test_core_migrate_and_core_start_call_core_register_migrations(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from core.cli import main
+
+    db = tmp_path / "core.db"
+    (tmp_path / "core.toml").write_text(
+        f'app = "tests.hooks_app"\nstore = "sqlite:///{db}"\nwanderer = "sqlite:///{db}"\npubsub = ""\n')
+    args = ["--config", str(tmp_path / "core.toml")]
+    refused = CliRunner().invoke(main, [*args, "start", "--require-migrations", "--port", "0"])
+    assert refused.exit_code == 2 and "destination:sink 001 create the sink's table" in refused.output
+    assert CliRunner().invoke(main, [*args, "migrate", "run"]).exit_code == 0
+    rows = json.loads(CliRunner().invoke(main, [*args, "migrate", "status", "--json"]).output)
+    assert [(r["scope"], r["version"], r["status"]) for r in rows] == [("destination:sink", "001", "succeeded (up)")]

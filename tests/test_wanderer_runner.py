@@ -112,7 +112,7 @@ async def test_a_scope_held_by_another_node_is_not_migrated(wanderer: SQLiteWand
         held = await supervisor.acquire("migrations:destination:warehouse", owner="node-b", ttl=60)
         assert held is not None
         runner = MigrationRunner(wanderer, [db.migration("001", "a")], supervisor=supervisor, owner="node-a")
-        with pytest.raises(MigrationFailed, match="being migrated by another node"):
+        with pytest.raises(MigrationFailed, match="being migrated by node-b"):
             await runner.up()
         assert db.calls == [] and await wanderer.history() == []
         await supervisor.release(held)

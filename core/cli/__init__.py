@@ -12,7 +12,9 @@ from core.cli.events import events
 from core.cli.generate import generate_group
 from core.cli.init import init
 from core.cli.jobs import jobs
+from core.cli.migrate import migrate
 from core.cli.plugins import plugins
+from core.cli.run import run_group
 from core.cli.start import start
 
 
@@ -35,3 +37,5 @@ main.add_command(init)
 main.add_command(generate_group)
 main.add_command(events)
 main.add_command(jobs)
+main.add_command(migrate)
+main.add_command(run_group)

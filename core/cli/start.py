@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from core.cli._common import Context, friendly, pass_context
+from core.cli.migrate import check_pending, require_migrations_option, required_migrations
 from core.config import Settings
 from core.errors import CoreError
 from core.runtime import Runtime
@@ -42,6 +43,7 @@ def _gateway_options(func: F) -> F:
     for decorator in reversed((
         click.option("--host", default=None, help="Address the gateway listens on [default: 127.0.0.1]."),
         click.option("--port", type=int, default=None, help="Port the gateway listens on [default: 9090]."),
+        require_migrations_option,
     )):
         func = decorator(func)
     return _options(func)
@@ -101,6 +103,7 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
             sock.close()
         raise
     try:
+        await check_pending(runtime, require=required_migrations())
         if "gateway" not in services:
             click.echo(summary(runtime, ""))
 

@@ -50,6 +50,9 @@ Protected members a dialect uses: ``engine`` (the ``AsyncEngine`` while open),
 and ``writing()`` (the same in a write transaction; the caller commits). The store's
 constructor takes ``url`` and the options ``commit_delay_ms``, ``max_batch`` and
 ``purge_batch``; a subclass adds its own keyword options and passes the rest on.
+SQL scripts (migrations, operations): :func:`split_statements`, :func:`execute_script` (on a
+connection, values bound as parameters), :func:`run_script` (one transaction on a URL or
+engine) and :data:`TRANSACTIONAL_DDL` (which dialects can roll DDL back).
 ``docs/plugin-helpers.md`` documents this API with an example; ``docs/store.md`` explains the
 design.
 """
@@ -69,6 +72,7 @@ from core.sqlstore.schema import (
     metadata,
     transitions,
 )
+from core.sqlstore.scripts import TRANSACTIONAL_DDL, execute_script, run_script, split_statements, transactional_ddl
 from core.sqlstore.store import SQLStore
 from core.sqlstore.versioning import Step
 from core.sqlstore.wanderer import SQLWanderer
@@ -78,6 +82,7 @@ __all__ = [
     "ASYNC_DRIVERS",
     "NO_DUE_TIME",
     "SCHEMA_VERSION",
+    "TRANSACTIONAL_DDL",
     "UPDATE_PREFIX",
     "GroupWriter",
     "JSONText",
@@ -92,8 +97,12 @@ __all__ = [
     "WriterStats",
     "async_url",
     "events",
+    "execute_script",
     "job_state",
     "jobs",
     "metadata",
+    "run_script",
+    "split_statements",
+    "transactional_ddl",
     "transitions",
 ]

@@ -1,7 +1,8 @@
 """``SQLWanderer``: the history of migration runs in a SQL table, dialect-neutral.
 
 Every transition of every run is one appended row of ``wanderer_runs``, ordered by insertion
-(``seq``). A version is applied when its latest transition is a succeeded ``up``. The table's
+(``seq``). A version is applied when its latest transition (``acknowledged`` marks aside) is a
+succeeded ``up``. Schema version 2 added who ran it (``actor``) and the file's ``checksum``. The table's
 schema version is recorded by :func:`~core.sqlstore.versioning.ensure_schema` (component
 ``wanderer``), so a later release upgrades it instead of recreating it. A dialect
 (:class:`~core.builtin.sqlite.wanderer.SQLiteWanderer`, the PostgreSQL plugin's) overrides the
@@ -12,16 +13,18 @@ answer :meth:`SQLWanderer.applied` with a query of its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.sqlstore.database import SQLDatabase
 from core.sqlstore.schema import UTCDateTime
+from core.sqlstore.versioning import Step
 from hookspecs import Direction, MigrationRun, Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 runs = Table(
@@ -35,8 +38,16 @@ runs = Table(
     Column("status", String(16), nullable=False),
     Column("error", Text),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("checksum", String(64)),
+    Column("actor", String(255)),
     Index("ix_wanderer_runs_scope", "scope", "seq"),
 )
+
+
+async def _add_actor_and_checksum(conn: AsyncConnection) -> None:
+    """Schema 1 → 2: who ran each transition and the checksum of the migration's file."""
+    await conn.execute(text("ALTER TABLE wanderer_runs ADD COLUMN checksum VARCHAR(64)"))
+    await conn.execute(text("ALTER TABLE wanderer_runs ADD COLUMN actor VARCHAR(255)"))
 
 
 class SQLWanderer(SQLDatabase):
@@ -48,6 +59,7 @@ class SQLWanderer(SQLDatabase):
     component: ClassVar[str] = "wanderer"
     tables: ClassVar[Sequence[Table]] = (runs,)
     schema_version: ClassVar[int] = SCHEMA_VERSION
+    schema_steps: ClassVar[Mapping[int, Step]] = {1: _add_actor_and_checksum}
 
     async def open(self) -> None:
         if self._engine is None:
@@ -59,7 +71,7 @@ class SQLWanderer(SQLDatabase):
             await conn.execute(insert(runs).values(
                 id=run.id, scope=run.scope, version=run.version, name=run.name,
                 direction=run.direction.value, status=run.status.value, error=run.error,
-                created_at=run.created_at,
+                created_at=run.created_at, checksum=run.checksum, actor=run.actor,
             ))
             await conn.commit()
 
@@ -73,7 +85,7 @@ class SQLWanderer(SQLDatabase):
             MigrationRun(
                 id=row.id, version=row.version, scope=row.scope, name=row.name,
                 direction=Direction(row.direction), status=Status(row.status),
-                created_at=row.created_at, error=row.error,
+                created_at=row.created_at, error=row.error, checksum=row.checksum, actor=row.actor,
             )
             for row in rows
         ]
@@ -81,7 +93,8 @@ class SQLWanderer(SQLDatabase):
     async def applied(self, scope: str) -> list[str]:
         latest: dict[str, MigrationRun] = {}
         for run in await self.history(scope):
-            latest[run.version] = run
+            if run.status is not Status.ACKNOWLEDGED:
+                latest[run.version] = run
         return sorted(
             version for version, run in latest.items()
             if run.direction is Direction.UP and run.status is Status.SUCCEEDED

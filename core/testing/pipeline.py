@@ -54,11 +54,23 @@ async def resolve(value: T | Awaitable[T]) -> T:
     return value
 
 
-def check_migrations(owner: str, migrations: Iterable[Migration]) -> None:
+def check_migrations(owner: str, migrations: Iterable[Migration], scope: str | None = None) -> None:
+    """Well-formed migrations; with ``scope`` (the owner's), each one's scope is empty (the
+    owner's, filled in by ``core migrate``) or that scope in any spelling (``d:wh``)."""
+    from core.wanderer.scopes import ScopeError, canonical
+
     seen: set[tuple[str, str]] = set()
     for migration in migrations:
         assert isinstance(migration, Migration), f"{owner}: {migration!r} is not a Migration"
-        assert migration.version and migration.scope and migration.name, f"{owner}: {migration} has an empty field"
+        assert migration.version and migration.name, f"{owner}: {migration} has an empty field"
+        if scope is None:
+            assert migration.scope, f"{owner}: {migration} has an empty scope"
+        elif migration.scope:
+            try:
+                given = canonical(migration.scope)
+            except ScopeError as exc:
+                raise AssertionError(f"{owner}: {exc.message}") from None
+            assert given == scope, f"{owner}: migration {migration.version} is of scope {given}, not its own {scope}"
         assert (migration.scope, migration.version) not in seen, f"{owner}: two migrations {migration.version}"
         seen.add((migration.scope, migration.version))
         assert callable(migration.up) and callable(migration.down), f"{owner}: {migration.version} up/down"
@@ -136,7 +148,10 @@ class SourceSuite(CapabilitySuite):
                 pytest.fail(f"{owner}: {type(trigger).__name__} is none of the four trigger modes", pytrace=False)
 
     def test_migrations_are_well_formed(self, source: Source) -> None:
-        check_migrations(f"source {source.name!r}", source.migrations)
+        check_migrations(f"source {source.name!r}", source.migrations, f"source:{source.name}")
+        for name, trigger in source.triggers.items():
+            check_migrations(f"trigger {source.name}/{name}", trigger.migrations,
+                             f"source/trigger:{source.name}/{name}")
 
     @pytest.mark.asyncio
     async def test_http_extractors_turn_samples_into_drafts(
@@ -192,10 +207,12 @@ class DestinationSuite(CapabilitySuite):
     def test_schedules_and_migrations_are_well_formed(self, destination: Destination) -> None:
         if destination.schedule is not None:
             check_schedule(f"destination {destination.name!r}", destination.schedule)
-        check_migrations(f"destination {destination.name!r}", destination.migrations)
+        check_migrations(f"destination {destination.name!r}", destination.migrations,
+                         f"destination:{destination.name}")
         for name, action in destination.actions.items():
             check_schedule(f"action {destination.name}.{name}", destination.schedule_of(name))
-            check_migrations(f"action {destination.name}.{name}", action.migrations)
+            check_migrations(f"action {destination.name}.{name}", action.migrations,
+                             f"destination/action:{destination.name}/{name}")
 
     @pytest.mark.asyncio
     async def test_marshal_returns_a_payload_or_none(

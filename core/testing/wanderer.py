@@ -1,11 +1,13 @@
 """The wanderer conformance suite: the history of migration runs, per scope.
 
 Checks what the wanderer protocol of :mod:`hookspecs` promises: every recorded transition is kept, oldest
-first; ``applied`` lists the versions whose latest run is a succeeded ``up``, in version order.
+first; ``applied`` lists the versions whose latest run (``acknowledged`` marks aside) is a succeeded ``up``,
+in version order; who ran it and the file's checksum are kept.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -104,6 +106,17 @@ class WandererSuite(AdapterSuite):
             log.run("001", Status.FAILED, Direction.DOWN, error="cannot drop"),
         ])
         assert await adapter.applied(log.scope) == []
+
+    async def test_an_acknowledged_mark_changes_nothing(self, adapter: Wanderer, log: RunLog) -> None:
+        await record_all(adapter, [*log.succeeded("001"), log.run("001", Status.ACKNOWLEDGED),
+                                   log.run("002", Status.ACKNOWLEDGED)])
+        assert await adapter.applied(log.scope) == ["001"]
+
+    async def test_actor_and_checksum_are_kept(self, adapter: Wanderer, log: RunLog) -> None:
+        run = dataclasses.replace(log.run("001", Status.SUCCEEDED), checksum="ab" * 32, actor="ann@box (pid 7)")
+        await adapter.record(run)
+        [kept] = await adapter.history(log.scope)
+        assert (kept.checksum, kept.actor) == ("ab" * 32, "ann@box (pid 7)")
 
     async def test_scopes_are_independent(self, adapter: Wanderer, log: RunLog) -> None:
         other = RunLog(log.scope + "-other")

@@ -117,6 +117,11 @@ class LocalSupervisor:
             live = self._live(lease.key, _now())
             return live is not None and live.token == lease.token
 
+    async def holder(self, key: str) -> Lease | None:
+        """The live lease of ``key``, if any (to name who holds it in a message)."""
+        with self._state.lock:
+            return self._live(key, _now())
+
     async def register(self, node: Node) -> None:
         with self._state.lock:
             self._state.nodes[node.id] = dataclasses.replace(node, meta=dict(node.meta))

@@ -58,6 +58,10 @@ RETURNING key, owner, token, expires_at
 
 RELEASE = "UPDATE core_leases SET expires_at = '-infinity' WHERE key = $1 AND owner = $2 AND token = $3"
 
+HOLDER = """
+SELECT key, owner, token, expires_at FROM core_leases WHERE key = $1 AND expires_at > clock_timestamp()
+"""
+
 IS_CURRENT = """
 SELECT EXISTS (SELECT 1 FROM core_leases
                WHERE key = $1 AND owner = $2 AND token = $3 AND expires_at > clock_timestamp())
@@ -170,6 +174,11 @@ class PostgresSupervisor:
             lambda pool: pool.fetchval(IS_CURRENT, lease.key, lease.owner, lease.token)
         )
         return bool(current)
+
+    async def holder(self, key: str) -> Lease | None:
+        """The live lease of ``key``, if any (to name who holds it in a message)."""
+        row = await self._run(lambda pool: pool.fetchrow(HOLDER, key))
+        return _lease(row) if row is not None else None
 
     async def register(self, node: Node) -> None:
         """Add or refresh a node; nodes silent for ten times ``node_ttl`` are forgotten."""

@@ -4,7 +4,8 @@ The table (``wanderer_runs``, schema version kept by ``ensure_schema`` under the
 ``wanderer``) and the queries are the core's, which are dialect-neutral. PostgreSQL adds two
 things: the table is created under the plugin's schema lock, so that nodes starting together
 do not race on it, and ``applied`` asks the database for the latest transition of each
-version (``DISTINCT ON``) instead of reading the scope's whole history.
+version, ``acknowledged`` marks aside (``DISTINCT ON``), instead of reading the scope's whole
+history.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from core_plugin_postgres._pg import schema_locked
 APPLIED = text("""
 SELECT version FROM (
     SELECT DISTINCT ON (version) version, direction, status FROM wanderer_runs
-    WHERE scope = :scope ORDER BY version, seq DESC
+    WHERE scope = :scope AND status <> 'acknowledged' ORDER BY version, seq DESC
 ) AS latest
 WHERE direction = 'up' AND status = 'succeeded' ORDER BY version
 """)
@@ -36,6 +37,6 @@ class PostgresWanderer(SQLWanderer):
             await super().open()
 
     async def applied(self, scope: str) -> list[str]:
-        """Versions whose latest transition is a succeeded ``up``, in version order."""
+        """Versions whose latest transition (``acknowledged`` marks aside) is a succeeded ``up``, in version order."""
         async with self.connection() as conn:
             return list((await conn.execute(APPLIED, {"scope": scope})).scalars())
