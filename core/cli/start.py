@@ -7,7 +7,6 @@ SIGTERM or Ctrl-C stops cleanly (a second one forces the exit); a clean stop exi
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine, Sequence
@@ -18,6 +17,7 @@ import click
 from core.cli._common import Context, friendly, pass_context
 from core.config import Settings
 from core.errors import CoreError
+from core.observability import logs, tracing
 from core.runtime import Runtime
 from hookspecs import redacted_url
 
@@ -52,7 +52,7 @@ def summary(runtime: Runtime, url: str) -> str:
     )
 
 
-def _scheduler() -> Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]:
+def _scheduler() -> Callable[..., Coroutine[Any, Any, None]]:
     try:
         from core.scheduler.service import run_scheduler
     except ImportError as exc:
@@ -77,14 +77,19 @@ def _on_signals(stop: asyncio.Event) -> None:
 async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool = False) -> None:
     """Open one runtime, run ``services`` on it until SIGTERM/SIGINT, close it."""
     from core.gateway.service import Gateway, run_gateway
+    from core.observability.http import SchedulerListener
 
     stop = asyncio.Event()
     _on_signals(stop)
     click.echo(f"core: starting {'+'.join(services)}…", err=True)
+    tracing.setup_from_env("+".join(services))
     runtime = await Runtime.open(settings, services=services, no_plugins=no_plugins)
+    listener: SchedulerListener | None = None
     try:
-        if "gateway" not in services:
-            click.echo(summary(runtime, ""))
+        if "gateway" not in services:  # a lone scheduler: its own /_health, /_ready, /metrics
+            listener = SchedulerListener(runtime)
+            await listener.start()
+            click.echo(summary(runtime, "") + f" · health and metrics on {listener.url}")
 
         def ready(gateway: Gateway) -> None:
             click.echo(summary(runtime, gateway.url))
@@ -93,7 +98,11 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
         if "gateway" in services:
             coroutines.append(run_gateway(runtime, stop, on_ready=ready))
         if "scheduler" in services:
-            coroutines.append(_scheduler()(runtime, stop))
+            def scheduler_ready(ready: bool) -> None:
+                if listener is not None:
+                    listener.ready = ready
+
+            coroutines.append(_scheduler()(runtime, stop, on_ready=scheduler_ready))
         def failed(task: asyncio.Task[None]) -> None:  # one service failing stops the others
             if not task.cancelled() and task.exception() is not None:
                 stop.set()
@@ -106,6 +115,8 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
             if isinstance(result, BaseException):
                 raise result
     finally:
+        if listener is not None:
+            await listener.stop()
         await runtime.close()
     click.echo("core: stopped", err=True)
 
@@ -114,8 +125,7 @@ def _run(ctx: Context, services: Sequence[str], app: str | None, config_path: st
          host: str | None, port: int | None) -> None:
     ctx = Context(config=config_path or ctx.config, app=app or ctx.app, no_plugins=ctx.no_plugins)
     settings = ctx.settings(**{"gateway.host": host, "gateway.port": port})
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings["log.level"], settings["log.format"], logs.secrets_of(settings.values, settings.options))
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
