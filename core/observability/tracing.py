@@ -31,6 +31,8 @@ CONTEXT_KEY = "_trace"
 #: Whether spans are recorded (a real tracer provider is installed); read it, do not set it.
 ON = False
 _tracer: trace.Tracer = trace.NoOpTracer()
+#: A provider used instead of the global one (:func:`install`; tests), or ``None``.
+_installed: trace.TracerProvider | None = None
 
 __all__ = [
     "CONTEXT_KEY",
@@ -41,6 +43,7 @@ __all__ = [
     "context_of",
     "current_ids",
     "event_carrier",
+    "install",
     "links_of",
     "refresh",
     "setup_from_env",
@@ -51,11 +54,20 @@ __all__ = [
 def refresh() -> bool:
     """Look at the installed tracer provider again; return (and set) :data:`ON`."""
     global ON, _tracer
-    provider = trace.get_tracer_provider()
+    provider = _installed or trace.get_tracer_provider()
     disabled = os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true"
     ON = not disabled and not isinstance(provider, ProxyTracerProvider | NoOpTracerProvider)
-    _tracer = trace.get_tracer("core") if ON else trace.NoOpTracer()
+    _tracer = provider.get_tracer("core") if ON else trace.NoOpTracer()
     return ON
+
+
+def install(provider: trace.TracerProvider | None) -> bool:
+    """Record spans with ``provider`` instead of the global one (``None``: the global one
+    again), without touching the process-wide setting, which OpenTelemetry lets be set once.
+    Meant for tests and benchmarks; returns :data:`ON`."""
+    global _installed
+    _installed = provider
+    return refresh()
 
 
 def current_ids() -> tuple[str, str] | None:
