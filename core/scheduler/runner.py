@@ -103,6 +103,7 @@ class Runner:
         """
         if not jobs:
             return []
+        self._count((destination.name, action.name), Status.EXECUTING, len(jobs))  # the claim's transitions
         events = await self._events(jobs)
         first = jobs[0]
         fields = {"destination": destination.name, "action": action.name, "attempt": first.attempt}
@@ -222,13 +223,16 @@ class Runner:
                 log.warning("storing %s failed (%s); retrying in %gs", what, exc, delay)
                 await asyncio.sleep(delay)
 
+    def _count(self, key: tuple[str, str], state: Status, count: int) -> None:
+        counter = self._states.get((*key, state))
+        if counter is None:
+            counter = self._states[(*key, state)] = metrics.child(metrics.JOBS_TRANSITIONED, *key, state.value)
+        counter.inc(count)
+
     def _observe(self, transitions: list[Transition], key: tuple[str, str]) -> None:
         """Count the transitions, then call the ``core_job_transitioned`` observers (errors logged)."""
         for state, count in Counter(t.state_after for t in transitions).items():
-            counter = self._states.get((*key, state))
-            if counter is None:
-                counter = self._states[(*key, state)] = metrics.child(metrics.JOBS_TRANSITIONED, *key, state.value)
-            counter.inc(count)
+            self._count(key, state, count)
         if not self._observed or not transitions:
             return
         try:

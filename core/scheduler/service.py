@@ -103,7 +103,9 @@ async def _serve(
     log.info("scheduler stopping: %d load(s) running", runner.busy)
     recovery.cancel()
     working = [*tasks, *([asyncio.create_task(consumer.stop())] if consumer else [])]
-    _, pending = await asyncio.wait(working, timeout=settings["scheduler.grace_seconds"])
+    pending: set[asyncio.Task[None]] = set()
+    if working:  # a pipeline without actions has nothing to wait for
+        _, pending = await asyncio.wait(working, timeout=settings["scheduler.grace_seconds"])
     if pending:
         log.warning("grace period over: releasing the jobs of %d running load(s)", runner.cancel_loads())
         _, pending = await asyncio.wait(pending, timeout=RELEASE_SECONDS)
