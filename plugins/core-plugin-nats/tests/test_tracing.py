@@ -5,7 +5,7 @@ carry the trace context in the event and in the realtime message's headers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -68,9 +68,9 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     provider.shutdown()
 
 
-async def _wait(condition: object, what: str, timeout: float = 20.0) -> None:
+async def _wait(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"waited {timeout}s for {what}")
         await asyncio.sleep(0.05)
