@@ -79,6 +79,15 @@ def _bool(value: Any) -> bool:
     raise ValueError("true or false")
 
 
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value.lower() not in allowed:
+            raise ValueError("one of " + ", ".join(allowed))
+        return value.lower()
+
+    return check
+
+
 @dataclass(frozen=True, slots=True)
 class Key:
     """One configuration key: dotted name, validator, default and a line of help."""
@@ -110,6 +119,11 @@ KEYS: tuple[Key, ...] = (
     Key("scheduler.lease_seconds", _float(1, 86400), 300.0, "claim lease; expired claims are recovered"),
     Key("scheduler.load_timeout", _float(0.01, 86400), 60.0, "seconds a load may run before its jobs fail"),
     Key("scheduler.grace_seconds", _float(0, 3600), 10.0, "on stop, how long running loads may finish"),
+    Key("scheduler.host", _str, "127.0.0.1", "address of a lone scheduler's /_health, /_ready, /metrics"),
+    Key("scheduler.port", _int(0, 65535), 9091, "port of a lone scheduler's listener (0: any free one)"),
+    Key("metrics.enabled", _bool, True, "update and serve the Prometheus metrics (/metrics)"),
+    Key("log.level", _choice("debug", "info", "warning", "error", "critical"), "info", "the lowest level logged"),
+    Key("log.format", _choice("text", "json"), "text", "log lines as text, or one JSON object per line"),
     Key("plugins.load", _names, None, "allow-list of plugins to load (unset: all; empty: none)", "CORE_LOAD_PLUGINS"),
     Key("plugins.disable", _names, (), "plugin names not to load", "CORE_DISABLE_PLUGINS"),
     Key("plugins.strict", _bool, False, "a broken plugin stops the host", "CORE_STRICT_PLUGINS"),

@@ -8,7 +8,7 @@ store holds the jobs, so a message lost or duplicated costs a claim, never a job
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -27,15 +27,16 @@ class ReadyJobs:
     job_ids: tuple[str, ...]
 
 
-def encode(jobs: Iterable[Job]) -> list[Message]:
-    """Group jobs by action into messages (keyed by ``destination.action``)."""
+def encode(jobs: Iterable[Job], trace: Mapping[str, str] | None = None) -> list[Message]:
+    """Group jobs by action into messages (keyed by ``destination.action``); ``trace`` (the
+    ``traceparent`` / ``tracestate`` of the publishing span) goes into the attributes."""
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for job in jobs:
         groups[(job.destination, job.action)].append(job.id)
     return [
         Message(
             body=orjson.dumps({"v": VERSION, "destination": d, "action": a, "jobs": ids}),
-            attributes={"content-type": "application/json", "core-message": "ready-jobs"},
+            attributes={"content-type": "application/json", "core-message": "ready-jobs", **(trace or {})},
             key=f"{d}.{a}",
         )
         for (d, a), ids in groups.items()

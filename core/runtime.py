@@ -18,6 +18,7 @@ from typing import Any
 from core import __version__
 from core.config import Settings
 from core.errors import CoreError
+from core.observability import metrics, tracing
 from core.pipeline import Pipeline
 from core.plugins import PluginHost
 from hookspecs import ADAPTER_KINDS, Node, PubSub, PubSubUnavailable, Store, Supervisor, Toolkit, Wanderer, new_id
@@ -46,6 +47,8 @@ class Runtime:
         cls, settings: Settings, *, services: Sequence[str], no_plugins: bool = False
     ) -> Runtime:
         """Load plugins and the app, validate the pipeline, open every configured adapter."""
+        metrics.enable(bool(settings["metrics.enabled"]))
+        tracing.refresh()
         host = PluginHost(settings, no_plugins=no_plugins)
         host.registry.check()
         runtime = cls(settings, host, Pipeline.from_host(host))

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from core.brokers._connection import Backoff
+from core.observability import metrics
 from hookspecs import Message, PubSubUnavailable
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class BrokerPubSub(ABC, Generic[ClientT, SubscriptionT]):
         self._open = False
         self._backoff = Backoff(reconnect_wait, reconnect_max)
         self._connecting = asyncio.Lock()
+        self._failed_attempts = 0
 
     # -- what a broker adapter supplies ----------------------------------------------------
 
@@ -177,9 +179,13 @@ class BrokerPubSub(ABC, Generic[ClientT, SubscriptionT]):
             if not isinstance(exc, asyncio.TimeoutError) or self.last_error == NOT_YET:
                 self.last_error = str(exc) if isinstance(exc, PubSubUnavailable) else repr(exc)
             self._backoff.failed()
+            self._failed_attempts += 1
             raise PubSubUnavailable(f"{self.broker} at {self.location} cannot be reached: {self.last_error}") from exc
         self._backoff.reset()
         self._client = client
+        if self._failed_attempts:  # connected again after failed attempts
+            self._failed_attempts = 0
+            metrics.child(metrics.BROKER_RECONNECTS, self.broker).inc()
 
     def noted(self, exc: BaseException) -> None:
         """The SDK reported an error (an error callback): remember it as the reason."""
@@ -197,5 +203,6 @@ class BrokerPubSub(ABC, Generic[ClientT, SubscriptionT]):
     def restored(self) -> None:
         """The SDK reconnected (a callback): subscriptions resume."""
         self.log.warning("%s: reconnected to %s", self.broker, self.location)
+        metrics.child(metrics.BROKER_RECONNECTS, self.broker).inc()
         for subscription in list(self.subscriptions):
             subscription.resume()

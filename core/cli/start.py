@@ -9,7 +9,6 @@ gateway, so that a load calling this gateway is not refused by the stop.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine, Sequence
@@ -22,6 +21,7 @@ from core.cli._common import Context, friendly, pass_context
 from core.cli.migrate import check_pending, require_migrations_option, required_migrations
 from core.config import Settings
 from core.errors import CoreError
+from core.observability import logs, tracing
 from core.runtime import Runtime
 from hookspecs import redacted_url
 
@@ -65,7 +65,7 @@ def summary(runtime: Runtime, url: str) -> str:
     )
 
 
-def _scheduler() -> Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]:
+def _scheduler() -> Callable[..., Coroutine[Any, Any, None]]:
     try:
         from core.scheduler.service import run_scheduler
     except ImportError as exc:
@@ -90,22 +90,27 @@ def _on_signals(stop: asyncio.Event) -> None:
 async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool = False) -> None:
     """Open one runtime, run ``services`` on it until SIGTERM/SIGINT, close it."""
     from core.gateway.service import Gateway, listen, run_gateway
+    from core.observability.http import SchedulerListener
 
     stop = asyncio.Event()
     _on_signals(stop)
     # The port first: taken, it is reported before anything opens or starts.
     sock = listen(settings["gateway.host"], settings["gateway.port"]) if "gateway" in services else None
     click.echo(f"core: starting {'+'.join(services)}…", err=True)
+    tracing.setup_from_env("+".join(services))
     try:
         runtime = await Runtime.open(settings, services=services, no_plugins=no_plugins)
     except BaseException:
         if sock is not None:
             sock.close()
         raise
+    listener: SchedulerListener | None = None
     try:
         await check_pending(runtime, require=required_migrations())
-        if "gateway" not in services:
-            click.echo(summary(runtime, ""))
+        if "gateway" not in services:  # a lone scheduler: its own /_health, /_ready, /metrics
+            listener = SchedulerListener(runtime)
+            await listener.start()
+            click.echo(summary(runtime, "") + f" · health and metrics on {listener.url}")
 
         def ready(gateway: Gateway) -> None:
             click.echo(summary(runtime, gateway.url))
@@ -115,7 +120,11 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
         gateway_stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         if "scheduler" in services:
-            tasks.append(asyncio.create_task(_scheduler()(runtime, stop)))
+            def scheduler_ready(ready: bool) -> None:
+                if listener is not None:
+                    listener.ready = ready
+
+            tasks.append(asyncio.create_task(_scheduler()(runtime, stop, on_ready=scheduler_ready)))
         if "gateway" in services:
             tasks.append(asyncio.create_task(run_gateway(runtime, gateway_stop, on_ready=ready, sock=sock)))
 
@@ -140,6 +149,8 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
             if isinstance(result, BaseException):
                 raise result
     finally:
+        if listener is not None:
+            await listener.stop()
         await runtime.close()
         if sock is not None:
             sock.close()  # a gateway that failed before serving leaves it to us (closing twice is harmless)
@@ -163,8 +174,7 @@ def _run(ctx: Context, services: Sequence[str], app: str | None, config_path: st
     ctx = Context(config=config_path or ctx.config, app=app or ctx.app, no_plugins=ctx.no_plugins)
     settings = ctx.settings(**{"gateway.host": host, "gateway.port": port})
     _refuse_the_template(settings)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings["log.level"], settings["log.format"], logs.secrets_of(settings.values, settings.options))
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop

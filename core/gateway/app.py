@@ -1,4 +1,4 @@
-"""The gateway's web application: one route per HTTP trigger, ``GET /_health``, and the
+"""The gateway's web application: one route per HTTP trigger, ``GET /_health``, ``GET /metrics``, and the
 routes plugins add through ``core_gateway_routes``. Two routes that would answer the same
 method on the same path stop start-up with an error naming both owners.
 
@@ -19,6 +19,8 @@ from starlette.routing import BaseRoute, Route
 from core.errors import PipelineError
 from core.gateway.http import Receive, Scope, Send, TriggerEndpoint
 from core.gateway.ingest import Ingestor
+from core.observability import metrics
+from core.observability.http import metrics_route
 from core.plugins import collect
 from core.plugins._collect import describe, user_frames
 from core.runtime import Runtime
@@ -85,6 +87,8 @@ def build_app(runtime: Runtime, ingestor: Ingestor) -> Dispatch:
     """The web application of one gateway."""
     max_body = int(runtime.settings["gateway.max_body_bytes"])
     owned: list[tuple[str, BaseRoute]] = [("the gateway's health check", health_route(runtime))]
+    if metrics.enabled():
+        owned.append(("the gateway's metrics", metrics_route(runtime.store)))
     direct: dict[tuple[str, str], TriggerEndpoint] = {}
     for source, trigger in runtime.pipeline.triggers():
         if isinstance(trigger, HttpTrigger):

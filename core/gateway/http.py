@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ import orjson
 
 from core.gateway.drafts import checked, drafts_from_json
 from core.gateway.ingest import Ingestor
+from core.observability import metrics, tracing
 from hookspecs import EventDraft, HttpRequest, HttpTrigger, Rejected, StoreUnavailable
 
 Scope = MutableMapping[str, Any]
@@ -86,39 +88,71 @@ class TriggerEndpoint:
         self.trigger = trigger
         self.max_body_bytes = max_body_bytes
         self.where = f"source {source!r}, trigger {trigger.name!r}"
+        self._rejected = metrics.child(metrics.EVENTS_INGESTED, source, trigger.name, "rejected")
+        self._failed = metrics.child(metrics.EVENTS_INGESTED, source, trigger.name, "failed")
+        self._latency: dict[int, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        code = await (self._traced(scope, receive, send) if tracing.ON else self._serve(scope, receive, send))
+        latency = self._latency.get(code)
+        if latency is None:
+            latency = self._latency[code] = metrics.child(
+                metrics.REQUEST_DURATION, self.source, self.trigger.name, str(code))
+        latency.observe(time.perf_counter() - started)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """:meth:`_serve` in a server span continuing the request's ``traceparent``, if any."""
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+                   if k in (b"traceparent", b"tracestate")}
+        with tracing.tracer().start_as_current_span(
+            f"{scope['method']} {self.trigger.path}", context=tracing.context_of(headers),
+            kind=tracing.SpanKind.SERVER,
+            attributes={"http.request.method": scope["method"], "url.path": scope["path"],
+                        "core.source": self.source, "core.trigger": self.trigger.name},
+        ) as span:
+            code = await self._serve(scope, receive, send)
+            span.set_attribute("http.response.status_code", code)
+            return code
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Answer one request; the status code sent (0: the client went away)."""
         received_at = datetime.now(UTC)
         try:
             body = await read_body(scope, receive, self.max_body_bytes)
         except TooLarge:
+            self._rejected.inc()
             await respond(send, 413, error(f"the request body is larger than {self.max_body_bytes} bytes "
                                            "(gateway.max_body_bytes); split it into smaller batches"))
-            return
+            return 413
         except Disconnected:
-            return
+            return 0
         try:
             drafts = await self._extract(scope, body)
         except (Rejected, ValueError) as exc:
+            self._rejected.inc()
             await respond(send, 400, error(str(exc) or type(exc).__name__))
-            return
+            return 400
         except Exception:
+            self._failed.inc()
             log.exception("%s: the extractor failed", self.where)
             await respond(send, 500, error(f"{self.where}: the extractor failed; see the gateway's log"))
-            return
+            return 500
         try:
             done = await self.ingestor.ingest(self.source, self.trigger.name, drafts, received_at=received_at)
         except StoreUnavailable as exc:
+            self._failed.inc(len(drafts))
             log.warning("%s: answered 503: %s", self.where, exc)
             await respond(send, 503, error(f"the store is unavailable, nothing was stored; retry later ({exc})"),
                           [(b"retry-after", b"1")])
-            return
+            return 503
         answer: dict[str, Any] = {"event_ids": done.event_ids, "job_ids": done.job_ids}
         if len(done.events) == 1:
             answer["event_id"] = done.events[0].id
         if done.errors:
             answer["errors"] = done.errors
         await respond(send, 202, answer)
+        return 202
 
     async def _extract(self, scope: Scope, body: bytes) -> Sequence[EventDraft]:
         extract = self.trigger.extract

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.gateway.publisher import Publisher
+from core.observability import metrics, tracing
 from core.pipeline import Pipeline
 from core.runtime import Runtime
 from hookspecs import (
@@ -81,6 +82,7 @@ class Ingestor:
         self.publisher = None if runtime.pubsub is None else Publisher(runtime.pubsub)
         self._targets: dict[str, _Target] = {}
         self._observed = bool(runtime.host.pm.hook.core_event_ingested.get_hookimpls())
+        self._stored: dict[tuple[str, str], Any] = {}
 
     def _target(self, ref: str) -> _Target:
         target = self._targets.get(ref)
@@ -96,13 +98,16 @@ class Ingestor:
             )
         return target
 
-    def _event(self, source: str, trigger: str, draft: EventDraft, received_at: datetime) -> Event:
-        """An event for ``draft``: a new id, the trigger's name unless the draft names it."""
+    def _event(
+        self, source: str, trigger: str, draft: EventDraft, received_at: datetime, trace: dict[str, str] | None
+    ) -> Event:
+        """An event for ``draft``: a new id, the trigger's name unless the draft names it; with
+        tracing, the trace context it was received in, in its ``context``."""
         return Event(
             id=new_id(),
             source=source,
             name=draft.name or trigger,
-            context=draft.context,
+            context=draft.context if trace is None else {**draft.context, tracing.CONTEXT_KEY: trace},
             data=draft.data,
             received_at=received_at,
             sent_at=draft.sent_at,
@@ -121,7 +126,8 @@ class Ingestor:
         Raises :class:`~hookspecs.StoreUnavailable` when the store fails: nothing was stored.
         """
         now = received_at or datetime.now(UTC)
-        result = Ingested(events=[self._event(source, trigger, draft, now) for draft in drafts])
+        trace = (tracing.carrier() or None) if tracing.ON else None
+        result = Ingested(events=[self._event(source, trigger, draft, now, trace) for draft in drafts])
         for event in result.events:
             for flow in self.pipeline.flows_for(source, trigger, event.name):
                 await self._run_flow(flow, event, now, result)
@@ -130,14 +136,27 @@ class Ingestor:
         ingested_at = datetime.now(UTC)
         for event in result.events:
             event.ingested_at = ingested_at
+        if tracing.ON:
+            with tracing.tracer().start_as_current_span(
+                "core.store commit", attributes={"core.events": len(result.events), "core.jobs": len(result.job_ids)}
+            ):
+                await self._commit(result)
+        else:
+            await self._commit(result)
+        stored = self._stored.get((source, trigger))
+        if stored is None:
+            stored = self._stored[(source, trigger)] = metrics.child(metrics.EVENTS_INGESTED, source, trigger, "stored")
+        stored.inc(len(result.events))
+        self._after_commit(result, trace)
+        return result
+
+    async def _commit(self, result: Ingested) -> None:
         try:
             await self.store.insert_queue(Queue(events=result.events))
         except StoreUnavailable:
             raise
         except Exception as exc:
             raise StoreUnavailable(f"the store failed to save the events: {_describe(exc)}") from exc
-        self._after_commit(result)
-        return result
 
     async def _run_flow(self, flow: Flow, event: Event, now: datetime, result: Ingested) -> None:
         """Add to ``event.jobs`` the jobs of ``flow``'s actions; record what failed."""
@@ -203,7 +222,7 @@ class Ingestor:
     def _error(event: Event, flow: Flow, ref: str, exc: BaseException) -> dict[str, str]:
         return {"event_id": event.id, "flow": flow.name, "action": ref, "error": _describe(exc)}
 
-    def _after_commit(self, result: Ingested) -> None:
+    def _after_commit(self, result: Ingested, trace: dict[str, str] | None = None) -> None:
         """Tell observers, then hand realtime jobs to the publisher; neither can lose what is committed."""
         if self._observed:
             try:
@@ -211,7 +230,7 @@ class Ingestor:
             except Exception:
                 log.exception("a core_event_ingested hook failed (the events are stored)")
         if self.publisher is not None and result.realtime:
-            self.publisher.offer(result.realtime)
+            self.publisher.offer(result.realtime, trace)
 
     async def close(self) -> None:
         """Publish the realtime jobs still waiting (bounded), then stop publishing."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from core.observability import metrics, tracing
 from core.ready_jobs import encode
 from hookspecs import JOBS_TOPIC, Job, PubSub
 
@@ -23,6 +24,8 @@ CHUNK = 1000
 MAX_PENDING = 100_000
 #: Seconds :meth:`Publisher.close` spends publishing what is left.
 FLUSH_SECONDS = 5.0
+#: Most requests' spans one publish span links to (the first is its parent).
+MAX_LINKS = 128
 
 
 class Publisher:
@@ -35,8 +38,10 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._skipped = 0
         self._closing = False
+        self._traces: list[Mapping[str, str]] = []
+        self._failures = metrics.child(metrics.PUBLISH_FAILURES, "gateway")
 
-    def offer(self, jobs: Sequence[Job]) -> None:
+    def offer(self, jobs: Sequence[Job], trace: Mapping[str, str] | None = None) -> None:
         """Queue committed realtime jobs for publishing; never blocks, never raises."""
         if self._closing:
             return
@@ -47,6 +52,8 @@ class Publisher:
                             "jobs are left to their schedule", len(self._pending))
             return
         self._pending.extend(jobs)
+        if trace is not None and len(self._traces) < MAX_LINKS:
+            self._traces.append(trace)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="core-gateway-publisher")
         self._wake.set()
@@ -60,14 +67,26 @@ class Publisher:
     async def _publish_pending(self) -> None:
         while self._pending:
             jobs, self._pending = self._pending, []
+            traces, self._traces = self._traces, []
             self._skipped = 0
-            for start in range(0, len(jobs), CHUNK):
-                chunk = jobs[start:start + CHUNK]
-                try:
-                    await self.pubsub.publish(JOBS_TOPIC, encode(chunk))
-                except Exception as exc:  # noqa: BLE001 - the schedule delivers what was not published
-                    log.warning("could not publish %d realtime job(s), the schedule will deliver them: %s: %s",
-                                len(chunk), type(exc).__name__, exc)
+            if traces and tracing.ON:
+                with tracing.tracer().start_as_current_span(
+                    f"{JOBS_TOPIC} publish", context=tracing.context_of(traces[0]), kind=tracing.SpanKind.PRODUCER,
+                    links=tracing.links_of(traces[1:]), attributes={"core.jobs": len(jobs)},
+                ):
+                    await self._publish(jobs, tracing.carrier())
+            else:
+                await self._publish(jobs, None)
+
+    async def _publish(self, jobs: list[Job], trace: Mapping[str, str] | None) -> None:
+        for start in range(0, len(jobs), CHUNK):
+            chunk = jobs[start:start + CHUNK]
+            try:
+                await self.pubsub.publish(JOBS_TOPIC, encode(chunk, trace))
+            except Exception as exc:  # noqa: BLE001 - the schedule delivers what was not published
+                self._failures.inc()
+                log.warning("could not publish %d realtime job(s), the schedule will deliver them: %s: %s",
+                            len(chunk), type(exc).__name__, exc)
 
     async def close(self) -> None:
         """Publish what is left (for at most :data:`FLUSH_SECONDS`), then stop."""

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from core.observability import metrics
 from hookspecs import Lease, Supervisor
 
 log = logging.getLogger("core.gateway")
@@ -50,6 +51,9 @@ async def run_singleton(
     if supervisor is None:
         await work()
         return
+    kind, _, name = key.partition(":")
+    held = metrics.child(metrics.LEASES_HELD, kind, name)
+    held.set(0)
     waiting_logged = False
     while True:
         try:
@@ -65,10 +69,12 @@ async def run_singleton(
             continue
         log.info("this node runs %r (lease token %d)", key, lease.token)
         task = asyncio.ensure_future(work())
+        held.set(1)
         try:
             await _hold(supervisor, lease, ttl, task)
             await asyncio.wait({task})
         finally:
+            held.set(0)
             if not task.done():  # this runner is being cancelled: stop the work first
                 task.cancel()
                 await asyncio.wait({task})

@@ -16,6 +16,7 @@ from typing import Any
 
 from core.gateway.drafts import checked, drafts_from_json
 from core.gateway.ingest import Ingestor
+from core.observability import metrics, tracing
 from hookspecs import Delivery, EventDraft, PubSub, Subscription, SubscriptionTrigger
 
 log = logging.getLogger("core.gateway")
@@ -40,6 +41,7 @@ class SubscriptionRunner:
         self.pubsub = pubsub
         self.source = source
         self.trigger = trigger
+        self._rejected = metrics.child(metrics.EVENTS_INGESTED, source, trigger.name, "rejected")
         self.group = group_of(source, trigger)
         self.where = f"source {source!r}, subscription trigger {trigger.name!r}"
         self._failures = 0
@@ -108,11 +110,19 @@ class SubscriptionRunner:
         try:
             drafts = await self._extract(delivery)
         except Exception as exc:  # noqa: BLE001 - Rejected, ValueError or a bug: same answer
+            self._rejected.inc()
             log.warning("%s: message refused, nacked: %s", self.where, exc)
             await self._nack(delivery)
             return
         try:
-            await self.ingestor.ingest(self.source, self.trigger.name, drafts)
+            if tracing.ON:  # continue the trace of the message's publisher, if it sent one
+                with tracing.tracer().start_as_current_span(
+                    f"{self.trigger.topic} receive", context=tracing.context_of(delivery.message.attributes),
+                    kind=tracing.SpanKind.CONSUMER, attributes={"core.source": self.source},
+                ):
+                    await self.ingestor.ingest(self.source, self.trigger.name, drafts)
+            else:
+                await self.ingestor.ingest(self.source, self.trigger.name, drafts)
         except Exception as exc:  # noqa: BLE001 - not stored: redeliver later
             log.error("%s: could not store the message's events, nacked: %s", self.where, exc)
             await self._nack(delivery)

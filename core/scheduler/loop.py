@@ -23,6 +23,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
+from core.observability import metrics
 from core.runtime import Runtime
 from core.scheduler.runner import Runner
 from core.timing import Interval, parse_interval
@@ -69,6 +70,8 @@ class ActionLoop:
             else parse_interval(schedule.interval)
         )
         self.name = f"{destination.name}.{action.name}"
+        self._held = None if self.realtime else metrics.child(
+            metrics.LEASES_HELD, "action", f"{destination.name}/{action.name}")
 
     async def run(self) -> None:
         """Tick until stopped; a failing pass (store down) is logged and retried next tick."""
@@ -99,6 +102,8 @@ class ActionLoop:
             if lease is None:
                 log.debug("%s: another node holds the lease; skipping this tick", self.name)
                 return 0
+            if self._held is not None:
+                self._held.set(1)
         loaded = 0
         try:
             jobs = await self._claim()
@@ -120,6 +125,8 @@ class ActionLoop:
                     jobs = await following if following is not None else []
         finally:
             if supervisor is not None and lease is not None:
+                if self._held is not None:
+                    self._held.set(0)
                 await supervisor.release(lease)
         return loaded
 

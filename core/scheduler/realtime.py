@@ -130,7 +130,8 @@ class RealtimeConsumer:
                     for start in range(0, len(ids), self.batch_size):  # a big message: several loads
                         chunk = ids[start:start + self.batch_size]
                         jobs = await self.runtime.store.claim_ids(self.claim, chunk, now=now)
-                        await self.runner.run(destination, action, jobs, retry_from=now)
+                        await self.runner.run(destination, action, jobs, retry_from=now,
+                                              trace=taken[0].delivery.message.attributes)
                 except Exception as exc:  # noqa: BLE001 - redelivered later; claimed jobs are recovered
                     log.warning("realtime load of %s.%s failed to record (%s); message returned", *key, exc)
                     for pending in taken:

@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from core.observability import logs, metrics, tracing
 from core.ready_jobs import encode
 from core.runtime import Runtime
 from core.scheduler.children import make_children, realtime_jobs
@@ -65,6 +67,9 @@ class Runner:
         self._loads: set[asyncio.Task[Any]] = set()
         self._toolkits: dict[str, Toolkit] = {}
         self._observed = bool(runtime.host.pm.hook.core_job_transitioned.get_hookimpls())
+        self._durations: dict[tuple[str, str], Any] = {}
+        self._states: dict[tuple[str, str, str], Any] = {}
+        self._publish_failures = metrics.child(metrics.PUBLISH_FAILURES, "scheduler")
 
     def toolkit(self, destination: str, action: str = "") -> Toolkit:
         """The toolkit of a destination (or one of its actions) in the scheduler."""
@@ -89,18 +94,48 @@ class Runner:
         return len(self._loads)
 
     async def run(
-        self, destination: Destination, action: Action, jobs: Sequence[Job], *, retry_from: datetime | None = None
+        self, destination: Destination, action: Action, jobs: Sequence[Job], *, retry_from: datetime | None = None,
+        trace: Mapping[str, str] | None = None,
     ) -> list[Transition]:
-        """Load claimed ``jobs`` of one action and record the outcome; return the transitions."""
+        """Load claimed ``jobs`` of one action and record the outcome; return the transitions.
+
+        With tracing, the load is a span whose parent is ``trace`` (the realtime message's
+        context) or else the first event's, linked to the span of every job's event.
+        """
         if not jobs:
             return []
-        store = self.runtime.store
+        self._count((destination.name, action.name), Status.EXECUTING, len(jobs))  # the claim's transitions
         events = await self._events(jobs)
+        first = jobs[0]
+        fields = {"destination": destination.name, "action": action.name, "attempt": first.attempt}
+        if len(jobs) == 1:
+            fields |= {"job_id": first.id, "event_id": first.event_id}
+        token = logs.CURRENT.set(fields)
+        try:
+            if not tracing.ON:
+                return await self._load(destination, action, jobs, events, retry_from)
+            carriers = [tracing.event_carrier(event.context) for event in events.values()]
+            with tracing.tracer().start_as_current_span(
+                f"load {destination.name}.{action.name}", context=tracing.context_of(trace or carriers[0]),
+                kind=tracing.SpanKind.CONSUMER, links=tracing.links_of(carriers),
+                attributes={"core.destination": destination.name, "core.action": action.name,
+                            "core.jobs": len(jobs)},
+            ):
+                return await self._load(destination, action, jobs, events, retry_from)
+        finally:
+            logs.CURRENT.reset(token)
+
+    async def _load(
+        self, destination: Destination, action: Action, jobs: Sequence[Job], events: dict[str, Event],
+        retry_from: datetime | None,
+    ) -> list[Transition]:
+        store = self.runtime.store
         queue = Queue(events=list(events.values()))
         toolkit = self.toolkit(destination.name, action.name)
         task = asyncio.ensure_future(_call_load(action, toolkit, queue))
         self._loads.add(task)
         result: object
+        started = time.perf_counter()
         try:
             result = await asyncio.wait_for(asyncio.shield(task), self.load_timeout)
         except TimeoutError:
@@ -115,11 +150,16 @@ class Runner:
             result = exc
         finally:
             self._loads.discard(task)
+        key = (destination.name, action.name)
+        duration = self._durations.get(key)
+        if duration is None:
+            duration = self._durations[key] = metrics.child(metrics.LOAD_DURATION, *key)
+        duration.observe(time.perf_counter() - started)
         now = datetime.now(UTC)
         if task.cancelled():
             transitions = _released(jobs, now)
             await self._write(store.add_transitions, transitions, f"release of {len(jobs)} job(s)")
-            self._observe(transitions)
+            self._observe(transitions, key)
             return transitions
         schedule = destination.schedule_of(action.name)
         outcome = decide(jobs, result, schedule, now=now, retry_from=retry_from)
@@ -136,7 +176,7 @@ class Runner:
                 await self._write(store.add_jobs, children, f"{len(children)} child job(s) of {where}")
                 await self._publish(realtime_jobs(self.runtime.pipeline, children))
         await self._write(store.add_transitions, outcome.transitions, f"{len(jobs)} transition(s) of {where}")
-        self._observe(outcome.transitions)
+        self._observe(outcome.transitions, key)
         return outcome.transitions
 
     async def _publish(self, jobs: Sequence[Job]) -> None:
@@ -145,8 +185,9 @@ class Runner:
         if not jobs or pubsub is None:
             return
         try:
-            await pubsub.publish(JOBS_TOPIC, encode(jobs))
+            await pubsub.publish(JOBS_TOPIC, encode(jobs, tracing.carrier() if tracing.ON else None))
         except Exception as exc:  # noqa: BLE001 - the broker is optional: the poll delivers them
+            self._publish_failures.inc()
             log.warning("could not publish %d realtime job(s) (%s); the poll will deliver them", len(jobs), exc)
 
     async def _events(self, jobs: Sequence[Job]) -> dict[str, Event]:
@@ -183,8 +224,16 @@ class Runner:
                 log.warning("storing %s failed (%s); retrying in %gs", what, exc, delay)
                 await asyncio.sleep(delay)
 
-    def _observe(self, transitions: list[Transition]) -> None:
-        """Call the ``core_job_transitioned`` observers; their errors are logged."""
+    def _count(self, key: tuple[str, str], state: Status, count: int) -> None:
+        counter = self._states.get((*key, state))
+        if counter is None:
+            counter = self._states[(*key, state)] = metrics.child(metrics.JOBS_TRANSITIONED, *key, state.value)
+        counter.inc(count)
+
+    def _observe(self, transitions: list[Transition], key: tuple[str, str]) -> None:
+        """Count the transitions, then call the ``core_job_transitioned`` observers (errors logged)."""
+        for state, count in Counter(t.state_after for t in transitions).items():
+            self._count(key, state, count)
         if not self._observed or not transitions:
             return
         try:

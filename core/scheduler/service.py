@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 
 from core.errors import CoreError
+from core.observability import metrics
 from core.runtime import Runtime
 from core.scheduler.loop import ActionLoop
 from core.scheduler.realtime import RealtimeConsumer
@@ -40,8 +42,13 @@ RECOVERED = "recovered: the scheduler running the load stopped before recording 
 RELEASE_SECONDS = 10.0
 
 
-async def run_scheduler(runtime: Runtime, stop: asyncio.Event) -> None:
+async def run_scheduler(
+    runtime: Runtime, stop: asyncio.Event, *, on_ready: Callable[[bool], None] | None = None
+) -> None:
     """Run the scheduler on an opened runtime until ``stop`` is set, then stop cleanly.
+
+    ``on_ready(True)`` is called once destinations are started and loops run, ``on_ready(False)``
+    when stopping begins (the lone scheduler's ``/_ready``).
 
     :raises CoreError: bad settings, or an ``init`` of a destination or action failed.
     """
@@ -58,12 +65,14 @@ async def run_scheduler(runtime: Runtime, stop: asyncio.Event) -> None:
     started = await start_destinations(runtime, runner)
     try:
         await recover(runtime)
-        await _serve(runtime, runner, stop)
+        await _serve(runtime, runner, stop, on_ready)
     finally:
         await shutdown_destinations(started, runner)
 
 
-async def _serve(runtime: Runtime, runner: Runner, stop: asyncio.Event) -> None:
+async def _serve(
+    runtime: Runtime, runner: Runner, stop: asyncio.Event, on_ready: Callable[[bool], None] | None = None
+) -> None:
     """Run loops, consumer and recovery until ``stop``; then drain, release and return."""
     settings = runtime.settings
     batch_size: int = settings["scheduler.batch_size"]
@@ -86,12 +95,18 @@ async def _serve(runtime: Runtime, runner: Runner, stop: asyncio.Event) -> None:
         consumer_task = asyncio.create_task(consumer.run(), name="scheduler realtime")
     recovery = asyncio.create_task(_recover_every(runtime, lease_seconds / 2, stop), name="scheduler recovery")
     log.info("scheduler running: %d action(s), realtime %s", len(loops), "on" if consumer else "off")
+    if on_ready is not None:
+        on_ready(True)
     await stop.wait()
+    if on_ready is not None:
+        on_ready(False)
 
     log.info("scheduler stopping: %d load(s) running", runner.busy)
     recovery.cancel()
     working = [*tasks, *([asyncio.create_task(consumer.stop())] if consumer else [])]
-    _, pending = await asyncio.wait(working, timeout=settings["scheduler.grace_seconds"])
+    pending: set[asyncio.Task[None]] = set()
+    if working:  # a pipeline without actions has nothing to wait for
+        _, pending = await asyncio.wait(working, timeout=settings["scheduler.grace_seconds"])
     if pending:
         log.warning("grace period over: releasing the jobs of %d running load(s)", runner.cancel_loads())
         _, pending = await asyncio.wait(pending, timeout=RELEASE_SECONDS)
@@ -112,6 +127,8 @@ async def recover(runtime: Runtime) -> int:
     jobs = await runtime.store.recover(now=now)
     if not jobs:
         return 0
+    if metrics.enabled():
+        metrics.CLAIM_RECOVERIES.inc(len(jobs))
     log.warning("recovered %d job(s) left executing by a scheduler that stopped", len(jobs))
     destinations = runtime.pipeline.destinations
     exhausted = [

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Select, Table, bindparam, insert, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import ConfigError
@@ -20,10 +20,12 @@ from core.sqlstore.rows import UPDATE_PREFIX, event_row, new_jobs, state_update,
 from core.sqlstore.schema import INSERTS, SCHEMA_VERSION, events, job_state, jobs, metadata, transitions
 from core.sqlstore.writer import GroupWriter, SyncTask, Work, WriterStats, WriteSet, merged
 from hookspecs import (
+    FINAL_STATUSES,
     Claim,
     Event,
     Job,
     Queue,
+    Status,
     Transition,
     WhereEvent,
     WhereJob,
@@ -220,6 +222,19 @@ class SQLStore(SQLDatabase):
         return count
 
     # -- reads ------------------------------------------------------------------------------
+
+    async def backlog(self) -> dict[tuple[str, str, str], int]:
+        """Unfinished jobs by ``(destination, action, status)``, counted in the ``job_state``
+        summary (its status index: the cost grows with the backlog, not the history)."""
+        unfinished = [status.value for status in Status if status not in FINAL_STATUSES]
+        query = (
+            select(job_state.c.destination, job_state.c.action, job_state.c.status, func.count())
+            .where(job_state.c.status.in_(unfinished))
+            .group_by(job_state.c.destination, job_state.c.action, job_state.c.status)
+        )
+        async with self.connection() as conn:
+            rows = (await conn.execute(query)).all()
+        return {(destination, action, status): count for destination, action, status, count in rows}
 
     async def find_events(self, where: WhereEvent) -> list[Event]:
         async with self.connection() as conn:

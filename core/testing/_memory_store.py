@@ -349,6 +349,16 @@ class MemoryStore:
                 break
         return found
 
+    async def backlog(self) -> dict[tuple[str, str, str], int]:
+        """Unfinished jobs by ``(destination, action, status)`` (what ``/metrics`` shows)."""
+        db = await self._tables()
+        counts: dict[tuple[str, str, str], int] = {}
+        for row in db.jobs.values():
+            if row.status not in FINAL_STATUSES:
+                key = (row.destination, row.action, row.status.value)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
     async def find_jobs(self, where: WhereJob) -> list[Job]:
         """Matching jobs with their current status, ordered by id, from ``where.page.after`` on."""
         db = await self._tables()

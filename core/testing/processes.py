@@ -67,6 +67,7 @@ def core_register_flows():
 """
 
 _BANNER = re.compile(r"^core [a-z+]+ (?:listening on (http://\S+)|running)", re.MULTILINE)
+_LISTENER = re.compile(r"health and metrics on (http://\S+)")
 
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
@@ -125,9 +126,12 @@ class Deployment:
     ) -> None:
         self.directory = directory
         self.url = ""
+        #: The listener of a lone scheduler (``/_health``, ``/_ready``, ``/metrics``), once started.
+        self.scheduler_url = ""
         self.processes: list[CoreProcess] = []
         self._env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")}
-        self._env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
+        # A lone scheduler listens on a free port, unless the test says otherwise.
+        self._env.update({"PYTHONUNBUFFERED": "1", "CORE_SCHEDULER_PORT": "0", **(env or {})})
         self._client: httpx.Client | None = None
         top = {"app": "app.py", "store": store, "pubsub": pubsub}
         tables: dict[str, Mapping[str, Any]] = {}
@@ -168,6 +172,9 @@ class Deployment:
         banner = _BANNER.search(started.output())
         if banner and banner.group(1):
             self.url = banner.group(1)
+        listener = _LISTENER.search(started.output())
+        if listener:
+            self.scheduler_url = listener.group(1)
         return started
 
     def start_apart(self, scheduler_ready: Callable[[], object] | None = None, what: str = "") -> None:

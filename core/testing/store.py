@@ -280,6 +280,20 @@ class StoreSuite(StoreQueryChecks, AdapterSuite):
         assert still is not None and still.status is Status.EXECUTING
         assert not [j for j in await adapter.recover(now=later(now, 20)) if j.id in ids(short)], "recovered twice"
 
+    # -- backlog (optional: what /metrics shows) -------------------------------------------
+
+    async def test_backlog_counts_unfinished_jobs_by_action_and_status(self, adapter: Store, names: Names) -> None:
+        backlog = getattr(adapter, "backlog", None)
+        if backlog is None:
+            pytest.skip("this store has no backlog() (optional: /metrics then shows no backlog)")
+        event = make_event(source=names.source, actions=[(names.destination, names.action)] * 3)
+        await adapter.insert_queue(Queue(events=[event]))
+        await move(adapter, event.jobs[0], Status.EXECUTING, Status.SUCCEEDED)
+        await move(adapter, event.jobs[1], Status.EXECUTING, Status.FAILED, error="retry")
+        counts = {key: n for key, n in (await backlog()).items() if key[0] == names.destination}
+        assert counts == {(names.destination, names.action, "acknowledged"): 1,
+                          (names.destination, names.action, "failed"): 1}
+
     # -- purge -----------------------------------------------------------------------------
 
     @requires(Capability.PURGE)
