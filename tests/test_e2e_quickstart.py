@@ -24,10 +24,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.scratch import REPO
+from core.testing import QUICKSTART_APP
 
 pytestmark = pytest.mark.slow
-QUICKSTART = REPO / "core" / "scaffold" / "quickstart" / "pipeline.py"
 
 
 class Warehouse(BaseHTTPRequestHandler):
@@ -86,7 +85,7 @@ def eventually(check: Callable[[], Any], timeout: float = 60.0) -> Any:
 def test_quickstart_delivers_retries_discards_and_stops_cleanly(tmp_path: Path, warehouse: str) -> None:
     port = free_port()
     (tmp_path / "core.toml").write_text(
-        f'app = "{QUICKSTART}"\n[gateway]\nport = {port}\n[options.warehouse]\nurl = "{warehouse}"\n'
+        f'app = "{QUICKSTART_APP}"\n[gateway]\nport = {port}\n[options.warehouse]\nurl = "{warehouse}"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")} | {"CORE_LOAD_PLUGINS": ""}
     server = subprocess.Popen(

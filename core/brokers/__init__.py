@@ -12,26 +12,36 @@ from __future__ import annotations
 from core.brokers._connection import Backoff
 from core.brokers._conventions import (
     BROKER_OPTIONS,
+    DEAD_DELIVERIES,
+    DEAD_GROUP,
     DEAD_LETTER_GROUP,
     DEAD_LETTER_PREFIX,
+    DEAD_REASON,
+    DEAD_TOPIC,
     KEY_HEADER,
     broker_registration,
     dotted_topic,
     is_dotted,
 )
 from core.brokers._pubsub import NOT_YET, BrokerPubSub
+from core.brokers._settlements import Settlements
 from core.brokers._subscription import BrokerDelivery, BrokerSubscription
 
 __all__ = [
     "BROKER_OPTIONS",
+    "DEAD_DELIVERIES",
+    "DEAD_GROUP",
     "DEAD_LETTER_GROUP",
     "DEAD_LETTER_PREFIX",
+    "DEAD_REASON",
+    "DEAD_TOPIC",
     "KEY_HEADER",
     "NOT_YET",
     "Backoff",
     "BrokerDelivery",
     "BrokerPubSub",
     "BrokerSubscription",
+    "Settlements",
     "broker_registration",
     "dotted_topic",
     "is_dotted",

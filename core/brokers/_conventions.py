@@ -17,6 +17,10 @@ DEAD_LETTER_PREFIX = "dead."
 DEAD_LETTER_GROUP = "dead-letters"
 #: The header (or attribute) carrying :attr:`hookspecs.Message.key` on brokers without keys.
 KEY_HEADER = "Core-Key"
+#: The headers of a dead letter: the topic and group it was dead-lettered from, the deliveries
+#: it had, and (where the broker says) why.
+DEAD_TOPIC, DEAD_GROUP = "Core-Dead-Topic", "Core-Dead-Group"
+DEAD_DELIVERIES, DEAD_REASON = "Core-Dead-Deliveries", "Core-Dead-Reason"
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 

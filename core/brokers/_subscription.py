@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from hookspecs import Message
+from core.brokers._conventions import DEAD_DELIVERIES, DEAD_GROUP, DEAD_TOPIC
+from hookspecs import Message, PubSubUnavailable
 
 if TYPE_CHECKING:
     from core.brokers._pubsub import BrokerPubSub
@@ -88,7 +89,12 @@ class BrokerSubscription(ABC, Generic[RawT]):
     A subclass supplies :meth:`accept` (a raw message into a delivery, or ``None`` to pass it
     over) and :meth:`leave`; it may override :meth:`start`, :meth:`next_raw` (to ask the
     broker for more before waiting), :meth:`returned` and :meth:`resume`.
+
+    :cvar not_settled: what the SDK raises when the broker refuses a settlement (an expired
+        handle): logged like a lost connection, since the broker delivers the message again.
     """
+
+    not_settled: ClassVar[tuple[type[BaseException], ...]] = ()
 
     def __init__(self, owner: BrokerPubSub[Any, Any], topic: str, group: str) -> None:
         self.owner = owner
@@ -158,12 +164,29 @@ class BrokerSubscription(ABC, Generic[RawT]):
         for delivery in list(self.unsettled):
             await delivery.release()
 
-    async def settled(self, settlement: Awaitable[None], what: str) -> None:
-        """Await ``settlement``; if the connection is gone, log it: the message comes again."""
+    async def settled(self, settlement: Awaitable[Any], what: str) -> None:
+        """Await ``settlement``; if the connection is gone or the broker refused it
+        (:attr:`not_settled`), log it: the message comes again."""
         try:
             await settlement
-        except self.owner.unavailable as exc:
+        except (*self.owner.unavailable, *self.not_settled) as exc:
             self.not_sent(what, exc)
+
+    async def publish_dead_letter(self, delivery: BrokerDelivery, topic: str) -> bool:
+        """Publish ``delivery``'s message on the dead-letter ``topic`` through the owner, with
+        the ``DEAD_*`` headers; ``False`` (logged) when it could not be stored: redeliver it."""
+        message = delivery.message
+        attributes = {**message.attributes, DEAD_TOPIC: self.topic, DEAD_GROUP: self.group,
+                      DEAD_DELIVERIES: str(delivery.deliveries)}
+        try:
+            await self.owner.publish(topic, [Message(message.body, attributes, message.key)])
+        except PubSubUnavailable as exc:
+            self.owner.log.warning("%s: dead letter for %r not stored (%r); redelivering it",
+                                   self.owner.broker, self.topic, exc)
+            return False
+        self.owner.log.warning("%s: message on %r dead-lettered to %r after %d deliveries to group %r",
+                               self.owner.broker, self.topic, topic, delivery.deliveries, self.group)
+        return True
 
     def not_sent(self, what: str, exc: BaseException) -> None:
         """Log a settlement lost with the connection (the broker delivers the message again)."""

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     )
     from core.testing.packaging import PluginPackagingSuite
     from core.testing.pipeline import DestinationSuite, SourceSuite
-    from core.testing.processes import RECORDING_APP, CoreProcess, Deployment
+    from core.testing.processes import QUICKSTART_APP, RECORDING_APP, CoreProcess, Deployment
     from core.testing.pubsub import Inbox, PubSubSuite, ack_all, bodies
     from core.testing.servers import ServerError, ServerProcess
     from core.testing.store import StoreSuite
@@ -69,6 +69,7 @@ _WHERE = {
     "make_transition": "data", "same_time": "data", "utcnow": "data",
     "DestinationSuite": "pipeline", "SourceSuite": "pipeline",
     "CoreProcess": "processes", "Deployment": "processes", "RECORDING_APP": "processes",
+    "QUICKSTART_APP": "processes",
     "Inbox": "pubsub", "PubSubSuite": "pubsub",
     "ServerError": "servers", "ServerProcess": "servers",
     "StoreSuite": "store",
@@ -79,6 +80,7 @@ _WHERE = {
 __all__ = [
     "FEED_GROUP",
     "FEED_TOPIC",
+    "QUICKSTART_APP",
     "RECORDING_APP",
     "AdapterPool",
     "AdapterSuite",

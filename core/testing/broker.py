@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import pytest
 import pytest_asyncio
 
+from core.brokers import DEAD_GROUP, DEAD_TOPIC
 from core.testing._base import AdapterPool, AdapterSuite, _adapter_url, create_adapter
 from core.testing.pubsub import Inbox, PubSubSuite, ack_all, bodies
 from hookspecs import Delivery, Message, PubSub, PubSubUnavailable
@@ -173,8 +174,8 @@ class DeadLetterSuite(_BrokerSuite):
     :cvar dead_group_attribute: the attribute holding the group that gave up on it.
     """
 
-    dead_topic_attribute: ClassVar[str] = "Core-Dead-Topic"
-    dead_group_attribute: ClassVar[str] = "Core-Dead-Group"
+    dead_topic_attribute: ClassVar[str] = DEAD_TOPIC
+    dead_group_attribute: ClassVar[str] = DEAD_GROUP
 
     def check_dead_letter(self, attributes: Mapping[str, str]) -> None:
         """Override to check what else your adapter records on a dead letter (delivered twice)."""

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import pytest
 
+from core.brokers import DEAD_GROUP, DEAD_TOPIC
 from core.testing._base import create_adapter
 from core.testing.processes import Deployment
 from hookspecs import Message, PubSub
@@ -127,8 +128,8 @@ class DeadLetterEndToEndSuite(BrokerEndToEndSuite):
     :cvar dead_group_attribute: the dead letter's attribute holding the group that gave up on it.
     """
 
-    dead_topic_attribute: ClassVar[str] = "Core-Dead-Topic"
-    dead_group_attribute: ClassVar[str] = "Core-Dead-Group"
+    dead_topic_attribute: ClassVar[str] = DEAD_TOPIC
+    dead_group_attribute: ClassVar[str] = DEAD_GROUP
 
     def test_a_subscription_trigger_makes_events_and_dead_letters_what_it_cannot_read(
         self, tmp_path: Path, pubsub_url: str

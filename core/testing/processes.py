@@ -9,6 +9,8 @@ each one exited 0 and said ``core: stopped``. Each process writes its output to
 
 :data:`RECORDING_APP` is a ready-made pipeline whose realtime action appends the event id of
 every job it loads to ``loaded.txt``; :meth:`Deployment.loaded` reads it back.
+:data:`QUICKSTART_APP` is the path of the pipeline ``core init`` writes, for tests that run it
+as a newcomer would.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ def core_register_flows():
         Flow("feed", source="feed", actions=["sink.record"]),
     ]
 """
+
+#: The quickstart pipeline that ``core init`` copies into a new project (the ``shop`` source,
+#: the ``warehouse`` and ``alerts`` destinations), run as it is by end-to-end tests.
+QUICKSTART_APP = Path(__file__).resolve().parents[1] / "scaffold" / "quickstart" / "pipeline.py"
 
 _BANNER = re.compile(r"^core [a-z+]+ (?:listening on (http://\S+)|running)", re.MULTILINE)
 _LISTENER = re.compile(r"health and metrics on (http://\S+)")

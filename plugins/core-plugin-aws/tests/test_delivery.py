@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 import pytest
+from core.brokers import DEAD_DELIVERIES, DEAD_GROUP, DEAD_TOPIC
 from core.testing import BrokerDeliverySuite, Clients, DeadLetterSuite, Inbox
 from hookspecs import Delivery, Message
 
-from core_plugin_aws._subscription import DEAD_DELIVERIES, DEAD_GROUP, DEAD_TOPIC, AwsDelivery
+from core_plugin_aws._subscription import AwsDelivery
 
 
 class AwsAdapter:

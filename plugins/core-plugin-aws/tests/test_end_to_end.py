@@ -1,7 +1,7 @@
 """Gateway and scheduler as separate processes (``core start gateway`` / ``core start
 scheduler``) exchanging realtime jobs through SNS/SQS, going on while moto is down, and a
 subscription trigger dead-lettering what it cannot read: the kit's end-to-end suite. And the
-quickstart pipeline (``examples/quickstart/pipeline.py``) delivering its realtime action through
+quickstart pipeline that ``core init`` writes delivering its realtime action through
 SNS/SQS between two processes, stopped by SIGTERM."""
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
-from core.testing import DeadLetterEndToEndSuite, Deployment, Outage
+from core.testing import QUICKSTART_APP, DeadLetterEndToEndSuite, Deployment, Outage
 
 from core_plugin_aws.pubsub import AwsPubSub
 
 pytestmark = pytest.mark.slow
-QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart" / "pipeline.py"
 
 
 def group_exists(pubsub_url: str, topic: str, group: str) -> bool:
@@ -54,7 +53,7 @@ def test_the_quickstart_delivers_its_realtime_action_through_sns_and_sqs(tmp_pat
     """The quickstart's ``logger.log`` is realtime: with the realtime poll once an hour, only
     SNS/SQS can bring its jobs from the gateway process to the scheduler process."""
     settings = {"scheduler": {"poll_seconds": 3600}, "options.warehouse": {"url": "http://127.0.0.1:9/none"}}
-    with Deployment(tmp_path, QUICKSTART.read_text(), pubsub=aws_url, settings=settings) as running:
+    with Deployment(tmp_path, QUICKSTART_APP.read_text(), pubsub=aws_url, settings=settings) as running:
         running.start_apart(lambda: group_exists(aws_url, "core.jobs", "core.scheduler"),
                             "the scheduler's queue on AWS SNS/SQS")
         events = running.post("/webhooks/orders", *({"context": {}, "data": {"order": n}} for n in range(5)))

@@ -11,10 +11,11 @@ from typing import ClassVar
 
 import pytest
 from conftest import LOCK_SECONDS
+from core.brokers import DEAD_DELIVERIES, DEAD_REASON
 from core.testing import BrokerDeliverySuite, Clients, DeadLetterSuite, Inbox
 from hookspecs import Delivery, Message
 
-from core_plugin_azure._subscription import DEAD_DELIVERIES, DEAD_REASON, AzureDelivery
+from core_plugin_azure._subscription import AzureDelivery
 
 
 class AzureAdapter:

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 from conftest import VARIABLE
-from core.testing import DeadLetterEndToEndSuite, Deployment, Outage
+from core.testing import QUICKSTART_APP, DeadLetterEndToEndSuite, Deployment, Outage
 from standin import StandIn
 
 from core_plugin_azure._options import AzureOptions
 
 pytestmark = pytest.mark.slow
-QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart" / "pipeline.py"
 
 
 class TestEndToEnd(DeadLetterEndToEndSuite):
@@ -51,11 +50,11 @@ class TestEndToEnd(DeadLetterEndToEndSuite):
 def test_the_quickstart_delivers_its_realtime_action_through_service_bus(
     tmp_path: Path, standin: StandIn, azure_url: str
 ) -> None:
-    """examples/quickstart/pipeline.py as it is, gateway and scheduler apart, realtime through
+    """The quickstart pipeline ``core init`` writes, as it is, gateway and scheduler apart, realtime through
     Service Bus alone (the realtime poll once an hour); both stop on SIGTERM, exit 0."""
     settings = {"scheduler": {"poll_seconds": 3600}}
     options = AzureOptions.parse(azure_url, {}, environ={VARIABLE: standin.connection_string})
-    with Deployment(tmp_path, QUICKSTART.read_text(), pubsub=azure_url, settings=settings,
+    with Deployment(tmp_path, QUICKSTART_APP.read_text(), pubsub=azure_url, settings=settings,
                     env={VARIABLE: standin.connection_string}) as running:
         running.start_apart(lambda: standin.has_subscription(options.topic_name("core.jobs"),
                                                              options.subscription_name("core.scheduler")),

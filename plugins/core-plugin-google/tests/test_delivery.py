@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 import pytest
+from core.brokers import DEAD_DELIVERIES
 from core.testing import BrokerDeliverySuite, Clients, DeadLetterSuite, Inbox
 from hookspecs import Delivery, Message
 
-from core_plugin_google._subscription import DEAD_DELIVERIES, GoogleDelivery
+from core_plugin_google._subscription import GoogleDelivery
 
 
 class GoogleAdapter:

@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 import pytest
+from core.brokers import DEAD_DELIVERIES
 from core.testing import BrokerDeliverySuite, Clients, DeadLetterSuite, Inbox
 from hookspecs import Delivery, Message
 
-from core_plugin_nats._subscription import DEAD_DELIVERIES, NatsDelivery
+from core_plugin_nats._subscription import NatsDelivery
 
 
 class NatsAdapter:

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 import pytest
+from core.brokers import DEAD_REASON
 from core.testing import BrokerDeliverySuite, Clients, DeadLetterSuite
 from hookspecs import ConfigError, Delivery, Message
 
-from core_plugin_rabbitmq._subscription import DEAD_REASON, RabbitDelivery
+from core_plugin_rabbitmq._subscription import RabbitDelivery
 
 
 class RabbitAdapter:

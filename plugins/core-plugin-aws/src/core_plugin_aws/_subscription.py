@@ -20,11 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
-from core.brokers import DEAD_LETTER_PREFIX, BrokerDelivery, BrokerSubscription
+from core.brokers import (
+    DEAD_DELIVERIES,
+    DEAD_GROUP,
+    DEAD_LETTER_PREFIX,
+    DEAD_TOPIC,
+    BrokerDelivery,
+    BrokerSubscription,
+    Settlements,
+)
 from hookspecs import Message, PubSubUnavailable
 
 from core_plugin_aws._errors import NOT_DONE, gone
@@ -33,8 +41,6 @@ from core_plugin_aws._messages import decode
 if TYPE_CHECKING:
     from core_plugin_aws.pubsub import AwsPubSub, Client
 
-#: Attributes added to a dead letter.
-DEAD_TOPIC, DEAD_GROUP, DEAD_DELIVERIES = "Core-Dead-Topic", "Core-Dead-Group", "Core-Dead-Deliveries"
 #: Most entries of one SQS batch call, and batch calls of one kind in flight at once.
 _BATCH, _CALLS = 10, 8
 
@@ -87,41 +93,11 @@ class AwsDelivery(BrokerDelivery):
         self.subscription.returns.add(self.receipt)
 
 
-class Settlements:
-    """Receipt handles to send with one kind of batch call: up to ``_CALLS`` calls of 10 at a
-    time, then the next round with everything that came meanwhile."""
-
-    def __init__(
-        self, subscription: AwsSubscription, what: str, send: Callable[[list[str]], Awaitable[Any]]
-    ) -> None:
-        self._subscription = subscription
-        self._what = what
-        self._send = send
-        self._pending: list[str] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, receipt: str) -> None:
-        """Send ``receipt`` soon."""
-        self._pending.append(receipt)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._flush(), name=f"{self._what} {self._subscription.queue}")
-
-    async def _flush(self) -> None:
-        while self._pending:
-            taken, self._pending = self._pending[:_BATCH * _CALLS], self._pending[_BATCH * _CALLS:]
-            chunks = [taken[i:i + _BATCH] for i in range(0, len(taken), _BATCH)]
-            await asyncio.gather(*(self._subscription.settled(self._send(c), self._what) for c in chunks))
-
-    async def sent(self) -> None:
-        """Wait until everything added so far is sent (or could not be)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.gather(self._task, return_exceptions=True)
-
-
 class AwsSubscription(BrokerSubscription[dict[str, Any]]):
     """A member of ``group`` on ``topic``; iterate it for :class:`AwsDelivery`."""
 
     owner: AwsPubSub
+    not_settled = (ClientError, PubSubUnavailable)
 
     def __init__(self, owner: AwsPubSub, client: Client, *, topic: str, group: str) -> None:
         super().__init__(owner, topic, group)
@@ -132,8 +108,9 @@ class AwsSubscription(BrokerSubscription[dict[str, Any]]):
         self.max_deliveries = 0 if topic.startswith(DEAD_LETTER_PREFIX) else self.options.max_deliveries
         #: Set when a delivery is settled: the member may receive again.
         self.room = asyncio.Event()
-        self.deletes = Settlements(self, "ack", self._delete)
-        self.returns = Settlements(self, "nack", lambda receipts: self._visibility(receipts, 0))
+        self.deletes = Settlements(self, "ack", self._delete, batch=_BATCH, calls=_CALLS)
+        self.returns = Settlements(self, "nack", lambda receipts: self._visibility(receipts, 0),
+                                   batch=_BATCH, calls=_CALLS)
         self._client = client
         self._receivers: list[asyncio.Task[None]] = []
         self._extender: asyncio.Task[None] | None = None
@@ -238,13 +215,6 @@ class AwsSubscription(BrokerSubscription[dict[str, Any]]):
         for entry in failed:  # an expired receipt handle: the message comes (or came) again
             self.owner.log.debug("AWS SNS/SQS: %s on %r not taken: %s", what, self.queue, entry.get("Code"))
 
-    async def settled(self, settlement: Awaitable[None], what: str) -> None:
-        """As the base's, and AWS's own refusals are logged too (the message comes again)."""
-        try:
-            await super().settled(settlement, what)
-        except (ClientError, PubSubUnavailable) as exc:
-            self.not_sent(what, exc)
-
     async def accept(self, raw: dict[str, Any]) -> AwsDelivery | None:
         self._waiting.discard(raw["ReceiptHandle"])
         delivery = AwsDelivery(raw, self)
@@ -256,23 +226,8 @@ class AwsSubscription(BrokerSubscription[dict[str, Any]]):
 
     async def dead_letter(self, delivery: AwsDelivery) -> None:
         """Publish ``delivery`` on ``dead.<topic>`` and delete it; on failure, redeliver it."""
-        message = delivery.message
-        attributes = {
-            **message.attributes,
-            DEAD_TOPIC: self.topic, DEAD_GROUP: self.group, DEAD_DELIVERIES: str(delivery.deliveries),
-        }
-        dead = self.options.dead_letter_topic(self.topic)
-        try:
-            await self.owner.publish(dead, [Message(message.body, attributes, message.key)])
-        except PubSubUnavailable as exc:
-            self.owner.log.warning("AWS SNS/SQS: dead letter for %r not stored (%r); redelivering it", self.topic, exc)
-            self.returns.add(delivery.receipt)
-            return
-        self.owner.log.warning(
-            "AWS SNS/SQS: message on %r dead-lettered to %r after %d deliveries to group %r",
-            self.topic, dead, delivery.deliveries, self.group,
-        )
-        self.deletes.add(delivery.receipt)
+        stored = await self.publish_dead_letter(delivery, self.options.dead_letter_topic(self.topic))
+        (self.deletes if stored else self.returns).add(delivery.receipt)
 
     async def returned(self, raw: dict[str, Any]) -> None:
         self._waiting.discard(raw["ReceiptHandle"])

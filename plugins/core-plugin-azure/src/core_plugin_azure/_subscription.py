@@ -23,7 +23,17 @@ from azure.core import exceptions as core_errors
 from azure.servicebus import ServiceBusReceivedMessage, ServiceBusReceiveMode, ServiceBusSubQueue
 from azure.servicebus import exceptions as sb
 from azure.servicebus.aio import ServiceBusReceiver
-from core.brokers import DEAD_LETTER_PREFIX, KEY_HEADER, Backoff, BrokerDelivery, BrokerSubscription
+from core.brokers import (
+    DEAD_DELIVERIES,
+    DEAD_GROUP,
+    DEAD_LETTER_PREFIX,
+    DEAD_REASON,
+    DEAD_TOPIC,
+    KEY_HEADER,
+    Backoff,
+    BrokerDelivery,
+    BrokerSubscription,
+)
 from hookspecs import Message, PubSubUnavailable
 
 from core_plugin_azure._options import RECEIVE_WAIT
@@ -50,9 +60,6 @@ NOT_SETTLED: tuple[type[BaseException], ...] = (
 NOT_RECEIVED: tuple[type[BaseException], ...] = (sb.ServiceBusError, AttributeError, *UNAVAILABLE)
 #: What forwarding a dead letter may meet (tried again later).
 NOT_FORWARDED: tuple[type[BaseException], ...] = (PubSubUnavailable, *NOT_RECEIVED)
-#: Attributes added to a dead letter.
-DEAD_TOPIC, DEAD_GROUP, DEAD_DELIVERIES = "Core-Dead-Topic", "Core-Dead-Group", "Core-Dead-Deliveries"
-DEAD_REASON = "Core-Dead-Reason"
 #: The reason the adapter gives when it dead-letters (Service Bus's own: MaxDeliveryCountExceeded).
 MAX_DELIVERIES_REASON = "MaxDeliveriesExceeded"
 #: The longest a leaving member waits for its receivers to close.

@@ -20,11 +20,20 @@ and acknowledges it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
-from core.brokers import DEAD_LETTER_PREFIX, KEY_HEADER, BrokerDelivery, BrokerSubscription
+from core.brokers import (
+    DEAD_DELIVERIES,
+    DEAD_GROUP,
+    DEAD_LETTER_PREFIX,
+    DEAD_TOPIC,
+    KEY_HEADER,
+    BrokerDelivery,
+    BrokerSubscription,
+    Settlements,
+)
 from google.api_core import exceptions as api
 from google.auth import exceptions as auth
 from hookspecs import Message, PubSubUnavailable
@@ -44,8 +53,6 @@ _NOT_PULLED: tuple[type[BaseException], ...] = (api.NotFound, *UNAVAILABLE)
 #: What making the subscription again may meet.
 _NOT_MADE: tuple[type[BaseException], ...] = (PubSubUnavailable, *UNAVAILABLE)
 
-#: Attributes added to a dead letter.
-DEAD_TOPIC, DEAD_GROUP, DEAD_DELIVERIES = "Core-Dead-Topic", "Core-Dead-Group", "Core-Dead-Deliveries"
 #: What Pub/Sub's own dead-letter forwarding adds (when a message's last delivery expired).
 _FORWARDED_FROM = "CloudPubSubDeadLetterSourceSubscription"
 _FORWARDED_COUNT = "CloudPubSubDeadLetterSourceDeliveryCount"
@@ -115,43 +122,11 @@ class GoogleDelivery(BrokerDelivery):
         self.subscription.nacks.add(self.ack_id)
 
 
-class Settlements:
-    """Acknowledgement IDs to send with one kind of call, in batches: one call at a time,
-    carrying everything that came while the last one was on its way."""
-
-    def __init__(
-        self, subscription: GoogleSubscription, what: str, send: Callable[[list[str]], Awaitable[Any]]
-    ) -> None:
-        self._subscription = subscription
-        self._what = what
-        self._send = send
-        self._pending: list[str] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, ack_id: str) -> None:
-        """Send ``ack_id`` soon."""
-        self._pending.append(ack_id)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._flush(), name=f"{self._what} {self._subscription.path}")
-
-    async def _flush(self) -> None:
-        while self._pending:
-            ids, self._pending = self._pending[:_CHUNK], self._pending[_CHUNK:]
-            try:
-                await self._send(ids)
-            except _NOT_SETTLED as exc:
-                self._subscription.not_sent(f"{self._what} of {len(ids)}", exc)
-
-    async def sent(self) -> None:
-        """Wait until everything added so far is sent (or given up)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
-
-
 class GoogleSubscription(BrokerSubscription[Any]):
     """A member of ``group`` on ``topic``; iterate it for :class:`GoogleDelivery`."""
 
     owner: GooglePubSub
+    not_settled = _NOT_SETTLED
 
     def __init__(self, owner: GooglePubSub, client: Client, *, topic: str, group: str) -> None:
         super().__init__(owner, topic, group)
@@ -162,8 +137,8 @@ class GoogleSubscription(BrokerSubscription[Any]):
         self.max_deliveries = 0 if topic.startswith(DEAD_LETTER_PREFIX) else self.options.max_deliveries
         #: Set when a delivery is settled: the member may pull again.
         self.room = asyncio.Event()
-        self.acks = Settlements(self, "ack", self._acknowledge)
-        self.nacks = Settlements(self, "nack", lambda ids: self._deadline(ids, 0))
+        self.acks = Settlements(self, "ack", self._acknowledge, batch=_CHUNK)
+        self.nacks = Settlements(self, "nack", lambda ids: self._deadline(ids, 0), batch=_CHUNK)
         self._client = client
         self._tasks: list[asyncio.Task[None]] = []
         #: Acknowledgement IDs pulled and not yet handed out (their deadlines are extended too).
@@ -246,25 +221,8 @@ class GoogleSubscription(BrokerSubscription[Any]):
 
     async def dead_letter(self, delivery: GoogleDelivery) -> None:
         """Publish ``delivery`` on ``dead.<topic>`` and acknowledge it; on failure, redeliver it."""
-        message = delivery.message
-        attributes = {
-            **message.attributes,
-            DEAD_TOPIC: self.topic, DEAD_GROUP: self.group, DEAD_DELIVERIES: str(delivery.deliveries),
-        }
-        dead = self.options.dead_letter_topic(self.topic)
-        try:
-            await self.owner.publish(dead, [Message(message.body, attributes, message.key)])
-        except PubSubUnavailable as exc:
-            self.owner.log.warning(
-                "Google Pub/Sub: dead letter for %r not stored (%r); redelivering it", self.topic, exc
-            )
-            self.nacks.add(delivery.ack_id)
-            return
-        self.owner.log.warning(
-            "Google Pub/Sub: message on %r dead-lettered to %r after %d deliveries to group %r",
-            self.topic, dead, delivery.deliveries, self.group,
-        )
-        self.acks.add(delivery.ack_id)
+        stored = await self.publish_dead_letter(delivery, self.options.dead_letter_topic(self.topic))
+        (self.acks if stored else self.nacks).add(delivery.ack_id)
 
     async def returned(self, raw: Any) -> None:
         self._waiting.discard(raw.ack_id)

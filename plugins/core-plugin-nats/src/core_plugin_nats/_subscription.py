@@ -15,7 +15,15 @@ import asyncio
 import json
 from typing import TYPE_CHECKING
 
-from core.brokers import DEAD_LETTER_PREFIX, KEY_HEADER, BrokerDelivery, BrokerSubscription
+from core.brokers import (
+    DEAD_DELIVERIES,
+    DEAD_GROUP,
+    DEAD_LETTER_PREFIX,
+    DEAD_TOPIC,
+    KEY_HEADER,
+    BrokerDelivery,
+    BrokerSubscription,
+)
 from hookspecs import Message
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -26,8 +34,6 @@ from nats.js import JetStreamContext
 if TYPE_CHECKING:
     from core_plugin_nats.pubsub import NatsPubSub
 
-#: Headers added to a dead letter.
-DEAD_TOPIC, DEAD_GROUP, DEAD_DELIVERIES = "Core-Dead-Topic", "Core-Dead-Group", "Core-Dead-Deliveries"
 #: Lifetime of one pull request (the server answers 408 when it expires unfilled).
 PULL_EXPIRES = 5.0
 #: What a broken or missing connection raises in nats-py (and the server's API errors).

@@ -23,14 +23,21 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelInvalidStateError, ChannelPreconditionFailed
-from core.brokers import DEAD_LETTER_GROUP, DEAD_LETTER_PREFIX, KEY_HEADER, BrokerDelivery, BrokerSubscription
+from core.brokers import (
+    DEAD_GROUP,
+    DEAD_LETTER_GROUP,
+    DEAD_LETTER_PREFIX,
+    DEAD_REASON,
+    DEAD_TOPIC,
+    KEY_HEADER,
+    BrokerDelivery,
+    BrokerSubscription,
+)
 from hookspecs import ConfigError, Message
 
 if TYPE_CHECKING:
     from core_plugin_rabbitmq.pubsub import RabbitPubSub
 
-#: Attributes of a dead letter, read from the broker's ``x-death`` header.
-DEAD_TOPIC, DEAD_GROUP, DEAD_REASON = "Core-Dead-Topic", "Core-Dead-Group", "Core-Dead-Reason"
 #: Headers the broker adds (delivery count, dead-letter history): not message attributes.
 _BROKER_HEADERS = frozenset({"x-death", "x-delivery-count"})
 _BROKER_PREFIXES = ("x-first-death-", "x-last-death-")
