@@ -21,7 +21,18 @@ from core.errors import CoreError
 from core.observability import metrics, tracing
 from core.pipeline import Pipeline
 from core.plugins import PluginHost
-from hookspecs import ADAPTER_KINDS, Node, PubSub, PubSubUnavailable, Store, Supervisor, Toolkit, Wanderer, new_id
+from hookspecs import (
+    ADAPTER_KINDS,
+    Node,
+    PubSub,
+    PubSubUnavailable,
+    Store,
+    Supervisor,
+    Toolkit,
+    Wanderer,
+    new_id,
+    redacted_url,
+)
 
 log = logging.getLogger("core.runtime")
 
@@ -63,11 +74,11 @@ class Runtime:
                 except PubSubUnavailable as exc:
                     log.warning(
                         "the pub/sub at %r is unavailable at start (%s): realtime jobs wait for their "
-                        "schedule until it connects", settings[kind], exc,
+                        "schedule until it connects", redacted_url(settings[kind]), exc,
                     )
                 except Exception as exc:
                     raise CoreError(
-                        f"could not open the {kind} at {settings[kind]!r}: {exc}",
+                        f"could not open the {kind} at {redacted_url(settings[kind])!r}: {exc}",
                         hint=f"check that the server is running, or change '{kind}' in your configuration",
                     ) from exc
                 runtime._opened.append(adapter)

@@ -281,3 +281,33 @@ def test_an_options_error_of_a_destination_shows_no_class_name(tmp_path: Path) -
     error = ConfigError("[options.crm]", "api_url", 3, "a URL")
     for text in (describe(error), error_text(error)):
         assert text.startswith("[options.crm]: api_url = 3 is not valid") and "ConfigError" not in text
+
+
+UNREACHABLE_APP = '''
+from hookspecs import AdapterRegistration, hookimpl
+
+class Unreachable:
+    async def open(self):
+        raise ConnectionRefusedError("connection refused")
+    async def close(self):
+        pass
+
+@hookimpl
+def core_register_stores():
+    return [AdapterRegistration(name="far", schemes=("far",), factory=lambda url, options: Unreachable())]
+'''
+
+
+@pytest.mark.parametrize("command", [["start", "gateway"], ["jobs", "list"]])
+def test_a_store_that_cannot_be_opened_is_named_without_its_password(project: Path, command: list[str]) -> None:
+    """Issue 20: the error shown when the store is unreachable at start printed its URL as set."""
+    from click.testing import CliRunner
+
+    from core.cli import main
+
+    (project / "app.py").write_text(UNREACHABLE_APP)
+    (project / "core.toml").write_text('app = "app.py"\nstore = "far://app:pa55word@db:5432/x?token=t0k"\n')
+    result = CliRunner().invoke(main, command, env={"CORE_LOAD_PLUGINS": ""})
+    assert result.exit_code != 0
+    assert "could not open the store at 'far://app:***@db:5432/x?token=***'" in result.stderr
+    assert "pa55word" not in result.output + result.stderr and "t0k" not in result.output + result.stderr

@@ -68,7 +68,7 @@ def with_store(ctx: Context, work: Callable[[Store], Awaitable[T]], host: Plugin
             await store.open()
         except Exception as exc:
             raise CoreError(
-                f"could not open the store at {host.settings['store']!r}: {exc}",
+                f"could not open the store at {redacted_url(host.settings['store'])!r}: {exc}",
                 hint="check 'store' in your configuration (core config show) and that the server is running",
             ) from exc
         try:
