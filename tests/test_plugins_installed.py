@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from core.testing import free_port
 from tests.scratch import TEST_PLUGINS, ScratchEnv
 
 pytestmark = pytest.mark.slow
@@ -87,7 +92,31 @@ def test_builtins_are_listed_with_all_and_serve_the_embedded_default(scratch_env
     assert result.stdout.split() == ["sqlite", "memory", "local", "sqlite"], result.stderr
 
 
-def test_broken_plugin_is_listed_with_its_error_and_core_still_works(scratch_env: ScratchEnv) -> None:
+def assert_start_names_the_broken_plugin(scratch_env: ScratchEnv, project: Path) -> None:
+    """Issue 20: ``core start`` said nothing of a broken plugin; it starts, saying so in one line."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")}
+    with subprocess.Popen(
+        [str(scratch_env.python), "-m", "core", "start", "gateway"], cwd=project, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**clean, "PYTHONUNBUFFERED": "1", "CORE_GATEWAY_PORT": str(free_port())},
+    ) as process:
+        try:
+            assert process.stdout is not None
+            seen: list[str] = []
+            for line in iter(process.stdout.readline, ""):
+                seen.append(line)
+                if line.startswith("core: plugin") or "http://" in line:
+                    break  # the warning, or the ready banner that comes after it
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+    warning = "core: plugin broken (core-plugin-broken) is not loaded: import failed:"
+    assert seen[-1].startswith(warning), seen
+
+
+def test_broken_plugin_is_listed_with_its_error_and_core_still_works(
+    scratch_env: ScratchEnv, tmp_path: Path
+) -> None:
     scratch_env.install(TEST_PLUGINS / "core-plugin-broken")
     scratch_env.install(TEST_PLUGINS / "core-plugin-example")
     try:
@@ -105,6 +134,7 @@ def test_broken_plugin_is_listed_with_its_error_and_core_still_works(scratch_env
         assert strict.returncode == 0, "listing is never strict: it is how you find the broken plugin"
         started = scratch_env.core("config", "show")
         assert started.returncode == 0
+        assert_start_names_the_broken_plugin(scratch_env, tmp_path)
         strict_host = scratch_env.python_code(
             "from core.config import load_settings\nfrom core.plugins import PluginHost\nPluginHost(load_settings())",
             env={"CORE_STRICT_PLUGINS": "1"},

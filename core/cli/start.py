@@ -104,6 +104,9 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
         if sock is not None:
             sock.close()
         raise
+    for record in runtime.host.broken():
+        click.secho(f"core: plugin {record.name} ({record.distribution}) is not loaded: {record.error}"
+                    " (see core plugins list; CORE_STRICT_PLUGINS=1 refuses to start)", fg="yellow", err=True)
     listener: SchedulerListener | None = None
     try:
         await check_pending(runtime, require=required_migrations())

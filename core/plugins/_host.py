@@ -108,9 +108,13 @@ class PluginHost:
             return f"{caller.name!r}{where} is not a hook: did you mean {near[0]!r}?"
         return f"{caller.name!r}{where} is not a hook of core {__version__} (is the plugin newer than core?)"
 
+    def broken(self) -> list[PluginRecord]:
+        """The plugins that failed to load (their records say why)."""
+        return [r for r in self.records.values() if r.status == "error"]
+
     def raise_for_errors(self) -> None:
         """Raise :class:`PluginError` listing every broken plugin (strict mode)."""
-        broken = [r for r in self.records.values() if r.status == "error"]
+        broken = self.broken()
         if broken:
             lines = "\n".join(f"  {r.name} ({r.distribution}): {r.error}" for r in broken)
             raise PluginError(
