@@ -110,6 +110,13 @@ class PostgresSubscription:
                 await self._idle(owner.poll_interval)
                 continue
             self._in_flight.update(row["id"] for row in rows)
+            if self.closed:  # closed while the claim ran: its rows go back to the group now
+                try:
+                    await self._release_in_flight()
+                except PubSubUnavailable as exc:
+                    log.warning("pubsub %s: could not release on close (%s); rows reappear after ack_timeout",
+                                self.topic, exc)
+                return
             for row in sorted(rows, key=lambda r: r["id"]):
                 if self.closed:
                     break
@@ -147,6 +154,12 @@ class PostgresSubscription:
         self._in_flight.discard(row_id)
         await self._owner._run(lambda pool: pool.execute(NACK, [row_id]))
 
+    async def _release_in_flight(self) -> None:
+        """Make the claimed, unsettled rows visible to the group's other members at once."""
+        if self._in_flight:
+            ids, self._in_flight = list(self._in_flight), set()
+            await self._owner._run(lambda pool: pool.execute(NACK, ids))
+
     async def close(self) -> None:
         """Delete what was acknowledged; make the unsettled deliveries visible to others."""
         if self._closed:
@@ -156,9 +169,7 @@ class PostgresSubscription:
         self._owner._subscriptions.discard(self)
         try:
             await self._flush()
-            if self._in_flight:
-                ids, self._in_flight = list(self._in_flight), set()
-                await self._owner._run(lambda pool: pool.execute(NACK, ids))
+            await self._release_in_flight()
         except PubSubUnavailable as exc:
             log.warning("pubsub %s: could not settle on close (%s); rows reappear after ack_timeout",
                         self.topic, exc)
