@@ -110,12 +110,7 @@ class PostgresSubscription:
                 await self._idle(owner.poll_interval)
                 continue
             self._in_flight.update(row["id"] for row in rows)
-            if self.closed:  # closed while the claim ran: its rows go back to the group now
-                try:
-                    await self._release_in_flight()
-                except PubSubUnavailable as exc:
-                    log.warning("pubsub %s: could not release on close (%s); rows reappear after ack_timeout",
-                                self.topic, exc)
+            if await self._closed_during_claim():
                 return
             for row in sorted(rows, key=lambda r: r["id"]):
                 if self.closed:
@@ -153,6 +148,17 @@ class PostgresSubscription:
     async def _nack(self, row_id: int) -> None:
         self._in_flight.discard(row_id)
         await self._owner._run(lambda pool: pool.execute(NACK, [row_id]))
+
+    async def _closed_during_claim(self) -> bool:
+        """If we were closed while a claim ran, give its rows back to the group now (not after ack_timeout)."""
+        if not self._closed:
+            return False
+        try:
+            await self._release_in_flight()
+        except PubSubUnavailable as exc:
+            log.warning("pubsub %s: could not release on close (%s); rows reappear after ack_timeout",
+                        self.topic, exc)
+        return True
 
     async def _release_in_flight(self) -> None:
         """Make the claimed, unsettled rows visible to the group's other members at once."""
