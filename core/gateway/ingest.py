@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.gateway.publisher import Publisher
+from core.gateway.storable import check_events, storable
 from core.observability import metrics, tracing
 from core.pipeline import Pipeline
 from core.runtime import Runtime
@@ -151,6 +152,7 @@ class Ingestor:
         return result
 
     async def _commit(self, result: Ingested) -> None:
+        check_events(result.events)  # an Unstorable value is the sender's 400, not an outage
         try:
             await self.store.insert_queue(Queue(events=result.events))
         except StoreUnavailable:
@@ -182,6 +184,7 @@ class Ingestor:
                     continue
                 if not isinstance(payload, Payload):
                     raise TypeError(f"marshal returned {payload!r}, not a Payload or None")
+                storable("the job's payload", payload.data, payload.context)
             except Exception as exc:
                 target.toolkit.logger.exception("marshal failed for event %s (flow %r)", event.id, flow.name)
                 result.errors.append(self._error(event, flow, ref, exc))
