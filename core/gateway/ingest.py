@@ -124,11 +124,14 @@ class Ingestor:
     ) -> Ingested:
         """Store ``drafts`` as events with their jobs (all or nothing), then publish.
 
-        Raises :class:`~hookspecs.StoreUnavailable` when the store fails: nothing was stored.
+        Raises :class:`~hookspecs.StoreUnavailable` when the store fails, and
+        :class:`~core.gateway.storable.Unstorable` (a :class:`~hookspecs.Rejected`) for a value
+        it could not write as JSON: nothing was stored.
         """
         now = received_at or datetime.now(UTC)
         trace = (tracing.carrier() or None) if tracing.ON else None
         result = Ingested(events=[self._event(source, trigger, draft, now, trace) for draft in drafts])
+        check_events(result.events)  # a value the store cannot write is the sender's 400, not an outage
         for event in result.events:
             for flow in self.pipeline.flows_for(source, trigger, event.name):
                 await self._run_flow(flow, event, now, result)
@@ -152,7 +155,6 @@ class Ingestor:
         return result
 
     async def _commit(self, result: Ingested) -> None:
-        check_events(result.events)  # an Unstorable value is the sender's 400, not an outage
         try:
             await self.store.insert_queue(Queue(events=result.events))
         except StoreUnavailable:
