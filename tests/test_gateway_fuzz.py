@@ -16,6 +16,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -121,16 +122,21 @@ def _document(value: Any) -> bytes:
         return b"null"
 
 
+#: ISO 8601 times of any year and offset: some do not exist in UTC (year 1 at +05:00).
+times = st.builds(lambda moment, minutes: moment.replace(tzinfo=timezone(timedelta(minutes=minutes))).isoformat(),
+                  st.datetimes(), st.integers(min_value=-1439, max_value=1439))
+
 bodies = st.one_of(
     st.binary(max_size=2048),
     json_values.map(_document),
     json_values.map(lambda v: _document({"data": v})),
     json_values.map(lambda v: _document({"events": [{"data": v}, {"name": "x", "data": v}]})),
-    st.fixed_dictionaries({"name": st.text(), "sent_at": st.text(), "context": json_values}).map(_document),
+    st.fixed_dictionaries({"name": st.text(), "sent_at": st.text() | times, "context": json_values}).map(_document),
     st.integers(min_value=1, max_value=3000).flatmap(lambda n: st.sampled_from([deep(n, b"["), deep(n, b"{")])),
     st.sampled_from([b'{"data": 1' + b"0" * 400 + b"}", b'{"data": 1e999}', b'{"data": -1e-999}',
                      b'{"data": "\xff\xfe"}', b'{"data": "\\ud800"}', b'\xef\xbb\xbf{"data": 1}',
-                     b'{"data": 18446744073709551616}', b'{"events": []}', b'{"events": {}}', b"[]", b"{}"]),
+                     b'{"data": 18446744073709551616}', b'{"events": []}', b'{"name": "a\\u0000b"}',
+                     b'{"sent_at": "0001-01-01T00:00:00+05:00"}', b'{"events": {}}', b"[]", b"{}"]),
 )
 
 ROUTES = [("POST", "/in"), ("PUT", "/in"), ("POST", "/keyed"), ("POST", "/signed"), ("POST", "/p/x")]

@@ -239,3 +239,19 @@ async def test_tls_files_are_checked_at_start(tmp_path: Path) -> None:
             async with serving(runtime):
                 await asyncio.sleep(0)
         assert "missing.pem" in str(raised.value)
+
+
+@pytest.mark.parametrize("body, message", [
+    (b'{"sent_at": "0001-01-01T00:00:00+05:00"}', "from year 1 to 9999"),
+    (b'{"sent_at": "9999-12-31T23:59:59-05:00"}', "from year 1 to 9999"),
+    (b'{"name": "a\\u0000b"}', "NUL character"),
+])
+async def test_values_no_store_keeps_are_400(tmp_path: Path, client: httpx.AsyncClient, body: bytes,
+                                             message: str) -> None:
+    """These passed the decoder and failed the commit (a sent_at outside UTC's years overflowed), answered 503."""
+    sources, destinations, flows = shop()
+    async with opened(tmp_path, sources, destinations, flows, store=sqlite_url(tmp_path)) as runtime, \
+            serving(runtime) as gateway:
+        answer = await client.post(f"{gateway.url}/webhooks/orders", content=body)
+        assert answer.status_code == 400 and message in answer.json()["error"], answer.text
+        assert await count(runtime) == 0

@@ -118,13 +118,13 @@ def _draft(item: Any, where: str) -> EventDraft:
 
 
 def _timestamp(value: Any, where: str) -> datetime:
-    """An ISO 8601 time; one without a zone is taken as UTC."""
+    """An ISO 8601 time; one without a zone is taken as UTC; it must exist in UTC (year 1 to 9999)."""
     try:
         moment = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (TypeError, ValueError, OverflowError):
         raise Rejected(f"{where}: \"sent_at\" = {value!r} is not an ISO 8601 time such as "
-                       "'2024-05-01T12:00:00Z'") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+                       "'2024-05-01T12:00:00Z' (in UTC, from year 1 to 9999)") from None
 
 
 def _kind(value: Any) -> str:

@@ -10,6 +10,7 @@ with other requests' events.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 import orjson
@@ -32,6 +33,16 @@ def storable(what: str, *values: Any) -> None:
 
 
 def check_events(events: Sequence[Event]) -> None:
-    """Check every event's ``data`` and ``context``."""
+    """Check every event's ``data`` and ``context``, its name (no NUL: PostgreSQL text refuses
+    it) and its ``sent_at`` (it must exist in UTC)."""
     for i, event in enumerate(events):
-        storable(f"event {i}" if len(events) > 1 else "the event", event.data, event.context)
+        what = f"event {i}" if len(events) > 1 else "the event"
+        storable(what, event.data, event.context)
+        if "\0" in event.name:
+            raise Unstorable(f"{what}: its name contains a NUL character, which no store keeps")
+        if event.sent_at is not None:
+            try:
+                event.sent_at.astimezone(UTC)
+            except OverflowError:
+                raise Unstorable(f"{what}: its sent_at {event.sent_at.isoformat()} is outside years 1 to 9999 "
+                                 "in UTC") from None
