@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from core.errors import PipelineError
-from core.gateway.auth import Denied, StandardWebhookCheck
+from core.gateway.auth import Denied, ReplayMemory, StandardWebhookCheck
 from hookspecs import ApiKey, HmacSignature, HttpTrigger, Secret, Source, StandardWebhook, WhereEvent
 from tests.gateway_kit import opened, serving
 
@@ -218,3 +218,14 @@ def test_auth_types_refuse_bad_declarations() -> None:
         HmacSignature(Secret(env="X"), header="x-sig", algorithm="md5")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="is not an ApiKey"):
         HttpTrigger("t", "/t", auth="secret")  # type: ignore[arg-type]
+
+
+def test_replay_memory_forgets_after_its_window_and_past_its_limit() -> None:
+    memory = ReplayMemory(keep=10, limit=3)
+    assert memory.reserve(b"a", now=0) and not memory.reserve(b"a", now=9)
+    assert memory.reserve(b"a", now=10.5)  # the window passed
+    assert memory.reserve(b"b", now=11) and memory.reserve(b"c", now=11)
+    assert memory.reserve(b"d", now=11)  # over the limit: the oldest ("a") is forgotten
+    assert memory.reserve(b"a", now=11) and not memory.reserve(b"d", now=11)
+    memory.release(b"d")
+    assert memory.reserve(b"d", now=12)

@@ -19,6 +19,7 @@ import pytest
 from core.config import load_settings
 from core.errors import ConfigError, CoreError
 from core.gateway.body import TooLarge, read_body
+from core.gateway.ratelimit import RateLimit
 from hookspecs import (
     ApiKey,
     Cors,
@@ -255,3 +256,11 @@ async def test_values_no_store_keeps_are_400(tmp_path: Path, client: httpx.Async
         answer = await client.post(f"{gateway.url}/webhooks/orders", content=body)
         assert answer.status_code == 400 and message in answer.json()["error"], answer.text
         assert await count(runtime) == 0
+
+
+def test_rate_limit_buckets_refill() -> None:
+    limit = RateLimit(rate=2.0, burst=3)
+    assert [limit.wait("a", now=0) for _ in range(4)] == [0, 0, 0, 1]
+    assert limit.wait("b", now=0) == 0  # another client, another bucket
+    assert limit.wait("a", now=0.5) == 0 and limit.wait("a", now=0.5) == 1
+    assert [limit.wait("a", now=10) for _ in range(4)] == [0, 0, 0, 1]  # full again, never above burst

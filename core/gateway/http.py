@@ -134,9 +134,12 @@ class TriggerEndpoint:
             return await self._refuse(send, exc.status, str(exc))
         except Disconnected:
             return 0
-        code = await self._ingest(scope, body, received_at, send)
-        if message_id is not None and code != 202 and check is not None:
-            check.release(message_id)  # not stored: the sender's retry of this message must pass
+        code = 0
+        try:
+            code = await self._ingest(scope, body, received_at, send)
+        finally:
+            if message_id is not None and code != 202 and check is not None:
+                check.release(message_id)  # not stored: the sender's retry of this message must pass
         return code
 
     async def _refuse(self, send: Send, status: int, message: str,
