@@ -2,15 +2,16 @@
 
     python bench/ingest.py [--duration 10] [--connections 64] [--batch 100]
 
-It writes a tiny project in a temporary directory (one HTTP trigger, one flow, one action on
-a schedule, the built-in SQLite store), starts ``core start gateway`` on it as a subprocess,
+It writes a tiny project in a temporary directory (three HTTP triggers, one flow, one action
+on a schedule, the built-in SQLite store), starts ``core start gateway`` on it as a subprocess,
 then runs a SEPARATE load-generating process: keep-alive connections on raw asyncio streams
 (lighter than an HTTP library, so the client costs the 2 shared cores as little as possible)
-posting single-event requests, then ``--batch``-event requests, for ``--duration`` seconds
-each. It prints events/s, requests/s and latency percentiles of the ``202`` answers (each
-sent only after the commit), the gateway's CPU time per event (a figure that holds on a busy
-shared machine, where events/s does not), then checks that the store holds every
-acknowledged event.
+posting single-event requests (to a trigger without auth, then to one with an API key, then to
+one checking a Standard Webhooks signature, each request signed with a new message id), then
+``--batch``-event requests, for ``--duration`` seconds each. It prints events/s, requests/s
+and latency percentiles of the ``202`` answers (each sent only after the commit), the
+gateway's CPU time per event (a figure that holds on a busy shared machine, where events/s
+does not), then checks that the store holds every acknowledged event.
 Figures only; it asserts nothing.
 """
 
@@ -18,6 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
+import hmac
+import itertools
 import json
 import os
 import re
@@ -27,12 +32,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from core.testing.processes import Deployment
 
+API_KEY = "bench-api-key-0001"
+WHSEC = "whsec_" + base64.b64encode(b"bench secret of thirty-two bytes").decode()
+
 APP = """
-from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, hookimpl
+from hookspecs import (Action, ApiKey, Destination, Flow, HttpTrigger, Schedule, Secret, Source, StandardWebhook,
+                       hookimpl)
 
 class Export(Action):
     name = "export"
@@ -43,7 +53,11 @@ class Export(Action):
 
 @hookimpl
 def core_register_sources():
-    return [Source("bench", [HttpTrigger("ingest", "/ingest")])]
+    return [Source("bench", [
+        HttpTrigger("ingest", "/ingest"),
+        HttpTrigger("keyed", "/keyed", auth=ApiKey(Secret(env="BENCH_API_KEY"))),
+        HttpTrigger("signed", "/signed", auth=StandardWebhook(Secret(env="BENCH_WHSEC"))),
+    ])]
 
 @hookimpl
 def core_register_destinations():
@@ -60,14 +74,37 @@ EVENT = {"name": "order.created", "context": {"ip": "127.0.0.1", "user_agent": "
 
 # -- the load generator (runs in its own process) ---------------------------------------------
 
-async def _connection(host: str, port: int, request: bytes, deadline: float,
+#: The path and extra headers of each authentication mode.
+MODES = {"none": "/ingest", "key": "/keyed", "signed": "/signed"}
+_ids = itertools.count()
+
+
+def _requests(host: str, mode: str, body: bytes) -> Callable[[], bytes]:
+    """What one connection sends: the same bytes each time, or (signed) a new message each time."""
+    head = f"POST {MODES[mode]} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    tail = f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+    if mode != "signed":
+        fixed = (head + (f"X-API-Key: {API_KEY}\r\n" if mode == "key" else "")).encode() + tail
+        return lambda: fixed
+    key = base64.b64decode(WHSEC.removeprefix("whsec_"))
+
+    def signed() -> bytes:
+        message_id, stamp = f"msg_{os.getpid()}_{next(_ids)}", str(int(time.time()))
+        mac = hmac.new(key, f"{message_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+        return (head + f"webhook-id: {message_id}\r\nwebhook-timestamp: {stamp}\r\n"
+                f"webhook-signature: v1,{base64.b64encode(mac).decode()}\r\n").encode() + tail
+
+    return signed
+
+
+async def _connection(host: str, port: int, request: Callable[[], bytes], deadline: float,
                       latencies: list[float], statuses: dict[int, int]) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     clock = time.perf_counter
     try:
         while clock() < deadline:
             started = clock()
-            writer.write(request)
+            writer.write(request())
             status = int((await reader.readline()).split(b" ", 2)[1])
             length = 0
             while (line := await reader.readline()) != b"\r\n":
@@ -80,14 +117,12 @@ async def _connection(host: str, port: int, request: bytes, deadline: float,
         writer.close()
 
 
-async def _load(url: str, per_request: int, duration: float, connections: int) -> dict[str, object]:
+async def _load(url: str, per_request: int, duration: float, connections: int, mode: str) -> dict[str, object]:
     match = re.match(r"http://([^:/]+):(\d+)", url)
     assert match, url
     host, port = match.group(1), int(match.group(2))
     document = EVENT if per_request == 1 else {"events": [EVENT] * per_request}
-    body = json.dumps(document).encode()
-    request = (f"POST /ingest HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    request = _requests(host, mode, json.dumps(document).encode())
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     started = time.perf_counter()
@@ -111,14 +146,14 @@ async def _load(url: str, per_request: int, duration: float, connections: int) -
     }
 
 
-def load_main(url: str, per_request: int, duration: float, connections: int) -> None:
+def load_main(url: str, per_request: int, duration: float, connections: int, mode: str) -> None:
     try:
         import uvloop
 
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    print(json.dumps(runner(_load(url, per_request, duration, connections))))
+    print(json.dumps(runner(_load(url, per_request, duration, connections, mode))))
 
 
 # -- the orchestrator --------------------------------------------------------------------------
@@ -129,10 +164,10 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _run_load(url: str, per_request: int, duration: float, connections: int) -> dict[str, object]:
+def _run_load(url: str, per_request: int, duration: float, connections: int, mode: str = "none") -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, __file__, "--load", url, "--per-request", str(per_request),
-         "--duration", str(duration), "--connections", str(connections)],
+         "--duration", str(duration), "--connections", str(connections), "--mode", mode],
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
@@ -145,22 +180,26 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="events per batch request")
     parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--per-request", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=list(MODES), default="none", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
-        load_main(args.load, args.per_request, args.duration, args.connections)
+        load_main(args.load, args.per_request, args.duration, args.connections, args.mode)
         return
     settings = {"supervisor": "", "wanderer": ""}
     with tempfile.TemporaryDirectory(prefix="core-bench-") as tmp:
         directory = Path(tmp)
-        with Deployment(directory, APP, settings=settings, env={"CORE_LOAD_PLUGINS": ""}) as deployment:
+        env = {"CORE_LOAD_PLUGINS": "", "BENCH_API_KEY": API_KEY, "BENCH_WHSEC": WHSEC}
+        with Deployment(directory, APP, settings=settings, env=env) as deployment:
             gateway, url = deployment.start("gateway").process, deployment.url
             print(f"gateway {url} (pid {gateway.pid}), {os.cpu_count()} cores, {args.connections} connections, "
                   f"{args.duration:g}s per phase")
             accepted = 0
             _run_load(url, 1, 1.0, args.connections)  # warm-up
-            for per_request, label in ((1, "single-event"), (args.batch, f"{args.batch}-event batch")):
+            phases = ((1, "none", "single-event"), (1, "key", "+ API key"), (1, "signed", "+ std webhook"),
+                      (args.batch, "none", f"{args.batch}-event batch"))
+            for per_request, mode, label in phases:
                 cpu = _cpu_seconds(gateway.pid)
-                result = _run_load(url, per_request, args.duration, args.connections)
+                result = _run_load(url, per_request, args.duration, args.connections, mode)
                 cpu = _cpu_seconds(gateway.pid) - cpu
                 events = int(result["accepted_events"])  # type: ignore[call-overload]
                 accepted += events

@@ -113,6 +113,11 @@ KEYS: tuple[Key, ...] = (
     Key("gateway.host", _str, "127.0.0.1", "address the gateway listens on"),
     Key("gateway.port", _int(0, 65535), 9090, "port the gateway listens on"),
     Key("gateway.max_body_bytes", _int(1, 1 << 30), 1 << 20, "largest request body (413 above)"),
+    Key("gateway.max_json_depth", _int(1, 250), 128, "deepest nesting of arrays/objects in a JSON body (400 above)"),
+    Key("gateway.rate_limit", _float(0, 1e6), 0.0, "requests a second per client (API key, else address); 0: none"),
+    Key("gateway.rate_burst", _int(1, 1_000_000), 50, "requests a client may send at once above gateway.rate_limit"),
+    Key("gateway.tls_certfile", _str, "", "PEM certificate (chain) file: the gateway serves HTTPS; empty: HTTP"),
+    Key("gateway.tls_keyfile", _str, "", "PEM private key file of gateway.tls_certfile"),
     Key("gateway.lease_seconds", _float(1, 3600), 15.0, "lease TTL of a cron/cdc trigger (failover time)"),
     Key("scheduler.batch_size", _int(1, 100_000), 500, "largest queue handed to one load"),
     Key("scheduler.poll_seconds", _float(0.01, 3600), 1.0, "how often due jobs are looked for"),
@@ -141,8 +146,16 @@ def _lease_outlives_load(values: Mapping[str, Any]) -> tuple[str, str] | None:
     )
 
 
+def _tls_pair(values: Mapping[str, Any]) -> tuple[str, str] | None:
+    cert, key = values["gateway.tls_certfile"], values["gateway.tls_keyfile"]
+    if bool(cert) == bool(key):
+        return None
+    missing = "gateway.tls_keyfile" if cert else "gateway.tls_certfile"
+    return missing, "set with its pair: HTTPS needs both gateway.tls_certfile and gateway.tls_keyfile"
+
+
 #: Rules between keys: each returns the key at fault and what is allowed, or ``None``.
-RULES: tuple[Callable[[Mapping[str, Any]], tuple[str, str] | None], ...] = (_lease_outlives_load,)
+RULES: tuple[Callable[[Mapping[str, Any]], tuple[str, str] | None], ...] = (_lease_outlives_load, _tls_pair)
 
 
 class ConfigProblems(ConfigError):

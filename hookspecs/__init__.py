@@ -20,6 +20,7 @@ from hookspecs._destination import (
     Then,
     check_name,
 )
+from hookspecs._edge import HMAC_ALGORITHMS, ApiKey, Auth, Cors, HmacSignature, Secret, StandardWebhook
 from hookspecs._errors import ConfigError, CoreError, PipelineError, PluginError
 from hookspecs._flow import Flow, FlowSpec
 from hookspecs._ids import new_id
@@ -101,6 +102,7 @@ __all__ = [
     "CLAIMABLE_STATUSES",
     "DEFAULT_SCHEDULE",
     "FINAL_STATUSES",
+    "HMAC_ALGORITHMS",
     "JOBS_TOPIC",
     "LEASE_EXPIRED",
     "PROJECT_NAME",
@@ -109,12 +111,15 @@ __all__ = [
     "AdapterKind",
     "AdapterRegistration",
     "AdapterURL",
+    "ApiKey",
+    "Auth",
     "Backoff",
     "Capability",
     "CdcTrigger",
     "Claim",
     "ConfigError",
     "CoreError",
+    "Cors",
     "CronTrigger",
     "Delivery",
     "Destination",
@@ -123,6 +128,7 @@ __all__ = [
     "Event",
     "EventDraft",
     "Flow",
+    "HmacSignature",
     "HttpRequest",
     "HttpTrigger",
     "Job",
@@ -146,7 +152,9 @@ __all__ = [
     "RenderedSQL",
     "SQLWarehouse",
     "Schedule",
+    "Secret",
     "Source",
+    "StandardWebhook",
     "Status",
     "Store",
     "StoreUnavailable",

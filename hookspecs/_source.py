@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from hookspecs._destination import check_name
+from hookspecs._edge import ApiKey, Auth, Cors, HmacSignature, StandardWebhook
 from hookspecs._markers import hookspec
 from hookspecs._pubsub import Message
 from hookspecs._toolkit import Toolkit
@@ -87,6 +88,9 @@ class Trigger:
 class HttpTrigger(Trigger):
     """A route on the gateway. The default extractor reads a JSON object
     ``{"name"?, "context"?, "data", "sent_at"?}`` or a batch ``{"events": [ … ]}``.
+
+    ``auth`` (an :class:`ApiKey`, :class:`StandardWebhook` or :class:`HmacSignature`) says who
+    may call it (none: anyone); ``cors`` lets browsers of other origins call it.
     """
 
     mode = "http"
@@ -98,6 +102,8 @@ class HttpTrigger(Trigger):
         *,
         methods: Sequence[str] = ("POST",),
         extract: Callable[[HttpRequest], Sequence[EventDraft]] | None = None,
+        auth: Auth | None = None,
+        cors: Cors | None = None,
     ) -> None:
         super().__init__(name)
         if not path.startswith("/"):
@@ -105,6 +111,12 @@ class HttpTrigger(Trigger):
         self.path = path
         self.methods = tuple(m.upper() for m in methods)
         self.extract = extract
+        if auth is not None and not isinstance(auth, ApiKey | StandardWebhook | HmacSignature):
+            raise ValueError(f"HTTP trigger {name!r}: auth={auth!r} is not an ApiKey, StandardWebhook or HmacSignature")
+        if cors is not None and not isinstance(cors, Cors):
+            raise ValueError(f"HTTP trigger {name!r}: cors={cors!r} is not a Cors")
+        self.auth = auth
+        self.cors = cors
 
 
 class CronTrigger(Trigger):

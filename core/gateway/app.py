@@ -2,6 +2,8 @@
 routes plugins add through ``core_gateway_routes``. Two routes that would answer the same
 method on the same path stop start-up with an error naming both owners.
 
+A path whose triggers declare ``cors=`` also answers ``OPTIONS`` (the CORS preflight).
+
 Triggers on a fixed path (no ``{param}``) are the ingest hot path: :class:`Dispatch` hands
 their requests straight to the endpoint by a dict lookup, skipping Starlette's middleware
 and route matching; every other request goes through the Starlette application.
@@ -17,8 +19,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.errors import PipelineError
-from core.gateway.http import Receive, Scope, Send, TriggerEndpoint
+from core.gateway.cors import CorsPolicy, Preflight
+from core.gateway.http import Limits, Receive, Scope, Send, TriggerEndpoint
 from core.gateway.ingest import Ingestor
+from core.gateway.ratelimit import RateLimit
 from core.observability import metrics
 from core.observability.http import metrics_route
 from core.plugins import collect
@@ -70,7 +74,7 @@ def _check_clashes(owned: list[tuple[str, BaseRoute]]) -> None:
 class Dispatch:
     """The ASGI entry point: fixed-path triggers by lookup, the rest to Starlette."""
 
-    def __init__(self, app: Starlette, direct: dict[tuple[str, str], TriggerEndpoint]) -> None:
+    def __init__(self, app: Starlette, direct: dict[tuple[str, str], TriggerEndpoint | Preflight]) -> None:
         self.app = app
         self.direct = direct
 
@@ -83,19 +87,38 @@ class Dispatch:
         await self.app(scope, receive, send)
 
 
+def limits(runtime: Runtime) -> Limits:
+    """The limits the configuration sets on every HTTP trigger."""
+    settings = runtime.settings
+    rate = float(settings["gateway.rate_limit"])
+    return Limits(
+        max_body_bytes=int(settings["gateway.max_body_bytes"]),
+        max_json_depth=int(settings["gateway.max_json_depth"]),
+        rate=RateLimit(rate, int(settings["gateway.rate_burst"])) if rate > 0 else None,
+    )
+
+
 def build_app(runtime: Runtime, ingestor: Ingestor) -> Dispatch:
-    """The web application of one gateway."""
-    max_body = int(runtime.settings["gateway.max_body_bytes"])
+    """The web application of one gateway; :class:`PipelineError` if a trigger's key cannot be read."""
+    allowed = limits(runtime)
     owned: list[tuple[str, BaseRoute]] = [("the gateway's health check", health_route(runtime))]
     if metrics.enabled():
         owned.append(("the gateway's metrics", metrics_route(runtime.store)))
-    direct: dict[tuple[str, str], TriggerEndpoint] = {}
+    direct: dict[tuple[str, str], TriggerEndpoint | Preflight] = {}
+    cors: dict[str, dict[str, CorsPolicy]] = {}
     for source, trigger in runtime.pipeline.triggers():
         if isinstance(trigger, HttpTrigger):
-            endpoint = TriggerEndpoint(ingestor, source.name, trigger, max_body)
+            endpoint = TriggerEndpoint(ingestor, source.name, trigger, allowed)
             owned.append((endpoint.where, Route(trigger.path, endpoint, methods=list(trigger.methods))))
             if "{" not in trigger.path:
                 direct.update(((method, trigger.path), endpoint) for method in trigger.methods)
+            if endpoint.cors is not None:
+                cors.setdefault(trigger.path, {}).update(dict.fromkeys(endpoint.cors.methods, endpoint.cors))
+    for path, policies in cors.items():
+        preflight = Preflight(path, policies)
+        owned.append((f"the CORS preflight of {path}", Route(path, preflight, methods=["OPTIONS"])))
+        if "{" not in path:
+            direct[("OPTIONS", path)] = preflight
 
     def broken(plugin: str, exc: BaseException) -> None:
         raise PipelineError(f"plugin {plugin!r}: core_gateway_routes failed:\n{user_frames(exc)}")

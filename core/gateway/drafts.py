@@ -3,6 +3,9 @@
 One event is ``{"name"?, "context"?, "data"?, "sent_at"?}``; a batch is
 ``{"events": [ {…}, {…} ]}`` (the seeds' sub-events), stored all or nothing. Anything else
 is refused with :class:`~hookspecs.Rejected`, whose message says what is wrong and where.
+
+A document nested deeper than ``max_depth`` arrays and objects is refused too: the store writes
+JSON with orjson, which refuses more than 254 levels, so such an event could never be stored.
 """
 
 from __future__ import annotations
@@ -16,15 +19,22 @@ from hookspecs import EventDraft, Rejected
 
 FIELDS = frozenset({"name", "context", "data", "sent_at"})
 
+#: Default of ``gateway.max_json_depth``: levels of nested arrays and objects a body may have.
+MAX_DEPTH = 128
 
-def drafts_from_json(body: bytes) -> list[EventDraft]:
-    """Decode ``body`` into drafts; :class:`Rejected` for bad JSON or a bad shape."""
+
+def drafts_from_json(body: bytes, max_depth: int = MAX_DEPTH) -> list[EventDraft]:
+    """Decode ``body`` into drafts; :class:`Rejected` for bad JSON, a bad shape or too deep nesting."""
     if not body.strip():
         raise Rejected('the body is empty: send a JSON object such as {"data": {...}}')
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            raise _too_deep(max_depth) from None
         raise Rejected(f"the body is not valid JSON: {exc}") from None
+    if body.count(b"[") + body.count(b"{") > max_depth and depth(document) > max_depth:
+        raise _too_deep(max_depth)
     if not isinstance(document, dict):
         raise Rejected(f"the body must be a JSON object, not {_kind(document)}")
     if "events" in document:
@@ -35,6 +45,25 @@ def drafts_from_json(body: bytes) -> list[EventDraft]:
             raise Rejected('"events" must be a non-empty list of event objects')
         return [_draft(item, f"events[{i}]") for i, item in enumerate(items)]
     return [_draft(document, "the body")]
+
+
+def _too_deep(limit: int) -> Rejected:
+    return Rejected(f"the body is nested deeper than {limit} levels of arrays and objects "
+                    "(gateway.max_json_depth); flatten it")
+
+
+def depth(document: Any) -> int:
+    """Levels of nested arrays and objects in ``document`` (a scalar: 0), without recursion."""
+    deepest = 0
+    stack = [(document, 1)]
+    while stack:
+        value, level = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def checked(drafts: Any, where: str) -> list[EventDraft]:
@@ -89,13 +118,13 @@ def _draft(item: Any, where: str) -> EventDraft:
 
 
 def _timestamp(value: Any, where: str) -> datetime:
-    """An ISO 8601 time; one without a zone is taken as UTC."""
+    """An ISO 8601 time; one without a zone is taken as UTC; it must exist in UTC (year 1 to 9999)."""
     try:
         moment = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (TypeError, ValueError, OverflowError):
         raise Rejected(f"{where}: \"sent_at\" = {value!r} is not an ISO 8601 time such as "
-                       "'2024-05-01T12:00:00Z'") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+                       "'2024-05-01T12:00:00Z' (in UTC, from year 1 to 9999)") from None
 
 
 def _kind(value: Any) -> str:

@@ -1,9 +1,13 @@
 """The HTTP contract of a trigger's route, as a small ASGI app (no per-request framework
 objects: this is the ingest hot path).
 
-- body over ``gateway.max_body_bytes`` -> ``413``;
-- bad JSON, or an extractor raising :class:`~hookspecs.Rejected` / ``ValueError`` -> ``400``
-  with a message, nothing stored;
+- the trigger's ``auth`` refusing -> ``401`` (missing) / ``403`` (wrong) / ``409`` (a replayed
+  webhook); over the client's rate (``gateway.rate_limit``) -> ``429`` with ``Retry-After``;
+- body (decompressed, for ``Content-Encoding: gzip`` / ``deflate``) over
+  ``gateway.max_body_bytes`` -> ``413``; an unknown encoding -> ``415``;
+- bad JSON, nesting over ``gateway.max_json_depth``, a value the store cannot write as JSON,
+  or an extractor raising :class:`~hookspecs.Rejected` / ``ValueError`` -> ``400`` with a
+  message, nothing stored;
 - the store failing -> ``503`` with ``Retry-After``, never ``202``;
 - otherwise ``202 {"event_ids": [...], "job_ids": [...]}`` (one event: also ``"event_id"``;
   marshal failures: ``"errors"``), sent only once the events and jobs are committed.
@@ -14,53 +18,27 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
+from core.gateway.auth import Check, Denied, check_for
+from core.gateway.body import BadEncoding, Disconnected, Receive, Scope, Send, TooLarge, read_body
+from core.gateway.cors import CorsPolicy
 from core.gateway.drafts import checked, drafts_from_json
 from core.gateway.ingest import Ingestor
+from core.gateway.ratelimit import RateLimit
 from core.observability import metrics, tracing
 from hookspecs import EventDraft, HttpRequest, HttpTrigger, Rejected, StoreUnavailable
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+__all__ = ["Limits", "Receive", "Scope", "Send", "TriggerEndpoint"]
 
 log = logging.getLogger("core.gateway")
 _JSON = (b"content-type", b"application/json")
-
-
-class TooLarge(Exception):
-    """The request body is over the configured limit."""
-
-
-class Disconnected(Exception):
-    """The client went away before sending its whole body: there is no one to answer."""
-
-
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole request body; :class:`TooLarge` as soon as it passes ``limit`` bytes."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def respond(send: Send, status: int, document: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
@@ -79,15 +57,28 @@ def error(message: str) -> dict[str, str]:
     return {"error": message}
 
 
-class TriggerEndpoint:
-    """Serves one HTTP trigger: read, extract, ingest, answer."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the configuration allows every HTTP trigger."""
 
-    def __init__(self, ingestor: Ingestor, source: str, trigger: HttpTrigger, max_body_bytes: int) -> None:
+    max_body_bytes: int
+    max_json_depth: int
+    rate: RateLimit | None = None
+
+
+class TriggerEndpoint:
+    """Serves one HTTP trigger: authenticate, limit, read, extract, ingest, answer."""
+
+    def __init__(self, ingestor: Ingestor, source: str, trigger: HttpTrigger, limits: Limits) -> None:
         self.ingestor = ingestor
         self.source = source
         self.trigger = trigger
-        self.max_body_bytes = max_body_bytes
+        self.max_body_bytes = limits.max_body_bytes
+        self.max_json_depth = limits.max_json_depth
+        self.rate = limits.rate
         self.where = f"source {source!r}, trigger {trigger.name!r}"
+        self.check: Check | None = None if trigger.auth is None else check_for(trigger.auth, self.where)
+        self.cors = None if trigger.cors is None else CorsPolicy(trigger.cors, trigger.methods)
         self._rejected = metrics.child(metrics.EVENTS_INGESTED, source, trigger.name, "rejected")
         self._failed = metrics.child(metrics.EVENTS_INGESTED, source, trigger.name, "failed")
         self._latency: dict[int, Any] = {}
@@ -118,21 +109,51 @@ class TriggerEndpoint:
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> int:
         """Answer one request; the status code sent (0: the client went away)."""
         received_at = datetime.now(UTC)
+        check, message_id = self.check, None
+        headers = dict(scope["headers"]) if check or self.cors or self.rate else {}
+        if self.cors is not None:
+            send = _with_headers(send, self.cors.answer_headers(headers.get(b"origin")))
         try:
+            client = None if check is None else check.client(headers)
+            if self.rate is not None:
+                wait = self.rate.wait(client or _address(scope), time.monotonic())
+                if wait:
+                    return await self._refuse(send, 429, f"too many requests from this client (gateway.rate_limit"
+                                              f" = {self.rate.rate:g}/s); retry in {wait} s",
+                                              [(b"retry-after", str(wait).encode())])
             body = await read_body(scope, receive, self.max_body_bytes)
+            if check is not None and check.needs_body:
+                message_id = check.verify(headers, body)
+        except Denied as denied:
+            log.debug("%s: answered %d: %s", self.where, denied.status, denied.message)
+            return await self._refuse(send, denied.status, denied.message, denied.headers)
         except TooLarge:
-            self._rejected.inc()
-            await respond(send, 413, error(f"the request body is larger than {self.max_body_bytes} bytes "
-                                           "(gateway.max_body_bytes); split it into smaller batches"))
-            return 413
+            return await self._refuse(send, 413, f"the request body is larger than {self.max_body_bytes} bytes "
+                                      "(gateway.max_body_bytes); split it into smaller batches")
+        except BadEncoding as exc:
+            return await self._refuse(send, exc.status, str(exc))
         except Disconnected:
             return 0
+        code = 0
+        try:
+            code = await self._ingest(scope, body, received_at, send)
+        finally:
+            if message_id is not None and code != 202 and check is not None:
+                check.release(message_id)  # not stored: the sender's retry of this message must pass
+        return code
+
+    async def _refuse(self, send: Send, status: int, message: str,
+                      headers: Sequence[tuple[bytes, bytes]] = ()) -> int:
+        self._rejected.inc()
+        await respond(send, status, error(message), headers)
+        return status
+
+    async def _ingest(self, scope: Scope, body: bytes, received_at: datetime, send: Send) -> int:
+        """Extract and store the body's events; the status code sent."""
         try:
             drafts = await self._extract(scope, body)
         except (Rejected, ValueError) as exc:
-            self._rejected.inc()
-            await respond(send, 400, error(str(exc) or type(exc).__name__))
-            return 400
+            return await self._refuse(send, 400, str(exc) or type(exc).__name__)
         except Exception:
             self._failed.inc()
             log.exception("%s: the extractor failed", self.where)
@@ -140,6 +161,8 @@ class TriggerEndpoint:
             return 500
         try:
             done = await self.ingestor.ingest(self.source, self.trigger.name, drafts, received_at=received_at)
+        except Rejected as exc:  # a value the store cannot write: the sender's error, not an outage
+            return await self._refuse(send, 400, str(exc))
         except StoreUnavailable as exc:
             self._failed.inc(len(drafts))
             log.warning("%s: answered 503: %s", self.where, exc)
@@ -157,7 +180,7 @@ class TriggerEndpoint:
     async def _extract(self, scope: Scope, body: bytes) -> Sequence[EventDraft]:
         extract = self.trigger.extract
         if extract is None:
-            return drafts_from_json(body)
+            return drafts_from_json(body, self.max_json_depth)
         request = HttpRequest(
             method=scope["method"],
             path=scope["path"],
@@ -170,3 +193,22 @@ class TriggerEndpoint:
         if inspect.isawaitable(drafts):
             drafts = await drafts
         return checked(drafts, self.where)
+
+
+def _address(scope: Scope) -> str:
+    """The client's address, its identity for the rate limit when it sends no API key."""
+    client = scope.get("client")
+    return f"addr:{client[0]}" if client else "addr:?"
+
+
+def _with_headers(send: Send, headers: Sequence[tuple[bytes, bytes]]) -> Send:
+    """``send`` adding ``headers`` to the response's start."""
+    if not headers:
+        return send
+
+    async def sending(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message["headers"], *headers]
+        await send(message)
+
+    return sending

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.gateway.publisher import Publisher
+from core.gateway.storable import check_events, storable
 from core.observability import metrics, tracing
 from core.pipeline import Pipeline
 from core.runtime import Runtime
@@ -123,11 +124,14 @@ class Ingestor:
     ) -> Ingested:
         """Store ``drafts`` as events with their jobs (all or nothing), then publish.
 
-        Raises :class:`~hookspecs.StoreUnavailable` when the store fails: nothing was stored.
+        Raises :class:`~hookspecs.StoreUnavailable` when the store fails, and
+        :class:`~core.gateway.storable.Unstorable` (a :class:`~hookspecs.Rejected`) for a value
+        it could not write as JSON: nothing was stored.
         """
         now = received_at or datetime.now(UTC)
         trace = (tracing.carrier() or None) if tracing.ON else None
         result = Ingested(events=[self._event(source, trigger, draft, now, trace) for draft in drafts])
+        check_events(result.events)  # a value the store cannot write is the sender's 400, not an outage
         for event in result.events:
             for flow in self.pipeline.flows_for(source, trigger, event.name):
                 await self._run_flow(flow, event, now, result)
@@ -182,6 +186,7 @@ class Ingestor:
                     continue
                 if not isinstance(payload, Payload):
                     raise TypeError(f"marshal returned {payload!r}, not a Payload or None")
+                storable("the job's payload", payload.data, payload.context)
             except Exception as exc:
                 target.toolkit.logger.exception("marshal failed for event %s (flow %r)", event.id, flow.name)
                 result.errors.append(self._error(event, flow, ref, exc))

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -58,6 +59,25 @@ def listen(host: str, port: int) -> socket.socket:
             f"the gateway cannot listen on {host}:{port}: {exc.strerror or exc}",
             hint="another process may use the port: pass --port, or set gateway.port / CORE_GATEWAY_PORT",
         ) from None
+
+
+def tls_files(runtime: Runtime) -> tuple[str, str] | None:
+    """The certificate and key files of ``gateway.tls_*`` (relative to the project), checked
+    by loading them; ``None`` for plain HTTP. :class:`CoreError` naming the file at fault."""
+    settings = runtime.settings
+    cert, key = settings["gateway.tls_certfile"], settings["gateway.tls_keyfile"]
+    if not cert:
+        return None
+    cert, key = str(settings.root / cert), str(settings.root / key)
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise CoreError(
+            f"the gateway cannot serve HTTPS with gateway.tls_certfile = {cert} and gateway.tls_keyfile = {key}: "
+            f"{getattr(exc, 'strerror', None) or exc}",
+            hint="both are PEM files: the certificate (chain) and its unencrypted private key",
+        ) from None
+    return cert, key
 
 
 class Gateway:
@@ -113,12 +133,15 @@ class Gateway:
     async def _serve(self) -> None:
         settings = self.runtime.settings
         host, port = settings["gateway.host"], settings["gateway.port"]
+        tls = tls_files(self.runtime)
         sock, self._sock = self._sock or listen(host, port), None
         bound = sock.getsockname()[1]
-        self.url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://[{host}]:{bound}" if ":" in host else f"{scheme}://{host}:{bound}"
         config = uvicorn.Config(
             self.app, lifespan="on", log_level="warning", access_log=False,
             timeout_graceful_shutdown=GRACEFUL_SECONDS, server_header=False, proxy_headers=False,
+            ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None,
         )
         self._server = server = _Server(config)
         self._serving = asyncio.create_task(server.serve(sockets=[sock]))
