@@ -113,6 +113,8 @@ KEYS: tuple[Key, ...] = (
     Key("gateway.host", _str, "127.0.0.1", "address the gateway listens on"),
     Key("gateway.port", _int(0, 65535), 9090, "port the gateway listens on"),
     Key("gateway.max_body_bytes", _int(1, 1 << 30), 1 << 20, "largest request body (413 above)"),
+    Key("gateway.idempotency_window", _float(1, 366 * 86400), 86400.0,
+        "seconds an idempotency key deduplicates (Idempotency-Key, a draft's key)"),
     Key("gateway.lease_seconds", _float(1, 3600), 15.0, "lease TTL of a cron/cdc trigger (failover time)"),
     Key("scheduler.batch_size", _int(1, 100_000), 500, "largest queue handed to one load"),
     Key("scheduler.poll_seconds", _float(0.01, 3600), 1.0, "how often due jobs are looked for"),
