@@ -1,16 +1,17 @@
 """Benchmark of HTTP ingest: durable ``202`` answers per second through the real gateway.
 
-    python bench/ingest.py [--duration 10] [--connections 64] [--batch 100]
+    python bench/ingest.py [--duration 10] [--connections 64] [--batch 100] [--keys]
 
 It writes a tiny project in a temporary directory (one HTTP trigger, one flow, one action on
 a schedule, the built-in SQLite store), starts ``core start gateway`` on it as a subprocess,
 then runs a SEPARATE load-generating process: keep-alive connections on raw asyncio streams
 (lighter than an HTTP library, so the client costs the 2 shared cores as little as possible)
 posting single-event requests, then ``--batch``-event requests, for ``--duration`` seconds
-each. It prints events/s, requests/s and latency percentiles of the ``202`` answers (each
-sent only after the commit), the gateway's CPU time per event (a figure that holds on a busy
-shared machine, where events/s does not), then checks that the store holds every
-acknowledged event.
+each; with ``--keys`` every request has an ``Idempotency-Key`` of its own (each one new: the
+cost of deduplication, not of replays). It prints events/s, requests/s and latency
+percentiles of the ``202`` answers (each sent only after the commit), the gateway's CPU time
+per event (a figure that holds on a busy shared machine, where events/s does not), then
+checks that the store holds every acknowledged event.
 Figures only; it asserts nothing.
 """
 
@@ -61,13 +62,21 @@ EVENT = {"name": "order.created", "context": {"ip": "127.0.0.1", "user_agent": "
 # -- the load generator (runs in its own process) ---------------------------------------------
 
 async def _connection(host: str, port: int, request: bytes, deadline: float,
-                      latencies: list[float], statuses: dict[int, int]) -> None:
+                      latencies: list[float], statuses: dict[int, int], keys: str) -> None:
+    """Post ``request`` until ``deadline``; with ``keys`` (a prefix), each under a new key
+    (``request`` then ends with its headers' last line, before the key and the body)."""
     reader, writer = await asyncio.open_connection(host, port)
     clock = time.perf_counter
+    head, _, body = request.partition(b"\r\n\r\n")
+    sent = 0
     try:
         while clock() < deadline:
             started = clock()
-            writer.write(request)
+            if keys:
+                sent += 1
+                writer.write(head + f"\r\nIdempotency-Key: {keys}-{sent}\r\n\r\n".encode() + body)
+            else:
+                writer.write(request)
             status = int((await reader.readline()).split(b" ", 2)[1])
             length = 0
             while (line := await reader.readline()) != b"\r\n":
@@ -80,7 +89,7 @@ async def _connection(host: str, port: int, request: bytes, deadline: float,
         writer.close()
 
 
-async def _load(url: str, per_request: int, duration: float, connections: int) -> dict[str, object]:
+async def _load(url: str, per_request: int, duration: float, connections: int, keys: bool) -> dict[str, object]:
     match = re.match(r"http://([^:/]+):(\d+)", url)
     assert match, url
     host, port = match.group(1), int(match.group(2))
@@ -92,8 +101,10 @@ async def _load(url: str, per_request: int, duration: float, connections: int) -
     statuses: dict[int, int] = {}
     started = time.perf_counter()
     deadline = started + duration
-    await asyncio.gather(*(_connection(host, port, request, deadline, latencies, statuses)
-                           for _ in range(connections)))
+    run = f"{os.getpid()}-{time.time_ns()}"
+    await asyncio.gather(*(_connection(host, port, request, deadline, latencies, statuses,
+                                       f"{run}-{i}" if keys else "")
+                           for i in range(connections)))
     elapsed = time.perf_counter() - started
     latencies.sort()
 
@@ -111,14 +122,14 @@ async def _load(url: str, per_request: int, duration: float, connections: int) -
     }
 
 
-def load_main(url: str, per_request: int, duration: float, connections: int) -> None:
+def load_main(url: str, per_request: int, duration: float, connections: int, keys: bool) -> None:
     try:
         import uvloop
 
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    print(json.dumps(runner(_load(url, per_request, duration, connections))))
+    print(json.dumps(runner(_load(url, per_request, duration, connections, keys))))
 
 
 # -- the orchestrator --------------------------------------------------------------------------
@@ -129,10 +140,10 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _run_load(url: str, per_request: int, duration: float, connections: int) -> dict[str, object]:
+def _run_load(url: str, per_request: int, duration: float, connections: int, keys: bool) -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, __file__, "--load", url, "--per-request", str(per_request),
-         "--duration", str(duration), "--connections", str(connections)],
+         "--duration", str(duration), "--connections", str(connections), *(["--keys"] if keys else [])],
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
@@ -143,11 +154,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--connections", type=int, default=64, help="concurrent keep-alive connections")
     parser.add_argument("--batch", type=int, default=100, help="events per batch request")
+    parser.add_argument("--keys", action="store_true", help="an Idempotency-Key (a new one) on every request")
     parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--per-request", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
-        load_main(args.load, args.per_request, args.duration, args.connections)
+        load_main(args.load, args.per_request, args.duration, args.connections, args.keys)
         return
     settings = {"supervisor": "", "wanderer": ""}
     with tempfile.TemporaryDirectory(prefix="core-bench-") as tmp:
@@ -155,12 +167,12 @@ def main() -> None:
         with Deployment(directory, APP, settings=settings, env={"CORE_LOAD_PLUGINS": ""}) as deployment:
             gateway, url = deployment.start("gateway").process, deployment.url
             print(f"gateway {url} (pid {gateway.pid}), {os.cpu_count()} cores, {args.connections} connections, "
-                  f"{args.duration:g}s per phase")
+                  f"{args.duration:g}s per phase{', a new Idempotency-Key per request' if args.keys else ''}")
             accepted = 0
-            _run_load(url, 1, 1.0, args.connections)  # warm-up
+            _run_load(url, 1, 1.0, args.connections, args.keys)  # warm-up
             for per_request, label in ((1, "single-event"), (args.batch, f"{args.batch}-event batch")):
                 cpu = _cpu_seconds(gateway.pid)
-                result = _run_load(url, per_request, args.duration, args.connections)
+                result = _run_load(url, per_request, args.duration, args.connections, args.keys)
                 cpu = _cpu_seconds(gateway.pid) - cpu
                 events = int(result["accepted_events"])  # type: ignore[call-overload]
                 accepted += events
