@@ -3,7 +3,7 @@
 The primary key of ``idempotency_keys`` deduplicates, so concurrent writers in any number of
 processes store one event per key. A commit of the group writer claims the keys of all its
 events at once, before inserting them: one ``INSERT … ON CONFLICT`` for every key of the
-batch (a key whose window has ended is taken over), then, only if some key was taken, one
+batch (a key whose window has ended is taken over), then, only if some key was not won, one
 ``SELECT`` of the holders. The events whose key was taken are dropped from the batch with
 their jobs and answered as :class:`~hookspecs.Duplicate`. A caller with a duplicate whose
 fingerprint differs has none of its events stored (the key was reused for another request).
@@ -15,6 +15,7 @@ engine's through ``run_sync``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.sqlstore.claims import chunked
-from core.sqlstore.schema import NAME, idempotency_keys
+from core.sqlstore.schema import NAME, idempotency_keys, utc_text
 from core.sqlstore.writer import Row, Work, WriteSet
 from hookspecs import Duplicate, Event
 
@@ -45,17 +46,47 @@ def key_row(event: Event, now: datetime) -> Row | None:
     }
 
 
+@functools.lru_cache(maxsize=8)
 def _upsert(dialect: str) -> Any:
-    """Insert keys; take over those whose window ended; return the keys now held."""
+    """Insert keys, taking over those whose window ended; returns the keys it wrote."""
     module = _UPSERT_DIALECTS.get(dialect)
     if module is None:
         raise NotImplementedError(f"idempotency keys need INSERT … ON CONFLICT, not known for {dialect!r}")
     statement = module.insert(idempotency_keys)
-    taken_over = {name: statement.excluded[name] for name in ("fingerprint", "event_id", "created_at", "expires_at")}
+    taken_over = {name: statement.excluded[name] for name in _TAKEN_OVER}
     return statement.on_conflict_do_update(
         index_elements=["source", "key"], set_=taken_over,
         where=idempotency_keys.c.expires_at <= statement.excluded.created_at,
     ).returning(idempotency_keys.c.source, idempotency_keys.c.key)
+
+
+_TAKEN_OVER = ("fingerprint", "event_id", "created_at", "expires_at")
+#: :func:`_upsert` as SQLite driver SQL with plain tuples, without ``RETURNING``: the count of
+#: rows written says whether every key was won, and SQLAlchemy's per-value processing would be
+#: most of the cost of a batch (as for the other tables, :mod:`core.builtin.sqlite.driver_sql`).
+_SQLITE_UPSERT = (
+    "INSERT INTO idempotency_keys (source, key, fingerprint, event_id, created_at, expires_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, key) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _TAKEN_OVER)
+    + " WHERE idempotency_keys.expires_at <= excluded.created_at"
+)
+
+
+def _won_all(conn: Connection, rows: list[Row]) -> bool:
+    """Insert (or take over) the keys of ``rows``; did every one of them win its key?"""
+    if conn.dialect.name == "sqlite":
+        texts: dict[datetime, str] = {}  # the events of a call share their times
+
+        def text_of(moment: datetime) -> str:
+            found = texts.get(moment)
+            if found is None:
+                found = texts[moment] = utc_text(moment)
+            return found
+
+        params = [(r["source"], r["key"], r["fingerprint"], r["event_id"], text_of(r["created_at"]),
+                   text_of(r["expires_at"])) for r in rows]
+        return int(conn.exec_driver_sql(_SQLITE_UPSERT, params).rowcount) == len(rows)
+    return len(conn.execute(_upsert(conn.dialect.name), rows).all()) == len(rows)
 
 
 def _holders(conn: Connection, keys: Sequence[KeyOf]) -> dict[KeyOf, tuple[str, str]]:
@@ -77,11 +108,9 @@ def claim(conn: Connection, batch: Sequence[Work], rows: WriteSet) -> dict[str, 
     for row in rows.keys:
         first.setdefault((row["source"], row["key"]), row)
     ordered = sorted(first)
-    held = {tuple(r) for r in conn.execute(_upsert(conn.dialect.name), [first[k] for k in ordered])}
-    if len(held) == len(rows.keys):
+    if _won_all(conn, [first[k] for k in ordered]) and len(first) == len(rows.keys):
         return {}
-    holders = _holders(conn, [k for k in ordered if k not in held])
-    holders.update((k, (first[k]["event_id"], first[k]["fingerprint"])) for k in held)
+    holders = _holders(conn, ordered)
     duplicates: dict[str, Duplicate] = {}
     for row in rows.keys:
         original, fingerprint = holders[(row["source"], row["key"])]
