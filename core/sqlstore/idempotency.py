@@ -72,21 +72,36 @@ _SQLITE_UPSERT = (
 )
 
 
-def _won_all(conn: Connection, rows: list[Row]) -> bool:
-    """Insert (or take over) the keys of ``rows``; did every one of them win its key?"""
+def _first(rows: WriteSet) -> tuple[dict[KeyOf, Row], list[KeyOf]]:
+    """The first row of each key (a later one of the same key is a duplicate), and the keys in order."""
+    first: dict[KeyOf, Row] = {}
+    for row in rows.keys:
+        first.setdefault((row["source"], row["key"]), row)
+    return first, sorted(first)
+
+
+def sqlite_params(rows: WriteSet) -> list[tuple[Any, ...]]:
+    """The parameters of :data:`_SQLITE_UPSERT` for ``rows``' keys, in claim order (built by
+    the SQLite store in the event loop, so its writer thread holds the GIL less)."""
+    first, ordered = _first(rows)
+    texts: dict[datetime, str] = {}  # the events of a call share their times
+
+    def text_of(moment: datetime) -> str:
+        found = texts.get(moment)
+        if found is None:
+            found = texts[moment] = utc_text(moment)
+        return found
+
+    return [(r["source"], r["key"], r["fingerprint"], r["event_id"], text_of(r["created_at"]),
+             text_of(r["expires_at"])) for r in (first[k] for k in ordered)]
+
+
+def _won_all(conn: Connection, rows: WriteSet, ordered: list[Row], params: list[tuple[Any, ...]] | None) -> bool:
+    """Insert (or take over) the keys of ``ordered``; did every one of them win its key?"""
     if conn.dialect.name == "sqlite":
-        texts: dict[datetime, str] = {}  # the events of a call share their times
-
-        def text_of(moment: datetime) -> str:
-            found = texts.get(moment)
-            if found is None:
-                found = texts[moment] = utc_text(moment)
-            return found
-
-        params = [(r["source"], r["key"], r["fingerprint"], r["event_id"], text_of(r["created_at"]),
-                   text_of(r["expires_at"])) for r in rows]
-        return int(conn.exec_driver_sql(_SQLITE_UPSERT, params).rowcount) == len(rows)
-    return len(conn.execute(_upsert(conn.dialect.name), rows).all()) == len(rows)
+        params = sqlite_params(rows) if params is None else params
+        return int(conn.exec_driver_sql(_SQLITE_UPSERT, params).rowcount) == len(ordered)
+    return len(conn.execute(_upsert(conn.dialect.name), ordered).all()) == len(ordered)
 
 
 def _holders(conn: Connection, keys: Sequence[KeyOf]) -> dict[KeyOf, tuple[str, str]]:
@@ -101,14 +116,13 @@ def _holders(conn: Connection, keys: Sequence[KeyOf]) -> dict[KeyOf, tuple[str, 
     return found
 
 
-def claim(conn: Connection, batch: Sequence[Work], rows: WriteSet) -> dict[str, Duplicate]:
+def claim(conn: Connection, batch: Sequence[Work], rows: WriteSet,
+          params: list[tuple[Any, ...]] | None = None) -> dict[str, Duplicate]:
     """Claim the keys of ``rows`` (the batch merged) and drop from ``rows`` what must not be
-    stored; return the duplicates by event id (empty: every event is new)."""
-    first: dict[KeyOf, Row] = {}
-    for row in rows.keys:
-        first.setdefault((row["source"], row["key"]), row)
-    ordered = sorted(first)
-    if _won_all(conn, [first[k] for k in ordered]) and len(first) == len(rows.keys):
+    stored; return the duplicates by event id (empty: every event is new). ``params``: the
+    :func:`sqlite_params` of ``rows``, if built already."""
+    first, ordered = _first(rows)
+    if _won_all(conn, rows, [first[k] for k in ordered], params) and len(first) == len(rows.keys):
         return {}
     holders = _holders(conn, ordered)
     duplicates: dict[str, Duplicate] = {}

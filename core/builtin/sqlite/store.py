@@ -76,14 +76,16 @@ class SQLiteStore(SQLiteDialect, SQLStore):
         if self._writer_thread is None or not all(isinstance(work, WriteSet | SyncTask) for work in batch):
             return await super()._transaction(batch)
         rows = merged(batch)
+        prebuilt = _statements(rows)  # in this thread: the writer thread holds the GIL less
+        keys = idempotency.sqlite_params(rows) if rows.keys else []
         found: dict[str, Duplicate] = {}
 
         def statements(conn: Connection) -> list[Statement]:
-            if rows.keys:
-                found.update(idempotency.claim(conn, batch, rows))
-            return [insert_params(table, values) for table, values in (
-                (events, rows.events), (jobs, rows.jobs), (transitions, rows.transitions), (job_state, rows.states),
-            ) if values]
+            if keys:
+                found.update(idempotency.claim(conn, batch, rows, keys))
+                if found:  # events were dropped from the rows
+                    return _statements(rows)
+            return prebuilt
 
         updates = state_update_params(rows.state_updates) if rows.state_updates else []
         try:
@@ -111,3 +113,10 @@ class SQLiteStore(SQLiteDialect, SQLStore):
             return claimed
 
         return SyncTask(run)
+
+
+def _statements(rows: WriteSet) -> list[Statement]:
+    """The inserts of a batch's rows, table by table."""
+    return [insert_params(table, values) for table, values in (
+        (events, rows.events), (jobs, rows.jobs), (transitions, rows.transitions), (job_state, rows.states),
+    ) if values]
