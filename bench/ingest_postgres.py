@@ -5,7 +5,7 @@ separate load-generating process, each ``202`` sent after the commit), with the 
 store on a throw-away database of the local server (``CORE_BENCH_POSTGRES``) through
 ``core-plugin-postgres``.
 
-    python bench/ingest_postgres.py [--duration 10] [--connections 64] [--batch 100]
+    python bench/ingest_postgres.py [--duration 10] [--connections 64] [--batch 100] [--keys]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--connections", type=int, default=64, help="concurrent keep-alive connections")
     parser.add_argument("--batch", type=int, default=100, help="events per batch request")
+    parser.add_argument("--keys", action="store_true", help="an Idempotency-Key (a new one) on every request")
     args = parser.parse_args()
     with scratch_database() as url, tempfile.TemporaryDirectory(prefix="core-bench-") as tmp:
         directory = Path(tmp)
@@ -62,13 +63,14 @@ def main() -> None:
         )
         gateway, address = start_gateway(directory)
         print(f"gateway {address} (pid {gateway.pid}) on PostgreSQL, {os.cpu_count()} cores, "
-              f"{args.connections} connections, {args.duration:g}s per phase")
+              f"{args.connections} connections, {args.duration:g}s per phase"
+              f"{', a new Idempotency-Key per request' if args.keys else ''}")
         accepted = 0
         try:
-            ingest._run_load(address, 1, 1.0, args.connections)  # warm-up
+            ingest._run_load(address, 1, 1.0, args.connections, args.keys)  # warm-up
             for per_request, label in ((1, "single-event"), (args.batch, f"{args.batch}-event batch")):
                 cpu = ingest._cpu_seconds(gateway.pid)
-                result = ingest._run_load(address, per_request, args.duration, args.connections)
+                result = ingest._run_load(address, per_request, args.duration, args.connections, args.keys)
                 cpu = ingest._cpu_seconds(gateway.pid) - cpu
                 events = int(result["accepted_events"])  # type: ignore[call-overload]
                 accepted += events

@@ -118,6 +118,8 @@ KEYS: tuple[Key, ...] = (
     Key("gateway.rate_burst", _int(1, 1_000_000), 50, "requests a client may send at once above gateway.rate_limit"),
     Key("gateway.tls_certfile", _str, "", "PEM certificate (chain) file: the gateway serves HTTPS; empty: HTTP"),
     Key("gateway.tls_keyfile", _str, "", "PEM private key file of gateway.tls_certfile"),
+    Key("gateway.idempotency_window", _float(1, 366 * 86400), 86400.0,
+        "seconds an idempotency key deduplicates (Idempotency-Key, a draft's key)"),
     Key("gateway.lease_seconds", _float(1, 3600), 15.0, "lease TTL of a cron/cdc trigger (failover time)"),
     Key("scheduler.batch_size", _int(1, 100_000), 500, "largest queue handed to one load"),
     Key("scheduler.poll_seconds", _float(0.01, 3600), 1.0, "how often due jobs are looked for"),

@@ -25,13 +25,17 @@ from hookspecs._wanderer import Migration, MigrationScript
 class EventDraft:
     """An event as a trigger extracts it, before the gateway stores it.
 
-    ``name=None`` takes the trigger's name.
+    ``name=None`` takes the trigger's name. ``idempotency_key`` (e.g. Segment's
+    ``messageId``): the gateway stores one event per key and source within
+    ``gateway.idempotency_window``; a request's ``Idempotency-Key`` header is used for
+    drafts that have none.
     """
 
     data: Any = None
     context: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
     sent_at: datetime | None = None
+    idempotency_key: str | None = None
 
 
 class Rejected(Exception):

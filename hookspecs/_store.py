@@ -1,7 +1,8 @@
 """The store: the database used as a queue, and its append-only history.
 
 Holds the data types the store exchanges (:class:`Event`, :class:`Job`, :class:`Transition`,
-:class:`Queue`, :class:`WhereJob`, :class:`WhereEvent`), the job :class:`Status`, the
+:class:`Queue`, :class:`WhereJob`, :class:`WhereEvent`, :class:`IdempotencyKey`,
+:class:`Duplicate`), the job :class:`Status`, the
 :class:`Store` protocol every store adapter implements, and the hook that registers store
 adapters. The names and semantics come from Blacksmith's ``store`` package.
 """
@@ -75,15 +76,52 @@ class Job:
     created_at: datetime
     version: str | None = None
     parent_job_id: str | None = None
+    #: The idempotency key of the job's event (``None``: it had none); an action may pass it
+    #: on to its destination (as ``webhook-id``, an ``Idempotency-Key`` header, …).
+    idempotency_key: str | None = None
     status: Status = Status.ACKNOWLEDGED
     attempt: int = 0
     due_at: datetime | None = None
     transitions: list[Transition] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """The idempotency key an event is stored under, deduplicated by the store per source.
+
+    ``fingerprint`` identifies what was received (the gateway: the SHA-256 of the request
+    body), so that a key reused for something else is told apart from a retry. Until
+    ``expires_at`` another event of the same source with the same key is not stored; after
+    it, the key is free again and the store's :meth:`~Store.purge` removes it.
+    """
+
+    key: str
+    fingerprint: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """An event :meth:`Store.insert_queue` did not store: its key was taken within its window.
+
+    ``event_id`` is the event of the call, ``original_id`` the stored event holding the key;
+    ``same`` says whether the fingerprints match (a retry) or not (the key was reused for a
+    different request: the IETF draft's ``422``).
+    """
+
+    event_id: str
+    original_id: str
+    key: str
+    same: bool
+
+
 @dataclass(slots=True)
 class Event:
-    """One thing that happened at a source, with the jobs it caused."""
+    """One thing that happened at a source, with the jobs it caused.
+
+    ``idempotency`` is given to :meth:`Store.insert_queue` to deduplicate the event; reads do
+    not fill it (each job carries the key as :attr:`Job.idempotency_key`).
+    """
 
     id: str
     source: str
@@ -94,6 +132,7 @@ class Event:
     sent_at: datetime | None = None
     ingested_at: datetime | None = None
     jobs: list[Job] = field(default_factory=list)
+    idempotency: IdempotencyKey | None = None
 
 
 @dataclass(slots=True)
@@ -174,8 +213,16 @@ class Store(Protocol):
     async def close(self) -> None:
         """Flush pending writes and release connections."""
 
-    async def insert_queue(self, queue: Queue) -> None:
-        """Store events, their jobs and each job's first transition in one transaction."""
+    async def insert_queue(self, queue: Queue) -> list[Duplicate]:
+        """Store events, their jobs and each job's first transition in one transaction.
+
+        An event with an :attr:`~Event.idempotency` key that its source already stored
+        (within the key's window, or earlier in the same queue) is not stored, nor are its
+        jobs: it is returned as a :class:`Duplicate`. If one of the queue's duplicates has a
+        different fingerprint, no event of the queue is stored (all are returned; those
+        whose key was free name themselves as original). Concurrent calls, in any number of
+        processes, store one event per key. Without keys the result is empty.
+        """
 
     async def add_jobs(self, jobs: Sequence[Job]) -> None:
         """Store jobs of existing events (follow-ups) with their first transition."""
@@ -211,7 +258,10 @@ class Store(Protocol):
         """Return one job with its full transition history, or ``None``."""
 
     async def purge(self, *, before: datetime) -> int:
-        """Delete events older than ``before`` whose jobs are all final; return how many."""
+        """Delete events older than ``before`` whose jobs are all final; return how many.
+
+        Also removes the idempotency keys whose window has ended.
+        """
 
 
 class StoreUnavailable(Exception):

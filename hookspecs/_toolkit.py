@@ -16,6 +16,8 @@ class Toolkit:
     :param service: ``"gateway"``, ``"scheduler"`` or ``"cli"``.
     :param event_id: the event being marshaled (empty in ``load``, which gets a queue).
     :param job_id: the job being marshaled (empty in ``load``).
+    :param idempotency_key: the idempotency key of the event being marshaled (empty if it
+        has none; in ``load``, each job has its own :attr:`~hookspecs.Job.idempotency_key`).
     :param options: the owner's options from configuration (``[destinations.NAME]`` …).
     """
 
@@ -24,6 +26,7 @@ class Toolkit:
     service: str = ""
     event_id: str = ""
     job_id: str = ""
+    idempotency_key: str = ""
     options: dict[str, Any] = field(default_factory=dict)
 
     def evolve(self, **changes: Any) -> Toolkit:

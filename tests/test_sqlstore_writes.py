@@ -102,7 +102,7 @@ async def test_a_bad_caller_fails_alone_and_the_others_commit(store: SQLiteStore
         *(store.insert_queue(Queue(events=[e])) for e in good[3:]),
         return_exceptions=True,
     )
-    assert [type(r) for r in results] == [type(None)] * 3 + [IntegrityError] + [type(None)] * 2
+    assert [type(r) for r in results] == [list] * 3 + [IntegrityError] + [list] * 2
     assert store.stats.retried_batches >= 1
     found = {e.id for e in await store.find_events(WhereEvent())}
     assert found == {stored.id, *(e.id for e in good)}

@@ -11,10 +11,17 @@ objects: this is the ingest hot path).
 - the store failing -> ``503`` with ``Retry-After``, never ``202``;
 - otherwise ``202 {"event_ids": [...], "job_ids": [...]}`` (one event: also ``"event_id"``;
   marshal failures: ``"errors"``), sent only once the events and jobs are committed.
+
+Idempotency (the IETF ``Idempotency-Key`` draft): the header's key (or a draft's own) makes
+the store keep one event per key within ``gateway.idempotency_window``. A retry answers
+``202`` with the original ids and ``Idempotent-Replayed: true``; the key reused with another
+body answers ``422``, nothing stored; a key that is empty or over
+:data:`MAX_KEY_LENGTH` characters answers ``400``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import time
@@ -39,6 +46,9 @@ __all__ = ["Limits", "Receive", "Scope", "Send", "TriggerEndpoint"]
 
 log = logging.getLogger("core.gateway")
 _JSON = (b"content-type", b"application/json")
+_REPLAYED = (b"idempotent-replayed", b"true")
+#: The longest idempotency key (the store's key column).
+MAX_KEY_LENGTH = 255
 
 
 async def respond(send: Send, status: int, document: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
@@ -55,6 +65,26 @@ async def respond(send: Send, status: int, document: Any, headers: Sequence[tupl
 def error(message: str) -> dict[str, str]:
     """The body of every error response."""
     return {"error": message}
+
+
+def idempotency_key(scope: Scope, drafts: Sequence[EventDraft]) -> str | None:
+    """The request's ``Idempotency-Key`` (an RFC 8941 string's quotes removed), checked with
+    the drafts' own keys; :class:`~hookspecs.Rejected` for an empty or too long one."""
+    key = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"idempotency-key"), None)
+    if key is not None:
+        key = key.strip()
+        if len(key) >= 2 and key[0] == key[-1] == '"':
+            key = key[1:-1]
+        _check_key(key, "the Idempotency-Key header")
+    for index, draft in enumerate(drafts):
+        if draft.idempotency_key is not None:
+            _check_key(draft.idempotency_key, f"the idempotency key of event {index}")
+    return key
+
+
+def _check_key(key: Any, what: str) -> None:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        raise Rejected(f"{what} must be a string of 1 to {MAX_KEY_LENGTH} characters, such as a UUID")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +182,7 @@ class TriggerEndpoint:
         """Extract and store the body's events; the status code sent."""
         try:
             drafts = await self._extract(scope, body)
+            key = idempotency_key(scope, drafts)
         except (Rejected, ValueError) as exc:
             return await self._refuse(send, 400, str(exc) or type(exc).__name__)
         except Exception:
@@ -160,7 +191,9 @@ class TriggerEndpoint:
             await respond(send, 500, error(f"{self.where}: the extractor failed; see the gateway's log"))
             return 500
         try:
-            done = await self.ingestor.ingest(self.source, self.trigger.name, drafts, received_at=received_at)
+            done = await self.ingestor.ingest(
+                self.source, self.trigger.name, drafts, received_at=received_at, idempotency_key=key,
+                fingerprint=None if key is None else hashlib.sha256(body).hexdigest())
         except Rejected as exc:  # a value the store cannot write: the sender's error, not an outage
             return await self._refuse(send, 400, str(exc))
         except StoreUnavailable as exc:
@@ -169,12 +202,20 @@ class TriggerEndpoint:
             await respond(send, 503, error(f"the store is unavailable, nothing was stored; retry later ({exc})"),
                           [(b"retry-after", b"1")])
             return 503
-        answer: dict[str, Any] = {"event_ids": done.event_ids, "job_ids": done.job_ids}
-        if len(done.events) == 1:
-            answer["event_id"] = done.events[0].id
+        conflict = done.conflict
+        if conflict is not None:
+            await respond(send, 422, {**error(
+                f"the idempotency key {conflict.key!r} was used for a different request (event "
+                f"{conflict.original_id}); nothing was stored: use a new key for a new request"),
+                "event_id": conflict.original_id})
+            return 422
+        ids = done.event_ids
+        answer: dict[str, Any] = {"event_ids": ids, "job_ids": done.job_ids}
+        if len(ids) == 1:
+            answer["event_id"] = ids[0]
         if done.errors:
             answer["errors"] = done.errors
-        await respond(send, 202, answer)
+        await respond(send, 202, answer, [_REPLAYED] if done.replayed else ())
         return 202
 
     async def _extract(self, scope: Scope, body: bytes) -> Sequence[EventDraft]:

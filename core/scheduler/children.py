@@ -60,7 +60,8 @@ async def make_children(
         )
         job_id = new_id()
         try:
-            payload = await _marshal(child_action, seen, toolkit.evolve(event_id=parent.event_id, job_id=job_id))
+            payload = await _marshal(child_action, seen, toolkit.evolve(
+                event_id=parent.event_id, job_id=job_id, idempotency_key=parent.idempotency_key or ""))
         except Exception as exc:  # noqa: BLE001 - a user's marshal failing creates no child, reported
             log.error("%s: marshal failed: %s; no child job created", where, error_text(exc))
             continue
@@ -79,6 +80,7 @@ async def make_children(
             created_at=now,
             version=payload.version,
             parent_job_id=parent.id,
+            idempotency_key=parent.idempotency_key,
             status=Status.ACKNOWLEDGED,
         ))
     return children

@@ -3,9 +3,10 @@
 
 A plugin imports every name below from ``core.sqlstore`` itself (its submodules are private
 to the engine). :class:`SQLStore` holds everything that is the same on every SQL database:
-the tables (:data:`events`, :data:`jobs`, :data:`transitions`, :data:`job_state`), their
-schema version, group commit through one writer task, claims and lease recovery, queries and
-purge / rebuild. :class:`SQLWanderer` keeps the history of migration runs the same way. Both
+the tables (:data:`events`, :data:`jobs`, :data:`transitions`, :data:`job_state`,
+:data:`idempotency_keys`), their schema version, group commit through one writer task (which
+claims the events' idempotency keys in the same transaction), claims and lease recovery,
+queries and purge / rebuild. :class:`SQLWanderer` keeps the history of migration runs the same way. Both
 are :class:`SQLDatabase` subclasses; a dialect (the built-in SQLite one, the PostgreSQL
 plugin) subclasses them and overrides only what differs.
 
@@ -67,6 +68,7 @@ from core.sqlstore.schema import (
     JSONText,
     UTCDateTime,
     events,
+    idempotency_keys,
     job_state,
     jobs,
     metadata,
@@ -98,6 +100,7 @@ __all__ = [
     "async_url",
     "events",
     "execute_script",
+    "idempotency_keys",
     "job_state",
     "jobs",
     "metadata",

@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from hookspecs import CLAIMABLE_STATUSES, Status
 
 #: The version of the tables below; bump it and add a step to ``SQLStore.schema_steps``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: ``job_state.ready_at`` of a job without a due time: it sorts before every real time.
 NO_DUE_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -155,7 +155,22 @@ jobs = Table(
     Column("version", NAME),
     Column("parent_job_id", ID),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("idempotency_key", NAME),  # the event's (schema version 2)
     Index("ix_jobs_event_id", "event_id"),
+)
+
+# One row per idempotency key a source used: the primary key is what deduplicates, in every
+# process at once. Not history: a key is removed once its window has ended (purge), and the
+# event it names may be purged before that (its id is still the answer to a retry).
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("source", NAME, primary_key=True),
+    Column("key", NAME, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("event_id", ID, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_keys_expires_at", "expires_at"),
 )
 
 transitions = Table(

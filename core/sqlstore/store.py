@@ -6,7 +6,7 @@ override the small hooks listed in :mod:`core.sqlstore`; everything else is shar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -14,14 +14,16 @@ from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import ConfigError
-from core.sqlstore import claims, reads, upkeep
+from core.sqlstore import claims, idempotency, reads, upkeep
 from core.sqlstore.database import SQLDatabase
 from core.sqlstore.rows import UPDATE_PREFIX, event_row, new_jobs, state_update, transition_row
 from core.sqlstore.schema import INSERTS, SCHEMA_VERSION, events, job_state, jobs, metadata, transitions
+from core.sqlstore.versioning import Step
 from core.sqlstore.writer import GroupWriter, SyncTask, Work, WriterStats, WriteSet, merged
 from hookspecs import (
     FINAL_STATUSES,
     Claim,
+    Duplicate,
     Event,
     Job,
     Queue,
@@ -53,6 +55,7 @@ class SQLStore(SQLDatabase):
     component: ClassVar[str] = "store"
     tables: ClassVar[Sequence[Table]] = tuple(metadata.sorted_tables)
     schema_version: ClassVar[int] = SCHEMA_VERSION
+    schema_steps: ClassVar[Mapping[int, Step]] = {1: idempotency.add_keys}
     #: Writer transactions in flight at once (SQLite: 1, its single writer; a server database
     #: may overlap a commit's disk wait with the next batch).
     writer_concurrency: ClassVar[int] = 1
@@ -124,9 +127,11 @@ class SQLStore(SQLDatabase):
 
     async def _transaction(self, batch: list[Work]) -> list[Any]:
         async with self.writing() as conn:
-            await self._apply(conn, merged(batch))
+            rows = merged(batch)
+            duplicates = await idempotency.claim_async(conn, batch, rows) if rows.keys else {}
+            await self._apply(conn, rows)
             results = [
-                None if isinstance(work, WriteSet)
+                idempotency.duplicates_of(work, duplicates) if isinstance(work, WriteSet)
                 else await conn.run_sync(work.run) if isinstance(work, SyncTask) else await work(conn)
                 for work in batch
             ]
@@ -145,12 +150,14 @@ class SQLStore(SQLDatabase):
 
     # -- writes -----------------------------------------------------------------------------
 
-    async def insert_queue(self, queue: Queue) -> None:
+    async def insert_queue(self, queue: Queue) -> list[Duplicate]:
         """Store events, their jobs and each job's first transition in one transaction.
 
         Each job's first transition records the job's own ``status`` (the gateway sets
         ``acknowledged``), its ``attempt`` and ``due_at``, with no state before. An event
         without ``ingested_at`` gets the time of the call. Concurrent calls share commits.
+        Events whose idempotency key is taken are not stored but returned
+        (:mod:`core.sqlstore.idempotency`).
         """
         now = datetime.now(UTC)
         rows = WriteSet()
@@ -159,9 +166,14 @@ class SQLStore(SQLDatabase):
                 if job.event_id != event.id:
                     raise ValueError(f"job {job.id} names event {job.event_id} but is queued under {event.id}")
             rows.events.append(event_row(event, now))
+            key = idempotency.key_row(event, now)
+            if key is not None:
+                rows.keys.append(key)
             new_jobs(event.jobs, rows)
-        if rows.weight:
-            await self._writer.submit(rows)
+        if not rows.weight:
+            return []
+        duplicates: list[Duplicate] = await self._writer.submit(rows)
+        return duplicates
 
     async def add_jobs(self, jobs: Sequence[Job]) -> None:
         """Store follow-up jobs of stored events, each with a first transition as in insert_queue."""
@@ -207,9 +219,11 @@ class SQLStore(SQLDatabase):
     async def purge(self, *, before: datetime) -> int:
         """Delete events received before ``before`` whose jobs are all final; return how many.
 
-        Works one chunk of ``purge_batch`` events per transaction, so writes go on meanwhile.
+        Works one chunk of ``purge_batch`` events per transaction, so writes go on meanwhile;
+        first removes the idempotency keys whose window has ended.
         """
         total = 0
+        await self._writer.submit(lambda conn: idempotency.expire(conn, datetime.now(UTC)))
         while True:
             count: int = await self._writer.submit(lambda conn: upkeep.purge_chunk(conn, before, self.purge_batch))
             total += count

@@ -35,13 +35,17 @@ Task = Callable[[AsyncConnection], Awaitable[Any]]
 
 @dataclass(slots=True)
 class WriteSet:
-    """Rows to insert (and job_state rows to update), merged across callers of a batch."""
+    """Rows to insert (and job_state rows to update), merged across callers of a batch.
+
+    ``keys`` are the idempotency keys of the events (:mod:`core.sqlstore.idempotency`).
+    """
 
     events: list[Row] = field(default_factory=list)
     jobs: list[Row] = field(default_factory=list)
     transitions: list[Row] = field(default_factory=list)
     states: list[Row] = field(default_factory=list)
     state_updates: list[Row] = field(default_factory=list)
+    keys: list[Row] = field(default_factory=list)
 
     @property
     def weight(self) -> int:
@@ -53,6 +57,7 @@ class WriteSet:
         self.transitions += other.transitions
         self.states += other.states
         self.state_updates += other.state_updates
+        self.keys += other.keys
 
 
 

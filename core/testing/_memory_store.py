@@ -37,6 +37,7 @@ from hookspecs import (
     FINAL_STATUSES,
     LEASE_EXPIRED,
     Claim,
+    Duplicate,
     Event,
     Job,
     Queue,
@@ -103,6 +104,7 @@ class _JobRow:
     created_at: datetime
     version: str | None
     parent_job_id: str | None
+    idempotency_key: str | None
     status: Status
     attempt: int
     due_at: datetime | None
@@ -118,7 +120,8 @@ class _JobRow:
         return Job(
             id=self.id, destination=self.destination, action=self.action, event_id=self.event_id,
             context=orjson.loads(self.context), data=orjson.loads(self.data), created_at=self.created_at,
-            version=self.version, parent_job_id=self.parent_job_id, status=self.status, attempt=self.attempt,
+            version=self.version, parent_job_id=self.parent_job_id, idempotency_key=self.idempotency_key,
+            status=self.status, attempt=self.attempt,
             due_at=self.due_at, transitions=[replace(t) for t in self.history] if with_history else [],
         )
 
@@ -138,6 +141,8 @@ class _Database:
         #: Jobs claimed under a lease, ordered by the lease's end.
         self.leases: list[_Entry] = []
         self.seqs = itertools.count(1)
+        #: Idempotency keys by (source, key): (event id, fingerprint, end of the window).
+        self.keys: dict[tuple[str, str], tuple[str, str, datetime]] = {}
         self._event_order: list[str] = []
         self._job_order: list[str] = []
         self._sorted = True
@@ -242,10 +247,17 @@ class MemoryStore:
 
     # -- writes -----------------------------------------------------------------------------
 
-    async def insert_queue(self, queue: Queue) -> None:
-        """Store events, their jobs and each job's first transition, all or nothing."""
+    async def insert_queue(self, queue: Queue) -> list[Duplicate]:
+        """Store events, their jobs and each job's first transition, all or nothing; return the
+        events not stored because their idempotency key is taken (see :class:`~hookspecs.Store`)."""
         db = await self._tables()
         now = datetime.now(UTC)
+        duplicates, keys = _duplicates(db, queue, now)
+        if any(not duplicate.same for duplicate in duplicates):
+            return duplicates
+        if duplicates:
+            skipped = {duplicate.event_id for duplicate in duplicates}
+            queue = Queue(events=[event for event in queue.events if event.id not in skipped])
         events: list[_EventRow] = []
         for event in queue.events:
             for job in event.jobs:
@@ -262,6 +274,8 @@ class MemoryStore:
             db.add_event(row)
         for job_row in jobs:
             db.add_job(job_row)
+        db.keys.update(keys)
+        return duplicates
 
     async def add_jobs(self, jobs: Sequence[Job]) -> None:
         """Store follow-up jobs of stored events, each with a first transition, all or nothing."""
@@ -318,8 +332,11 @@ class MemoryStore:
         return [row.job() for row in expired]
 
     async def purge(self, *, before: datetime) -> int:
-        """Delete events received before ``before`` whose jobs are all final; return how many."""
+        """Delete events received before ``before`` whose jobs are all final; return how many
+        (and the idempotency keys whose window has ended)."""
         db = await self._tables()
+        now = datetime.now(UTC)
+        db.keys = {key: held for key, held in db.keys.items() if held[2] > now}
         before = _utc(before)
         done = {
             row.id for row in db.events.values()
@@ -405,6 +422,25 @@ def _refuse_duplicates(what: str, ids: Sequence[str], stored: Container[str]) ->
         seen.add(item)
 
 
+def _duplicates(
+    db: _Database, queue: Queue, now: datetime
+) -> tuple[list[Duplicate], dict[tuple[str, str], tuple[str, str, datetime]]]:
+    """The events of ``queue`` whose key is held (stored within its window, or by an earlier
+    event of the queue), and the keys the others take."""
+    duplicates: list[Duplicate] = []
+    taken: dict[tuple[str, str], tuple[str, str, datetime]] = {}
+    for event in queue.events:
+        if event.idempotency is None:
+            continue
+        name = (event.source, event.idempotency.key)
+        held = taken.get(name) or db.keys.get(name)
+        if held is None or held[2] <= now:
+            taken[name] = (event.id, event.idempotency.fingerprint, _utc(event.idempotency.expires_at))
+        else:
+            duplicates.append(Duplicate(event.id, held[0], name[1], same=held[1] == event.idempotency.fingerprint))
+    return duplicates, taken
+
+
 def _new_jobs(db: _Database, jobs: Sequence[Job], *, of_stored_events: bool) -> list[_JobRow]:
     """Rows for new jobs, each with its first transition; raises before anything is stored.
 
@@ -426,7 +462,8 @@ def _new_jobs(db: _Database, jobs: Sequence[Job], *, of_stored_events: bool) -> 
         rows.append(_JobRow(
             seq=0, id=job.id, event_id=job.event_id, destination=job.destination, action=job.action,
             context=orjson.dumps(job.context), data=orjson.dumps(job.data), created_at=created_at,
-            version=job.version, parent_job_id=job.parent_job_id, status=status, attempt=job.attempt,
+            version=job.version, parent_job_id=job.parent_job_id, idempotency_key=job.idempotency_key,
+            status=status, attempt=job.attempt,
             due_at=due_at, history=[first],
         ))
     _refuse_duplicates("job", [row.id for row in rows], db.jobs)

@@ -15,6 +15,7 @@ as a newcomer would.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -226,6 +227,33 @@ class Deployment:
             assert response.status_code == 202, f"{path}: {response.status_code} {response.text}"
             ids.extend(response.json()["event_ids"])
         return ids
+
+    def check_one_key_stores_one_event(self, *, gateways: int = 2, posts: int = 1000,
+                                       path: str = "/webhooks/orders") -> None:
+        """Start ``gateways`` gateway processes on this store and send ``posts`` concurrent
+        POSTs with one ``Idempotency-Key``, spread over them: each must answer ``202`` with the
+        same event id, and the store must hold exactly one event (with :data:`RECORDING_APP`:
+        one job)."""
+        urls = [self.start("gateway") and self.url for _ in range(gateways)]
+        key = f"one-key-{os.getpid()}-{time.monotonic_ns()}"
+
+        async def storm() -> list[httpx.Response]:
+            limits = httpx.Limits(max_connections=posts, max_keepalive_connections=posts)
+            async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+                return await asyncio.gather(*(
+                    client.post(f"{urls[i % gateways]}{path}", json={"data": {"order": 1}},
+                                headers={"Idempotency-Key": key})
+                    for i in range(posts)))
+
+        answers = asyncio.run(storm())
+        codes = sorted({answer.status_code for answer in answers})
+        assert codes == [202], f"answers {codes}: {[a.text for a in answers if a.status_code != 202][:3]}"
+        ids = {answer.json()["event_id"] for answer in answers}
+        assert len(ids) == 1, f"{len(ids)} different event ids answered for one key"
+        replayed = sum(answer.headers.get("idempotent-replayed") == "true" for answer in answers)
+        assert replayed == posts - 1, f"{replayed} answers were replays, not {posts - 1}"
+        stored = {job["event_id"] for job in self.jobs()}
+        assert stored == ids, f"the store holds events {sorted(stored)[:5]}, not the one answered {ids}"
 
     def jobs(
         self, *, event: str | None = None, status: str | None = None, limit: int = 100_000

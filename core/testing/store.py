@@ -2,7 +2,8 @@
 
 Checks what the store protocol of :mod:`hookspecs` promises. Every test names its own sources, destinations
 and actions, so the suite also runs against a database shared between tests; ``purge`` is a
-capability. The query checks are in :mod:`core.testing._store_queries`.
+capability. The query checks are in :mod:`core.testing._store_queries`, the idempotency
+checks in :mod:`core.testing._store_idempotency`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from core.testing._base import AdapterPool, AdapterSuite, requires
+from core.testing._store_idempotency import StoreIdempotencyChecks
 from core.testing._store_queries import StoreQueryChecks
 from core.testing.data import Names, advance, ids, later, make_event, make_job, make_transition, same_time, utcnow
 from hookspecs import Capability, Claim, Event, Job, Queue, Status, Store, Transition
@@ -32,7 +34,7 @@ def history_of(job: Job) -> list[tuple[object, ...]]:
     return [(t.id, t.state_before, t.state_after, t.attempt, t.error) for t in job.transitions]
 
 
-class StoreSuite(StoreQueryChecks, AdapterSuite):
+class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
     """Subclass it and override ``adapter_url`` (or ``make_adapter``).
 
     ``adapter_url`` should give an empty store per test when it can (a temporary file, a

@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.builtin.sqlite.dialect import SQLiteDialect
 from core.builtin.sqlite.driver_sql import STATE_UPDATE_SQL, insert_params, state_update_params
-from core.builtin.sqlite.writer_thread import WriterThread
-from core.sqlstore import claims
+from core.builtin.sqlite.writer_thread import Statement, WriterThread
+from core.sqlstore import claims, idempotency
 from core.sqlstore.schema import events, job_state, jobs, transitions
 from core.sqlstore.store import SQLStore
 from core.sqlstore.writer import SyncTask, Work, WriteSet, merged
-from hookspecs import Claim, Job, StoreUnavailable
+from hookspecs import Claim, Duplicate, Job, StoreUnavailable
 
 
 class SQLiteStore(SQLiteDialect, SQLStore):
@@ -70,17 +70,28 @@ class SQLiteStore(SQLiteDialect, SQLStore):
 
     async def _transaction(self, batch: list[Work]) -> list[Any]:
         """A batch of row inserts and claims runs in ONE call to the writer thread
-        (:mod:`~core.builtin.sqlite.writer_thread`); a batch with other tasks (recovery, purge) takes
-        the shared async path. The two never overlap: the group writer runs one batch at a time."""
+        (:mod:`~core.builtin.sqlite.writer_thread`), idempotency keys claimed first; a batch with
+        other tasks (recovery, purge) takes the shared async path. The two never overlap: the
+        group writer runs one batch at a time."""
         if self._writer_thread is None or not all(isinstance(work, WriteSet | SyncTask) for work in batch):
             return await super()._transaction(batch)
         rows = merged(batch)
-        statements = [insert_params(table, values) for table, values in (
-            (events, rows.events), (jobs, rows.jobs), (transitions, rows.transitions), (job_state, rows.states),
-        ) if values]
+        prebuilt = _statements(rows)  # in this thread: the writer thread holds the GIL less
+        keys = idempotency.sqlite_params(rows) if rows.keys else []
+        found: dict[str, Duplicate] = {}
+
+        def statements(conn: Connection) -> list[Statement]:
+            if keys:
+                found.update(idempotency.claim(conn, batch, rows, keys))
+                if found:  # events were dropped from the rows
+                    return _statements(rows)
+            return prebuilt
+
         updates = state_update_params(rows.state_updates) if rows.state_updates else []
         try:
-            return await self._writer_thread.run(statements, updates, batch)
+            results = await self._writer_thread.run(statements, updates, batch)
+            return [idempotency.duplicates_of(work, found) if isinstance(work, WriteSet) else result
+                    for work, result in zip(batch, results, strict=True)]
         except Exception as exc:
             if self.is_unavailable(exc):
                 raise StoreUnavailable(f"the store {self.shown_url} is unavailable: {exc}") from exc
@@ -102,3 +113,10 @@ class SQLiteStore(SQLiteDialect, SQLStore):
             return claimed
 
         return SyncTask(run)
+
+
+def _statements(rows: WriteSet) -> list[Statement]:
+    """The inserts of a batch's rows, table by table."""
+    return [insert_params(table, values) for table, values in (
+        (events, rows.events), (jobs, rows.jobs), (transitions, rows.transitions), (job_state, rows.states),
+    ) if values]

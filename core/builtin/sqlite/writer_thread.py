@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import Connection
 
 from core.builtin.sqlite.connections import sqlite_sync_engine
 from core.builtin.sqlite.driver_sql import STATE_UPDATE_SQL
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_ROWS = 10_000
 #: An ``INSERT`` (or ``UPDATE``) and the parameters of its rows.
 Statement = tuple[str, list[tuple[Any, ...]]]
+#: Builds a batch's inserts inside its transaction (after claiming its idempotency keys).
+Statements = Callable[[Connection], list[Statement]]
 
 
 class WriterThread:
@@ -46,12 +50,15 @@ class WriterThread:
         self._written = 0
         self._checkpoint: asyncio.Future[None] | None = None
 
-    async def run(self, statements: list[Statement], updates: list[tuple[Any, ...]], batch: list[Work]) -> list[Any]:
-        """Insert ``statements``, apply the state ``updates``, then run the batch's sync tasks,
-        in one transaction; return one result per piece of work (``None`` for row inserts)."""
+    async def run(self, statements: Statements, updates: list[tuple[Any, ...]], batch: list[Work]) -> list[Any]:
+        """Insert what ``statements`` builds, apply the state ``updates``, then run the batch's
+        sync tasks, in one transaction; return one result per piece of work (``None`` for row
+        inserts)."""
         loop = asyncio.get_running_loop()
-        results: list[Any] = await loop.run_in_executor(self._thread, self._write, statements, updates, batch)
-        self._written += sum(len(params) for _, params in statements) + len(updates)
+        written: list[Statement] = []
+        results: list[Any] = await loop.run_in_executor(
+            self._thread, self._write, statements, updates, batch, written)
+        self._written += sum(len(params) for _, params in written) + len(updates)
         self._written += sum(len(result) for result in results if isinstance(result, list))
         if self._written >= CHECKPOINT_ROWS and self._checkpoint is None:
             self._written = 0
@@ -68,9 +75,11 @@ class WriterThread:
             await loop.run_in_executor(thread, engine.dispose)
             thread.shutdown()
 
-    def _write(self, statements: list[Statement], updates: list[tuple[Any, ...]], batch: list[Work]) -> list[Any]:
+    def _write(self, statements: Statements, updates: list[tuple[Any, ...]], batch: list[Work],
+               written: list[Statement]) -> list[Any]:
         with self._engine.connect() as conn, conn.execution_options(core_write=True).begin():
-            for sql, params in statements:
+            written += statements(conn)
+            for sql, params in written:
                 conn.exec_driver_sql(sql, params)
             if updates and conn.exec_driver_sql(STATE_UPDATE_SQL, updates).rowcount != len(updates):
                 raise LookupError("a transition names a job that is not in the store")
