@@ -7,10 +7,11 @@ they were registered (the seeds' order); an error stops start-up with a
 was already started. Shutdown is the mirror: actions' ``shutdown`` then the destination's;
 errors there are logged and the shutdown goes on.
 
-Stop (SIGTERM sets ``stop``): no new claims; running loads get ``scheduler.grace_seconds`` to
-finish and record; loads still running then are cancelled and their jobs released: recorded
-``awaiting``, due at once, the interrupted attempt not counted, so nothing is left ``executing``
-and a stop costs no retry.
+Stop (SIGTERM sets ``stop``): no new claims, and jobs claimed before the signal but not yet
+loaded are released, not loaded; running loads get ``scheduler.grace_seconds`` to finish and
+record; loads still running then are cancelled and their jobs released at once (whether the
+load honours the cancellation or not): recorded ``awaiting``, due at once, the interrupted
+attempt not counted, so nothing is left ``executing`` and a stop costs no retry.
 
 Recovery: jobs left ``executing`` past their claim lease (``scheduler.lease_seconds``) by a
 scheduler that died are recorded ``failed`` by :meth:`~hookspecs.Store.recover`, at start and
@@ -61,7 +62,7 @@ async def run_scheduler(
             hint="a load outliving its claim lease would be recovered and run twice; "
             "raise lease_seconds or lower load_timeout",
         )
-    runner = Runner(runtime, load_timeout=load_timeout)
+    runner = Runner(runtime, load_timeout=load_timeout, stopping=stop)
     started = await start_destinations(runtime, runner)
     try:
         await recover(runtime)
