@@ -13,6 +13,8 @@ record; loads still running then are cancelled and their jobs released at once (
 load honours the cancellation or not): recorded ``awaiting``, due at once, the interrupted
 attempt not counted, so nothing is left ``executing`` and a stop costs no retry.
 
+A load that blocks the event loop is reported by the :mod:`~core.scheduler.watchdog`.
+
 Recovery: jobs left ``executing`` past their claim lease (``scheduler.lease_seconds``) by a
 scheduler that died are recorded ``failed`` by :meth:`~hookspecs.Store.recover`, at start and
 then every half lease. The interrupted load counts as an attempt: a job that had no retry
@@ -34,6 +36,7 @@ from core.scheduler.loop import ActionLoop
 from core.scheduler.realtime import RealtimeConsumer
 from core.scheduler.runner import Runner
 from core.scheduler.then import error_text
+from core.scheduler.watchdog import Watchdog
 from hookspecs import Action, Destination, Status, Transition, new_id
 
 log = logging.getLogger("core.scheduler")
@@ -63,12 +66,17 @@ async def run_scheduler(
             "raise lease_seconds or lower load_timeout",
         )
     runner = Runner(runtime, load_timeout=load_timeout, stopping=stop)
-    started = await start_destinations(runtime, runner)
+    watchdog = Watchdog(load_timeout, lambda: list(runner.loads.values()))
+    watchdog.start()
     try:
-        await recover(runtime)
-        await _serve(runtime, runner, stop, on_ready)
+        started = await start_destinations(runtime, runner)
+        try:
+            await recover(runtime)
+            await _serve(runtime, runner, stop, on_ready)
+        finally:
+            await shutdown_destinations(started, runner)
     finally:
-        await shutdown_destinations(started, runner)
+        await watchdog.stop()
 
 
 async def _serve(
