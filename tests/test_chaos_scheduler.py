@@ -140,7 +140,7 @@ async def test_sigkill_mid_batch_loses_no_job(tmp_path: Path, figures) -> None: 
             for _ in range(cycles):
                 before = len(loads(tmp_path))
                 scheduler = deploy.start("scheduler")
-                deploy.wait_until(lambda: len(loads(tmp_path)) > before, "a load to start")
+                deploy.wait_until(lambda n=before: len(loads(tmp_path)) > n, "a load to start")
                 time.sleep(rng.uniform(0.2, 1.0))
                 scheduler.process.send_signal(signal.SIGKILL)
                 scheduler.process.wait(timeout=30)
