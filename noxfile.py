@@ -116,12 +116,14 @@ def tests(session: nox.Session) -> None:
         session.run("pytest", *NOT_CHAOS, *session.posargs, env=tests_env)
 
 
-@nox.session(tags=["core", "chaos"])
+@nox.session(tags=["core", "chaos", "postgresql"])
 def chaos(session: nox.Session) -> None:
     """The reliability battery: real processes under faults (signals, kills, poison events, a
-    blocked event loop), each test printing what it measured in a "chaos figures" section."""
-    session.install("-e", ".[test]")
-    with leaving_no_trace(session) as (_, tests_env):
+    blocked event loop), on SQLite and PostgreSQL, each test printing what it measured in a
+    "chaos figures" section."""
+    session.install("-e", ".[test]", "-e", "plugins/core-plugin-postgres")
+    with leaving_no_trace(session) as (services_env, tests_env):
+        start_services(session, ["postgresql"], services_env)
         session.run("pytest", "-m", "chaos", "--durations=0", *session.posargs, env=tests_env)
 
 

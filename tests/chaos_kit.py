@@ -1,11 +1,16 @@
 """Helpers of the chaos tests (``nox -s chaos``): a scheduler project whose load is steered by a
-file, the jobs read straight from its SQLite store, and the figures a test measured, printed
-in pytest's terminal summary (and at once, with ``-s``)."""
+file, its store (SQLite in the project, or a fresh PostgreSQL database: :func:`store_url`) read
+straight from the test, and the figures a test measured, printed in pytest's terminal summary
+(and at once, with ``-s``).
+
+PostgreSQL is the shared server on 127.0.0.1:5432 (trust auth, as the machine and CI run it);
+each test gets a database of its own, dropped after it. The chaos session installs the
+``core-plugin-postgres`` distribution for it."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import secrets
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +18,10 @@ import pytest
 
 from core.builtin.sqlite.store import SQLiteStore
 from core.testing.processes import Deployment
-from hookspecs import Job, Page, Status, WhereJob
+from hookspecs import Job, Page, Status, Store, WhereJob
+
+#: The PostgreSQL server whose fresh databases the PostgreSQL cases use.
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 #: A scheduled batch action ``warehouse.export`` (``@every 1s``) whose load appends a line per
 #: load to ``loads.log`` (``<time> start|done <job ids>``) and does what the file ``mode``
@@ -53,23 +61,50 @@ def core_register_destinations():
 """
 
 
-def deployment(directory: Path, mode: str, *, max_retries: int = 3, **scheduler: Any) -> Deployment:
-    """A project in ``directory`` running :data:`APP` on SQLite, no broker, supervisor or wanderer."""
-    (directory / "mode").parent.mkdir(parents=True, exist_ok=True)
+def deployment(
+    directory: Path, mode: str, *, max_retries: int = 3, store: str = "sqlite:///core.db", **scheduler: Any
+) -> Deployment:
+    """A project in ``directory`` running :data:`APP` on ``store``, no broker, supervisor or wanderer."""
+    directory.mkdir(parents=True, exist_ok=True)
     (directory / "mode").write_text(mode)
     settings = {"poll_seconds": 0.2, "lease_seconds": 30, "load_timeout": 20, "grace_seconds": 5, **scheduler}
-    return Deployment(directory, APP.replace("MAX_RETRIES", str(max_retries)), pubsub="",
+    return Deployment(directory, APP.replace("MAX_RETRIES", str(max_retries)), store=store, pubsub="",
                       settings={"supervisor": "", "wanderer": "", "scheduler": settings})
 
 
-async def open_store(directory: Path) -> SQLiteStore:
-    """The project's store, opened (created if need be) from the test process."""
-    store = SQLiteStore(f"sqlite:///{directory / 'core.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A store URL for the test's project: SQLite in ``tmp_path``, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'core.db'}"
+        return
+    import asyncpg
+
+    name = f"core_chaos_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(f"{POSTGRES}/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{POSTGRES}/{name}"
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def open_store(where: Path | str) -> Store:
+    """The project's store (a project directory: its SQLite file; or a URL), opened from the test."""
+    url = f"sqlite:///{where / 'core.db'}" if isinstance(where, Path) else where
+    store: Store
+    if url.startswith("postgresql:"):
+        from core_plugin_postgres.store import PostgresStore
+
+        store = PostgresStore(url)
+    else:
+        store = SQLiteStore(url)
     await store.open()
     return store
 
 
-async def jobs_of(store: SQLiteStore, *statuses: Status) -> list[Job]:
+async def jobs_of(store: Store, *statuses: Status) -> list[Job]:
     """Every job, or those in ``statuses``."""
     where = WhereJob(page=Page(limit=1_000_000), status_in=list(statuses) if statuses else None)
     return await store.find_jobs(where)
@@ -84,15 +119,6 @@ def loads(directory: Path, what: str = "start") -> list[tuple[float, list[str]]]
         if len(parts) == 3 and parts[1] == what:
             found.append((float(parts[0]), parts[2].split(",")))
     return found
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
-    """Poll ``condition`` every 20 ms until true; fail naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"waited {timeout:g}s for {what}", pytrace=False)
-        time.sleep(0.02)
 
 
 class _Summary:
