@@ -4,6 +4,7 @@
     nox -l           # list the sessions
     nox -t kafka     # the sessions of one plugin or one service (tags)
     nox -s bench     # benchmarks (not in the default run)
+    nox -s chaos     # the reliability battery alone (in the default run, not in ``tests``)
 
 Plugins are found by scanning ``plugins/*/pyproject.toml``: each gets a session
 ``plugin-<name>`` that installs only the core and that plugin (with its ``test`` extra) in a
@@ -103,12 +104,27 @@ def _install_all_plugins(session: nox.Session) -> None:
     session.install("-e", ".[test]", *(arg for p in PLUGINS for arg in ("-e", p.requirement)))
 
 
+#: The tests session leaves the reliability battery (marker ``chaos``) to its own session.
+NOT_CHAOS = ("-m", "not chaos")
+
+
 @nox.session(tags=["core"])
 def tests(session: nox.Session) -> None:
     """The core's own tests (installed third-party plugins are kept out by tests/conftest.py)."""
     session.install("-e", ".[test]")
     with leaving_no_trace(session) as (_, tests_env):
-        session.run("pytest", *session.posargs, env=tests_env)
+        session.run("pytest", *NOT_CHAOS, *session.posargs, env=tests_env)
+
+
+@nox.session(tags=["core", "chaos", "postgresql"])
+def chaos(session: nox.Session) -> None:
+    """The reliability battery: real processes under faults (signals, kills, poison events, a
+    blocked event loop), on SQLite and PostgreSQL, each test printing what it measured in a
+    "chaos figures" section."""
+    session.install("-e", ".[test]", "-e", "plugins/core-plugin-postgres")
+    with leaving_no_trace(session) as (services_env, tests_env):
+        start_services(session, ["postgresql"], services_env)
+        session.run("pytest", "-m", "chaos", "--durations=0", *session.posargs, env=tests_env)
 
 
 def _plugin_session(plugin: Plugin) -> None:
@@ -135,7 +151,7 @@ def plugins_vs_core(session: nox.Session) -> None:
     """Every plugin installed at once, then the core's tests again."""
     _install_all_plugins(session)
     with leaving_no_trace(session) as (_, tests_env):
-        session.run("pytest", *session.posargs, env=tests_env)
+        session.run("pytest", *NOT_CHAOS, *session.posargs, env=tests_env)
 
 
 @nox.session(tags=["static"])

@@ -159,3 +159,28 @@ def test_as_thens_and_error_text() -> None:
         as_thens([Then(), "no"])
     assert error_text(ValueError()) == "ValueError"
     assert error_text("plain") == "plain"
+
+
+def test_a_failure_naming_no_job_isolates_the_jobs_at_their_retry() -> None:
+    jobs = [job(), job()]
+    raised = decide(jobs, ValueError("poison"), HOURLY, now=NOW)
+    assert statuses(raised) == [Status.FAILED, Status.FAILED]
+    assert raised.isolate == [j.id for j in jobs]
+    whole = decide(jobs, Then(error="HTTP 503"), HOURLY, now=NOW)
+    assert whole.isolate == [j.id for j in jobs]
+    named = decide(jobs, [Then(jobs=[jobs[0].id], error="bad row"), Then()], HOURLY, now=NOW)
+    assert statuses(named) == [Status.FAILED, Status.SUCCEEDED]
+    assert named.isolate == []  # the load said which job failed: batch it again
+
+
+def test_a_shared_failure_on_the_last_attempt_leaves_one_attempt_alone() -> None:
+    # max_retries=2: the last attempt is 3. A load of several jobs that failed as a whole does
+    # not say which job broke it: its jobs get one more attempt, alone; then the limit holds.
+    last = [job(3), job(3)]
+    assert statuses(decide(last, ValueError("poison"), HOURLY, now=NOW)) == [Status.FAILED, Status.FAILED]
+    assert statuses(decide([job(3)], ValueError("poison"), HOURLY, now=NOW)) == [Status.DISCARDED]
+    assert statuses(decide([job(4), job(4)], ValueError("poison"), HOURLY, now=NOW)) == [Status.DISCARDED] * 2
+    named = decide(last, Then(jobs=[last[0].id], error="bad row"), HOURLY, now=NOW)
+    assert statuses(named)[0] == Status.DISCARDED
+    forced = decide(last, Then(error="bad", force_discard=True), HOURLY, now=NOW)
+    assert statuses(forced) == [Status.DISCARDED, Status.DISCARDED]

@@ -36,6 +36,8 @@ __all__ = [
     "JOBS_TRANSITIONED",
     "LEASES_HELD",
     "LOAD_DURATION",
+    "LOOP_LAG",
+    "LOOP_STALLS",
     "PUBLISH_FAILURES",
     "REQUEST_DURATION",
     "child",
@@ -82,6 +84,15 @@ BROKER_RECONNECTS = Counter(
 LEASES_HELD = Gauge(
     "core_leases_held", "Supervisor leases this process holds (1) or waits for (0), by kind of work.",
     ["kind", "name"], multiprocess_mode="livesum",
+)
+
+LOOP_LAG = Gauge(
+    "core_event_loop_lag_seconds", "Seconds the scheduler's event loop has not answered (0 while it runs freely).",
+    multiprocess_mode="max",
+)
+LOOP_STALLS = Counter(
+    "core_event_loop_stalls_total",
+    "Times the scheduler's event loop was blocked past scheduler.load_timeout (a load running synchronous code).",
 )
 
 

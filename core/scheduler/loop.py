@@ -109,8 +109,8 @@ class ActionLoop:
             jobs = await self._claim()
             while jobs:
                 # Claim the next batch while this one loads: the claim and this batch's
-                # transitions then share the store's commits. Stopping still loads (or
-                # releases) what was claimed.
+                # transitions then share the store's commits. A batch claimed before a stop
+                # is released by the runner, not loaded.
                 more = len(jobs) == self.batch_size and not self.stopping.is_set()
                 if more and supervisor is not None and lease is not None:
                     lease = await supervisor.renew(lease, ttl=self.claim.lease_seconds)
@@ -131,6 +131,8 @@ class ActionLoop:
         return loaded
 
     async def _claim(self) -> list[Job]:
+        if self.stopping.is_set():  # no claim after the signal
+            return []
         return await self.runtime.store.claim(
             self.claim, destination=self.destination.name, action=self.action.name,
             limit=self.batch_size, now=datetime.now(UTC),

@@ -98,6 +98,9 @@ class RealtimeConsumer:
                 log.warning("closing the realtime subscription failed: %s", exc)
 
     async def _dispatch(self, delivery: Delivery) -> None:
+        if self.stopping.is_set():  # read after the signal: back to the group
+            await delivery.nack()
+            return
         try:
             ready = decode(delivery.message)
             self.runtime.pipeline.action(f"{ready.destination}.{ready.action}")
@@ -128,6 +131,8 @@ class RealtimeConsumer:
                 now = datetime.now(UTC)
                 try:
                     for start in range(0, len(ids), self.batch_size):  # a big message: several loads
+                        if self.stopping.is_set():  # no claim after the signal: the poll has them
+                            break
                         chunk = ids[start:start + self.batch_size]
                         jobs = await self.runtime.store.claim_ids(self.claim, chunk, now=now)
                         await self.runner.run(destination, action, jobs, retry_from=now,

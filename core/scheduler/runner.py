@@ -7,9 +7,17 @@ writes per load whatever its size), publishes realtime children, and tells the
 ``core_job_transitioned`` observers. Child jobs are written first: if the second write failed,
 the jobs would be recovered and loaded again, which can duplicate a child but never lose one.
 
-A load cancelled by a shutdown (:meth:`Runner.cancel_loads`) releases its jobs: ``awaiting``,
-due at once, with the attempt count they had before the claim, so a stop costs no retry and
-nothing is left ``executing``.
+Poison isolation: the claimed jobs are loaded together, except those whose last failure named
+no job (the load raised, timed out, or failed the whole queue): each of those is loaded alone,
+at the same time as the others, so one poison event fails alone and the good events it was
+batched with succeed at their retry. The runner remembers those ids in memory; a restarted
+scheduler, or another node, batches them once more, then isolates them too.
+
+Stop: once ``stopping`` is set, claimed jobs are released rather than loaded (no load starts
+after the signal). A load cancelled by a shutdown (:meth:`Runner.cancel_loads`) releases its
+jobs at once, even if the load ignores the cancellation: ``awaiting``, due at once, with the
+attempt count they had before the claim, so a stop costs no retry and nothing is left
+``executing``.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -27,7 +36,7 @@ from core.observability import logs, metrics, tracing
 from core.ready_jobs import encode
 from core.runtime import Runtime
 from core.scheduler.children import make_children, realtime_jobs
-from core.scheduler.then import decide
+from core.scheduler.then import FollowUp, Outcome, decide
 from hookspecs import (
     JOBS_TOPIC,
     Action,
@@ -49,22 +58,33 @@ T = TypeVar("T")
 RELEASED = "released: the scheduler stopped before the load finished"
 #: Delays between attempts of a store write that failed (then the jobs wait for recovery).
 WRITE_RETRIES = (0.2, 1.0, 3.0)
+#: Most job ids a runner remembers to load alone (a bound on its memory; the oldest go first).
+ISOLATED_MAX = 100_000
 
 
 class LoadTimeout(Exception):
     """``load`` ran longer than ``scheduler.load_timeout``."""
 
 
+#: What :meth:`Runner._attempt` returns for a load cancelled by a shutdown.
+_CANCELLED = object()
+
+
 class Runner:
     """Runs loads for the scheduler's loops and realtime consumer.
 
     :param load_timeout: seconds a ``load`` may run before its jobs fail.
+    :param stopping: once set (the scheduler stops), claimed jobs are released, not loaded.
     """
 
-    def __init__(self, runtime: Runtime, *, load_timeout: float) -> None:
+    def __init__(self, runtime: Runtime, *, load_timeout: float, stopping: asyncio.Event | None = None) -> None:
         self.runtime = runtime
         self.load_timeout = load_timeout
-        self._loads: set[asyncio.Task[Any]] = set()
+        self.stopping = stopping or asyncio.Event()
+        #: Running loads, each with what it loads (``destination.action, n job(s)``).
+        self.loads: dict[asyncio.Task[Any], str] = {}
+        self._abandon = asyncio.Event()
+        self._isolated: dict[str, None] = {}
         self._toolkits: dict[str, Toolkit] = {}
         self._observed = bool(runtime.host.pm.hook.core_job_transitioned.get_hookimpls())
         self._durations: dict[tuple[str, str], Any] = {}
@@ -83,15 +103,17 @@ class Runner:
         return toolkit
 
     def cancel_loads(self) -> int:
-        """Cancel every running ``load`` (shutdown past its grace period); return how many."""
-        for task in self._loads:
+        """Cancel every running ``load`` (shutdown past its grace period) and release its jobs at
+        once, whether or not the load honours the cancellation; return how many were running."""
+        self._abandon.set()
+        for task in self.loads:
             task.cancel()
-        return len(self._loads)
+        return len(self.loads)
 
     @property
     def busy(self) -> int:
         """How many loads are running."""
-        return len(self._loads)
+        return len(self.loads)
 
     async def run(
         self, destination: Destination, action: Action, jobs: Sequence[Job], *, retry_from: datetime | None = None,
@@ -99,12 +121,16 @@ class Runner:
     ) -> list[Transition]:
         """Load claimed ``jobs`` of one action and record the outcome; return the transitions.
 
-        With tracing, the load is a span whose parent is ``trace`` (the realtime message's
-        context) or else the first event's, linked to the span of every job's event.
+        Once the scheduler stops, claimed jobs are released instead: no load starts after the
+        signal. With tracing, the load is a span whose parent is ``trace`` (the realtime
+        message's context) or else the first event's, linked to the span of every job's event.
         """
         if not jobs:
             return []
-        self._count((destination.name, action.name), Status.EXECUTING, len(jobs))  # the claim's transitions
+        key = (destination.name, action.name)
+        self._count(key, Status.EXECUTING, len(jobs))  # the claim's transitions
+        if self.stopping.is_set():
+            return await self._release(jobs, key)
         events = await self._events(jobs)
         first = jobs[0]
         fields = {"destination": destination.name, "action": action.name, "attempt": first.attempt}
@@ -125,59 +151,99 @@ class Runner:
         finally:
             logs.CURRENT.reset(token)
 
+    async def _release(self, jobs: Sequence[Job], key: tuple[str, str]) -> list[Transition]:
+        transitions = _released(jobs, datetime.now(UTC))
+        await self._write(self.runtime.store.add_transitions, transitions, f"release of {len(jobs)} job(s)")
+        self._observe(transitions, key)
+        return transitions
+
+    def _groups(self, jobs: Sequence[Job]) -> list[list[Job]]:
+        """The loads to run for claimed ``jobs``: the jobs together, except those whose last
+        failure named no job (:attr:`Outcome.isolate`), each alone so a poison job fails alone."""
+        alone = [job for job in jobs if job.id in self._isolated]
+        together = [job for job in jobs if job.id not in self._isolated]
+        return ([together] if together else []) + [[job] for job in alone]
+
+    def _remember(self, outcome: Outcome) -> None:
+        """Keep the ids to load alone (bounded: the oldest are forgotten first)."""
+        isolate = set(outcome.isolate)
+        for transition in outcome.transitions:
+            self._isolated.pop(transition.job_id, None)
+            if transition.job_id in isolate:
+                self._isolated[transition.job_id] = None
+        while len(self._isolated) > ISOLATED_MAX:
+            del self._isolated[next(iter(self._isolated))]
+
     async def _load(
         self, destination: Destination, action: Action, jobs: Sequence[Job], events: dict[str, Event],
         retry_from: datetime | None,
     ) -> list[Transition]:
+        """Run the loads of ``jobs`` (:meth:`_groups`, at once: each within ``load_timeout``, so
+        the claim's lease holds), then record every job's outcome in one write."""
         store = self.runtime.store
-        queue = Queue(events=list(events.values()))
-        toolkit = self.toolkit(destination.name, action.name)
-        task = asyncio.ensure_future(_call_load(action, toolkit, queue))
-        self._loads.add(task)
-        result: object
-        started = time.perf_counter()
-        try:
-            result = await asyncio.wait_for(asyncio.shield(task), self.load_timeout)
-        except TimeoutError:
-            task.cancel()
-            result = LoadTimeout(f"load() did not finish within {self.load_timeout:g}s (scheduler.load_timeout)")
-        except asyncio.CancelledError:
-            if not task.cancelled():  # this runner was cancelled, not the load: leave the jobs to recovery
-                task.cancel()
-                raise
-            result = None
-        except Exception as exc:  # noqa: BLE001 - any error of a user's load fails its jobs
-            result = exc
-        finally:
-            self._loads.discard(task)
         key = (destination.name, action.name)
+        where = f"{destination.name}.{action.name}"
+        toolkit = self.toolkit(destination.name, action.name)
+        groups = self._groups(jobs)
+        started = time.perf_counter()
+        results = await asyncio.gather(*(
+            self._attempt(action, toolkit, _queue(group, events), f"{where}, {len(group)} job(s)") for group in groups
+        ))
         duration = self._durations.get(key)
         if duration is None:
             duration = self._durations[key] = metrics.child(metrics.LOAD_DURATION, *key)
         duration.observe(time.perf_counter() - started)
         now = datetime.now(UTC)
-        if task.cancelled():
-            transitions = _released(jobs, now)
-            await self._write(store.add_transitions, transitions, f"release of {len(jobs)} job(s)")
-            self._observe(transitions, key)
-            return transitions
         schedule = destination.schedule_of(action.name)
-        outcome = decide(jobs, result, schedule, now=now, retry_from=retry_from)
-        where = f"{destination.name}.{action.name}"
-        for warning in outcome.warnings:
-            log.warning("load of %s: %s", where, warning)
-        _log_outcome(where, outcome.transitions)
-        if outcome.follow_ups:
+        transitions: list[Transition] = []
+        follow_ups: list[FollowUp] = []
+        for group, result in zip(groups, results, strict=True):
+            if result is _CANCELLED:
+                transitions += _released(group, now)
+                continue
+            outcome = decide(group, result, schedule, now=now, retry_from=retry_from)
+            for warning in outcome.warnings:
+                log.warning("load of %s: %s", where, warning)
+            self._remember(outcome)
+            transitions += outcome.transitions
+            follow_ups += outcome.follow_ups
+        _log_outcome(where, transitions)
+        if follow_ups:
             children = await make_children(
-                self.runtime.pipeline, outcome.follow_ups, events, self.toolkit(destination.name),
+                self.runtime.pipeline, follow_ups, events, self.toolkit(destination.name),
                 destination=destination.name, now=now,
             )
             if children:
                 await self._write(store.add_jobs, children, f"{len(children)} child job(s) of {where}")
                 await self._publish(realtime_jobs(self.runtime.pipeline, children))
-        await self._write(store.add_transitions, outcome.transitions, f"{len(jobs)} transition(s) of {where}")
-        self._observe(outcome.transitions, key)
-        return outcome.transitions
+        await self._write(store.add_transitions, transitions, f"{len(jobs)} transition(s) of {where}")
+        self._observe(transitions, key)
+        return transitions
+
+    async def _attempt(self, action: Action, toolkit: Toolkit, queue: Queue, what: str) -> object:
+        """One call of ``load``: what it returned, the exception it raised, a
+        :class:`LoadTimeout`, or :data:`_CANCELLED` if a shutdown cancelled it."""
+        task = asyncio.ensure_future(_call_load(action, toolkit, queue))
+        task.add_done_callback(_retrieve)
+        self.loads[task] = what
+        abandon = asyncio.ensure_future(self._abandon.wait())
+        try:
+            done, _ = await asyncio.wait({task, abandon}, timeout=self.load_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # this runner was cancelled, not the load: leave the jobs to recovery
+            task.cancel()
+            raise
+        finally:
+            abandon.cancel()
+            self.loads.pop(task, None)
+        if task in done:
+            if task.cancelled():
+                return _CANCELLED
+            return task.exception() or task.result()
+        task.cancel()
+        if abandon in done:
+            return _CANCELLED
+        return LoadTimeout(f"load() did not finish within {self.load_timeout:g}s (scheduler.load_timeout)")
 
     async def _publish(self, jobs: Sequence[Job]) -> None:
         """Tell realtime consumers about stored jobs; on failure the poll delivers them."""
@@ -261,6 +327,22 @@ def _released(jobs: Sequence[Job], now: datetime) -> list[Transition]:
         )
         for job in jobs
     ]
+
+
+def _queue(jobs: Sequence[Job], events: Mapping[str, Event]) -> Queue:
+    """The queue of one load: the events of ``jobs``, each holding only its jobs among them."""
+    if len(jobs) == sum(len(event.jobs) for event in events.values()):
+        return Queue(events=list(events.values()))
+    mine: dict[str, list[Job]] = {}
+    for job in jobs:
+        mine.setdefault(job.event_id, []).append(job)
+    return Queue(events=[replace(events[event_id], jobs=found) for event_id, found in mine.items()])
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Read the outcome of a load left behind (timed out, cancelled): no "never retrieved" log."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _call_load(action: Action, toolkit: Toolkit, queue: Queue) -> object:

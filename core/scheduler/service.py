@@ -7,10 +7,13 @@ they were registered (the seeds' order); an error stops start-up with a
 was already started. Shutdown is the mirror: actions' ``shutdown`` then the destination's;
 errors there are logged and the shutdown goes on.
 
-Stop (SIGTERM sets ``stop``): no new claims; running loads get ``scheduler.grace_seconds`` to
-finish and record; loads still running then are cancelled and their jobs released: recorded
-``awaiting``, due at once, the interrupted attempt not counted, so nothing is left ``executing``
-and a stop costs no retry.
+Stop (SIGTERM sets ``stop``): no new claims, and jobs claimed before the signal but not yet
+loaded are released, not loaded; running loads get ``scheduler.grace_seconds`` to finish and
+record; loads still running then are cancelled and their jobs released at once (whether the
+load honours the cancellation or not): recorded ``awaiting``, due at once, the interrupted
+attempt not counted, so nothing is left ``executing`` and a stop costs no retry.
+
+A load that blocks the event loop is reported by the :mod:`~core.scheduler.watchdog`.
 
 Recovery: jobs left ``executing`` past their claim lease (``scheduler.lease_seconds``) by a
 scheduler that died are recorded ``failed`` by :meth:`~hookspecs.Store.recover`, at start and
@@ -33,6 +36,7 @@ from core.scheduler.loop import ActionLoop
 from core.scheduler.realtime import RealtimeConsumer
 from core.scheduler.runner import Runner
 from core.scheduler.then import error_text
+from core.scheduler.watchdog import Watchdog
 from hookspecs import Action, Destination, Status, Transition, new_id
 
 log = logging.getLogger("core.scheduler")
@@ -61,13 +65,18 @@ async def run_scheduler(
             hint="a load outliving its claim lease would be recovered and run twice; "
             "raise lease_seconds or lower load_timeout",
         )
-    runner = Runner(runtime, load_timeout=load_timeout)
-    started = await start_destinations(runtime, runner)
+    runner = Runner(runtime, load_timeout=load_timeout, stopping=stop)
+    watchdog = Watchdog(load_timeout, lambda: list(runner.loads.values()))
+    watchdog.start()
     try:
-        await recover(runtime)
-        await _serve(runtime, runner, stop, on_ready)
+        started = await start_destinations(runtime, runner)
+        try:
+            await recover(runtime)
+            await _serve(runtime, runner, stop, on_ready)
+        finally:
+            await shutdown_destinations(started, runner)
     finally:
-        await shutdown_destinations(started, runner)
+        await watchdog.stop()
 
 
 async def _serve(

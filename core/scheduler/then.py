@@ -14,6 +14,11 @@ The rules (``docs/scheduler.md`` has the same with examples):
   the attempt that just failed was the last one (``attempt >= 1 + max_retries``: the first
   attempt plus ``max_retries`` retries), else ``failed``, due again at
   :func:`core.timing.retry_at` (the next tick of the interval, or backoff with jitter).
+- Isolation: a failure that names no job (``load`` raised or timed out, or a Then with an error
+  and no ``jobs``) does not say which job failed. Such jobs are listed in
+  :attr:`Outcome.isolate`, so that the runner loads each of them alone at its retry; and a job
+  is never discarded for its last attempt by such a failure of a load it shared with other jobs:
+  it gets one more attempt, alone (``attempt > 1 + max_retries`` discards whatever the load).
 - ``on_succeeded`` / ``on_failed`` / ``on_discarded`` of the Then that decided a job, for the
   status the job got, become :class:`FollowUp` requests (child jobs, made by ``children``).
 """
@@ -42,11 +47,13 @@ class FollowUp:
 
 @dataclass(slots=True)
 class Outcome:
-    """What to record after a load: one transition per job, follow-ups, and warnings to log."""
+    """What to record after a load: one transition per job, follow-ups, warnings to log, and
+    the ids of the failed jobs to retry alone (their failure named no job)."""
 
     transitions: list[Transition] = field(default_factory=list)
     follow_ups: list[FollowUp] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    isolate: list[str] = field(default_factory=list)
 
 
 def error_text(error: str | BaseException) -> str:
@@ -113,11 +120,15 @@ def decide(
             status, error, refs = Status.SUCCEEDED, None, then.on_succeeded
         else:
             error = error_text(then.error)
-            if then.force_discard or job.attempt >= last_attempt:
+            anonymous = not then.jobs  # the load did not say which job failed
+            shared = anonymous and len(jobs) > 1
+            if then.force_discard or job.attempt > last_attempt or (job.attempt == last_attempt and not shared):
                 status, refs = Status.DISCARDED, then.on_discarded
             else:
                 status, refs = Status.FAILED, then.on_failed
                 due_at = retry_at(schedule, job.attempt, retry_base, rng)
+                if anonymous:
+                    outcome.isolate.append(job.id)
         outcome.transitions.append(Transition(
             id=new_id(), job_id=job.id, event_id=job.event_id, attempt=job.attempt,
             state_before=Status.EXECUTING, state_after=status, created_at=now, error=error, due_at=due_at,

@@ -1,0 +1,151 @@
+"""Helpers of the chaos tests (``nox -s chaos``): a scheduler project whose load is steered by a
+file, its store (SQLite in the project, or a fresh PostgreSQL database: :func:`store_url`) read
+straight from the test, and the figures a test measured, printed in pytest's terminal summary
+(and at once, with ``-s``).
+
+PostgreSQL is the shared server on 127.0.0.1:5432 (trust auth, as the machine and CI run it);
+each test gets a database of its own, dropped after it. The chaos session installs the
+``core-plugin-postgres`` distribution for it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.builtin.sqlite.store import SQLiteStore
+from core.testing.processes import Deployment
+from hookspecs import Job, Page, Status, Store, WhereJob
+
+#: The PostgreSQL server whose fresh databases the PostgreSQL cases use.
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+#: A scheduled batch action ``warehouse.export`` (``@every 1s``) whose load appends a line per
+#: load to ``loads.log`` (``<time> start|done <job ids>``) and does what the file ``mode``
+#: says: ``ok``; ``slow <s>`` (awaits); ``poison`` (raises for a queue holding the event
+#: ``n == 3``); ``block <s>`` (``time.sleep``: blocks the event loop, first load only).
+APP = """
+import asyncio
+import time
+from pathlib import Path
+from hookspecs import Action, Destination, Schedule, hookimpl
+
+HERE = Path(__file__).parent
+
+def note(what, queue):
+    with (HERE / "loads.log").open("a") as out:
+        out.write(f"{time.time():.6f} {what} {','.join(job.id for job in queue.jobs)}\\n")
+
+class Export(Action):
+    name = "export"
+    schedule = Schedule(interval="@every 1s", max_retries=MAX_RETRIES)
+
+    async def load(self, toolkit, queue):
+        note("start", queue)
+        mode, *arg = (HERE / "mode").read_text().split()
+        if mode == "slow":
+            await asyncio.sleep(float(arg[0]))
+        elif mode == "poison" and any(job.data["n"] == 3 for job in queue.jobs):
+            raise ValueError("poison event")
+        elif mode == "block" and not (HERE / "blocked").exists():
+            (HERE / "blocked").write_text("")
+            time.sleep(float(arg[0]))
+        note("done", queue)
+
+@hookimpl
+def core_register_destinations():
+    return [Destination("warehouse", [Export()])]
+"""
+
+
+def deployment(
+    directory: Path, mode: str, *, max_retries: int = 3, store: str = "sqlite:///core.db", **scheduler: Any
+) -> Deployment:
+    """A project in ``directory`` running :data:`APP` on ``store``, no broker, supervisor or wanderer."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "mode").write_text(mode)
+    settings = {"poll_seconds": 0.2, "lease_seconds": 30, "load_timeout": 20, "grace_seconds": 5, **scheduler}
+    return Deployment(directory, APP.replace("MAX_RETRIES", str(max_retries)), store=store, pubsub="",
+                      settings={"supervisor": "", "wanderer": "", "scheduler": settings})
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A store URL for the test's project: SQLite in ``tmp_path``, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'core.db'}"
+        return
+    import asyncpg
+
+    name = f"core_chaos_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(f"{POSTGRES}/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{POSTGRES}/{name}"
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def open_store(where: Path | str) -> Store:
+    """The project's store (a project directory: its SQLite file; or a URL), opened from the test."""
+    url = f"sqlite:///{where / 'core.db'}" if isinstance(where, Path) else where
+    store: Store
+    if url.startswith("postgresql:"):
+        from core_plugin_postgres.store import PostgresStore
+
+        store = PostgresStore(url)
+    else:
+        store = SQLiteStore(url)
+    await store.open()
+    return store
+
+
+async def jobs_of(store: Store, *statuses: Status) -> list[Job]:
+    """Every job, or those in ``statuses``."""
+    where = WhereJob(page=Page(limit=1_000_000), status_in=list(statuses) if statuses else None)
+    return await store.find_jobs(where)
+
+
+def loads(directory: Path, what: str = "start") -> list[tuple[float, list[str]]]:
+    """The loads noted in ``loads.log``: (time, job ids) of each ``start`` (or ``done``) line."""
+    path = directory / "loads.log"
+    found = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == what:
+            found.append((float(parts[0]), parts[2].split(",")))
+    return found
+
+
+class _Summary:
+    """A pytest plugin, registered by the first :func:`figures` fixture: the figures section."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.lines:
+            terminalreporter.section("chaos figures")
+            for line in self.lines:
+                terminalreporter.write_line(line)
+
+
+@pytest.fixture()
+def figures(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """``figures("what: value")`` prints a measured figure now and in the terminal summary."""
+    manager = request.config.pluginmanager
+    summary = manager.get_plugin("core-chaos-figures")
+    if summary is None:
+        summary = _Summary()
+        manager.register(summary, "core-chaos-figures")
+    name = request.node.name
+
+    def record(line: str) -> None:
+        summary.lines.append(f"{name}: {line}")
+        print(f"[chaos] {name}: {line}")
+
+    return record
