@@ -9,9 +9,10 @@ real plugins install them into a scratch virtualenv (see ``tests/scratch.py``) a
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.scratch import ScratchEnv
@@ -38,3 +39,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty project directory as the current directory (its ``.core/`` state stays there)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture()
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """A plain HTTP client for tests that talk to a serving gateway."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        yield http

@@ -14,7 +14,19 @@ from typing import Any
 from core.config import load_settings
 from core.gateway import Gateway
 from core.runtime import Runtime
-from hookspecs import Action, Destination, Event, Flow, HttpTrigger, Payload, Schedule, Source, Toolkit, new_id
+from hookspecs import (
+    Action,
+    Destination,
+    Event,
+    Flow,
+    HttpTrigger,
+    Payload,
+    Schedule,
+    Source,
+    Toolkit,
+    WhereEvent,
+    new_id,
+)
 from tests import gateway_app
 
 
@@ -115,3 +127,8 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 10
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
         await asyncio.sleep(0.05)
+
+
+async def count(runtime: Runtime) -> int:
+    """How many events the runtime's store holds."""
+    return len(await runtime.store.find_events(WhereEvent()))

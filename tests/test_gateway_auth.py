@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -16,8 +15,8 @@ import pytest
 
 from core.errors import PipelineError
 from core.gateway.auth import Denied, ReplayMemory, StandardWebhookCheck
-from hookspecs import ApiKey, HmacSignature, HttpTrigger, Secret, Source, StandardWebhook, WhereEvent
-from tests.gateway_kit import opened, serving
+from hookspecs import ApiKey, HmacSignature, HttpTrigger, Secret, Source, StandardWebhook
+from tests.gateway_kit import count, opened, serving
 
 KEY, OLD_KEY = "ck_live_7f1d9a", "ck_old_42c0e3"
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -40,16 +39,6 @@ def webhook_headers(secret: str, message_id: str, stamp: int | None = None, body
     stamp = int(time.time()) if stamp is None else stamp
     return {"webhook-id": message_id, "webhook-timestamp": str(stamp),
             "webhook-signature": sign(secret, message_id, stamp, body), "content-type": "application/json"}
-
-
-@pytest.fixture()
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield http
-
-
-async def count(runtime: object) -> int:
-    return len(await runtime.store.find_events(WhereEvent()))  # type: ignore[attr-defined]
 
 
 def check_of(*secrets: str) -> StandardWebhookCheck:

@@ -42,12 +42,6 @@ async def stored(runtime: object) -> int:
     return len(await runtime.store.find_events(WhereEvent()))  # type: ignore[attr-defined]
 
 
-@pytest.fixture()
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield http
-
-
 async def test_202_comes_after_the_commit(tmp_path: Path, client: httpx.AsyncClient) -> None:
     sources, destinations, flows = shop()
     async with opened(tmp_path, sources, destinations, flows) as runtime, serving(runtime) as gateway:

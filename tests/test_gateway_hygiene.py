@@ -9,7 +9,7 @@ import ssl
 import subprocess
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +33,10 @@ from hookspecs import (
     Secret,
     Source,
     Toolkit,
-    WhereEvent,
 )
-from tests.gateway_kit import Keep, opened, serving, shop, sqlite_url
+from tests.gateway_kit import Keep, count, opened, serving, shop, sqlite_url
 
 EVENT = b'{"data": {"order": 1, "note": "' + b"x" * 2000 + b'"}}'
-
-
-@pytest.fixture()
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield http
-
-
-async def count(runtime: object) -> int:
-    return len(await runtime.store.find_events(WhereEvent()))  # type: ignore[attr-defined]
 
 
 def nested(levels: int) -> bytes:

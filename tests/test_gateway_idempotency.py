@@ -4,7 +4,6 @@ a running server and real HTTP, on SQLite and the in-memory store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -28,12 +27,6 @@ from hookspecs import (
 from tests.gateway_kit import opened, serving, shop, sqlite_url
 
 ORDERS = "/webhooks/orders"
-
-
-@pytest.fixture()
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield http
 
 
 @pytest.fixture(params=["sqlite", "memory"])
