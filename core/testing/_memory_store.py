@@ -40,11 +40,13 @@ from hookspecs import (
     Event,
     Job,
     Queue,
+    RefusedTransition,
     Status,
     StoreUnavailable,
     Transition,
     WhereEvent,
     WhereJob,
+    check_transitions,
     new_id,
 )
 
@@ -269,19 +271,20 @@ class MemoryStore:
         for row in _new_jobs(db, jobs, of_stored_events=True):
             db.add_job(row)
 
-    async def add_transitions(self, transitions: Sequence[Transition]) -> None:
-        """Append transitions, in order; each becomes its job's state (lease cleared)."""
+    async def add_transitions(self, transitions: Sequence[Transition]) -> list[RefusedTransition]:
+        """Append transitions, in order; each becomes its job's state (lease cleared). Those
+        that do not start from their job's status, or are not allowed moves, are refused."""
         db = await self._tables()
-        missing = sorted({t.job_id for t in transitions} - db.jobs.keys())
-        if missing:
-            raise LookupError(f"a transition names a job that is not in the store: {', '.join(missing)}")
         stored = [_transition(t) for t in transitions]
+        current = {t.job_id: db.jobs[t.job_id].status for t in stored if t.job_id in db.jobs}
+        accepted, refused = check_transitions(stored, current)
         latest: dict[str, Transition] = {}
-        for transition in stored:
+        for transition in accepted:
             db.jobs[transition.job_id].history.append(transition)
             latest[transition.job_id] = transition
         for job_id, transition in latest.items():
             db.set_state(db.jobs[job_id], transition.state_after, transition.attempt, transition.due_at)
+        return refused
 
     async def claim(
         self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime

@@ -16,13 +16,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.builtin.sqlite.dialect import SQLiteDialect
-from core.builtin.sqlite.driver_sql import STATE_UPDATE_SQL, insert_params, state_update_params
+from core.builtin.sqlite.driver_sql import CURRENT_SQL, STATE_UPDATE_SQL, insert_params, state_update_params
 from core.builtin.sqlite.writer_thread import WriterThread
-from core.sqlstore import claims
+from core.sqlstore import claims, moves
+from core.sqlstore.rows import state_update, transition_row
 from core.sqlstore.schema import events, job_state, jobs, transitions
 from core.sqlstore.store import SQLStore
 from core.sqlstore.writer import SyncTask, Work, WriteSet, merged
-from hookspecs import Claim, Job, StoreUnavailable
+from hookspecs import Claim, Job, RefusedTransition, Status, StoreUnavailable, Transition, check_transitions
 
 
 class SQLiteStore(SQLiteDialect, SQLStore):
@@ -70,21 +71,24 @@ class SQLiteStore(SQLiteDialect, SQLStore):
 
     async def _transaction(self, batch: list[Work]) -> list[Any]:
         """A batch of row inserts and claims runs in ONE call to the writer thread
-        (:mod:`~core.builtin.sqlite.writer_thread`); a batch with other tasks (recovery, purge) takes
-        the shared async path. The two never overlap: the group writer runs one batch at a time."""
+        (:mod:`~core.builtin.sqlite.writer_thread`), its guarded transitions first
+        (:meth:`_move`); a batch with other tasks (recovery, purge) takes the shared async path.
+        The two never overlap: the group writer runs one batch at a time."""
         if self._writer_thread is None or not all(isinstance(work, WriteSet | SyncTask) for work in batch):
             return await super()._transaction(batch)
         rows = merged(batch)
         statements = [insert_params(table, values) for table, values in (
             (events, rows.events), (jobs, rows.jobs), (transitions, rows.transitions), (job_state, rows.states),
         ) if values]
-        updates = state_update_params(rows.state_updates) if rows.state_updates else []
+        guard = SyncTask(lambda conn: _move(conn, rows.moves))
         try:
-            return await self._writer_thread.run(statements, updates, batch)
+            refused, *results = await self._writer_thread.run(statements, [guard, *batch])
         except Exception as exc:
             if self.is_unavailable(exc):
                 raise StoreUnavailable(f"the store {self.shown_url} is unavailable: {exc}") from exc
             raise
+        return [result if isinstance(work, WriteSet) else outcome
+                for work, result, outcome in zip(batch, moves.results(batch, refused), results, strict=True)]
 
     def claim_work(self, queries: list[Select[Any]], claim: Claim, now: datetime) -> Work:
         """A claim as a :class:`SyncTask`, so that it shares the writer thread's one hop."""
@@ -102,3 +106,18 @@ class SQLiteStore(SQLiteDialect, SQLStore):
             return claimed
 
         return SyncTask(run)
+
+
+def _move(conn: Connection, moved: list[Transition]) -> list[RefusedTransition]:
+    """:func:`core.sqlstore.moves.apply` on the writer thread's connection, in driver SQL."""
+    if not moved:
+        return []
+    current: dict[str, Status] = {}
+    for chunk in claims.chunked(moves.moved_ids(moved)):
+        current |= moves.statuses(conn.exec_driver_sql(CURRENT_SQL.format(", ".join("?" * len(chunk))),
+                                                       tuple(chunk)).all())
+    accepted, refused = check_transitions(moved, current)
+    if accepted:
+        conn.exec_driver_sql(*insert_params(transitions, [transition_row(t) for t in accepted]))
+        conn.exec_driver_sql(STATE_UPDATE_SQL, state_update_params([state_update(t) for t in accepted]))
+    return refused
