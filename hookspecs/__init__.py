@@ -82,7 +82,13 @@ from hookspecs._store import (
 )
 from hookspecs._supervisor import Lease, Node, Supervisor, SupervisorSpec
 from hookspecs._toolkit import Toolkit
-from hookspecs._transitions import ALLOWED_TRANSITIONS, RefusedTransition, check_transitions, is_allowed
+from hookspecs._transitions import (
+    ALLOWED_TRANSITIONS,
+    RefusedTransition,
+    check_transitions,
+    ends_its_attempt,
+    is_allowed,
+)
 from hookspecs._wanderer import Direction, Migration, MigrationRun, MigrationScript, Wanderer, WandererSpec
 
 #: Every class holding hookspecs, in the order the host registers them.
@@ -166,6 +172,7 @@ __all__ = [
     "check_name",
     "check_transitions",
     "choice",
+    "ends_its_attempt",
     "flag",
     "hookimpl",
     "hookspec",

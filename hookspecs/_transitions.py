@@ -3,8 +3,9 @@
 :data:`ALLOWED_TRANSITIONS` is the one table of legal ``state_before -> state_after`` moves:
 exactly what the engine writes (insert, claim, a load's outcome, release at shutdown, lease
 recovery and its discard, ``core jobs retry``). A store refuses a transition whose
-``state_before`` is not its job's current status, or whose move is not in the table, without
-storing it and without failing the other transitions of the same call:
+``state_before`` is not its job's current status, whose move is not in the table, or which
+leaves ``executing`` naming another attempt than the job's (a stale write), without storing
+it and without failing the other transitions of the same call:
 :meth:`~hookspecs.Store.add_transitions` returns the refused ones as :class:`RefusedTransition`.
 :func:`check_transitions` applies the rule to a batch, for any store to reuse.
 """
@@ -43,13 +44,25 @@ def _name(status: Status | None) -> str:
     return "(none)" if status is None else status.value
 
 
+def ends_its_attempt(transition: Transition, attempt: int) -> bool:
+    """Whether a move out of ``executing`` names the attempt it ends: the job's current
+    ``attempt`` (a release to ``awaiting`` gives it back: ``attempt - 1``). A write of a
+    scheduler whose lease ran out, after the job was recovered and claimed again, names an
+    older attempt and is refused (fencing). Other moves are not checked."""
+    if transition.state_before != Status.EXECUTING:
+        return True
+    return transition.attempt == attempt or (
+        transition.state_after == Status.AWAITING and transition.attempt == attempt - 1)
+
+
 @dataclass(frozen=True, slots=True)
 class RefusedTransition:
-    """A transition a store did not store. ``current`` is the job's status when it was refused
-    (``None``: the store has no such job)."""
+    """A transition a store did not store. ``current`` and ``attempt`` are the job's status and
+    attempt when it was refused (``None``: the store has no such job)."""
 
     transition: Transition
     current: Status | None
+    attempt: int | None = None
 
     @property
     def reason(self) -> str:
@@ -61,29 +74,34 @@ class RefusedTransition:
         if t.state_before != self.current:
             return (f"job {t.job_id} is {self.current.value}: transition {move} refused "
                     f"(it does not start from the job's current status)")
-        return f"job {t.job_id} is {self.current.value}: transition {move} refused (not an allowed move)"
+        if not is_allowed(self.current, t.state_after):
+            return f"job {t.job_id} is {self.current.value}: transition {move} refused (not an allowed move)"
+        return (f"job {t.job_id} is {self.current.value} (attempt {self.attempt}): transition {move} of attempt "
+                f"{t.attempt} refused (a stale write: the job was claimed again since)")
 
 
 def check_transitions(
-    transitions: Iterable[Transition], current: Mapping[str, Status]
+    transitions: Iterable[Transition], current: Mapping[str, tuple[Status, int]]
 ) -> tuple[list[Transition], list[RefusedTransition]]:
     """Split ``transitions`` (in order) into accepted and refused, given each job's ``current``
-    status (a job missing from it is not in the store).
+    ``(status, attempt)`` (a job missing from it is not in the store).
 
-    Transitions of one job apply in order: each accepted one becomes the status the next is
-    checked against, so one call may move a job several steps.
+    Accepted: the transition starts from the job's status, its move is allowed, and a move out
+    of ``executing`` names the attempt it ends (:func:`ends_its_attempt`). Transitions of one
+    job apply in order: each accepted one becomes the state the next is checked against, so
+    one call may move a job several steps.
     """
-    status = dict(current)
+    state = dict(current)
     accepted: list[Transition] = []
     refused: list[RefusedTransition] = []
     for transition in transitions:
-        now = status.get(transition.job_id)
+        now, attempt = state.get(transition.job_id, (None, None))
         before = None if transition.state_before is None else Status(transition.state_before)
         after = Status(transition.state_after)
-        if now is None or before != now or not is_allowed(before, after):
-            refused.append(RefusedTransition(transition, now))
+        if (now is None or attempt is None or before != now or not is_allowed(before, after)
+                or not ends_its_attempt(transition, attempt)):
+            refused.append(RefusedTransition(transition, now, attempt))
         else:
             accepted.append(transition)
-            status[transition.job_id] = after
+            state[transition.job_id] = (after, transition.attempt)
     return accepted, refused
-

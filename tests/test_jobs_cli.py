@@ -56,7 +56,7 @@ def seed(project: Path, pushes: int = 3, logs: int = 0, status: Status | None = 
                 now = datetime.now(UTC)
                 await store.claim_ids(Claim("seed"), [j.id for j in jobs], now=now)  # legal moves only
                 await store.add_transitions([
-                    Transition(id=new_id(), job_id=j.id, event_id=j.event_id, attempt=3, state_before=Status.EXECUTING,
+                    Transition(id=new_id(), job_id=j.id, event_id=j.event_id, attempt=1, state_before=Status.EXECUTING,
                                state_after=status, created_at=now, error="warehouse busy")
                     for j in jobs
                 ])

@@ -255,8 +255,8 @@ def stored(transitions: list[Transition], refused: Sequence[RefusedTransition], 
         metrics.TRANSITIONS_REFUSED.inc(len(refused))
     log.warning("the store refused %d transition(s) of %s (their jobs moved on meanwhile): %s",
                 len(refused), what, refused[0].reason)
-    dropped = {id(r.transition) for r in refused}
-    return [t for t in transitions if id(t) not in dropped]
+    dropped = {r.transition.id for r in refused}
+    return [t for t in transitions if t.id not in dropped]
 
 
 def _log_outcome(where: str, transitions: Sequence[Transition]) -> None:

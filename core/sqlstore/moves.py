@@ -1,7 +1,7 @@
 """Guarded transitions: a batch's ``add_transitions`` checked against the jobs' current status.
 
 Inside the writer's transaction, ONE ``SELECT`` (per :data:`~core.sqlstore.claims.IN_CHUNK`
-jobs) reads the current status of every job the batch moves, locked by the dialect where other
+jobs) reads the current status and attempt of every job the batch moves, locked by the dialect where other
 transactions may write meanwhile (PostgreSQL: ``FOR UPDATE OF job_state``); the rule of
 :func:`hookspecs.check_transitions` splits the moves into accepted and refused; the accepted
 ones are inserted and made their jobs' state with the same multi-row statements as before. So
@@ -28,9 +28,9 @@ UpdateStates = Callable[[AsyncConnection, list[dict[str, Any]]], Awaitable[int]]
 
 
 def current_of(job_ids: Sequence[str]) -> Select[Any]:
-    """The id and current status of the named jobs, in ``job_seq`` order (the lock order)."""
+    """The id, current status and attempt of the named jobs, in ``job_seq`` order (the lock order)."""
     return (
-        select(jobs.c.id, job_state.c.status).select_from(JOBS_WITH_STATE)
+        select(jobs.c.id, job_state.c.status, job_state.c.attempt).select_from(JOBS_WITH_STATE)
         .where(jobs.c.id.in_(job_ids)).order_by(job_state.c.job_seq)
     )
 
@@ -40,17 +40,17 @@ def moved_ids(moves: Iterable[Transition]) -> list[str]:
     return list(dict.fromkeys(t.job_id for t in moves))
 
 
-def statuses(rows: Iterable[Sequence[Any]]) -> dict[str, Status]:
-    """``(job id, status)`` rows as a mapping for :func:`hookspecs.check_transitions`."""
-    return {job_id: Status(status) for job_id, status in rows}
+def states(rows: Iterable[Sequence[Any]]) -> dict[str, tuple[Status, int]]:
+    """``(job id, status, attempt)`` rows as a mapping for :func:`hookspecs.check_transitions`."""
+    return {job_id: (Status(status), attempt) for job_id, status, attempt in rows}
 
 
 async def apply(conn: AsyncConnection, moves: list[Transition], lock: Lock, insert_rows: InsertRows,
                 update_states: UpdateStates) -> list[RefusedTransition]:
     """Store the legal ``moves`` (transitions and job states); return the refused ones."""
-    current: dict[str, Status] = {}
+    current: dict[str, tuple[Status, int]] = {}
     for chunk in chunked(moved_ids(moves)):
-        current |= statuses((await conn.execute(lock(current_of(chunk)))).all())
+        current |= states((await conn.execute(lock(current_of(chunk)))).all())
     accepted, refused = check_transitions(moves, current)
     if accepted:
         await insert_rows(conn, transitions, [transition_row(t) for t in accepted])

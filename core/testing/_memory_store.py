@@ -273,18 +273,20 @@ class MemoryStore:
 
     async def add_transitions(self, transitions: Sequence[Transition]) -> list[RefusedTransition]:
         """Append transitions, in order; each becomes its job's state (lease cleared). Those
-        that do not start from their job's status, or are not allowed moves, are refused."""
+        that :func:`hookspecs.check_transitions` refuses are returned instead."""
         db = await self._tables()
         stored = [_transition(t) for t in transitions]
-        current = {t.job_id: db.jobs[t.job_id].status for t in stored if t.job_id in db.jobs}
+        rows = {t.job_id: db.jobs[t.job_id] for t in stored if t.job_id in db.jobs}
+        current = {job_id: (row.status, row.attempt) for job_id, row in rows.items()}
         accepted, refused = check_transitions(stored, current)
+        given = {id(copy): transition for copy, transition in zip(stored, transitions, strict=True)}
         latest: dict[str, Transition] = {}
         for transition in accepted:
             db.jobs[transition.job_id].history.append(transition)
             latest[transition.job_id] = transition
         for job_id, transition in latest.items():
             db.set_state(db.jobs[job_id], transition.state_after, transition.attempt, transition.due_at)
-        return refused
+        return [replace(r, transition=given[id(r.transition)]) for r in refused]
 
     async def claim(
         self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime

@@ -187,6 +187,24 @@ class StoreSuite(StoreQueryChecks, AdapterSuite):
         got = await adapter.get_job(job.id)
         assert got is not None and len(got.transitions) == 1
 
+    async def test_add_transitions_refuses_a_stale_write_of_an_earlier_attempt(
+        self, adapter: Store, names: Names
+    ) -> None:
+        now = utcnow()
+        await self.insert(adapter, names, 1)
+        [first] = await self.claim(adapter, names, now=now, lease=10)
+        assert [j.id for j in await adapter.recover(now=later(now, 20)) if j.id == first.id] == [first.id]
+        [second] = await self.claim(adapter, names, now=later(now, 21))
+        assert second.attempt == first.attempt + 1
+        stale = make_transition(first, Status.SUCCEEDED)  # executing, attempt 1: its lease ran out
+        [refused] = await adapter.add_transitions([stale])
+        assert (refused.transition.id, refused.current, refused.attempt) == (stale.id, Status.EXECUTING, 2)
+        assert "stale" in refused.reason
+        released = make_transition(second, Status.AWAITING, attempt=second.attempt - 1)  # a release gives it back
+        assert await adapter.add_transitions([released]) == []
+        got = await adapter_job(adapter, first.id)
+        assert (got.status, got.attempt) == (Status.AWAITING, 1)
+
     async def test_add_transitions_refuses_a_job_not_in_the_store(self, adapter: Store, names: Names) -> None:
         [job] = await self.insert(adapter, names, 1)
         ghost = make_event(source=names.source, actions=[(names.destination, names.action)]).jobs[0]

@@ -9,7 +9,8 @@ call must do, and checks after every step that
 - every stored transition is legal: it starts from the status the previous one left and its
   move is in :data:`~hookspecs.ALLOWED_TRANSITIONS`,
 - a job's status and attempt are those of its latest transition, and those of the model,
-- illegal moves are refused (returned by ``add_transitions``, not stored) and legal ones kept.
+- illegal moves are refused (returned by ``add_transitions``, not stored) and legal ones kept,
+  stale ones too (a move out of ``executing`` naming another attempt than the job's).
 
 Each example uses names of its own, so the store may be shared between examples and tests (a
 server database): the machine looks only at its own jobs. :func:`run_store_model` runs it on
@@ -157,28 +158,32 @@ class StoreMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.jobs)
     @rule(moves=st.lists(st.tuples(st.integers(0, MAX_JOBS), st.integers(0, 6), st.booleans(),
-                                   st.sampled_from([CURRENT, CURRENT, CURRENT, *BEFORE]), st.integers(-5, 60)),
+                                   st.sampled_from([CURRENT, CURRENT, CURRENT, *BEFORE]), st.integers(-5, 60),
+                                   st.sampled_from([0, 0, 0, 0, -1, 1])),
                          min_size=1, max_size=4))
-    def add_transitions(self, moves: list[tuple[int, int, bool, Status | str | None, int]]) -> None:
+    def add_transitions(self, moves: list[tuple[int, int, bool, Status | str | None, int, int]]) -> None:
         """Transitions from the model's current status (``CURRENT`` drawn) or from a drawn one,
-        to an allowed status (``lawful``, when there is one) or to any."""
+        to an allowed status (``lawful``, when there is one) or to any, naming the attempt the
+        move implies or (``skew``) another one."""
         status = {i: job.status for i, job in self.jobs.items()}
         attempt = {i: job.attempt for i, job in self.jobs.items()}
         transitions, legal = [], []
         current_then: dict[str, Status] = {}
-        for index, pick, lawful, before, delay in moves:
+        for index, pick, lawful, before, delay, skew in moves:
             job_id = self.pick(index)
             start = status[job_id] if before == CURRENT else before
             allowed = sorted(ALLOWED_TRANSITIONS[status[job_id]])
             after = allowed[pick % len(allowed)] if lawful and allowed else list(Status)[pick]
-            tried = attempt[job_id] + (after is Status.EXECUTING)
+            tried = attempt[job_id] + (after is Status.EXECUTING) + skew
             due = self.now + timedelta(seconds=delay) if after in (Status.FAILED, Status.AWAITING) else None
             transition = Transition(id=new_id(), job_id=job_id, event_id=self.jobs[job_id].event_id, attempt=tried,
                                     state_before=None if start is None else Status(start), state_after=after,
                                     created_at=self.now, error=None if after is Status.SUCCEEDED else "model",
                                     due_at=due)
             transitions.append(transition)
-            if start == status[job_id] and after in ALLOWED_TRANSITIONS[status[job_id]]:
+            fenced = start is Status.EXECUTING and not (
+                tried == attempt[job_id] or (after is Status.AWAITING and tried == attempt[job_id] - 1))
+            if start == status[job_id] and after in ALLOWED_TRANSITIONS[status[job_id]] and not fenced:
                 legal.append(transition)
                 status[job_id], attempt[job_id] = after, tried
             else:

@@ -93,6 +93,7 @@ STATE_UPDATE_SQL = (
     "UPDATE job_state SET status = ?, attempt = ?, due_at = ?, ready_at = ?, lease_owner = NULL, "
     "lease_expires_at = NULL WHERE job_seq = (SELECT seq FROM jobs WHERE id = ?)"
 )
-#: The current status of the jobs named in ``IN ({})`` (``?`` each), as the guard of
-#: :mod:`core.sqlstore.moves` reads it.
-CURRENT_SQL = "SELECT j.id, s.status FROM jobs AS j JOIN job_state AS s ON s.job_seq = j.seq WHERE j.id IN ({})"
+#: The current status and attempt of the jobs named in ``IN ({})`` (``?`` each), as the
+#: guard of :mod:`core.sqlstore.moves` reads it.
+CURRENT_SQL = ("SELECT j.id, s.status, s.attempt FROM jobs AS j JOIN job_state AS s ON s.job_seq = j.seq "
+               "WHERE j.id IN ({})")

@@ -112,9 +112,9 @@ def _move(conn: Connection, moved: list[Transition]) -> list[RefusedTransition]:
     """:func:`core.sqlstore.moves.apply` on the writer thread's connection, in driver SQL."""
     if not moved:
         return []
-    current: dict[str, Status] = {}
+    current: dict[str, tuple[Status, int]] = {}
     for chunk in claims.chunked(moves.moved_ids(moved)):
-        current |= moves.statuses(conn.exec_driver_sql(CURRENT_SQL.format(", ".join("?" * len(chunk))),
+        current |= moves.states(conn.exec_driver_sql(CURRENT_SQL.format(", ".join("?" * len(chunk))),
                                                        tuple(chunk)).all())
     accepted, refused = check_transitions(moved, current)
     if accepted:
