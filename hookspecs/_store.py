@@ -189,8 +189,9 @@ class Store(Protocol):
 
         A transition whose ``state_before`` is not its job's current status (the status left by
         the transitions before it in the call, for a job named twice), whose move is not in
-        :data:`~hookspecs.ALLOWED_TRANSITIONS`, or whose job is not stored is refused: not
-        stored, and returned (in order) as a :class:`~hookspecs.RefusedTransition`; the other
+        :data:`~hookspecs.ALLOWED_TRANSITIONS`, which leaves ``executing`` naming another
+        attempt than the job's (a stale write, :func:`~hookspecs.ends_its_attempt`), or whose
+        job is not stored is refused: not stored, and returned (in order) as a :class:`~hookspecs.RefusedTransition`; the other
         transitions of the call are stored all the same. The check and the writes are atomic:
         two concurrent writers never both move a job from the same status.
         """
