@@ -191,9 +191,10 @@ class Store(Protocol):
         the transitions before it in the call, for a job named twice), whose move is not in
         :data:`~hookspecs.ALLOWED_TRANSITIONS`, which leaves ``executing`` naming another
         attempt than the job's (a stale write, :func:`~hookspecs.ends_its_attempt`), or whose
-        job is not stored is refused: not stored, and returned (in order) as a :class:`~hookspecs.RefusedTransition`; the other
-        transitions of the call are stored all the same. The check and the writes are atomic:
-        two concurrent writers never both move a job from the same status.
+        job is not stored is refused: not stored, and returned (in order) as a
+        :class:`~hookspecs.RefusedTransition`; the other transitions of the call are stored all
+        the same. The check and the writes are atomic: two concurrent writers never both move a
+        job from the same status.
         """
 
     async def claim(
