@@ -16,11 +16,18 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.builtin.sqlite.dialect import SQLiteDialect
-from core.builtin.sqlite.driver_sql import CURRENT_SQL, STATE_UPDATE_SQL, insert_params, state_update_params
+from core.builtin.sqlite.driver_sql import (
+    CURRENT_SQL,
+    STATE_UPDATE_BY_SEQ_SQL,
+    STATE_UPDATE_SQL,
+    insert_params,
+    sql_time,
+    state_update_params,
+)
 from core.builtin.sqlite.writer_thread import WriterThread
 from core.sqlstore import claims, moves
-from core.sqlstore.rows import state_update, transition_row
-from core.sqlstore.schema import events, job_state, jobs, transitions
+from core.sqlstore.rows import transition_row
+from core.sqlstore.schema import NO_DUE_TIME, events, job_state, jobs, transitions
 from core.sqlstore.store import SQLStore
 from core.sqlstore.writer import SyncTask, Work, WriteSet, merged
 from hookspecs import Claim, Job, RefusedTransition, Status, StoreUnavailable, Transition, check_transitions
@@ -109,15 +116,27 @@ class SQLiteStore(SQLiteDialect, SQLStore):
 
 
 def _move(conn: Connection, moved: list[Transition]) -> list[RefusedTransition]:
-    """:func:`core.sqlstore.moves.apply` on the writer thread's connection, in driver SQL."""
+    """:func:`core.sqlstore.moves.apply` on the writer thread's connection, in driver SQL.
+
+    The guard's read also gives each job's ``seq``, so the accepted transitions and state
+    updates name their job by it, without looking its id up again."""
     if not moved:
         return []
     current: dict[str, tuple[Status, int]] = {}
+    seqs: dict[str, int] = {}
     for chunk in claims.chunked(moves.moved_ids(moved)):
-        current |= moves.states(conn.exec_driver_sql(CURRENT_SQL.format(", ".join("?" * len(chunk))),
-                                                       tuple(chunk)).all())
+        for job_id, status, attempt, seq in conn.exec_driver_sql(
+                CURRENT_SQL.format(", ".join("?" * len(chunk))), tuple(chunk)):
+            current[job_id], seqs[job_id] = (Status(status), attempt), seq
     accepted, refused = check_transitions(moved, current)
     if accepted:
-        conn.exec_driver_sql(*insert_params(transitions, [transition_row(t) for t in accepted]))
-        conn.exec_driver_sql(STATE_UPDATE_SQL, state_update_params([state_update(t) for t in accepted]))
+        rows = [transition_row(t) for t in accepted]
+        for row in rows:
+            row["job_seq"] = seqs[row.pop("job_ref")]
+        conn.exec_driver_sql(*insert_params(transitions, rows))
+        latest = {t.job_id: t for t in accepted}.values()
+        conn.exec_driver_sql(STATE_UPDATE_BY_SEQ_SQL, [
+            (t.state_after, t.attempt, sql_time(t.due_at), sql_time(t.due_at or NO_DUE_TIME), seqs[t.job_id])
+            for t in latest
+        ])
     return refused
