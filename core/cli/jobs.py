@@ -195,8 +195,8 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
     """Run failed, discarded or unknown jobs again, as soon as their action's schedule allows.
 
     Name the jobs (JOB_IDS), or select them all with --status (core jobs retry --status
-    discarded --action warehouse.insert). Exits 1 if a named job could not be retried (not
-    found, or not in a retryable status).
+    discarded --action warehouse.insert). Exits 1 if a job could not be retried (not found,
+    not in a retryable status, or moved on since it was read: the store refused the retry).
     """
     if bool(job_ids) == bool(statuses):
         raise click.UsageError("give job ids, or --status (e.g. --status discarded) to retry every such job")
