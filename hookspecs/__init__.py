@@ -85,6 +85,13 @@ from hookspecs._store import (
 )
 from hookspecs._supervisor import Lease, Node, Supervisor, SupervisorSpec
 from hookspecs._toolkit import Toolkit
+from hookspecs._transitions import (
+    ALLOWED_TRANSITIONS,
+    RefusedTransition,
+    check_transitions,
+    ends_its_attempt,
+    is_allowed,
+)
 from hookspecs._wanderer import Direction, Migration, MigrationRun, MigrationScript, Wanderer, WandererSpec
 
 #: Every class holding hookspecs, in the order the host registers them.
@@ -101,6 +108,7 @@ SPEC_CLASSES = (
 
 __all__ = [
     "ADAPTER_KINDS",
+    "ALLOWED_TRANSITIONS",
     "CLAIMABLE_STATUSES",
     "DEFAULT_SCHEDULE",
     "FINAL_STATUSES",
@@ -152,6 +160,7 @@ __all__ = [
     "PubSubUnavailable",
     "QueryResult",
     "Queue",
+    "RefusedTransition",
     "Rejected",
     "RenderedSQL",
     "SQLWarehouse",
@@ -173,10 +182,13 @@ __all__ = [
     "WhereEvent",
     "WhereJob",
     "check_name",
+    "check_transitions",
     "choice",
+    "ends_its_attempt",
     "flag",
     "hookimpl",
     "hookspec",
+    "is_allowed",
     "new_id",
     "number",
     "path",

@@ -13,10 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from hookspecs._markers import hookspec
 from hookspecs._registration import AdapterRegistration
+
+if TYPE_CHECKING:
+    from hookspecs._transitions import RefusedTransition
 
 
 class Status(StrEnum):
@@ -204,7 +207,8 @@ class Store(Protocol):
     """A database used as a queue. Required. Events, jobs and transitions are append-only.
 
     Every write is one transaction: a method either stores all it was given or raises
-    :class:`StoreUnavailable` / another exception and stores nothing.
+    :class:`StoreUnavailable` / another exception and stores nothing; only
+    :meth:`add_transitions` leaves out (and returns) the transitions it refuses.
     """
 
     async def open(self) -> None:
@@ -227,8 +231,18 @@ class Store(Protocol):
     async def add_jobs(self, jobs: Sequence[Job]) -> None:
         """Store jobs of existing events (follow-ups) with their first transition."""
 
-    async def add_transitions(self, transitions: Sequence[Transition]) -> None:
-        """Append transitions; each becomes its job's status."""
+    async def add_transitions(self, transitions: Sequence[Transition]) -> list[RefusedTransition]:
+        """Append transitions, in order; each stored one becomes its job's status.
+
+        A transition whose ``state_before`` is not its job's current status (the status left by
+        the transitions before it in the call, for a job named twice), whose move is not in
+        :data:`~hookspecs.ALLOWED_TRANSITIONS`, which leaves ``executing`` naming another
+        attempt than the job's (a stale write, :func:`~hookspecs.ends_its_attempt`), or whose
+        job is not stored is refused: not stored, and returned (in order) as a
+        :class:`~hookspecs.RefusedTransition`; the other transitions of the call are stored all
+        the same. The check and the writes are atomic: two concurrent writers never both move a
+        job from the same status.
+        """
 
     async def claim(
         self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from core.builtin.sqlite.store import SQLiteStore
-from core.testing.data import make_event, make_transition
+from core.testing.data import advance, make_event, make_transition
 from hookspecs import Event, Job, Queue, Status
 
 
@@ -36,4 +37,11 @@ async def insert(store: SQLiteStore, count: int, *, destination: str = "crm", ac
 
 
 async def finish(store: SQLiteStore, jobs: Iterable[Job], status: Status = Status.SUCCEEDED) -> None:
-    await store.add_transitions([make_transition(job, status) for job in jobs])
+    """Move each job through ``executing`` (unless it is there) to ``status``, in one call."""
+    moves = []
+    for job in jobs:
+        if job.status is not Status.EXECUTING:
+            moves.append(make_transition(job, Status.EXECUTING))
+            job = advance(replace(job), moves[-1])
+        moves.append(make_transition(job, status))
+    assert await store.add_transitions(moves) == []

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from core.builtin.sqlite.store import SQLiteStore
 from core.cli import main
-from hookspecs import Job, Status, Transition, new_id
+from hookspecs import Claim, Job, Status, Transition, new_id
 from tests.scheduler_kit import write_jobs
 
 APP = '''
@@ -54,8 +54,9 @@ def seed(project: Path, pushes: int = 3, logs: int = 0, status: Status | None = 
             jobs = await write_jobs(store, "crm", "push", pushes) + await write_jobs(store, "logger", "log", logs)
             if status is not None:
                 now = datetime.now(UTC)
+                await store.claim_ids(Claim("seed"), [j.id for j in jobs], now=now)  # legal moves only
                 await store.add_transitions([
-                    Transition(id=new_id(), job_id=j.id, event_id=j.event_id, attempt=3, state_before=Status.EXECUTING,
+                    Transition(id=new_id(), job_id=j.id, event_id=j.event_id, attempt=1, state_before=Status.EXECUTING,
                                state_after=status, created_at=now, error="warehouse busy")
                     for j in jobs
                 ])
@@ -124,6 +125,7 @@ def test_jobs_show_prints_an_error_in_full(project: Path) -> None:
     async def fail() -> None:
         store = SQLiteStore(f"sqlite:///{project / 'core.db'}")
         await store.open()
+        await store.claim_ids(Claim("test"), [job.id], now=datetime.now(UTC))  # legal moves only
         await store.add_transitions([Transition(
             id=new_id(), job_id=job.id, event_id=job.event_id, attempt=1, state_before=Status.EXECUTING,
             state_after=Status.FAILED, created_at=datetime.now(UTC), error=long_error,

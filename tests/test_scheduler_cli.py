@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from core.builtin.sqlite.store import SQLiteStore
 from core.cli import main
-from hookspecs import Job, Status, Transition, new_id
+from hookspecs import Claim, Job, Status, Transition, new_id
 from tests.scheduler_kit import write_jobs
 
 
@@ -25,6 +25,7 @@ def seed(project: Path) -> list[Job]:
         try:
             jobs = sorted(await write_jobs(store, "crm", "push", 3), key=lambda j: j.data["n"])
             now = datetime.now(UTC)
+            await store.claim_ids(Claim("seed"), [job.id for job in jobs[:2]], now=now)  # legal moves only
             await store.add_transitions([
                 Transition(id=new_id(), job_id=job.id, event_id=job.event_id, attempt=1,
                            state_before=Status.EXECUTING, state_after=status, created_at=now, error="HTTP 500")
@@ -69,7 +70,7 @@ def test_jobs_list_filters_and_show_has_transitions(project: Path) -> None:
     code, out, _ = cli("jobs", "show", jobs[0].id)
     assert code == 0 and "executing -> discarded" in out and "HTTP 500" in out
     shown = json.loads(cli("jobs", "show", jobs[0].id, "--json")[1])
-    assert [t["state_after"] for t in shown["transitions"]] == ["acknowledged", "discarded"]
+    assert [t["state_after"] for t in shown["transitions"]] == ["acknowledged", "executing", "discarded"]
 
 
 def test_jobs_retry_appends_awaiting_and_refuses_the_rest(project: Path) -> None:

@@ -136,14 +136,27 @@ async def test_follow_up_jobs_need_a_stored_event(store: SQLiteStore) -> None:
         await store.add_jobs([make_job(make_event())])
 
 
-async def test_transitions_of_unknown_jobs_are_refused(store: SQLiteStore) -> None:
+async def test_transitions_of_unknown_jobs_are_refused_the_others_stored(store: SQLiteStore) -> None:
     [event] = await insert(store, 1)
-    unknown = make_job(event)
-    with pytest.raises(IntegrityError):
-        await store.add_transitions([make_transition(event.jobs[0], Status.AWAITING),
-                                     make_transition(unknown, Status.AWAITING)])
+    unknown = make_transition(make_job(event), Status.EXECUTING)
+    refused = await store.add_transitions([make_transition(event.jobs[0], Status.EXECUTING), unknown])
+    assert [(r.transition.id, r.current) for r in refused] == [(unknown.id, None)]
     job = await store.get_job(event.jobs[0].id)
-    assert job is not None and job.status is Status.ACKNOWLEDGED and len(job.transitions) == 1
+    assert job is not None and job.status is Status.EXECUTING and len(job.transitions) == 2
+    assert rows(db_path(store), "SELECT count(*) FROM transitions WHERE job_id = ?", [unknown.job_id]) == [(0,)]
+
+
+async def test_refusals_go_to_their_own_caller_within_one_shared_commit(store: SQLiteStore) -> None:
+    events = await insert(store, 4)
+    [done, *others] = [event.jobs[0] for event in events]
+    await finish(store, [done])
+    stale = make_transition(done, Status.EXECUTING)
+    calls = [[stale], *[[make_transition(job, Status.EXECUTING)] for job in others]]
+    commits = store.stats.transactions
+    answers = await asyncio.gather(*(store.add_transitions(call) for call in calls))
+    assert store.stats.transactions - commits < len(calls), "the calls did not share a commit"
+    assert [[r.transition.id for r in answer] for answer in answers] == [[stale.id], [], [], []]
+    assert {(await store.get_job(job.id)).status for job in others} == {Status.EXECUTING}  # type: ignore[union-attr]
 
 
 async def test_add_transitions_sets_the_state_and_clears_the_lease(store: SQLiteStore) -> None:

@@ -195,8 +195,8 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
     """Run failed, discarded or unknown jobs again, as soon as their action's schedule allows.
 
     Name the jobs (JOB_IDS), or select them all with --status (core jobs retry --status
-    discarded --action warehouse.insert). Exits 1 if a named job could not be retried (not
-    found, or not in a retryable status).
+    discarded --action warehouse.insert). Exits 1 if a job could not be retried (not found,
+    not in a retryable status, or moved on since it was read: the store refused the retry).
     """
     if bool(job_ids) == bool(statuses):
         raise click.UsageError("give job ids, or --status (e.g. --status discarded) to retry every such job")
@@ -216,12 +216,13 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
         else:
             chosen, refused = await _named(store, job_ids)
         now = datetime.now(UTC)
-        await store.add_transitions([
+        moved = await store.add_transitions([
             Transition(id=new_id(), job_id=j.id, event_id=j.event_id, attempt=j.attempt, state_before=j.status,
                        state_after=Status.AWAITING, created_at=now, due_at=now, error=None)
             for j in chosen
         ])
-        return chosen, refused
+        lost = {r.transition.job_id for r in moved}  # moved on since it was read (say, claimed)
+        return [j for j in chosen if j.id not in lost], refused + [r.reason for r in moved]
 
     chosen, refused = with_store(ctx, retry, host)
     if statuses:

@@ -77,6 +77,10 @@ PUBLISH_FAILURES = Counter(
 CLAIM_RECOVERIES = Counter(
     "core_claim_recoveries_total", "Jobs found executing past their claim lease and recovered.",
 )
+TRANSITIONS_REFUSED = Counter(
+    "core_transitions_refused_total",
+    "Job transitions the store refused: the job had moved on (e.g. recovered after its claim lease ran out).",
+)
 BROKER_RECONNECTS = Counter(
     "core_broker_reconnects_total", "Connections to the pub/sub broker made again after one was lost or failed.",
     ["broker"],

@@ -45,6 +45,7 @@ from hookspecs import (
     Job,
     Page,
     Queue,
+    RefusedTransition,
     Status,
     Toolkit,
     Transition,
@@ -54,6 +55,7 @@ from hookspecs import (
 
 log = logging.getLogger("core.scheduler")
 T = TypeVar("T")
+R = TypeVar("R")
 
 RELEASED = "released: the scheduler stopped before the load finished"
 #: Delays between attempts of a store write that failed (then the jobs wait for recovery).
@@ -152,8 +154,9 @@ class Runner:
             logs.CURRENT.reset(token)
 
     async def _release(self, jobs: Sequence[Job], key: tuple[str, str]) -> list[Transition]:
-        transitions = _released(jobs, datetime.now(UTC))
-        await self._write(self.runtime.store.add_transitions, transitions, f"release of {len(jobs)} job(s)")
+        released = _released(jobs, datetime.now(UTC))
+        refused = await self._write(self.runtime.store.add_transitions, released, f"release of {len(jobs)} job(s)")
+        transitions = stored(released, refused, f"the release of {len(jobs)} job(s)")
         self._observe(transitions, key)
         return transitions
 
@@ -216,7 +219,8 @@ class Runner:
             if children:
                 await self._write(store.add_jobs, children, f"{len(children)} child job(s) of {where}")
                 await self._publish(realtime_jobs(self.runtime.pipeline, children))
-        await self._write(store.add_transitions, transitions, f"{len(jobs)} transition(s) of {where}")
+        refused = await self._write(store.add_transitions, transitions, f"{len(jobs)} transition(s) of {where}")
+        transitions = stored(transitions, refused, f"the load of {where}")
         self._observe(transitions, key)
         return transitions
 
@@ -277,18 +281,17 @@ class Runner:
             event.jobs.append(job)
         return events
 
-    async def _write(self, write: Callable[[Sequence[T]], Awaitable[None]], items: Sequence[T], what: str) -> None:
-        """Store ``items``, retrying a few times; after that the error propagates (the jobs stay
-        ``executing`` and are recovered when their claim lease runs out)."""
-        for delay in (*WRITE_RETRIES, None):
+    async def _write(self, write: Callable[[Sequence[T]], Awaitable[R]], items: Sequence[T], what: str) -> R:
+        """Store ``items`` and return what the store answered, retrying a few times; after that
+        the error propagates (the jobs stay ``executing`` and are recovered when their claim
+        lease runs out)."""
+        for delay in WRITE_RETRIES:
             try:
-                await write(items)
-                return
-            except Exception as exc:
-                if delay is None:
-                    raise
+                return await write(items)
+            except Exception as exc:  # noqa: BLE001 - any store error: retried, then raised by the last try
                 log.warning("storing %s failed (%s); retrying in %gs", what, exc, delay)
                 await asyncio.sleep(delay)
+        return await write(items)
 
     def _count(self, key: tuple[str, str], state: Status, count: int) -> None:
         counter = self._states.get((*key, state))
@@ -306,6 +309,20 @@ class Runner:
             self.runtime.host.pm.hook.core_job_transitioned(transitions=transitions)
         except Exception:
             log.exception("a core_job_transitioned hook failed")
+
+
+def stored(transitions: list[Transition], refused: Sequence[RefusedTransition], what: str) -> list[Transition]:
+    """The ``transitions`` the store accepted. A refused one means its job moved on meanwhile
+    (say, recovered and claimed by another scheduler after this one's lease ran out): it is
+    counted and logged, never forced; the job's current holder decides its outcome."""
+    if not refused:
+        return transitions
+    if metrics.enabled():
+        metrics.TRANSITIONS_REFUSED.inc(len(refused))
+    log.warning("the store refused %d transition(s) of %s (their jobs moved on meanwhile): %s",
+                len(refused), what, refused[0].reason)
+    dropped = {r.transition.id for r in refused}
+    return [t for t in transitions if t.id not in dropped]
 
 
 def _log_outcome(where: str, transitions: Sequence[Transition]) -> None:

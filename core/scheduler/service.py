@@ -34,7 +34,7 @@ from core.observability import metrics
 from core.runtime import Runtime
 from core.scheduler.loop import ActionLoop
 from core.scheduler.realtime import RealtimeConsumer
-from core.scheduler.runner import Runner
+from core.scheduler.runner import Runner, stored
 from core.scheduler.then import error_text
 from core.scheduler.watchdog import Watchdog
 from hookspecs import Action, Destination, Status, Transition, new_id
@@ -151,7 +151,7 @@ async def recover(runtime: Runtime) -> int:
         and job.attempt >= 1 + destinations[job.destination].schedule_of(job.action).max_retries
     ]
     if exhausted:
-        await runtime.store.add_transitions(exhausted)
+        stored(exhausted, await runtime.store.add_transitions(exhausted), "recovered jobs out of retries")
     return len(jobs)
 
 

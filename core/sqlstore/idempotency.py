@@ -16,7 +16,7 @@ engine's through ``run_sync``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -160,7 +160,7 @@ def _drop(rows: WriteSet, event_ids: set[str]) -> None:
     rows.states = [row for row in rows.states if row["job_ref"] not in job_ids]
 
 
-def duplicates_of(rows: WriteSet, duplicates: dict[str, Duplicate]) -> list[Duplicate]:
+def duplicates_of(rows: WriteSet, duplicates: Mapping[str, Duplicate]) -> list[Duplicate]:
     """What one caller's row insert returns: the duplicates among its events."""
     return [duplicates[r["event_id"]] for r in rows.keys if r["event_id"] in duplicates] if duplicates else []
 

@@ -14,9 +14,9 @@ from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import ConfigError
-from core.sqlstore import claims, idempotency, reads, upkeep
+from core.sqlstore import claims, idempotency, moves, reads, upkeep
 from core.sqlstore.database import SQLDatabase
-from core.sqlstore.rows import UPDATE_PREFIX, event_row, new_jobs, state_update, transition_row
+from core.sqlstore.rows import UPDATE_PREFIX, event_row, new_jobs
 from core.sqlstore.schema import INSERTS, SCHEMA_VERSION, events, job_state, jobs, metadata, transitions
 from core.sqlstore.versioning import Step
 from core.sqlstore.writer import GroupWriter, SyncTask, Work, WriterStats, WriteSet, merged
@@ -27,6 +27,7 @@ from hookspecs import (
     Event,
     Job,
     Queue,
+    RefusedTransition,
     Status,
     Transition,
     WhereEvent,
@@ -81,6 +82,12 @@ class SQLStore(SQLDatabase):
         """Make a claim's ``SELECT`` lock its rows (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
         return query
 
+    def lock_moved(self, query: Select[Any]) -> Select[Any]:
+        """Make the ``SELECT`` of the current status of jobs that transitions move lock their
+        rows until the commit (PostgreSQL: ``FOR UPDATE``; SQLite's write transaction already
+        excludes every other writer)."""
+        return query
+
     async def insert_rows(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert many rows in one statement (executemany); a dialect may use COPY instead.
 
@@ -91,8 +98,8 @@ class SQLStore(SQLDatabase):
         await conn.execute(INSERTS[table.name] if "job_ref" in rows[0] else insert(table), rows)
 
     async def update_states(self, conn: AsyncConnection, updates: list[dict[str, Any]]) -> int:
-        """Make transitions their jobs' current state (one executemany); return rows changed,
-        or -1 where the driver cannot count the rows of an executemany."""
+        """Make accepted transitions their jobs' current state (one executemany); return rows
+        changed, or -1 where the driver cannot count the rows of an executemany."""
         result = await conn.execute(_STATE_UPDATE, updates)
         return result.rowcount if conn.dialect.supports_sane_multi_rowcount else -1
 
@@ -129,24 +136,24 @@ class SQLStore(SQLDatabase):
         async with self.writing() as conn:
             rows = merged(batch)
             duplicates = await idempotency.claim_async(conn, batch, rows) if rows.keys else {}
-            await self._apply(conn, rows)
+            refused = await self._apply(conn, rows)
             results = [
-                idempotency.duplicates_of(work, duplicates) if isinstance(work, WriteSet)
+                result if isinstance(work, WriteSet)
                 else await conn.run_sync(work.run) if isinstance(work, SyncTask) else await work(conn)
-                for work in batch
+                for work, result in zip(batch, moves.results(batch, refused, duplicates), strict=True)
             ]
             await conn.commit()
         return results
 
-    async def _apply(self, conn: AsyncConnection, rows: WriteSet) -> None:
+    async def _apply(self, conn: AsyncConnection, rows: WriteSet) -> list[RefusedTransition]:
+        """Insert the rows, then the legal moves (:mod:`core.sqlstore.moves`); return the refused."""
         for table, values in ((events, rows.events), (jobs, rows.jobs), (transitions, rows.transitions),
                               (job_state, rows.states)):
             if values:
                 await self.insert_rows(conn, table, values)
-        if rows.state_updates:
-            changed = await self.update_states(conn, rows.state_updates)
-            if changed not in (-1, len(rows.state_updates)):
-                raise LookupError("a transition names a job that is not in the store")
+        if not rows.moves:
+            return []
+        return await moves.apply(conn, rows.moves, self.lock_moved, self.insert_rows, self.update_states)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -182,13 +189,13 @@ class SQLStore(SQLDatabase):
         if rows.weight:
             await self._writer.submit(rows)
 
-    async def add_transitions(self, transitions: Sequence[Transition]) -> None:
-        """Append transitions; each becomes its job's state (status, attempt, due_at; lease cleared)."""
-        if transitions:
-            await self._writer.submit(WriteSet(
-                transitions=[transition_row(t) for t in transitions],
-                state_updates=[state_update(t) for t in transitions],
-            ))
+    async def add_transitions(self, transitions: Sequence[Transition]) -> list[RefusedTransition]:
+        """Append the legal transitions; each becomes its job's state (status, attempt, due_at;
+        lease cleared). Return the refused ones (see :mod:`core.sqlstore.moves`)."""
+        if not transitions:
+            return []
+        refused: list[RefusedTransition] = await self._writer.submit(WriteSet(moves=list(transitions)))
+        return refused
 
     async def claim(
         self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime

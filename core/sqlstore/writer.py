@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hookspecs import StoreUnavailable
+from hookspecs import StoreUnavailable, Transition
 
 log = logging.getLogger(__name__)
 
@@ -35,31 +35,33 @@ Task = Callable[[AsyncConnection], Awaitable[Any]]
 
 @dataclass(slots=True)
 class WriteSet:
-    """Rows to insert (and job_state rows to update), merged across callers of a batch.
+    """Rows to insert, and guarded transitions (``moves``), merged across callers of a batch.
 
-    ``keys`` are the idempotency keys of the events (:mod:`core.sqlstore.idempotency`).
+    ``transitions`` are first transitions of new jobs (stored as they are); ``moves`` are
+    :meth:`~hookspecs.Store.add_transitions`' transitions, checked against their jobs' current
+    status in the batch's transaction (:mod:`core.sqlstore.moves`); ``keys`` are the
+    idempotency keys of the events (:mod:`core.sqlstore.idempotency`). A piece's result is the
+    list of its refused moves, or of its duplicate events.
     """
 
     events: list[Row] = field(default_factory=list)
     jobs: list[Row] = field(default_factory=list)
     transitions: list[Row] = field(default_factory=list)
     states: list[Row] = field(default_factory=list)
-    state_updates: list[Row] = field(default_factory=list)
     keys: list[Row] = field(default_factory=list)
+    moves: list[Transition] = field(default_factory=list)
 
     @property
     def weight(self) -> int:
-        return len(self.events) + len(self.jobs) + len(self.transitions) + len(self.state_updates)
+        return len(self.events) + len(self.jobs) + len(self.transitions) + len(self.moves)
 
     def extend(self, other: WriteSet) -> None:
         self.events += other.events
         self.jobs += other.jobs
         self.transitions += other.transitions
         self.states += other.states
-        self.state_updates += other.state_updates
         self.keys += other.keys
-
-
+        self.moves += other.moves
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,8 @@ def merged(batch: list[Work]) -> WriteSet:
         if isinstance(work, WriteSet):
             rows.extend(work)
     return rows
+
+
 #: Runs a batch of work in one transaction and returns one result per piece, in order.
 Transaction = Callable[[list[Work]], Awaitable[list[Any]]]
 

@@ -1,7 +1,8 @@
 """``core.testing``: the conformance kit every adapter and plugin runs.
 
 One suite per adapter kind (:class:`StoreSuite`, :class:`PubSubSuite`,
-:class:`SupervisorSuite`, :class:`WandererSuite`) and for a plugin's pipeline objects
+:class:`SupervisorSuite`, :class:`WandererSuite`), a model-based store test
+(:class:`StoreModelSuite`, a hypothesis state machine) and for a plugin's pipeline objects
 (:class:`SourceSuite`, :class:`DestinationSuite`); optional suites for brokers
 (:class:`BrokerDeliverySuite`, :class:`DeadLetterSuite`, :class:`BrokerOutageSuite`) and a
 plugin's packaging (:class:`PluginPackagingSuite`); test-data helpers; :class:`ServerProcess`, a
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from core.testing.pubsub import Inbox, PubSubSuite, ack_all, bodies
     from core.testing.servers import ServerError, ServerProcess
     from core.testing.store import StoreSuite
+    from core.testing.store_model import StoreModelSuite, run_store_model
     from core.testing.supervisor import SupervisorSuite, make_node
     from core.testing.wanderer import RunLog, WandererSuite
 
@@ -73,6 +75,7 @@ _WHERE = {
     "Inbox": "pubsub", "PubSubSuite": "pubsub",
     "ServerError": "servers", "ServerProcess": "servers",
     "StoreSuite": "store",
+    "StoreModelSuite": "store_model", "run_store_model": "store_model",
     "SupervisorSuite": "supervisor", "make_node": "supervisor",
     "RunLog": "wanderer", "WandererSuite": "wanderer",
 }
@@ -103,6 +106,7 @@ __all__ = [
     "ServerError",
     "ServerProcess",
     "SourceSuite",
+    "StoreModelSuite",
     "StoreSuite",
     "SupervisorSuite",
     "WandererSuite",
@@ -118,6 +122,7 @@ __all__ = [
     "make_transition",
     "registration",
     "requires",
+    "run_store_model",
     "same_time",
     "utcnow",
 ]

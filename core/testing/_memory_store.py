@@ -41,11 +41,13 @@ from hookspecs import (
     Event,
     Job,
     Queue,
+    RefusedTransition,
     Status,
     StoreUnavailable,
     Transition,
     WhereEvent,
     WhereJob,
+    check_transitions,
     new_id,
 )
 
@@ -283,19 +285,22 @@ class MemoryStore:
         for row in _new_jobs(db, jobs, of_stored_events=True):
             db.add_job(row)
 
-    async def add_transitions(self, transitions: Sequence[Transition]) -> None:
-        """Append transitions, in order; each becomes its job's state (lease cleared)."""
+    async def add_transitions(self, transitions: Sequence[Transition]) -> list[RefusedTransition]:
+        """Append transitions, in order; each becomes its job's state (lease cleared). Those
+        that :func:`hookspecs.check_transitions` refuses are returned instead."""
         db = await self._tables()
-        missing = sorted({t.job_id for t in transitions} - db.jobs.keys())
-        if missing:
-            raise LookupError(f"a transition names a job that is not in the store: {', '.join(missing)}")
         stored = [_transition(t) for t in transitions]
+        rows = {t.job_id: db.jobs[t.job_id] for t in stored if t.job_id in db.jobs}
+        current = {job_id: (row.status, row.attempt) for job_id, row in rows.items()}
+        accepted, refused = check_transitions(stored, current)
+        given = {id(copy): transition for copy, transition in zip(stored, transitions, strict=True)}
         latest: dict[str, Transition] = {}
-        for transition in stored:
+        for transition in accepted:
             db.jobs[transition.job_id].history.append(transition)
             latest[transition.job_id] = transition
         for job_id, transition in latest.items():
             db.set_state(db.jobs[job_id], transition.state_after, transition.attempt, transition.due_at)
+        return [replace(r, transition=given[id(r.transition)]) for r in refused]
 
     async def claim(
         self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime

@@ -9,6 +9,7 @@ checks in :mod:`core.testing._store_idempotency`.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from core.testing._base import AdapterPool, AdapterSuite, requires
 from core.testing._store_idempotency import StoreIdempotencyChecks
 from core.testing._store_queries import StoreQueryChecks
 from core.testing.data import Names, advance, ids, later, make_event, make_job, make_transition, same_time, utcnow
-from hookspecs import Capability, Claim, Event, Job, Queue, Status, Store, Transition
+from hookspecs import Capability, Claim, Event, Job, Queue, Status, Store, Transition, is_allowed
 
 
 async def move(store: Store, job: Job, *states: Status, at: datetime | None = None, **fields: Any) -> Job:
@@ -27,6 +28,13 @@ async def move(store: Store, job: Job, *states: Status, at: datetime | None = No
         transition = make_transition(job, state, at=at, **fields)
         await store.add_transitions([transition])
         advance(job, transition)
+    return job
+
+
+async def adapter_job(store: Store, job_id: str) -> Job:
+    """The stored job ``job_id`` with its history (it must exist)."""
+    job = await store.get_job(job_id)
+    assert job is not None, f"job {job_id} is not in the store"
     return job
 
 
@@ -141,14 +149,85 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
         assert [t.attempt for t in before.transitions] == [0, 1, 1, 2, 2]
 
     async def test_add_transitions_updates_many_jobs_at_once(self, adapter: Store, names: Names) -> None:
-        jobs = await self.insert(adapter, names, 3)
+        await self.insert(adapter, names, 3)
+        jobs = await self.claim(adapter, names)
         final = [Status.SUCCEEDED, Status.DISCARDED, Status.UNKNOWN]
-        transitions: list[Transition] = [make_transition(job, state, attempt=1, error=None if state is Status.SUCCEEDED
+        transitions: list[Transition] = [make_transition(job, state, error=None if state is Status.SUCCEEDED
                                                          else "why") for job, state in zip(jobs, final, strict=True)]
-        await adapter.add_transitions(transitions)
+        assert await adapter.add_transitions(transitions) == []
         for job, state in zip(jobs, final, strict=True):
             got = await adapter.get_job(job.id)
             assert got is not None and got.status is state
+
+    # -- refused transitions ---------------------------------------------------------------
+
+    async def test_add_transitions_refuses_moves_that_do_not_start_from_the_current_status(
+        self, adapter: Store, names: Names
+    ) -> None:
+        done, other = await self.insert(adapter, names, 2)
+        await move(adapter, done, Status.EXECUTING, Status.SUCCEEDED)
+        stale = make_transition(replace(done, status=Status.EXECUTING), Status.FAILED, error="late")
+        again = make_transition(done, Status.EXECUTING)
+        legal = make_transition(other, Status.EXECUTING)
+        refused = await adapter.add_transitions([stale, again, legal])
+        assert [(r.transition.id, r.current) for r in refused] == [
+            (stale.id, Status.SUCCEEDED), (again.id, Status.SUCCEEDED)]
+        assert done.id in refused[0].reason and "succeeded" in refused[0].reason
+        assert "executing -> failed" in refused[0].reason
+        got = await adapter.get_job(done.id)
+        assert got is not None and got.status is Status.SUCCEEDED
+        assert [t.state_after for t in got.transitions] == [Status.ACKNOWLEDGED, Status.EXECUTING, Status.SUCCEEDED]
+        stored = await adapter.get_job(other.id)
+        assert stored is not None and stored.status is Status.EXECUTING, "a legal transition of the call was lost"
+
+    async def test_add_transitions_refuses_moves_not_in_the_table(self, adapter: Store, names: Names) -> None:
+        [job] = await self.insert(adapter, names, 1)
+        illegal = [make_transition(job, state) for state in Status if not is_allowed(Status.ACKNOWLEDGED, state)]
+        refused = await adapter.add_transitions(illegal)
+        assert [r.transition.id for r in refused] == [t.id for t in illegal]
+        assert all(r.current is Status.ACKNOWLEDGED and "not an allowed move" in r.reason for r in refused)
+        got = await adapter.get_job(job.id)
+        assert got is not None and len(got.transitions) == 1
+
+    async def test_add_transitions_refuses_a_stale_write_of_an_earlier_attempt(
+        self, adapter: Store, names: Names
+    ) -> None:
+        now = utcnow()
+        await self.insert(adapter, names, 1)
+        [first] = await self.claim(adapter, names, now=now, lease=10)
+        assert [j.id for j in await adapter.recover(now=later(now, 20)) if j.id == first.id] == [first.id]
+        [second] = await self.claim(adapter, names, now=later(now, 21))
+        assert second.attempt == first.attempt + 1
+        stale = make_transition(first, Status.SUCCEEDED)  # executing, attempt 1: its lease ran out
+        [refused] = await adapter.add_transitions([stale])
+        assert (refused.transition.id, refused.current, refused.attempt) == (stale.id, Status.EXECUTING, 2)
+        assert "stale" in refused.reason
+        released = make_transition(second, Status.AWAITING, attempt=second.attempt - 1)  # a release gives it back
+        assert await adapter.add_transitions([released]) == []
+        got = await adapter_job(adapter, first.id)
+        assert (got.status, got.attempt) == (Status.AWAITING, 1)
+
+    async def test_add_transitions_refuses_a_job_not_in_the_store(self, adapter: Store, names: Names) -> None:
+        [job] = await self.insert(adapter, names, 1)
+        ghost = make_event(source=names.source, actions=[(names.destination, names.action)]).jobs[0]
+        missing = make_transition(ghost, Status.EXECUTING)
+        refused = await adapter.add_transitions([missing, make_transition(job, Status.EXECUTING)])
+        assert [(r.transition.id, r.current) for r in refused] == [(missing.id, None)]
+        assert ghost.id in refused[0].reason
+
+    async def test_concurrent_writers_never_both_move_a_job_from_one_status(
+        self, adapters: AdapterPool, names: Names
+    ) -> None:
+        one, two = await adapters.open(), await adapters.open()
+        await self.insert(one, names, 20)
+        claimed = await self.claim(one, names)
+        outcomes = [[make_transition(job, state) for job in claimed] for state in (Status.SUCCEEDED, Status.FAILED)]
+        refusals = await asyncio.gather(*(store.add_transitions(ts) for store, ts in zip([one, two], outcomes,
+                                                                                         strict=True)))
+        assert sum(len(r) for r in refusals) == len(claimed), "a job was moved twice from executing"
+        for job in claimed:
+            got = await adapter_job(one, job.id)
+            assert [t.state_before for t in got.transitions].count(Status.EXECUTING) == 1
 
     async def test_transitions_of_one_job_in_one_batch_apply_in_order(self, adapter: Store, names: Names) -> None:
         [job] = await self.insert(adapter, names, 1)
@@ -218,7 +297,7 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
         await move(adapter, later_job, Status.FAILED, error="503", due_at=later(now, 60))
         await move(adapter, due_job, Status.EXECUTING)
         await move(adapter, due_job, Status.FAILED, error="503", due_at=later(now, -1))
-        await move(adapter, awaiting, Status.AWAITING)
+        await move(adapter, awaiting, Status.EXECUTING, Status.AWAITING)
         assert sorted(ids(await self.claim(adapter, names, now=now))) == sorted([due_job.id, awaiting.id])
         claimed = await self.claim(adapter, names, now=later(now, 61))
         assert ids(claimed) == [later_job.id]
@@ -230,7 +309,7 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
         await move(adapter, jobs[1], Status.EXECUTING, Status.DISCARDED, error="gave up")
         await move(adapter, jobs[2], Status.EXECUTING, Status.UNKNOWN)
         await move(adapter, jobs[3], Status.EXECUTING, Status.FAILED, error="retry")
-        await move(adapter, jobs[4], Status.AWAITING)
+        await move(adapter, jobs[4], Status.EXECUTING, Status.AWAITING)
         assert sorted(ids(await self.claim(adapter, names, limit=100))) == sorted(ids(jobs[3:]))
 
     async def test_concurrent_claimers_never_get_the_same_job(self, adapters: AdapterPool, names: Names) -> None:

@@ -93,3 +93,12 @@ STATE_UPDATE_SQL = (
     "UPDATE job_state SET status = ?, attempt = ?, due_at = ?, ready_at = ?, lease_owner = NULL, "
     "lease_expires_at = NULL WHERE job_seq = (SELECT seq FROM jobs WHERE id = ?)"
 )
+#: The same update, naming the job by ``job_seq`` (known from the guard's read).
+STATE_UPDATE_BY_SEQ_SQL = (
+    "UPDATE job_state SET status = ?, attempt = ?, due_at = ?, ready_at = ?, lease_owner = NULL, "
+    "lease_expires_at = NULL WHERE job_seq = ?"
+)
+#: The current status, attempt and ``seq`` of the jobs named in ``IN ({})`` (``?`` each), as
+#: the guard of :mod:`core.sqlstore.moves` reads it.
+CURRENT_SQL = ("SELECT j.id, s.status, s.attempt, j.seq FROM jobs AS j JOIN job_state AS s ON s.job_seq = j.seq "
+               "WHERE j.id IN ({})")

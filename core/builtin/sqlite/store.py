@@ -16,13 +16,30 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.builtin.sqlite.dialect import SQLiteDialect
-from core.builtin.sqlite.driver_sql import STATE_UPDATE_SQL, insert_params, state_update_params
+from core.builtin.sqlite.driver_sql import (
+    CURRENT_SQL,
+    STATE_UPDATE_BY_SEQ_SQL,
+    STATE_UPDATE_SQL,
+    insert_params,
+    sql_time,
+    state_update_params,
+)
 from core.builtin.sqlite.writer_thread import Statement, WriterThread
-from core.sqlstore import claims, idempotency
-from core.sqlstore.schema import events, job_state, jobs, transitions
+from core.sqlstore import claims, idempotency, moves
+from core.sqlstore.rows import transition_row
+from core.sqlstore.schema import NO_DUE_TIME, events, job_state, jobs, transitions
 from core.sqlstore.store import SQLStore
 from core.sqlstore.writer import SyncTask, Work, WriteSet, merged
-from hookspecs import Claim, Duplicate, Job, StoreUnavailable
+from hookspecs import (
+    Claim,
+    Duplicate,
+    Job,
+    RefusedTransition,
+    Status,
+    StoreUnavailable,
+    Transition,
+    check_transitions,
+)
 
 
 class SQLiteStore(SQLiteDialect, SQLStore):
@@ -70,9 +87,10 @@ class SQLiteStore(SQLiteDialect, SQLStore):
 
     async def _transaction(self, batch: list[Work]) -> list[Any]:
         """A batch of row inserts and claims runs in ONE call to the writer thread
-        (:mod:`~core.builtin.sqlite.writer_thread`), idempotency keys claimed first; a batch with
-        other tasks (recovery, purge) takes the shared async path. The two never overlap: the
-        group writer runs one batch at a time."""
+        (:mod:`~core.builtin.sqlite.writer_thread`): idempotency keys claimed first, then the
+        inserts, then its guarded transitions (:func:`_move`); a batch with other tasks
+        (recovery, purge) takes the shared async path. The two never overlap: the group writer
+        runs one batch at a time."""
         if self._writer_thread is None or not all(isinstance(work, WriteSet | SyncTask) for work in batch):
             return await super()._transaction(batch)
         rows = merged(batch)
@@ -87,15 +105,16 @@ class SQLiteStore(SQLiteDialect, SQLStore):
                     return _statements(rows)
             return prebuilt
 
-        updates = state_update_params(rows.state_updates) if rows.state_updates else []
+        guard = SyncTask(lambda conn: _move(conn, rows.moves))
         try:
-            results = await self._writer_thread.run(statements, updates, batch)
-            return [idempotency.duplicates_of(work, found) if isinstance(work, WriteSet) else result
-                    for work, result in zip(batch, results, strict=True)]
+            refused, *results = await self._writer_thread.run(statements, [guard, *batch])
         except Exception as exc:
             if self.is_unavailable(exc):
                 raise StoreUnavailable(f"the store {self.shown_url} is unavailable: {exc}") from exc
             raise
+        return [result if isinstance(work, WriteSet) else outcome
+                for work, result, outcome in zip(batch, moves.results(batch, refused, found), results,
+                                                                strict=True)]
 
     def claim_work(self, queries: list[Select[Any]], claim: Claim, now: datetime) -> Work:
         """A claim as a :class:`SyncTask`, so that it shares the writer thread's one hop."""
@@ -120,3 +139,30 @@ def _statements(rows: WriteSet) -> list[Statement]:
     return [insert_params(table, values) for table, values in (
         (events, rows.events), (jobs, rows.jobs), (transitions, rows.transitions), (job_state, rows.states),
     ) if values]
+
+
+def _move(conn: Connection, moved: list[Transition]) -> list[RefusedTransition]:
+    """:func:`core.sqlstore.moves.apply` on the writer thread's connection, in driver SQL.
+
+    The guard's read also gives each job's ``seq``, so the accepted transitions and state
+    updates name their job by it, without looking its id up again."""
+    if not moved:
+        return []
+    current: dict[str, tuple[Status, int]] = {}
+    seqs: dict[str, int] = {}
+    for chunk in claims.chunked(moves.moved_ids(moved)):
+        for job_id, status, attempt, seq in conn.exec_driver_sql(
+                CURRENT_SQL.format(", ".join("?" * len(chunk))), tuple(chunk)):
+            current[job_id], seqs[job_id] = (Status(status), attempt), seq
+    accepted, refused = check_transitions(moved, current)
+    if accepted:
+        rows = [transition_row(t) for t in accepted]
+        for row in rows:
+            row["job_seq"] = seqs[row.pop("job_ref")]
+        conn.exec_driver_sql(*insert_params(transitions, rows))
+        latest = {t.job_id: t for t in accepted}.values()
+        conn.exec_driver_sql(STATE_UPDATE_BY_SEQ_SQL, [
+            (t.state_after, t.attempt, sql_time(t.due_at), sql_time(t.due_at or NO_DUE_TIME), seqs[t.job_id])
+            for t in latest
+        ])
+    return refused

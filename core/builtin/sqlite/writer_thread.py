@@ -25,8 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from core.builtin.sqlite.connections import sqlite_sync_engine
-from core.builtin.sqlite.driver_sql import STATE_UPDATE_SQL
-from core.sqlstore.writer import SyncTask, Work
+from core.sqlstore.writer import SyncTask, Work, WriteSet
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +49,14 @@ class WriterThread:
         self._written = 0
         self._checkpoint: asyncio.Future[None] | None = None
 
-    async def run(self, statements: Statements, updates: list[tuple[Any, ...]], batch: list[Work]) -> list[Any]:
-        """Insert what ``statements`` builds, apply the state ``updates``, then run the batch's
-        sync tasks, in one transaction; return one result per piece of work (``None`` for row
-        inserts)."""
+    async def run(self, statements: Statements, batch: list[Work]) -> list[Any]:
+        """Insert what ``statements`` builds, then run the batch's sync tasks, in one
+        transaction; return one result per piece of work (``None`` for row inserts)."""
         loop = asyncio.get_running_loop()
         written: list[Statement] = []
-        results: list[Any] = await loop.run_in_executor(
-            self._thread, self._write, statements, updates, batch, written)
-        self._written += sum(len(params) for _, params in written) + len(updates)
+        results: list[Any] = await loop.run_in_executor(self._thread, self._write, statements, batch, written)
+        self._written += sum(len(params) for _, params in written)
+        self._written += sum(len(work.moves) for work in batch if isinstance(work, WriteSet))
         self._written += sum(len(result) for result in results if isinstance(result, list))
         if self._written >= CHECKPOINT_ROWS and self._checkpoint is None:
             self._written = 0
@@ -75,14 +73,11 @@ class WriterThread:
             await loop.run_in_executor(thread, engine.dispose)
             thread.shutdown()
 
-    def _write(self, statements: Statements, updates: list[tuple[Any, ...]], batch: list[Work],
-               written: list[Statement]) -> list[Any]:
+    def _write(self, statements: Statements, batch: list[Work], written: list[Statement]) -> list[Any]:
         with self._engine.connect() as conn, conn.execution_options(core_write=True).begin():
             written += statements(conn)
             for sql, params in written:
                 conn.exec_driver_sql(sql, params)
-            if updates and conn.exec_driver_sql(STATE_UPDATE_SQL, updates).rowcount != len(updates):
-                raise LookupError("a transition names a job that is not in the store")
             return [work.run(conn) if isinstance(work, SyncTask) else None for work in batch]
 
     def _run_checkpoint(self) -> None:

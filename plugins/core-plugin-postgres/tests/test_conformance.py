@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from core.testing import PubSubSuite, StoreSuite, SupervisorSuite, WandererSuite
+from core.testing import PubSubSuite, StoreModelSuite, StoreSuite, SupervisorSuite, WandererSuite
 
 
 class TestSupervisor(SupervisorSuite):
@@ -40,6 +40,14 @@ class TestStoreCopying(StoreSuite):
     @pytest.fixture
     def adapter_options(self) -> dict[str, Any]:
         return {"copy_threshold": 1}
+
+
+class TestStoreModel(StoreModelSuite):
+    """The model-based test: every example opens a store on this test's database."""
+
+    @pytest.fixture
+    def adapter_url(self, pg_url: str) -> str:
+        return pg_url
 
 
 class TestWanderer(WandererSuite):

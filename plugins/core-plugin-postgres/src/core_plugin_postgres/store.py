@@ -3,7 +3,9 @@
 What differs from SQLite, all through the base's extension points:
 
 - Claims lock the ``job_state`` rows they select with ``FOR UPDATE OF job_state SKIP
-  LOCKED``: several schedulers claim concurrently and never receive one job twice.
+  LOCKED``: several schedulers claim concurrently and never receive one job twice. The guard
+  of ``add_transitions`` reads its jobs' status ``FOR UPDATE OF job_state`` (waiting), so two
+  writers never both move a job from one status.
 - Each table's rows of a shared commit go in with one statement: ``COPY`` (asyncpg's binary
   ``copy_records_to_table``) from ``copy_threshold`` rows, else ``INSERT … SELECT FROM
   unnest(arrays)``, which also resolves a job's ``job_seq`` from its id by a join.
@@ -124,6 +126,10 @@ class PostgresStore(SQLStore):
 
     def lock_claimed(self, query: Select[Any]) -> Select[Any]:
         return query.with_for_update(skip_locked=True, of=job_state)
+
+    def lock_moved(self, query: Select[Any]) -> Select[Any]:
+        """Lock the rows of moved jobs (waiting for a concurrent writer, in ``job_seq`` order)."""
+        return query.with_for_update(of=job_state)
 
     async def open(self) -> None:
         """Create or upgrade the tables under the schema lock (nodes may start together)."""
