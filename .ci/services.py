@@ -346,6 +346,119 @@ def azure() -> None:
     print(f"azure: Service Bus stand-in running on {HOST}:{port} (export CORE_AZURE_SERVICEBUS=\"$(cat {path})\")")
 
 
+def free_port(preferred: int | None = None) -> int:
+    """``preferred`` if nothing listens there, else (or without one) a free port of 127.0.0.1."""
+    if preferred is not None and not reachable(preferred):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def address_file(variable: str, default: str) -> Path:
+    """Where a session helper's ``host:port`` is written (``$variable``, else ``.ci/<default>``)."""
+    return Path(os.environ.get(variable, ROOT / ".ci" / default))
+
+
+def reuse(name: str, path: Path) -> bool:
+    """Tell whether the helper whose address ``path`` holds still answers."""
+    known = path.read_text().strip() if path.is_file() else ""
+    if known and reachable(int(known.rpartition(":")[2])):
+        print(f"{name}: already running on {known}")
+        return True
+    return False
+
+
+def detach(name: str, command: list[str], log: Path, port: int, path: Path, wait: float = 60.0) -> None:
+    """Start a session helper on ``port``, wait for it, and write its address to ``path``."""
+    with open(log, "ab") as out:
+        subprocess.Popen(command, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+    if not wait_for(port, wait):
+        raise ServiceError(f"{name}: started, but nothing answers on {HOST}:{port} after {wait:.0f}s (see {log})")
+    path.write_text(f"{HOST}:{port}\n")
+    print(f"{name}: running on {HOST}:{port} (address in {path})")
+
+
+#: Consul 1.8 is not in Debian 12: Debian 11's package, unpacked under .ci/.consul/.
+CONSUL_SUITE = "bullseye"
+
+
+def consul_binary() -> Path:
+    """The ``consul`` binary, fetched from Debian 11 with a private sources list if missing."""
+    found = shutil.which("consul")
+    if found:
+        return Path(found)
+    base = ROOT / ".ci" / ".consul"
+    binary = base / "root" / "usr" / "bin" / "consul"
+    if binary.exists():
+        return binary
+    if not shutil.which("apt-get"):
+        raise ServiceError("consul: not installed and no apt-get to fetch Debian 11's package")
+    lists, cache = base / "apt" / "lists", base / "apt" / "cache"
+    for folder in (lists / "partial", cache / "archives" / "partial"):
+        folder.mkdir(parents=True, exist_ok=True)
+    sources = base / "apt" / "sources.list"
+    sources.write_text(f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+                       f"{debian_mirror()} {CONSUL_SUITE} main\n")
+    options = [f"-oDir::Etc::SourceList={sources}", "-oDir::Etc::SourceParts=/dev/null",
+               f"-oDir::State::Lists={lists}", f"-oDir::Cache={cache}"]
+    run(["apt-get", *options, "update", "-qq"], "consul")
+    done = subprocess.run(["apt-get", *options, "download", "consul"], cwd=base, capture_output=True,
+                          text=True, check=False, timeout=300)
+    debs = sorted(base.glob("consul_*.deb"))
+    if not debs:
+        raise ServiceError(f"consul: apt-get download consul ({CONSUL_SUITE}) got nothing:\n{done.stderr[-2000:]}")
+    run(["dpkg", "-x", str(debs[-1]), str(base / "root")], "consul")
+    return binary
+
+
+def debian_mirror() -> str:
+    """The Debian archive this machine's sources use (so the private list asks the same one)."""
+    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        text = path.read_text() if path.is_file() else ""
+        for line in text.splitlines():
+            words = line.replace("URIs:", " ").split()
+            for word in words:
+                if word.startswith("http") and word.rstrip("/").endswith("/debian"):
+                    return word.rstrip("/")
+    return "http://deb.debian.org/debian"
+
+
+@service("consul")
+def consul() -> None:
+    """A Consul 1.8 dev agent (in memory) on 127.0.0.1: HTTP on 8500, or a free port if 8500 is
+    taken; its other ports are free ones (DNS, gRPC off). Its ``host:port`` goes to
+    $CORE_CONSUL_FILE (default .ci/.consul-address), for ``consul://host:port``."""
+    path = address_file("CORE_CONSUL_FILE", ".consul-address")
+    if reuse("consul", path):
+        return
+    binary = consul_binary()
+    http = free_port(8500)
+    ports = {flag: free_port() for flag in ("-serf-lan-port", "-serf-wan-port", "-server-port")}
+    command = [str(binary), "agent", "-dev", "-bind", HOST, "-client", HOST, "-http-port", str(http),
+               "-dns-port", "-1", "-grpc-port", "-1", *(a for flag, port in ports.items() for a in (flag, str(port)))]
+    detach("consul", command, path.with_name(path.name + ".log"), http, path)
+
+
+@service("etcd")
+def etcd() -> None:
+    """An etcd server (Debian's etcd-server) on 127.0.0.1: clients on 2379, or a free port if
+    2379 is taken; peers on a free port; data under .ci/.etcd.d/. Its ``host:port`` goes to
+    $CORE_ETCD_FILE (default .ci/.etcd-address), for ``etcd://host:port``."""
+    path = address_file("CORE_ETCD_FILE", ".etcd-address")
+    if reuse("etcd", path):
+        return
+    binary = need("etcd", "etcd-server")
+    client, peer = free_port(2379), free_port()
+    data = ROOT / ".ci" / ".etcd.d"
+    shutil.rmtree(data, ignore_errors=True)
+    command = [binary, "--name", "core-ci", "--data-dir", str(data),
+               "--listen-client-urls", f"http://{HOST}:{client}", "--advertise-client-urls", f"http://{HOST}:{client}",
+               "--listen-peer-urls", f"http://{HOST}:{peer}", "--initial-advertise-peer-urls", f"http://{HOST}:{peer}",
+               "--initial-cluster", f"core-ci=http://{HOST}:{peer}"]
+    detach("etcd", command, path.with_name(path.name + ".log"), client, path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="services to start (see --list)")
