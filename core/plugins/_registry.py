@@ -36,6 +36,8 @@ KNOWN_PLUGINS = {
     "amqp": "core-plugin-rabbitmq",
     "amqps": "core-plugin-rabbitmq",
     "google": "core-plugin-google",
+    "consul": "core-plugin-consul",
+    "etcd": "core-plugin-etcd",
     "aws": "core-plugin-aws",
     "azure": "core-plugin-azure",
 }
