@@ -29,5 +29,5 @@ async def test_an_agent_that_does_not_answer_is_a_clear_error() -> None:
     from core.testing import free_port
 
     adapter = create_adapter("supervisor", f"consul://127.0.0.1:{free_port()}?timeout=2")
-    with pytest.raises(ConnectionError, match="supervisor consul://127.0.0.1"):
+    with pytest.raises(ConnectionError, match=r"supervisor consul://127\.0\.0\.1"):
         await adapter.open()
