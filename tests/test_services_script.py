@@ -72,3 +72,26 @@ def test_a_failing_start_command_fails(services: ModuleType, capsys: pytest.Capt
 def test_an_unknown_service_fails(services: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     assert services.main(["postgresql", "cassandra"]) == 2
     assert "unknown service(s) cassandra" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("name", "variable"), [("consul", "CORE_CONSUL_FILE"), ("etcd", "CORE_ETCD_FILE")])
+def test_a_session_helper_whose_address_answers_is_reused(
+    services: ModuleType,
+    listening: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    variable: str,
+) -> None:
+    address = tmp_path / "address"
+    address.write_text(f"127.0.0.1:{listening}\n")
+    monkeypatch.setenv(variable, str(address))
+    assert services.main([name]) == 0
+    assert f"{name}: already running on 127.0.0.1:{listening}" in capsys.readouterr().out
+
+
+def test_a_taken_preferred_port_gives_another(services: ModuleType, listening: int) -> None:
+    assert services.free_port(listening) != listening
+    port = free_port()
+    assert services.free_port(port) == port
