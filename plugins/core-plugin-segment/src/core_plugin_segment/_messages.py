@@ -107,10 +107,14 @@ def batch(request: HttpRequest) -> list[EventDraft]:
     messages = document.get("batch")
     if not isinstance(messages, list) or not messages:
         raise Rejected('a batch is {"batch": [message, ...]} with at least one message')
-    shared = {key: document[key] for key in ("context", "integrations", "sentAt") if key in document}
+    shared: dict[str, Any] = {key: document[key] for key in ("context", "integrations", "sentAt") if key in document}
     drafts = []
     for index, message in enumerate(messages):
-        size = len(orjson.dumps(message))
+        try:
+            size = len(orjson.dumps(message))
+        except orjson.JSONEncodeError:  # more levels than JSON is written with (the store would refuse it too)
+            raise Rejected(f"batch[{index}] is nested deeper than 254 levels of arrays and objects; "
+                           "flatten it") from None
         if size > MAX_CALL_BYTES:
             raise Rejected(f"batch[{index}] is {size} bytes: a message may have at most {MAX_CALL_BYTES} bytes")
         drafts.append(draft(message, None, f"batch[{index}]", shared))
