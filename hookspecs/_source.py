@@ -57,6 +57,9 @@ class HttpRequest:
     path_params: Mapping[str, str] = field(default_factory=dict)
 
 
+#: Reshapes an HTTP trigger's answer: ``(status, document)`` in, the ``(status, document)`` to send out.
+Answer = Callable[[int, dict[str, Any]], tuple[int, Any]]
+
 #: Emits drafts from a long-running trigger; returns once they are durably stored.
 Emit = Callable[[Sequence[EventDraft]], Awaitable[list[str]]]
 
@@ -95,6 +98,9 @@ class HttpTrigger(Trigger):
 
     ``auth`` (an :class:`ApiKey`, :class:`StandardWebhook` or :class:`HmacSignature`) says who
     may call it (none: anyone); ``cors`` lets browsers of other origins call it.
+    ``max_body_bytes`` lowers ``gateway.max_body_bytes`` for this route (a protocol's own limit);
+    ``answer(status, document)`` returns the ``(status, document)`` to send instead of the
+    gateway's, for senders that expect another protocol's answers (an analytics SDK's).
     """
 
     mode = "http"
@@ -108,6 +114,8 @@ class HttpTrigger(Trigger):
         extract: Callable[[HttpRequest], Sequence[EventDraft]] | None = None,
         auth: Auth | None = None,
         cors: Cors | None = None,
+        max_body_bytes: int | None = None,
+        answer: Answer | None = None,
     ) -> None:
         super().__init__(name)
         if not path.startswith("/"):
@@ -119,8 +127,15 @@ class HttpTrigger(Trigger):
             raise ValueError(f"HTTP trigger {name!r}: auth={auth!r} is not an ApiKey, StandardWebhook or HmacSignature")
         if cors is not None and not isinstance(cors, Cors):
             raise ValueError(f"HTTP trigger {name!r}: cors={cors!r} is not a Cors")
+        if max_body_bytes is not None and (isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int)
+                                           or max_body_bytes < 1):
+            raise ValueError(f"HTTP trigger {name!r}: max_body_bytes={max_body_bytes!r} is not a positive integer")
+        if answer is not None and not callable(answer):
+            raise ValueError(f"HTTP trigger {name!r}: answer={answer!r} is not callable")
         self.auth = auth
         self.cors = cors
+        self.max_body_bytes = max_body_bytes
+        self.answer = answer
 
 
 class CronTrigger(Trigger):

@@ -122,6 +122,14 @@ def test_a_url_with_a_host_is_explained() -> None:
         SQLiteStore("sqlite://data.db")
 
 
+@pytest.mark.parametrize("adapter", [SQLiteStore, SQLiteWanderer])
+def test_a_url_query_is_refused_not_ignored(tmp_path: Path, adapter: type[SQLiteStore | SQLiteWanderer]) -> None:
+    """The driver would ignore ``?busy_timeout_ms=1`` with a warning: the user meant an option."""
+    with pytest.raises(ConfigError, match=r"\?busy_timeout_ms = '1' is not valid\n  hint: the SQLite URL takes no "
+                                          r"query: set options in \[options\.(store|wanderer)\]"):
+        adapter(f"{db_url(tmp_path)}?busy_timeout_ms=1")
+
+
 async def test_an_unwritable_place_is_explained(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     store = SQLiteStore(f"sqlite:///{tmp_path / 'file' / 'sub' / 'core.db'}")

@@ -103,7 +103,9 @@ class TriggerEndpoint:
         self.ingestor = ingestor
         self.source = source
         self.trigger = trigger
-        self.max_body_bytes = limits.max_body_bytes
+        self.max_body_bytes = min(limits.max_body_bytes, trigger.max_body_bytes or limits.max_body_bytes)
+        self.limit_name = ("gateway.max_body_bytes" if self.max_body_bytes == limits.max_body_bytes
+                           else "this trigger's max_body_bytes")
         self.max_json_depth = limits.max_json_depth
         self.rate = limits.rate
         self.where = f"source {source!r}, trigger {trigger.name!r}"
@@ -159,7 +161,7 @@ class TriggerEndpoint:
             return await self._refuse(send, denied.status, denied.message, denied.headers)
         except TooLarge:
             return await self._refuse(send, 413, f"the request body is larger than {self.max_body_bytes} bytes "
-                                      "(gateway.max_body_bytes); split it into smaller batches")
+                                      f"({self.limit_name}); split it into smaller batches")
         except BadEncoding as exc:
             return await self._refuse(send, exc.status, str(exc))
         except Disconnected:
@@ -172,10 +174,22 @@ class TriggerEndpoint:
                 check.release(message_id)  # not stored: the sender's retry of this message must pass
         return code
 
+    async def _respond(self, send: Send, status: int, document: dict[str, Any],
+                       headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """Send the answer, reshaped by the trigger's ``answer`` if it has one (if that raises,
+        the gateway's own answer is sent and the error logged)."""
+        answer = self.trigger.answer
+        if answer is not None:
+            try:
+                status, document = answer(status, document)
+            except Exception:
+                log.exception("%s: its answer() failed; the gateway's own answer was sent", self.where)
+        await respond(send, status, document, headers)
+
     async def _refuse(self, send: Send, status: int, message: str,
                       headers: Sequence[tuple[bytes, bytes]] = ()) -> int:
         self._rejected.inc()
-        await respond(send, status, error(message), headers)
+        await self._respond(send, status, error(message), headers)
         return status
 
     async def _ingest(self, scope: Scope, body: bytes, received_at: datetime, send: Send) -> int:
@@ -188,7 +202,7 @@ class TriggerEndpoint:
         except Exception:
             self._failed.inc()
             log.exception("%s: the extractor failed", self.where)
-            await respond(send, 500, error(f"{self.where}: the extractor failed; see the gateway's log"))
+            await self._respond(send, 500, error(f"{self.where}: the extractor failed; see the gateway's log"))
             return 500
         try:
             done = await self.ingestor.ingest(
@@ -199,12 +213,12 @@ class TriggerEndpoint:
         except StoreUnavailable as exc:
             self._failed.inc(len(drafts))
             log.warning("%s: answered 503: %s", self.where, exc)
-            await respond(send, 503, error(f"the store is unavailable, nothing was stored; retry later ({exc})"),
+            await self._respond(send, 503, error(f"the store is unavailable, nothing was stored; retry later ({exc})"),
                           [(b"retry-after", b"1")])
             return 503
         conflict = done.conflict
         if conflict is not None:
-            await respond(send, 422, {**error(
+            await self._respond(send, 422, {**error(
                 f"the idempotency key {conflict.key!r} was used for a different request (event "
                 f"{conflict.original_id}); nothing was stored: use a new key for a new request"),
                 "event_id": conflict.original_id})
@@ -215,7 +229,7 @@ class TriggerEndpoint:
             answer["event_id"] = ids[0]
         if done.errors:
             answer["errors"] = done.errors
-        await respond(send, 202, answer, [_REPLAYED] if done.replayed else ())
+        await self._respond(send, 202, answer, [_REPLAYED] if done.replayed else ())
         return 202
 
     async def _extract(self, scope: Scope, body: bytes) -> Sequence[EventDraft]:

@@ -38,7 +38,7 @@ def database_path(url: URL) -> Path | None:
             "sqlite:///data/core.db, sqlite:////var/lib/core.db, or sqlite:///:memory:",
         )
     database = url.database or ""
-    return None if database in ("", ":memory:") or url.query.get("mode") == "memory" else Path(database)
+    return None if database in ("", ":memory:") else Path(database)
 
 
 async def make_parent(path: Path | None) -> None:

@@ -10,6 +10,7 @@ database (``sqlite:///:memory:``) has one connection, which its users take in tu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -26,6 +27,17 @@ from core.errors import ConfigError
 from core.sqlstore import SQLDatabase, async_url
 
 
+def _check_query(query: Mapping[str, Any], component: str) -> None:
+    """Refuse a URL query, which the driver would ignore with a warning (``?busy_timeout=1``)
+    or apply to some connections only (the writer thread opens the file by its path)."""
+    if query:
+        key = sorted(query)[0]
+        raise ConfigError(
+            f"the {component} URL", f"?{key}", query[key],
+            f"the SQLite URL takes no query: set options in [options.{component}] (such as busy_timeout_ms)",
+        )
+
+
 class SQLiteDialect(SQLDatabase):
     """Mixed in before the dialect-neutral class: ``class SQLiteStore(SQLiteDialect, SQLStore)``.
 
@@ -40,6 +52,7 @@ class SQLiteDialect(SQLDatabase):
         super().__init__(url, **options)
         self.busy_timeout_ms = busy_timeout_ms
         self._url = async_url(url)
+        _check_query(self._url.query, self.component)
         #: The database file, ``None`` for an in-memory database.
         self.path = database_path(self._url)
 
