@@ -8,6 +8,7 @@ resource refuse a holder that woke up after losing its lease.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -37,6 +38,24 @@ class Node:
     started_at: datetime
     heartbeat_at: datetime
     meta: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The node as a JSON object, for a supervisor that keeps nodes as key-value entries."""
+        return json.dumps({
+            "id": self.id, "service": self.service, "host": self.host, "version": self.version,
+            "started_at": self.started_at.isoformat(), "heartbeat_at": self.heartbeat_at.isoformat(),
+            "meta": self.meta,
+        })
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Node:
+        """The node :meth:`to_json` wrote."""
+        data = json.loads(text)
+        return cls(
+            id=data["id"], service=data["service"], host=data["host"], version=data["version"],
+            started_at=datetime.fromisoformat(data["started_at"]),
+            heartbeat_at=datetime.fromisoformat(data["heartbeat_at"]), meta=dict(data.get("meta", {})),
+        )
 
 
 @runtime_checkable

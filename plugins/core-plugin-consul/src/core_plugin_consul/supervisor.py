@@ -182,17 +182,7 @@ class ConsulSupervisor:
     async def register(self, node: Node) -> None:
         """Write the node under its own session (TTL ``node_ttl``), renewing it: a heartbeat."""
         key = f"{self.prefix}nodes/{node.id}"
-        value = json.dumps(
-            {
-                "id": node.id,
-                "service": node.service,
-                "host": node.host,
-                "version": node.version,
-                "started_at": node.started_at.isoformat(),
-                "heartbeat_at": node.heartbeat_at.isoformat(),
-                "meta": node.meta,
-            }
-        )
+        value = node.to_json()
         session = self._node_sessions.get(node.id)
         if session is not None and await self._call(self._api.session.renew(session)) is not None:
             await self._call(self._api.kv.put(key, value))
@@ -215,18 +205,7 @@ class ConsulSupervisor:
         _, entries = await self._call(self._api.kv.get(f"{self.prefix}nodes/", recurse=True))
         found = []
         for entry in entries or ():
-            data = json.loads(entry.get("Value") or b"{}")
-            found.append(
-                Node(
-                    id=data["id"],
-                    service=data["service"],
-                    host=data["host"],
-                    version=data["version"],
-                    started_at=datetime.fromisoformat(data["started_at"]),
-                    heartbeat_at=datetime.fromisoformat(data["heartbeat_at"]),
-                    meta=dict(data.get("meta", {})),
-                )
-            )
+            found.append(Node.from_json(entry.get("Value") or b"{}"))
         return sorted(found, key=lambda n: (n.service, n.id))
 
 

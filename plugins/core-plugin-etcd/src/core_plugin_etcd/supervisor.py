@@ -163,17 +163,7 @@ class EtcdSupervisor:
 
     async def register(self, node: Node) -> None:
         """Write the node under its own etcd lease (TTL ``node_ttl``), kept alive: a heartbeat."""
-        value = json.dumps(
-            {
-                "id": node.id,
-                "service": node.service,
-                "host": node.host,
-                "version": node.version,
-                "started_at": node.started_at.isoformat(),
-                "heartbeat_at": node.heartbeat_at.isoformat(),
-                "meta": node.meta,
-            }
-        ).encode()
+        value = node.to_json().encode()
         lease_id = self._node_leases.get(node.id)
         reply = await self._call(self._api.refresh_lease(lease_id)) if lease_id else None
         if reply is None or reply.TTL <= 0:
@@ -185,18 +175,7 @@ class EtcdSupervisor:
         """Nodes whose lease is alive (etcd deletes the key when it expires)."""
         found = []
         for entry in await self._call(self._api.get_prefix(f"{self.prefix}nodes/".encode())):
-            data = json.loads(entry.value)
-            found.append(
-                Node(
-                    id=data["id"],
-                    service=data["service"],
-                    host=data["host"],
-                    version=data["version"],
-                    started_at=datetime.fromisoformat(data["started_at"]),
-                    heartbeat_at=datetime.fromisoformat(data["heartbeat_at"]),
-                    meta=dict(data.get("meta", {})),
-                )
-            )
+            found.append(Node.from_json(entry.value))
         return sorted(found, key=lambda n: (n.service, n.id))
 
 
