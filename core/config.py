@@ -33,6 +33,10 @@ def _opt_url(value: Any) -> str:
     return "" if value in ("", "none") else _url(value)
 
 
+def _supervisor_url(value: Any) -> str:
+    return "store" if value == "store" else _opt_url(value)
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("a string")
@@ -108,7 +112,8 @@ KEYS: tuple[Key, ...] = (
     Key("app", _str, "", "your pipeline: a module ('shop.pipeline') or a .py file path"),
     Key("store", _url, "sqlite:///.core/core.db", "the store URL (required; default SQLite)"),
     Key("pubsub", _opt_url, "memory://", "the pub/sub URL; empty for none"),
-    Key("supervisor", _opt_url, "local://", "the supervisor URL; empty for none"),
+    Key("supervisor", _supervisor_url, "store",
+        "the supervisor URL; 'store': the store's own (SQLite file, PostgreSQL), else local://; empty for none"),
     Key("wanderer", _opt_url, "sqlite:///.core/core.db", "the wanderer URL; empty for none"),
     Key("gateway.host", _str, "127.0.0.1", "address the gateway listens on"),
     Key("gateway.port", _int(0, 65535), 9090, "port the gateway listens on"),
