@@ -85,7 +85,7 @@ async def run_singleton(
         log.info("this node runs %r (lease token %d)", key, lease.token)
         context = contextvars.copy_context()
         context.run(_HELD.set, (supervisor, lease))
-        task = asyncio.get_running_loop().create_task(work(), context=context)
+        task = context.run(asyncio.ensure_future, work())  # the task copies this context
         held.set(1)
         try:
             await _hold(supervisor, lease, ttl, task)
