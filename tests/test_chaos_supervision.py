@@ -5,7 +5,10 @@ SIGSTOP past its trigger's lease stores nothing of the ticks it no longer owns (
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,14 +21,14 @@ from tests.chaos_kit import figures, open_store  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(180)]
 
-#: A cron source ticking every second; each event says which second and which process.
+#: A cron source ticking every second; each event says which tick (the second it is nearest) and which process.
 CRON_APP = """
 import os
 import time
 from hookspecs import Action, CronTrigger, Destination, EventDraft, Flow, Schedule, Source, hookimpl
 
 async def pull(toolkit):
-    return [EventDraft(data={"second": int(time.time()), "pid": os.getpid()}, name="tick")]
+    return [EventDraft(data={"second": round(time.time()), "pid": os.getpid()}, name="tick")]
 
 class Keep(Action):
     name = "keep"
@@ -102,3 +105,18 @@ async def test_a_frozen_cron_holder_stores_nothing_of_a_tick_it_no_longer_owns(
     assert taken, "the second gateway never took the trigger over"
     assert stale == [] and twice == [], f"stale: {stale}, twice: {twice}"
     assert "lost" in first.output(), first.output()
+
+
+
+def test_a_second_process_beside_one_on_local_is_refused_naming_the_fix(tmp_path: Path) -> None:
+    with Deployment(tmp_path, CRON_APP, settings={"supervisor": "local://"}) as deploy:
+        first = deploy.start("gateway")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")}
+        second = subprocess.run(
+            [sys.executable, "-m", "core", "start", "gateway", "--port", "0"], cwd=tmp_path, env=env,
+            capture_output=True, text=True, timeout=60,
+        )
+        assert first.process.poll() is None, first.output()
+    assert second.returncode != 0, second.stdout + second.stderr
+    assert f"another process uses this store: gateway pid {first.process.pid}" in second.stderr
+    assert "local:// locks within one process only" in second.stderr and "Traceback" not in second.stderr
