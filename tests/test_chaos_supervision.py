@@ -17,7 +17,8 @@ import pytest
 
 from core.testing.processes import Deployment
 from hookspecs import Page, WhereEvent
-from tests.chaos_kit import figures, open_store  # noqa: F401 - fixtures
+from tests.chaos_kit import APP, figures, loads, open_store  # noqa: F401 - fixtures
+from tests.scheduler_kit import write_jobs
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(180)]
 
@@ -120,3 +121,24 @@ def test_a_second_process_beside_one_on_local_is_refused_naming_the_fix(tmp_path
     assert second.returncode != 0, second.stdout + second.stderr
     assert f"another process uses this store: gateway pid {first.process.pid}" in second.stderr
     assert "local:// locks within one process only" in second.stderr and "Traceback" not in second.stderr
+
+
+async def test_two_schedulers_on_the_default_configuration_never_run_a_job_twice_at_once(
+    tmp_path: Path, figures  # noqa: F811 - the fixture
+) -> None:
+    store = await open_store(tmp_path)
+    try:
+        seeded = await write_jobs(store, "warehouse", "export", 60)
+    finally:
+        await store.close()
+    (tmp_path / "mode").write_text("slow 0.3")
+    settings = {"scheduler": {"poll_seconds": 0.2, "batch_size": 10, "lease_seconds": 30, "load_timeout": 20}}
+    with Deployment(tmp_path, APP.replace("MAX_RETRIES", "3"), settings=settings) as deploy:
+        deploy.start("scheduler")
+        deploy.start("scheduler")
+        deploy.wait_until(lambda: len(loads(tmp_path, "done")) >= 6, "every job to be loaded", 90)
+    starts, dones = loads(tmp_path, "start"), loads(tmp_path, "done")
+    runs = Counter(job for _, jobs in starts for job in jobs)
+    twice = [job for job, n in runs.items() if n > 1]
+    figures(f"{len(seeded)} jobs, {len(starts)} loads, {len(twice)} jobs loaded twice")
+    assert twice == [] and set(runs) == {job.id for job in seeded} and len(dones) == len(starts)
