@@ -33,6 +33,10 @@ def _opt_url(value: Any) -> str:
     return "" if value in ("", "none") else _url(value)
 
 
+def _supervisor_url(value: Any) -> str:
+    return "store" if value == "store" else _opt_url(value)
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("a string")
@@ -108,7 +112,8 @@ KEYS: tuple[Key, ...] = (
     Key("app", _str, "", "your pipeline: a module ('shop.pipeline') or a .py file path"),
     Key("store", _url, "sqlite:///.core/core.db", "the store URL (required; default SQLite)"),
     Key("pubsub", _opt_url, "memory://", "the pub/sub URL; empty for none"),
-    Key("supervisor", _opt_url, "local://", "the supervisor URL; empty for none"),
+    Key("supervisor", _supervisor_url, "store",
+        "the supervisor URL; 'store': the store's own (SQLite file, PostgreSQL), else local://; empty for none"),
     Key("wanderer", _opt_url, "sqlite:///.core/core.db", "the wanderer URL; empty for none"),
     Key("gateway.host", _str, "127.0.0.1", "address the gateway listens on"),
     Key("gateway.port", _int(0, 65535), 9090, "port the gateway listens on"),
@@ -128,6 +133,9 @@ KEYS: tuple[Key, ...] = (
     Key("scheduler.grace_seconds", _float(0, 3600), 10.0, "on stop, how long running loads may finish"),
     Key("scheduler.host", _str, "127.0.0.1", "address of a lone scheduler's /_health, /_ready, /metrics"),
     Key("scheduler.port", _int(0, 65535), 9091, "port of a lone scheduler's listener (0: any free one)"),
+    Key("nodes.heartbeat_seconds", _float(0.1, 3600), 2.0, "how often a gateway or scheduler refreshes its node"),
+    Key("nodes.ttl_seconds", _float(0.5, 86400), 10.0,
+        "a node silent this long is dead (core nodes list); keep it several heartbeats long"),
     Key("metrics.enabled", _bool, True, "update and serve the Prometheus metrics (/metrics)"),
     Key("log.level", _choice("debug", "info", "warning", "error", "critical"), "info", "the lowest level logged"),
     Key("log.format", _choice("text", "json"), "text", "log lines as text, or one JSON object per line"),

@@ -7,6 +7,7 @@ so one writer for SQLite); ``core start gateway`` / ``core start scheduler`` ope
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import os
@@ -14,10 +15,12 @@ import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from core import __version__
 from core.config import Settings
 from core.errors import CoreError
+from core.node_registry import refuse_unshared_neighbours
 from core.observability import metrics, tracing
 from core.pipeline import Pipeline
 from core.plugins import PluginHost
@@ -52,6 +55,15 @@ class Runtime:
         self.supervisor: Supervisor | None = adapters.get("supervisor")
         self.wanderer: Wanderer | None = adapters.get("wanderer")
         self._opened: list[Any] = []
+        # The node registry: the supervisor's own, or on local:// the one that follows the store,
+        # so that a second process on the same store is seen (core.node_registry).
+        self.registry: Supervisor | None = self.supervisor
+        self.supervisor_scheme = urlsplit(host.store_supervisor_url() if settings["supervisor"] == "store"
+                                          else settings["supervisor"]).scheme
+        if self.supervisor_scheme == "local" and host.store_supervisor_url() != "local://":
+            self.registry = host.create("supervisor", host.store_supervisor_url())
+        self.started_at = datetime.now(UTC)
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -82,8 +94,15 @@ class Runtime:
                         hint=f"check that the server is running, or change '{kind}' in your configuration",
                     ) from exc
                 runtime._opened.append(adapter)
-            if runtime.supervisor is not None:
-                await runtime.supervisor.register(runtime.node())
+            if runtime.registry is not None and runtime.registry is not runtime.supervisor:
+                await runtime.registry.open()
+                runtime._opened.append(runtime.registry)
+            if runtime.registry is not None:
+                if runtime.services:
+                    await refuse_unshared_neighbours(runtime.registry, runtime.node())
+                await runtime.registry.register(runtime.node())
+                if runtime.services:
+                    runtime._heartbeat = asyncio.create_task(runtime._beat(), name="node heartbeat")
             for service in runtime.services:
                 await runtime.fan_out("core_startup", service=service, toolkit=runtime.toolkit(service))
         except BaseException:
@@ -91,17 +110,27 @@ class Runtime:
             raise
         return runtime
 
+    async def _beat(self) -> None:
+        """Refresh this node's record every ``nodes.heartbeat_seconds`` (a failure is logged, retried)."""
+        assert self.registry is not None
+        every = float(self.settings["nodes.heartbeat_seconds"])
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.registry.register(self.node())
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                log.warning("could not refresh this node's heartbeat in the supervisor: %s", exc)
+
     def node(self) -> Node:
         """This process as the supervisor's registry sees it (call again for a heartbeat)."""
-        now = datetime.now(UTC)
         return Node(
             id=self.node_id,
             service="+".join(self.services) or "cli",
             host=socket.gethostname(),
             version=__version__,
-            started_at=now,
-            heartbeat_at=now,
-            meta={"pid": str(os.getpid())},
+            started_at=self.started_at,
+            heartbeat_at=datetime.now(UTC),
+            meta={"pid": str(os.getpid()), "supervisor": self.supervisor_scheme},
         )
 
     def toolkit(self, owner: str, **fields: Any) -> Toolkit:
@@ -128,6 +157,16 @@ class Runtime:
             except Exception:
                 log.exception("a core_shutdown hook failed for %s", service)
         self.services = ()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.wait({self._heartbeat})
+            self._heartbeat = None
+            forget = getattr(self.registry, "forget", None)
+            if forget is not None:
+                try:
+                    await forget(self.node_id)  # stopped cleanly: not a neighbour any more
+                except Exception as exc:  # noqa: BLE001 - it lapses by itself
+                    log.warning("could not remove this node from the registry: %s", exc)
         while self._opened:
             adapter = self._opened.pop()
             try:

@@ -22,7 +22,7 @@ def test_no_config_gives_the_embedded_defaults(project: Path) -> None:
     assert settings.file is None
     assert settings["store"] == "sqlite:///.core/core.db"
     assert settings["pubsub"] == "memory://"
-    assert settings["supervisor"] == "local://"
+    assert settings["supervisor"] == "store"
     assert settings["wanderer"] == "sqlite:///.core/core.db"
     assert settings.resolve_url(settings["store"]) == f"sqlite:///{project}/.core/core.db"
     assert all(settings.origin[k.name] == "default" for k in KEYS)
@@ -234,7 +234,7 @@ def test_adapter_option_problems_are_reported_together_without_a_class_name(proj
     with pytest.raises(PluginError) as caught:
         asyncio.run(Runtime.open(load_settings(environ={"CORE_LOAD_PLUGINS": ""}), services=["gateway"]))
     message = str(caught.value)
-    assert message.startswith("2 adapters cannot be built")
+    assert message.startswith("3 adapters cannot be built")
     assert "ConfigError" not in message and "the SQLite URL: url = 'sqlite://data.db'" in message
     assert "no option 'max_pendin'" in message and "did you mean 'max_pending'?" in message
 

@@ -27,6 +27,14 @@ class TestLocalSupervisor(SupervisorSuite):
         return f"local://{tmp_path.name}"
 
 
+class TestSQLiteSupervisor(SupervisorSuite):
+    short_ttl = 0.3
+
+    @pytest.fixture
+    def adapter_url(self, tmp_path: Path) -> str:
+        return f"sqlite:///{tmp_path}/core.db"
+
+
 def _quickstart() -> ModuleType:
     """The quickstart pipeline shipped with ``core init`` (package data, not a package)."""
     path = Path(core.__file__).parent / "scaffold" / "quickstart" / "pipeline.py"

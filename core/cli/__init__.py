@@ -13,6 +13,7 @@ from core.cli.generate import generate_group
 from core.cli.init import init
 from core.cli.jobs import jobs
 from core.cli.migrate import migrate
+from core.cli.nodes import nodes
 from core.cli.plugins import plugins
 from core.cli.run import run_group
 from core.cli.start import start
@@ -38,4 +39,5 @@ main.add_command(generate_group)
 main.add_command(events)
 main.add_command(jobs)
 main.add_command(migrate)
+main.add_command(nodes)
 main.add_command(run_group)

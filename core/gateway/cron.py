@@ -4,6 +4,8 @@ The schedule is ``@every <duration>`` or a CRON string (:mod:`core.timing`). A t
 missed because the previous one ran long is skipped, not run late in a burst. An ``extract``
 that raises is logged and the next tick comes as usual; so is a store failure (the drafts of
 that tick are lost: an extractor that keeps a cursor should advance it only on success).
+Before storing, a tick checks that its node still holds the trigger's lease (fencing): a node
+that froze past the lease and woke up drops that tick's events.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import UTC, datetime
 
 from core.gateway.drafts import checked
 from core.gateway.ingest import Ingestor
+from core.gateway.singleton import still_held
 from core.timing import parse_interval
 from hookspecs import CronTrigger, Toolkit
 
@@ -31,6 +34,10 @@ async def tick(ingestor: Ingestor, source: str, trigger: CronTrigger, toolkit: T
     if not drafts:
         return
     try:
+        if not await still_held():
+            log.warning("%s: this node lost the trigger's lease during the tick; its %d event(s) are dropped "
+                        "(the new holder runs the trigger)", where, len(drafts))
+            return
         done = await ingestor.ingest(source, trigger.name, drafts)
     except Exception as exc:  # noqa: BLE001 - the next tick comes anyway
         log.error("%s: could not store %d event(s): %s", where, len(drafts), exc)

@@ -4,11 +4,15 @@ Cron and CDC triggers must not run twice across gateways: each runs only while i
 holds the lease ``trigger:<source>/<trigger>``, renewed every third of its TTL. Losing the
 lease (the supervisor gave it to another node after it lapsed) cancels the work; the node
 then waits to win it back. Without a supervisor the work simply runs (one node).
+
+The work runs with :func:`still_held` bound to its lease: a write made under the lease calls
+it first, so a holder that froze past its TTL (and lost the key) stores nothing on waking.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -17,6 +21,17 @@ from core.observability import metrics
 from hookspecs import Lease, Supervisor
 
 log = logging.getLogger("core.gateway")
+
+_HELD: contextvars.ContextVar[tuple[Supervisor, Lease] | None] = contextvars.ContextVar("held", default=None)
+
+
+async def still_held() -> bool:
+    """Fencing check of the work's lease (its token is still the live one); ``True`` without a supervisor."""
+    held = _HELD.get()
+    if held is None:
+        return True
+    supervisor, lease = held
+    return await supervisor.is_current(lease)
 
 
 async def _release(supervisor: Supervisor, lease: Lease) -> None:
@@ -68,7 +83,9 @@ async def run_singleton(
             await asyncio.sleep(ttl / 3)
             continue
         log.info("this node runs %r (lease token %d)", key, lease.token)
-        task = asyncio.ensure_future(work())
+        context = contextvars.copy_context()
+        context.run(_HELD.set, (supervisor, lease))
+        task = context.run(asyncio.ensure_future, work())  # the task copies this context
         held.set(1)
         try:
             await _hold(supervisor, lease, ttl, task)

@@ -9,6 +9,7 @@ import inspect
 from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import pluggy
 
@@ -139,9 +140,20 @@ class PluginHost:
             raise PluginError(f"{len(problems)} adapters cannot be built:\n{lines}")
         return built
 
+    def store_supervisor_url(self) -> str:
+        """The supervisor that follows the store: the store's URL when a supervisor adapter
+        serves its scheme (leases beside the data, shared by every process using it), else
+        ``local://`` (one process)."""
+        store = self.settings["store"]
+        self.registry.check()
+        served = ("supervisor", urlsplit(store).scheme) in self.registry.by_scheme
+        return store if served else "local://"
+
     def create(self, kind: str, url: str | None = None) -> Any:
         """Build the configured adapter of ``kind`` (``store``, ``pubsub``…), or ``None`` if unset."""
         url = self.settings[kind] if url is None else url
+        if kind == "supervisor" and url == "store":
+            url = self.store_supervisor_url()
         if not url:
             return None
         offer = self.registry.resolve(kind, url)

@@ -147,3 +147,36 @@ class SupervisorSuite(AdapterSuite):
         listed = [n for n in await adapter.nodes() if n.id == node.id]
         assert len(listed) == 1, "a node registered twice is listed twice"
         assert listed[0].heartbeat_at > first.heartbeat_at
+
+    async def test_a_lapsed_lease_is_not_current_even_before_it_is_taken(self, adapter: Supervisor, key: str) -> None:
+        lease = await adapter.acquire(key, owner="sleeper", ttl=self.short_ttl)
+        assert lease is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.expiry_timeout
+        while await adapter.is_current(lease):
+            if loop.time() > deadline:
+                pytest.fail(f"a lease of TTL {self.short_ttl}s was still current after {self.expiry_timeout}s")
+            await asyncio.sleep(min(0.2, self.short_ttl / 4))
+
+    async def test_a_frozen_holder_is_fenced_after_every_later_holder(self, adapters: AdapterPool, key: str) -> None:
+        """A holder that froze past its TTL while the key changed hands twice stays fenced out:
+        its token is below the live one and it can neither renew nor release the live lease."""
+        frozen, other = await adapters.open(), await adapters.open()
+        stale = await frozen.acquire(key, owner="frozen", ttl=self.short_ttl)
+        assert stale is not None
+        second = await self._take_over(other, key, "second")
+        await other.release(second)
+        third = await other.acquire(key, owner="third", ttl=60)
+        assert third is not None and third.token > second.token > stale.token
+        assert not await frozen.is_current(stale)
+        assert await frozen.renew(stale, ttl=60) is None
+        assert await frozen.acquire(key, owner="frozen", ttl=60) is None
+        await frozen.release(stale)
+        assert await frozen.is_current(third), "a fenced holder's release freed the live lease"
+
+    async def test_a_released_lease_cannot_be_renewed(self, adapter: Supervisor, key: str) -> None:
+        lease = await adapter.acquire(key, owner="alpha", ttl=30)
+        assert lease is not None
+        await adapter.release(lease)
+        assert await adapter.renew(lease, ttl=30) is None, "a released lease was renewed"
+        assert not await adapter.is_current(lease)
