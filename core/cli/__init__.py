@@ -16,6 +16,7 @@ from core.cli.migrate import migrate
 from core.cli.plugins import plugins
 from core.cli.run import run_group
 from core.cli.start import start
+from core.cli.status import status
 
 
 @click.group(cls=PluginCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,3 +40,4 @@ main.add_command(events)
 main.add_command(jobs)
 main.add_command(migrate)
 main.add_command(run_group)
+main.add_command(status)
