@@ -67,3 +67,15 @@ def test_jobs_retry_where(tmp_path: Path) -> None:
     assert nothing.returncode != 0 and "no job matches the filter" in nothing.stderr
     bad = run_core(project, "jobs", "retry", "--where", "created_after=yesterday")
     assert bad.returncode != 0 and "ISO 8601" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_events_replay_to_an_action(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    asyncio.run(_seed(project / "core.db"))
+    done = run_core(project, "events", "replay", "--to", "crm.notify", "--where", "sources_in=test", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "replayed 6 of 6 matching event(s) into crm.notify" in done.stdout
+    jobs = json.loads(run_core(project, "jobs", "list", "--action", "crm.notify", "--json").stdout)
+    assert len(jobs) == 7
+    unknown = run_core(project, "events", "replay", "--to", "crm.upsert")
+    assert unknown.returncode != 0 and "crm.notify" in unknown.stderr and "Traceback" not in unknown.stderr

@@ -251,32 +251,16 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
 def _retry_where(ctx: Context, where: tuple[str, ...], reason: str | None, yes: bool) -> None:
     """``retry --where``: count the matches, confirm on a terminal, retry them page by page
     (the admin API's retry, over the store directly)."""
-    import getpass
     from types import SimpleNamespace
 
-    from starlette.datastructures import QueryParams
-
-    from core.admin.endpoints import Call
-    from core.admin.errors import ApiError
+    from core.admin.local import call_route, parse_where
     from core.admin.write import retry_jobs as retry_route
 
-    filters: dict[str, str] = {}
-    for item in where:
-        name, equals, value = item.partition("=")
-        if not equals or not name:
-            raise click.BadParameter(f"{item!r} is not FILTER=VALUE (e.g. status_in=discarded)", param_hint="--where")
-        filters[name] = f"{filters[name]},{value}" if name in filters else value
+    filters = parse_where(where)
 
     async def run(store: Store, dry_run: bool) -> dict[str, object]:
         body = {"where": filters, "reason": reason, "dry_run": dry_run}
-        call = Call(runtime=SimpleNamespace(store=store), who=getpass.getuser(), query=QueryParams(), path={},
-                    body=body)
-        try:
-            result: dict[str, object] = await retry_route(call)
-        except ApiError as exc:
-            allowed = f"allowed: {exc.allowed}" if exc.allowed else None
-            raise CoreError(exc.message, hint=exc.hint or allowed) from None
-        return result
+        return await call_route(retry_route, SimpleNamespace(store=store), body)
 
     host = ctx.host()
     if sys.stdin.isatty() and not yes:
