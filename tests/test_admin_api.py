@@ -272,3 +272,20 @@ def test_tokens_are_checked_in_configuration(tmp_path: Path) -> None:
     result = run_core(project, "start", "admin", CORE_ADMIN_TOKEN="ops:admin:s3cr3t-value")
     assert result.returncode != 0 and "NAME:ACCESS:SECRET" in result.stdout + result.stderr
     assert "s3cr3t-value" not in result.stdout + result.stderr
+
+
+def test_pause_and_resume_an_action_persist_in_the_store(api: httpx.Client) -> None:
+    write = HEADERS["write"]
+    assert api.post("/destinations/warehouse/actions/insert/pause", json={"reason": "x"}).status_code == 403
+    done = api.post("/destinations/warehouse/actions/insert/pause", json={"reason": "load test"}, headers=write)
+    assert done.json() == {"paused": "warehouse.insert", "by": "ops", "reason": "load test"}
+    assert api.get("/destinations/warehouse/actions/insert").json()["paused"] is True
+    assert api.get("/destinations/warehouse").json()["paused"] is False
+    again = api.post("/destinations/warehouse/actions/insert/pause", headers=write)
+    assert again.status_code == 409 and "paused already" in again.json()["error"]
+    assert api.post("/destinations/nowhere/pause", headers=write).status_code == 404
+    assert (
+        api.post("/destinations/warehouse/actions/insert/resume", headers=write).json()["resumed"] == "warehouse.insert"
+    )
+    assert api.get("/destinations/warehouse/actions/insert").json()["paused"] is False
+    assert api.post("/destinations/warehouse/actions/insert/resume", headers=write).status_code == 409

@@ -79,3 +79,16 @@ def test_events_replay_to_an_action(tmp_path: Path) -> None:
     assert len(jobs) == 7
     unknown = run_core(project, "events", "replay", "--to", "crm.upsert")
     assert unknown.returncode != 0 and "crm.notify" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_actions_pause_and_resume(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    asyncio.run(_seed(project / "core.db"))
+    paused = run_core(project, "actions", "pause", "warehouse.insert", "--reason", "down")
+    assert paused.returncode == 0 and "paused warehouse.insert" in paused.stdout, paused.stderr
+    again = run_core(project, "actions", "pause", "warehouse.insert")
+    assert again.returncode != 0 and "paused already" in again.stderr
+    unknown = run_core(project, "actions", "pause", "warehouse.upsert")
+    assert unknown.returncode != 0 and "no action 'warehouse.upsert'" in unknown.stderr and "insert" in unknown.stderr
+    assert "resumed warehouse.insert" in run_core(project, "actions", "resume", "warehouse.insert").stdout
+    assert "paused crm" in run_core(project, "actions", "pause", "crm").stdout

@@ -62,10 +62,12 @@ class Endpoint:
     body: JSON | None = None
     response: JSON = field(default_factory=lambda: {"type": "object"})
     status: int = 200
+    #: The OpenAPI operation id when the handler serves several routes.
+    name: str = ""
 
     @property
     def operation_id(self) -> str:
-        return self.handler.__name__
+        return self.name or self.handler.__name__
 
 
 def path_param(name: str, description: str) -> Param:

@@ -26,9 +26,11 @@ def parse_where(items: Sequence[str]) -> dict[str, str]:
     return filters
 
 
-async def call_route(handler: Handler, runtime: Any, body: dict[str, Any]) -> dict[str, Any]:
+async def call_route(
+    handler: Handler, runtime: Any, body: dict[str, Any], path: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run admin route ``handler`` on ``runtime`` as this OS user; its 4xx become :class:`CoreError`."""
-    call = Call(runtime=runtime, who=getpass.getuser(), query=QueryParams(), path={}, body=body)
+    call = Call(runtime=runtime, who=getpass.getuser(), query=QueryParams(), path=path or {}, body=body)
     try:
         result: dict[str, Any] = await handler(call)
     except ApiError as exc:

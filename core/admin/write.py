@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.admin import filters
-from core.admin.endpoints import Call, Endpoint
+from core.admin.endpoints import Call, Endpoint, path_param
 from core.admin.errors import ApiError
+from core.admin.read import action_of, destination_of
 from core.cli.jobs import RETRYABLE
 from core.errors import PipelineError
 from core.gateway.ingest import Ingested, Ingestor
-from hookspecs import Event, Job, Payload, Status, Transition, WhereJob, new_id
+from hookspecs import Event, Job, Pause, Payload, Status, Transition, WhereJob, new_id
 
 #: Refusals listed in a response at most (the count says how many in all).
 LISTED = 100
@@ -237,8 +238,79 @@ async def explain(call: Call) -> Any:
     return {"flows": [f.name for f in flows], "jobs": stored.jobs, "errors": result.errors}
 
 
+def _paused_target(call: Call) -> tuple[str, str]:
+    if "action" in call.path:
+        destination, action = action_of(call)
+        return destination.name, action
+    return destination_of(call).name, "*"
+
+
+def _shown(destination: str, action: str) -> str:
+    return destination if action == "*" else f"{destination}.{action}"
+
+
+async def pause(call: Call) -> Any:
+    """Pause an action or a whole destination: no scheduler claims its jobs until resumed."""
+    destination, action = _paused_target(call)
+    store = call.runtime.store
+    if getattr(store, "pause", None) is None:
+        raise ApiError(409, f"the store {type(store).__name__} cannot pause actions")
+    done = await store.pause(
+        Pause(
+            destination=destination, action=action, who=call.who, created_at=datetime.now(UTC), reason=reason_of(call)
+        )
+    )
+    if not done:
+        raise ApiError(409, f"{_shown(destination, action)} is paused already", hint="resume it first")
+    return {"paused": _shown(destination, action), "by": call.who, "reason": reason_of(call)}
+
+
+async def resume(call: Call) -> Any:
+    """Resume a paused action or destination: its backlog drains on the next ticks."""
+    destination, action = _paused_target(call)
+    store = call.runtime.store
+    if getattr(store, "resume", None) is None or not await store.resume(destination, action):
+        raise ApiError(409, f"{_shown(destination, action)} is not paused")
+    return {"resumed": _shown(destination, action), "by": call.who}
+
+
 _TARGETS = {"ids": _STR_LIST, "reason": _REASON, "dry_run": {"type": "boolean"}}
+_D = (path_param("destination", "destination name"),)
+_DA = (*_D, path_param("action", "action name"))
+_WHY = {"type": "object", "properties": {"reason": _REASON}}
 ENDPOINTS = (
+    Endpoint(
+        "POST",
+        "/destinations/{destination}/pause",
+        pause,
+        "Pause every action of a destination",
+        _D,
+        write=True,
+        body=_WHY,
+    ),
+    Endpoint(
+        "POST", "/destinations/{destination}/resume", resume, "Resume a paused destination", _D, write=True, body=_WHY
+    ),
+    Endpoint(
+        "POST",
+        "/destinations/{destination}/actions/{action}/pause",
+        pause,
+        "Pause an action",
+        _DA,
+        write=True,
+        body=_WHY,
+        name="pause_action",
+    ),
+    Endpoint(
+        "POST",
+        "/destinations/{destination}/actions/{action}/resume",
+        resume,
+        "Resume a paused action",
+        _DA,
+        write=True,
+        body=_WHY,
+        name="resume_action",
+    ),
     Endpoint(
         "POST",
         "/store/jobs/retry",

@@ -7,6 +7,7 @@ import click
 from core import __version__
 from core.cli._common import Context
 from core.cli._group import PluginCommandGroup
+from core.cli.actions import actions
 from core.cli.config import config
 from core.cli.events import events
 from core.cli.generate import generate_group
@@ -41,3 +42,4 @@ main.add_command(jobs)
 main.add_command(migrate)
 main.add_command(run_group)
 main.add_command(status)
+main.add_command(actions)
