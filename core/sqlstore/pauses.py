@@ -20,12 +20,20 @@ async def add_pauses(conn: AsyncConnection) -> None:
 
 async def write_pause(conn: AsyncConnection, pause: Pause) -> bool:
     """Pause ``pause.destination``/``pause.action``; ``False`` if it was paused already."""
-    found = await conn.execute(select(pauses.c.who).where(
-        pauses.c.destination == pause.destination, pauses.c.action == pause.action))
+    found = await conn.execute(
+        select(pauses.c.who).where(pauses.c.destination == pause.destination, pauses.c.action == pause.action)
+    )
     if found.first() is not None:
         return False
-    await conn.execute(pauses.insert().values(destination=pause.destination, action=pause.action, who=pause.who,
-                                              reason=pause.reason, created_at=pause.created_at))
+    await conn.execute(
+        pauses.insert().values(
+            destination=pause.destination,
+            action=pause.action,
+            who=pause.who,
+            reason=pause.reason,
+            created_at=pause.created_at,
+        )
+    )
     return True
 
 
@@ -38,5 +46,7 @@ async def remove_pause(conn: AsyncConnection, destination: str, action: str) -> 
 async def read_pauses(conn: AsyncConnection) -> list[Pause]:
     """Every pause, by destination and action."""
     rows = await conn.execute(select(pauses).order_by(pauses.c.destination, pauses.c.action))
-    return [Pause(destination=r.destination, action=r.action, who=r.who, reason=r.reason, created_at=r.created_at)
-            for r in rows]
+    return [
+        Pause(destination=r.destination, action=r.action, who=r.who, reason=r.reason, created_at=r.created_at)
+        for r in rows
+    ]
