@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.admin.tokens import check_tokens
 from core.errors import ConfigError, CoreError
 
 CONFIG_FILE = "core.toml"
@@ -101,6 +102,8 @@ class Key:
     default: Any
     help: str
     env_name: str = ""
+    #: The value holds secrets: never shown (``core config show``, errors, the admin API).
+    secret: bool = False
 
     @property
     def env(self) -> str:
@@ -132,10 +135,14 @@ KEYS: tuple[Key, ...] = (
     Key("scheduler.load_timeout", _float(0.01, 86400), 60.0, "seconds a load may run before its jobs fail"),
     Key("scheduler.grace_seconds", _float(0, 3600), 10.0, "on stop, how long running loads may finish"),
     Key("scheduler.host", _str, "127.0.0.1", "address of a lone scheduler's /_health, /_ready, /metrics"),
-    Key("scheduler.port", _int(0, 65535), 9091, "port of a lone scheduler's listener (0: any free one)"),
+    Key("scheduler.port", _int(0, 65535), 9095, "port of a lone scheduler's listener (0: any free one)"),
     Key("nodes.heartbeat_seconds", _float(0.1, 3600), 2.0, "how often a gateway or scheduler refreshes its node"),
     Key("nodes.ttl_seconds", _float(0.5, 86400), 10.0,
         "a node silent this long is dead (core nodes list); keep it several heartbeats long"),
+    Key("admin.host", _str, "127.0.0.1", "address the admin API listens on (non-loopback needs admin.tokens)"),
+    Key("admin.port", _int(0, 65535), 9091, "port the admin API listens on (0: any free one)"),
+    Key("admin.tokens", check_tokens, (), "admin API bearer tokens NAME:read|write:SECRET (env: comma-separated)",
+        "CORE_ADMIN_TOKEN", secret=True),
     Key("metrics.enabled", _bool, True, "update and serve the Prometheus metrics (/metrics)"),
     Key("log.level", _choice("debug", "info", "warning", "error", "critical"), "info", "the lowest level logged"),
     Key("log.format", _choice("text", "json"), "text", "log lines as text, or one JSON object per line"),
@@ -300,7 +307,7 @@ def load_settings(
         try:
             values[key.name], origin[key.name] = key.check(value), label
         except ValueError as exc:
-            problems.append(ConfigError(source, key.name, value, f"expected {exc}"))
+            problems.append(ConfigError(source, key.name, "***" if key.secret else value, f"expected {exc}"))
 
     for name, value in _flatten(raw).items():
         key = KEYS_BY_NAME.get(name)

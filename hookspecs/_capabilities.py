@@ -18,6 +18,8 @@ class Capability(StrEnum):
     RECONNECT = "reconnect"
     #: store: ``purge(before=...)`` deletes old events whose jobs are all final.
     PURGE = "purge"
+    #: store: ``pause`` / ``resume`` / ``pauses`` keep paused actions, which the scheduler honours.
+    PAUSE = "pause"
     #: source, destination: ``init`` / ``shutdown`` can run in the test environment.
     LIFECYCLE = "lifecycle"
     #: destination: ``load`` can run against the destination from the tests.

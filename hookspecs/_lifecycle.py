@@ -20,7 +20,7 @@ class LifecycleSpec:
         """React to a service starting.
 
         **When called:** once per process, after the adapters are open and before the first
-        event or job; ``service`` is ``"gateway"``, ``"scheduler"`` or ``"cli"``.
+        event or job; ``service`` is ``"gateway"``, ``"scheduler"``, ``"admin"`` or ``"cli"``.
 
         :param service: the service starting.
         :param toolkit: the service's toolkit (logger, node id).

@@ -194,6 +194,18 @@ class WhereEvent:
     page: Page = field(default_factory=Page)
 
 
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A paused action (``action`` ``"*"``: every action of the destination): the scheduler
+    claims none of its jobs until it is resumed. ``who`` paused it and why (``reason``)."""
+
+    destination: str
+    action: str
+    who: str
+    created_at: datetime
+    reason: str | None = None
+
+
 @dataclass(slots=True)
 class Claim:
     """Who claims jobs and for how long: a crashed claimer's jobs are recovered after it."""

@@ -106,7 +106,8 @@ def sql(root: Path, scope: str, version: str, name: str, up: str, down: str) -> 
 
 def cli(config: Path, *args: str) -> Result:
     """``core --config CONFIG ARGS…`` in this process."""
-    return CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+    return CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False,
+                              env={"CORE_ADMIN_PORT": "0"})
 
 
 def calls(root: Path) -> list[str]:

@@ -10,7 +10,7 @@ from core.config import load_settings
 from core.errors import CoreError
 from core.plugins import PluginHost
 
-GUARD = {"CORE_LOAD_PLUGINS": ""}  # the test guard: no installed plugins
+GUARD = {"CORE_LOAD_PLUGINS": "", "CORE_ADMIN_PORT": "0"}  # the test guard: no installed plugins
 
 APP = '''
 from hookspecs import AdapterRegistration, hookimpl

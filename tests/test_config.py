@@ -207,6 +207,7 @@ def test_a_rule_between_keys_is_checked_with_the_configuration(project: Path) ->
 
 def _start(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")} | {"CORE_LOAD_PLUGINS": ""}
+    env["CORE_ADMIN_PORT"] = "0"
     return subprocess.run([sys.executable, "-m", "core", "start", *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=60)
 

@@ -88,6 +88,7 @@ def test_quickstart_delivers_retries_discards_and_stops_cleanly(tmp_path: Path, 
         f'app = "{QUICKSTART_APP}"\n[gateway]\nport = {port}\n[options.warehouse]\nurl = "{warehouse}"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")} | {"CORE_LOAD_PLUGINS": ""}
+    env["CORE_ADMIN_PORT"] = "0"
     server = subprocess.Popen(
         [sys.executable, "-m", "core", "start"], cwd=tmp_path, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

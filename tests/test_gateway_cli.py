@@ -63,7 +63,8 @@ def project(tmp_path: Path) -> Path:
 
 
 def core(directory: Path, *args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")} | {"CORE_LOAD_PLUGINS": ""}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")}
+    env |= {"CORE_LOAD_PLUGINS": "", "CORE_ADMIN_PORT": "0"}
     return subprocess.Popen(
         [sys.executable, "-m", "core", *args], cwd=directory, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -100,7 +101,7 @@ def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
 
 def test_core_start_runs_gateway_and_scheduler_and_stops_on_sigterm(tmp_path: Path) -> None:
     process = core(project(tmp_path), "start", "--port", "0")
-    found = line_matching(process, r"core gateway\+scheduler listening on (http://127\.0\.0\.1:\d+) · "
+    found = line_matching(process, r"core gateway\+scheduler\+admin listening on (http://127\.0\.0\.1:\d+) · "
                                    r"store sqlite:///\.core/core\.db · pubsub memory:// · "
                                    r"1 source, 1 flow, 1 destination")
     url = found.group(1)

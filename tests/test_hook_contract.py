@@ -95,7 +95,8 @@ def test_core_migrate_and_core_start_call_core_register_migrations(tmp_path: Pat
     (tmp_path / "core.toml").write_text(
         f'app = "tests.hooks_app"\nstore = "sqlite:///{db}"\nwanderer = "sqlite:///{db}"\npubsub = ""\n')
     args = ["--config", str(tmp_path / "core.toml")]
-    refused = CliRunner().invoke(main, [*args, "start", "--require-migrations", "--port", "0"])
+    refused = CliRunner().invoke(main, [*args, "start", "--require-migrations", "--port", "0"],
+                                 env={"CORE_ADMIN_PORT": "0"})
     assert refused.exit_code == 2 and "destination:sink 001 create the sink's table" in refused.output
     assert CliRunner().invoke(main, [*args, "migrate", "run"]).exit_code == 0
     rows = json.loads(CliRunner().invoke(main, [*args, "migrate", "status", "--json"]).output)

@@ -129,7 +129,7 @@ def test_start_refuses_core_s_own_template(monkeypatch: pytest.MonkeyPatch) -> N
     from click.testing import CliRunner
 
     monkeypatch.chdir(REPO / "core" / "scaffold" / "quickstart")
-    result = CliRunner().invoke(main, ["start", "--port", "0"], env={"CORE_LOAD_PLUGINS": ""})
+    result = CliRunner().invoke(main, ["start", "--port", "0"], env={"CORE_LOAD_PLUGINS": "", "CORE_ADMIN_PORT": "0"})
     assert result.exit_code == 2 and "core's template of the quickstart" in result.stderr
     assert "core init my-pipeline" in result.stderr
     assert not (REPO / "core" / "scaffold" / "quickstart" / ".core").exists()

@@ -7,6 +7,7 @@ import click
 from core import __version__
 from core.cli._common import Context
 from core.cli._group import PluginCommandGroup
+from core.cli.actions import actions
 from core.cli.config import config
 from core.cli.events import events
 from core.cli.generate import generate_group
@@ -17,6 +18,7 @@ from core.cli.nodes import nodes
 from core.cli.plugins import plugins
 from core.cli.run import run_group
 from core.cli.start import start
+from core.cli.status import status
 
 
 @click.group(cls=PluginCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,3 +43,5 @@ main.add_command(jobs)
 main.add_command(migrate)
 main.add_command(nodes)
 main.add_command(run_group)
+main.add_command(status)
+main.add_command(actions)

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from core.cli._common import Context, friendly, pass_context, table
-from core.config import KEYS
+from core.config import KEYS, Settings
 from core.plugins import PluginHost
 from hookspecs import Option, redacted_url
 
@@ -63,6 +63,12 @@ def options_rows(host: PluginHost) -> list[tuple[str, Any]]:
     return rows
 
 
+def shown_values(settings: Settings) -> dict[str, Any]:
+    """Every key's value fit for a listing: URLs redacted, secret keys replaced."""
+    return {k.name: SECRET if k.secret and v else redacted_url(v) if isinstance(v, str) and "://" in v else v
+            for k in KEYS for v in [settings[k.name]]}
+
+
 @config.command("show")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @pass_context
@@ -72,8 +78,7 @@ def show(ctx: Context, as_json: bool) -> None:
     the [options.*] tables (secrets are never shown)."""
     host = ctx.host()
     settings = host.settings
-    values = {k.name: redacted_url(v) if isinstance(v, str) and "://" in v else v
-              for k in KEYS for v in [settings[k.name]]}
+    values = shown_values(settings)
     options = options_rows(host)
     if as_json:
         click.echo(json.dumps({**values, "options": dict(options)}, indent=2, default=list))

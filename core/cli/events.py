@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import sys
 from datetime import UTC, datetime
 
 import click
@@ -79,3 +81,41 @@ def show_event(ctx: Context, event_id: str, as_json: bool) -> None:
         for j in event.jobs
     ]
     click.echo("\n" + table(("JOB", "ACTION", "STATUS", "ATTEMPT", "DUE", "PARENT"), rows))
+
+
+@events.command("replay")
+@click.option("--to", "to", required=True, metavar="DESTINATION.ACTION", help="The action to replay into.")
+@click.option("--where", "where", multiple=True, metavar="FILTER=VALUE",
+              help="Only events matching these filters (sources_in, names_in, ids_in, received_after, "
+                   "received_before; repeatable). Without it: every stored event.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@pass_context
+@friendly
+def replay_events(ctx: Context, to: str, where: tuple[str, ...], yes: bool) -> None:
+    """Replay stored events into an action: one new job of DESTINATION.ACTION for each, made by
+    the action's marshal (a backfill of a new destination, say)."""
+    from core.admin.local import call_route, parse_where
+    from core.admin.write import replay_events as replay_route
+    from core.runtime import Runtime
+
+    filters = parse_where(where)
+    settings = ctx.settings()
+
+    async def run(dry_run: bool) -> dict[str, object]:
+        runtime = await Runtime.open(settings, services=(), no_plugins=ctx.no_plugins)
+        try:
+            return await call_route(replay_route, runtime, {"to": to, "where": filters, "dry_run": dry_run})
+        finally:
+            await runtime.close()
+
+    if sys.stdin.isatty() and not yes:
+        counted = asyncio.run(run(True))
+        click.confirm(f"replay {counted['created']} event(s) into {to}?", abort=True)
+    done = asyncio.run(run(False))
+    click.echo(f"replayed {done['created']} of {done['matched']} matching event(s) into {done['to']}")
+    errors = done["errors"]
+    assert isinstance(errors, list)
+    for error in errors:
+        click.secho(f"{error['event_id']}: {error['error']}", fg="red", err=True)
+    if errors:
+        sys.exit(1)

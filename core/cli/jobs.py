@@ -188,16 +188,26 @@ async def _named(store: Store, job_ids: tuple[str, ...]) -> tuple[list[Job], lis
               help="Retry every job in this status (repeatable), instead of naming ids.")
 @click.option("--destination", "destinations", multiple=True, help="With --status: only this destination.")
 @click.option("--action", "actions", multiple=True, help="With --status: only this action (destination.action).")
+@click.option("--where", "where", multiple=True, metavar="FILTER=VALUE",
+              help="Retry every job matching these admin API filters (status_in=discarded, actions_in=d.a, "
+                   "created_after=2h...; repeatable), instead of ids or --status.")
+@click.option("--reason", help="With --where: why, recorded in each job's history.")
+@click.option("--yes", is_flag=True, help="With --where: do not ask for confirmation on a terminal.")
 @pass_context
 @friendly
 def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...], destinations: tuple[str, ...],
-               actions: tuple[str, ...]) -> None:
+               actions: tuple[str, ...], where: tuple[str, ...], reason: str | None, yes: bool) -> None:
     """Run failed, discarded or unknown jobs again, as soon as their action's schedule allows.
 
     Name the jobs (JOB_IDS), or select them all with --status (core jobs retry --status
     discarded --action warehouse.insert). Exits 1 if a job could not be retried (not found,
     not in a retryable status, or moved on since it was read: the store refused the retry).
     """
+    if where:
+        if job_ids or statuses or destinations or actions:
+            raise click.UsageError("--where selects the jobs alone: give no ids, --status, --destination or --action")
+        _retry_where(ctx, where, reason, yes)
+        return
     if bool(job_ids) == bool(statuses):
         raise click.UsageError("give job ids, or --status (e.g. --status discarded) to retry every such job")
     if (destinations or actions) and not statuses:
@@ -234,5 +244,33 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
         click.echo(f"{job.id}: {job.status.value} -> awaiting ({job.destination}.{job.action}, due now)")
     for message in refused:
         click.secho(message, fg="red", err=True)
+    if refused:
+        sys.exit(1)
+
+
+def _retry_where(ctx: Context, where: tuple[str, ...], reason: str | None, yes: bool) -> None:
+    """``retry --where``: count the matches, confirm on a terminal, retry them page by page
+    (the admin API's retry, over the store directly)."""
+    from types import SimpleNamespace
+
+    from core.admin.local import call_route, parse_where
+    from core.admin.write import retry_jobs as retry_route
+
+    filters = parse_where(where)
+
+    async def run(store: Store, dry_run: bool) -> dict[str, object]:
+        body = {"where": filters, "reason": reason, "dry_run": dry_run}
+        return await call_route(retry_route, SimpleNamespace(store=store), body)
+
+    host = ctx.host()
+    if sys.stdin.isatty() and not yes:
+        counted = with_store(ctx, lambda store: run(store, True), host)
+        click.confirm(f"retry {counted['retried']} job(s)?", abort=True)
+    done = with_store(ctx, lambda store: run(store, False), host)
+    click.echo(f"retried {done['retried']} of {done['matched']} matching job(s)")
+    refused = done["refused"]
+    assert isinstance(refused, list)
+    for message in refused:
+        click.secho(str(message), fg="red", err=True)
     if refused:
         sys.exit(1)

@@ -1,5 +1,6 @@
-"""``core start``: run the gateway and the scheduler in one process on one runtime (one store,
-so one writer for SQLite); ``core start gateway`` / ``core start scheduler`` run one of them.
+"""``core start``: run the gateway, the scheduler and the admin API in one process on one
+runtime (one store, so one writer for SQLite); ``core start gateway`` / ``core start scheduler``
+/ ``core start admin`` run one of them.
 
 SIGTERM or Ctrl-C stops cleanly (a second one forces the exit); a clean stop exits 0. The
 scheduler stops first (its running loads finish within ``scheduler.grace_seconds``), then the
@@ -17,6 +18,7 @@ from typing import Any
 
 import click
 
+from core.admin.tokens import secrets_of as admin_secrets
 from core.cli._common import Context, friendly, pass_context
 from core.cli.migrate import check_pending, require_migrations_option, required_migrations
 from core.config import Settings
@@ -89,6 +91,8 @@ def _on_signals(stop: asyncio.Event) -> None:
 
 async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool = False) -> None:
     """Open one runtime, run ``services`` on it until SIGTERM/SIGINT, close it."""
+    from core.admin.service import listen as listen_admin
+    from core.admin.service import run_admin
     from core.gateway.service import Gateway, listen, run_gateway
     from core.observability.http import SchedulerListener
 
@@ -96,13 +100,20 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
     _on_signals(stop)
     # The port first: taken, it is reported before anything opens or starts.
     sock = listen(settings["gateway.host"], settings["gateway.port"]) if "gateway" in services else None
+    try:
+        admin_sock = listen_admin(settings) if "admin" in services else None
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
     click.echo(f"core: starting {'+'.join(services)}…", err=True)
     tracing.setup_from_env("+".join(services))
     try:
         runtime = await Runtime.open(settings, services=services, no_plugins=no_plugins)
     except BaseException:
-        if sock is not None:
-            sock.close()
+        for bound in (sock, admin_sock):
+            if bound is not None:
+                bound.close()
         raise
     for record in runtime.host.broken():
         click.secho(f"core: plugin {record.name} ({record.distribution}) is not loaded: {record.error}"
@@ -110,7 +121,7 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
     listener: SchedulerListener | None = None
     try:
         await check_pending(runtime, require=required_migrations())
-        if "gateway" not in services:  # a lone scheduler: its own /_health, /_ready, /metrics
+        if "scheduler" in services and "gateway" not in services:  # a lone scheduler: its own listener
             listener = SchedulerListener(runtime)
             await listener.start()
             click.echo(summary(runtime, "") + f" · health and metrics on {listener.url}")
@@ -130,6 +141,14 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
             tasks.append(asyncio.create_task(_scheduler()(runtime, stop, on_ready=scheduler_ready)))
         if "gateway" in services:
             tasks.append(asyncio.create_task(run_gateway(runtime, gateway_stop, on_ready=ready, sock=sock)))
+        if admin_sock is not None:
+            def admin_ready(url: str) -> None:
+                if services == ("admin",):
+                    click.echo(summary(runtime, url))
+                else:
+                    click.echo(f"core: admin API on {url}/admin/api (OpenAPI: {url}/admin/api/openapi.json)")
+
+            tasks.append(asyncio.create_task(run_admin(runtime, gateway_stop, sock=admin_sock, on_ready=admin_ready)))
 
         scheduling = tasks[:1] if "scheduler" in services else []
 
@@ -155,8 +174,9 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
         if listener is not None:
             await listener.stop()
         await runtime.close()
-        if sock is not None:
-            sock.close()  # a gateway that failed before serving leaves it to us (closing twice is harmless)
+        for bound in (sock, admin_sock):
+            if bound is not None:
+                bound.close()  # a service that failed before serving leaves it to us (closing twice is harmless)
     click.echo("core: stopped", err=True)
 
 
@@ -177,7 +197,8 @@ def _run(ctx: Context, services: Sequence[str], app: str | None, config_path: st
     ctx = Context(config=config_path or ctx.config, app=app or ctx.app, no_plugins=ctx.no_plugins)
     settings = ctx.settings(**{"gateway.host": host, "gateway.port": port})
     _refuse_the_template(settings)
-    logs.configure(settings["log.level"], settings["log.format"], logs.secrets_of(settings.values, settings.options))
+    secrets = logs.secrets_of(settings.values, settings.options) + admin_secrets(settings["admin.tokens"])
+    logs.configure(settings["log.level"], settings["log.format"], secrets)
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
@@ -195,9 +216,9 @@ def _run(ctx: Context, services: Sequence[str], app: str | None, config_path: st
 @friendly
 def start(click_ctx: click.Context, app: str | None, config_path: str | None,
           host: str | None, port: int | None) -> None:
-    """Run the gateway and the scheduler in one process."""
+    """Run the gateway, the scheduler and the admin API in one process."""
     if click_ctx.invoked_subcommand is None:
-        _run(click_ctx.ensure_object(Context), ("gateway", "scheduler"), app, config_path, host, port)
+        _run(click_ctx.ensure_object(Context), ("gateway", "scheduler", "admin"), app, config_path, host, port)
 
 
 @start.command("gateway")
@@ -216,3 +237,12 @@ def gateway(ctx: Context, app: str | None, config_path: str | None, host: str | 
 def scheduler(ctx: Context, app: str | None, config_path: str | None) -> None:
     """Run the scheduler only: jobs from the store to destinations (it listens on no port)."""
     _run(ctx, ("scheduler",), app, config_path, None, None)
+
+
+@start.command("admin")
+@_options
+@pass_context
+@friendly
+def admin(ctx: Context, app: str | None, config_path: str | None) -> None:
+    """Run the admin API only, on admin.host:admin.port (loopback unless admin.tokens is set)."""
+    _run(ctx, ("admin",), app, config_path, None, None)

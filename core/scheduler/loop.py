@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 from core.observability import metrics
 from core.runtime import Runtime
+from core.scheduler.paused import is_paused
 from core.scheduler.runner import Runner
 from core.timing import Interval, parse_interval
 from hookspecs import Action, Claim, Destination, Job, Lease
@@ -132,6 +133,8 @@ class ActionLoop:
 
     async def _claim(self) -> list[Job]:
         if self.stopping.is_set():  # no claim after the signal
+            return []
+        if await is_paused(self.runtime.store, self.destination.name, self.action.name):
             return []
         return await self.runtime.store.claim(
             self.claim, destination=self.destination.name, action=self.action.name,

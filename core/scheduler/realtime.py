@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from core.ready_jobs import ReadyJobs, decode
 from core.runtime import Runtime
+from core.scheduler.paused import is_paused
 from core.scheduler.runner import Runner
 from hookspecs import JOBS_TOPIC, Claim, Delivery, PubSub, Subscription
 
@@ -132,6 +133,8 @@ class RealtimeConsumer:
                 try:
                     for start in range(0, len(ids), self.batch_size):  # a big message: several loads
                         if self.stopping.is_set():  # no claim after the signal: the poll has them
+                            break
+                        if await is_paused(self.runtime.store, *key):  # the poll has them once resumed
                             break
                         chunk = ids[start:start + self.batch_size]
                         jobs = await self.runtime.store.claim_ids(self.claim, chunk, now=now)

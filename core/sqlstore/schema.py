@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from hookspecs import CLAIMABLE_STATUSES, Status
 
 #: The version of the tables below; bump it and add a step to ``SQLStore.schema_steps``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: ``job_state.ready_at`` of a job without a due time: it sorts before every real time.
 NO_DUE_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -171,6 +171,17 @@ idempotency_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+
+# One row per paused action (action "*": the whole destination), with who paused it and why.
+# State, not history: resuming removes the row.
+pauses = Table(
+    "pauses", metadata,
+    Column("destination", NAME, primary_key=True),
+    Column("action", NAME, primary_key=True),
+    Column("who", NAME, nullable=False),
+    Column("reason", Text),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 transitions = Table(

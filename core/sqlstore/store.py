@@ -14,7 +14,7 @@ from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import ConfigError
-from core.sqlstore import claims, idempotency, moves, reads, upkeep
+from core.sqlstore import claims, idempotency, moves, pauses, reads, upkeep
 from core.sqlstore.database import SQLDatabase
 from core.sqlstore.rows import UPDATE_PREFIX, event_row, new_jobs
 from core.sqlstore.schema import INSERTS, SCHEMA_VERSION, events, job_state, jobs, metadata, transitions
@@ -26,6 +26,7 @@ from hookspecs import (
     Duplicate,
     Event,
     Job,
+    Pause,
     Queue,
     RefusedTransition,
     Status,
@@ -56,7 +57,7 @@ class SQLStore(SQLDatabase):
     component: ClassVar[str] = "store"
     tables: ClassVar[Sequence[Table]] = tuple(metadata.sorted_tables)
     schema_version: ClassVar[int] = SCHEMA_VERSION
-    schema_steps: ClassVar[Mapping[int, Step]] = {1: idempotency.add_keys}
+    schema_steps: ClassVar[Mapping[int, Step]] = {1: idempotency.add_keys, 2: pauses.add_pauses}
     #: Writer transactions in flight at once (SQLite: 1, its single writer; a server database
     #: may overlap a commit's disk wait with the next batch).
     writer_concurrency: ClassVar[int] = 1
@@ -236,6 +237,21 @@ class SQLStore(SQLDatabase):
             total += count
             if count < self.purge_batch:
                 return total
+
+    async def pause(self, pause: Pause) -> bool:
+        """Pause an action (``action`` ``"*"``: the destination); ``False`` if it was paused."""
+        done: bool = await self._writer.submit(lambda conn: pauses.write_pause(conn, pause))
+        return done
+
+    async def resume(self, destination: str, action: str) -> bool:
+        """Resume an action paused with :meth:`pause`; ``False`` if it was not paused."""
+        done: bool = await self._writer.submit(lambda conn: pauses.remove_pause(conn, destination, action))
+        return done
+
+    async def pauses(self) -> list[Pause]:
+        """Every paused action."""
+        async with self.connection() as conn:
+            return await pauses.read_pauses(conn)
 
     async def rebuild_state(self) -> int:
         """Recompute the ``job_state`` summary from the history; return the number of jobs."""

@@ -40,6 +40,7 @@ from hookspecs import (
     Duplicate,
     Event,
     Job,
+    Pause,
     Queue,
     RefusedTransition,
     Status,
@@ -145,6 +146,8 @@ class _Database:
         self.seqs = itertools.count(1)
         #: Idempotency keys by (source, key): (event id, fingerprint, end of the window).
         self.keys: dict[tuple[str, str], tuple[str, str, datetime]] = {}
+        #: Paused actions by (destination, action); action "*": the whole destination.
+        self.pauses: dict[tuple[str, str], Pause] = {}
         self._event_order: list[str] = []
         self._job_order: list[str] = []
         self._sorted = True
@@ -370,6 +373,25 @@ class MemoryStore:
             if len(found) == where.page.limit:
                 break
         return found
+
+    async def pause(self, pause: Pause) -> bool:
+        """Pause an action (``action`` ``"*"``: the destination); ``False`` if it was paused."""
+        db = await self._tables()
+        key = (pause.destination, pause.action)
+        if key in db.pauses:
+            return False
+        db.pauses[key] = pause
+        return True
+
+    async def resume(self, destination: str, action: str) -> bool:
+        """Resume an action paused with :meth:`pause`; ``False`` if it was not paused."""
+        db = await self._tables()
+        return db.pauses.pop((destination, action), None) is not None
+
+    async def pauses(self) -> list[Pause]:
+        """Every paused action, by destination and action."""
+        db = await self._tables()
+        return [db.pauses[key] for key in sorted(db.pauses)]
 
     async def backlog(self) -> dict[tuple[str, str, str], int]:
         """Unfinished jobs by ``(destination, action, status)`` (what ``/metrics`` shows)."""

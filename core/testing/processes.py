@@ -138,7 +138,7 @@ class Deployment:
         self.processes: list[CoreProcess] = []
         self._env = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")}
         # A lone scheduler listens on a free port, unless the test says otherwise.
-        self._env.update({"PYTHONUNBUFFERED": "1", "CORE_SCHEDULER_PORT": "0", **(env or {})})
+        self._env.update({"PYTHONUNBUFFERED": "1", "CORE_SCHEDULER_PORT": "0", "CORE_ADMIN_PORT": "0", **(env or {})})
         self._client: httpx.Client | None = None
         top = {"app": "app.py", "store": store, "pubsub": pubsub}
         tables: dict[str, Mapping[str, Any]] = {}

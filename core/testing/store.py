@@ -19,7 +19,7 @@ from core.testing._base import AdapterPool, AdapterSuite, requires
 from core.testing._store_idempotency import StoreIdempotencyChecks
 from core.testing._store_queries import StoreQueryChecks
 from core.testing.data import Names, advance, ids, later, make_event, make_job, make_transition, same_time, utcnow
-from hookspecs import Capability, Claim, Event, Job, Queue, Status, Store, Transition, is_allowed
+from hookspecs import Capability, Claim, Event, Job, Pause, Queue, Status, Store, Transition, is_allowed
 
 
 async def move(store: Store, job: Job, *states: Status, at: datetime | None = None, **fields: Any) -> Job:
@@ -398,3 +398,20 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
         assert await adapter.get_job(done.jobs[0].id) is None
         assert await adapter.get_event(pending.id) is not None, "an event with a job still to run was purged"
         assert await adapter.get_event(recent.id) is not None, "a recent event was purged"
+
+    # -- pauses ----------------------------------------------------------------------------
+
+    @requires(Capability.PAUSE)
+    async def test_pause_and_resume_are_kept(self, adapter: Any, names: Names) -> None:
+        pause = Pause(destination=names.destination, action=names.action, who="ops", created_at=utcnow(),
+                      reason="down for maintenance")
+        assert await adapter.pause(pause) is True
+        assert await adapter.pause(replace(pause, who="other")) is False, "a second pause replaced the first"
+        whole = Pause(destination=names.destination, action="*", who="ops", created_at=utcnow())
+        assert await adapter.pause(whole) is True
+        mine = [p for p in await adapter.pauses() if p.destination == names.destination]
+        assert [(p.action, p.who, p.reason) for p in mine] == [("*", "ops", None),
+                                                               (names.action, "ops", "down for maintenance")]
+        assert await adapter.resume(names.destination, names.action) is True
+        assert await adapter.resume(names.destination, names.action) is False
+        assert [p.action for p in await adapter.pauses() if p.destination == names.destination] == ["*"]

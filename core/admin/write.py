@@ -1,0 +1,346 @@
+"""The admin API's write routes: retry (redrive) jobs, replay stored events into an action,
+explain (dry-run) an event. Writes append to the history, never edit it.
+
+A retry appends an ``awaiting`` transition due now to each job, as ``core jobs retry`` does;
+the transition's note (its ``error`` text) says who retried it and why. A bulk retry or replay
+reads the matches a page at a time (bounded memory) and writes each page before the next.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from core.admin import filters
+from core.admin.endpoints import Call, Endpoint, path_param
+from core.admin.errors import ApiError
+from core.admin.read import action_of, destination_of
+from core.cli.jobs import RETRYABLE
+from core.errors import PipelineError
+from core.gateway.ingest import Ingested, Ingestor
+from hookspecs import Event, Job, Pause, Payload, Status, Transition, WhereJob, new_id
+
+#: Refusals listed in a response at most (the count says how many in all).
+LISTED = 100
+_REASON = {"type": "string", "maxLength": 1000, "description": "why: recorded in the history"}
+_STR_LIST = {"type": "array", "items": {"type": "string"}}
+
+
+def reason_of(call: Call) -> str | None:
+    """The body's optional ``reason`` (a string)."""
+    reason = call.body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ApiError(422, "reason must be a string")
+    return reason or None
+
+
+def note(verb: str, call: Call) -> str:
+    """``retried by ops: destination fixed``: who did a write and why, for the history."""
+    reason = reason_of(call)
+    return f"{verb} by {call.who}" + (f": {reason}" if reason else "")
+
+
+def _where(call: Call) -> dict[str, Any]:
+    where = call.body.get("where", {})
+    if not isinstance(where, dict):
+        raise ApiError(422, 'where must be an object of filters, e.g. {"status_in": "discarded"}')
+    return where
+
+
+def _ids(call: Call) -> list[str] | None:
+    ids = call.body.get("ids")
+    if ids is None:
+        return None
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+        raise ApiError(422, "ids must be a non-empty list of ids")
+    return list(dict.fromkeys(ids))
+
+
+async def retry_jobs(call: Call) -> Any:
+    """Retry jobs named by ``ids``, or every job matching ``where`` (failed, discarded or
+    unknown ones unless ``where.status_in`` says which of those)."""
+    ids, where = _ids(call), _where(call)
+    if (ids is None) == (not where):
+        raise ApiError(422, "give ids (a list of job ids) or where (job filters), one of them")
+    retryable = [s.value for s in RETRYABLE]
+    if ids is not None:
+        chosen = filters.JobFilter(WhereJob(ids=ids))
+    else:
+        unknown = sorted(set(where) - filters.JOB_FILTER_NAMES)
+        if unknown:
+            raise ApiError(422, f"where: unknown filter {', '.join(unknown)}", allowed=sorted(filters.JOB_FILTER_NAMES))
+        chosen = filters.job_filter(where)
+        wrong = [s.value for s in chosen.where.status_in if s not in RETRYABLE]
+        if wrong:
+            raise ApiError(400, f"status_in: {', '.join(wrong)} jobs are not retried", allowed=retryable)
+        if not chosen.where.status_in:
+            chosen = replace(chosen, where=replace(chosen.where, status_in=list(RETRYABLE)))
+    text, dry = note("retried", call), bool(call.body.get("dry_run"))
+    matched, retried = 0, 0
+    refused: list[str] = []
+    seen: set[str] = set()
+    async for page in filters.every(call.runtime.store.find_jobs, chosen.where, chosen.keep):
+        seen.update(job.id for job in page)
+        movable = [job for job in page if job.status in RETRYABLE]
+        refused += [
+            f"{job.id}: is {job.status.value}; only {', '.join(retryable)} jobs are retried"
+            for job in page
+            if job.status not in RETRYABLE
+        ]
+        matched += len(page)
+        if dry or not movable:
+            retried += len(movable) if dry else 0
+            continue
+        now = datetime.now(UTC)
+        lost = await call.runtime.store.add_transitions(
+            [
+                Transition(
+                    id=new_id(),
+                    job_id=j.id,
+                    event_id=j.event_id,
+                    attempt=j.attempt,
+                    state_before=j.status,
+                    state_after=Status.AWAITING,
+                    created_at=now,
+                    due_at=now,
+                    error=text,
+                )
+                for j in movable
+            ]
+        )
+        retried += len(movable) - len(lost)
+        refused += [r.reason for r in lost]
+    if ids is not None:
+        refused += [f"{i}: no such job" for i in ids if i not in seen]
+    if not matched:
+        raise ApiError(
+            404,
+            "no job matches" + (" those ids" if ids is not None else " the filter"),
+            hint="list them first: GET /admin/api/store/jobs with the same filters",
+        )
+    return {
+        "matched": matched,
+        "retried": retried,
+        "dry_run": dry,
+        "refused_count": len(refused),
+        "refused": refused[:LISTED],
+        "by": call.who,
+    }
+
+
+def _target(call: Call, ref: Any) -> str:
+    if not isinstance(ref, str) or not ref:
+        raise ApiError(422, "to must name an action: destination.action")
+    try:
+        destination, action = call.runtime.pipeline.action(ref)
+    except PipelineError as exc:
+        known = sorted(f"{d.name}.{a}" for d in call.runtime.pipeline.destinations.values() for a in d.actions)
+        raise ApiError(400, f"to: {exc.message}", allowed=known) from None
+    return f"{destination.name}.{action.name}"
+
+
+async def _marshal(ingestor: Ingestor, ref: str, event: Event) -> Job | None:
+    """A new job of ``ref`` for stored ``event``, made by the action's marshal (``None``: skipped)."""
+    target = ingestor._target(ref)
+    job_id = new_id()
+    payload = ingestor._marshal(target, event, job_id, None)
+    if inspect.isawaitable(payload):
+        payload = await payload
+    if payload is None:
+        return None
+    if not isinstance(payload, Payload):
+        raise TypeError(f"marshal returned {payload!r}, not a Payload or None")
+    return Job(
+        id=job_id,
+        destination=target.destination.name,
+        action=target.action.name,
+        event_id=event.id,
+        context=event.context if payload.context is None else payload.context,
+        data=payload.data,
+        created_at=datetime.now(UTC),
+        version=payload.version,
+    )
+
+
+async def replay_events(call: Call) -> Any:
+    """Replay stored events (``ids``, or every event matching ``where``) into action ``to``:
+    one new job each, of the original event, made by the action's marshal."""
+    ref = _target(call, call.body.get("to"))
+    ids, where = _ids(call), _where(call)
+    if ids is not None and where:
+        raise ApiError(422, "give ids or where, not both")
+    allowed = {p.name for p in filters.EVENT_PARAMS}
+    unknown = sorted(set(where) - allowed)
+    if unknown:
+        raise ApiError(422, f"where: unknown filter {', '.join(unknown)}", allowed=sorted(allowed))
+    chosen = filters.event_filter({"ids_in": ids} if ids is not None else where)
+    ingestor, dry = Ingestor(call.runtime), bool(call.body.get("dry_run"))
+    matched, created, errors = 0, 0, []
+    async for page in filters.every(call.runtime.store.find_events, chosen, lambda _: True):
+        matched += len(page)
+        jobs = []
+        for event in page:
+            try:
+                job = await _marshal(ingestor, ref, event)
+            except Exception as exc:  # noqa: BLE001 - a marshal that fails costs that job, reported
+                errors.append({"event_id": event.id, "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            if job is not None:
+                jobs.append(job)
+        if jobs and not dry:
+            await call.runtime.store.add_jobs(jobs)
+        created += len(jobs)
+    if not matched:
+        raise ApiError(
+            404,
+            "no stored event matches" + (" those ids" if ids is not None else " the filter"),
+            hint="list them first: GET /admin/api/store/events",
+        )
+    return {
+        "matched": matched,
+        "created": created,
+        "dry_run": dry,
+        "to": ref,
+        "errors": errors[:LISTED],
+        "error_count": len(errors),
+        "by": call.who,
+    }
+
+
+async def explain(call: Call) -> Any:
+    """Which jobs an event would create (flows, transforms, marshals), storing nothing."""
+    pipeline = call.runtime.pipeline
+    source, trigger = call.body.get("source"), call.body.get("trigger")
+    if source not in pipeline.sources:
+        raise ApiError(400, f"source: {source!r} is not a source of the pipeline", allowed=sorted(pipeline.sources))
+    if trigger not in pipeline.sources[source].triggers:
+        raise ApiError(
+            400,
+            f"trigger: {trigger!r} is not a trigger of source {source!r}",
+            allowed=sorted(pipeline.sources[source].triggers),
+        )
+    event = call.body.get("event", {})
+    if not isinstance(event, dict) or not isinstance(event.get("context", {}), dict):
+        raise ApiError(422, "event must be an object {name?, context?, data}")
+    name = event.get("name") or trigger
+    if not isinstance(name, str):
+        raise ApiError(422, "event.name must be a string")
+    now = datetime.now(UTC)
+    stored = Event(
+        id=new_id(), source=source, name=name, context=event.get("context", {}), data=event.get("data"), received_at=now
+    )
+    ingestor, result = Ingestor(call.runtime), Ingested(events=[stored])
+    flows = pipeline.flows_for(source, trigger, name)
+    for flow in flows:
+        await ingestor._run_flow(flow, stored, now, result)
+    return {"flows": [f.name for f in flows], "jobs": stored.jobs, "errors": result.errors}
+
+
+def _paused_target(call: Call) -> tuple[str, str]:
+    if "action" in call.path:
+        destination, action = action_of(call)
+        return destination.name, action
+    return destination_of(call).name, "*"
+
+
+def _shown(destination: str, action: str) -> str:
+    return destination if action == "*" else f"{destination}.{action}"
+
+
+async def pause(call: Call) -> Any:
+    """Pause an action or a whole destination: no scheduler claims its jobs until resumed."""
+    destination, action = _paused_target(call)
+    store = call.runtime.store
+    if getattr(store, "pause", None) is None:
+        raise ApiError(409, f"the store {type(store).__name__} cannot pause actions")
+    done = await store.pause(
+        Pause(
+            destination=destination, action=action, who=call.who, created_at=datetime.now(UTC), reason=reason_of(call)
+        )
+    )
+    if not done:
+        raise ApiError(409, f"{_shown(destination, action)} is paused already", hint="resume it first")
+    return {"paused": _shown(destination, action), "by": call.who, "reason": reason_of(call)}
+
+
+async def resume(call: Call) -> Any:
+    """Resume a paused action or destination: its backlog drains on the next ticks."""
+    destination, action = _paused_target(call)
+    store = call.runtime.store
+    if getattr(store, "resume", None) is None or not await store.resume(destination, action):
+        raise ApiError(409, f"{_shown(destination, action)} is not paused")
+    return {"resumed": _shown(destination, action), "by": call.who}
+
+
+_TARGETS = {"ids": _STR_LIST, "reason": _REASON, "dry_run": {"type": "boolean"}}
+_D = (path_param("destination", "destination name"),)
+_DA = (*_D, path_param("action", "action name"))
+_WHY = {"type": "object", "properties": {"reason": _REASON}}
+ENDPOINTS = (
+    Endpoint(
+        "POST",
+        "/destinations/{destination}/pause",
+        pause,
+        "Pause every action of a destination",
+        _D,
+        write=True,
+        body=_WHY,
+    ),
+    Endpoint(
+        "POST", "/destinations/{destination}/resume", resume, "Resume a paused destination", _D, write=True, body=_WHY
+    ),
+    Endpoint(
+        "POST",
+        "/destinations/{destination}/actions/{action}/pause",
+        pause,
+        "Pause an action",
+        _DA,
+        write=True,
+        body=_WHY,
+        name="pause_action",
+    ),
+    Endpoint(
+        "POST",
+        "/destinations/{destination}/actions/{action}/resume",
+        resume,
+        "Resume a paused action",
+        _DA,
+        write=True,
+        body=_WHY,
+        name="resume_action",
+    ),
+    Endpoint(
+        "POST",
+        "/store/jobs/retry",
+        retry_jobs,
+        "Retry (redrive) jobs by ids or by filter",
+        write=True,
+        body={"type": "object", "properties": {**_TARGETS, "where": {"type": "object"}}},
+    ),
+    Endpoint(
+        "POST",
+        "/store/events/replay",
+        replay_events,
+        "Replay stored events into an action",
+        write=True,
+        body={
+            "type": "object",
+            "required": ["to"],
+            "properties": {**_TARGETS, "to": {"type": "string"}, "where": {"type": "object"}},
+        },
+    ),
+    Endpoint(
+        "POST",
+        "/explain",
+        explain,
+        "Which jobs an event would create, storing nothing",
+        write=False,
+        body={
+            "type": "object",
+            "required": ["source", "trigger"],
+            "properties": {"source": {"type": "string"}, "trigger": {"type": "string"}, "event": {"type": "object"}},
+        },
+    ),
+)
