@@ -95,6 +95,7 @@ from hookspecs._transitions import (
     is_allowed,
 )
 from hookspecs._wanderer import Direction, Migration, MigrationRun, MigrationScript, Wanderer, WandererSpec
+from hookspecs._webhooks import read_secrets, sign_webhook, v1_signatures, webhook_digest, whsec_key
 
 #: Every class holding hookspecs, in the order the host registers them.
 SPEC_CLASSES = (
@@ -197,8 +198,13 @@ __all__ = [
     "number",
     "path",
     "read_options",
+    "read_secrets",
     "redacted_url",
+    "sign_webhook",
     "strings",
     "table",
     "tls_context",
+    "v1_signatures",
+    "webhook_digest",
+    "whsec_key",
 ]

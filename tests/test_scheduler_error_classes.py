@@ -62,7 +62,10 @@ async def test_a_discard_is_discarded_after_one_attempt_and_runs_its_follow_up(t
         job = await store.get_job(job_id)
         assert job is not None
         assert [(t.state_after, t.attempt) for t in job.transitions] == [
-            (Status.ACKNOWLEDGED, 0), (Status.EXECUTING, 1), (Status.DISCARDED, 1)], output
+            (Status.ACKNOWLEDGED, 0),
+            (Status.EXECUTING, 1),
+            (Status.DISCARDED, 1),
+        ], output
         assert job.transitions[-1].error == "Discard: HTTP 404 from the warehouse"
         assert (directory / "alerted").read_text() == job_id
     finally:
