@@ -17,8 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-from core.testing import make_event, make_job
 from core_plugin_http import WebhookDestination
+
+from core.testing import make_event, make_job
 from hookspecs import Queue, Secret, Status, Toolkit
 
 TOOLKIT = Toolkit(logger=logging.getLogger("bench.http"), service="scheduler")
@@ -27,7 +28,7 @@ TOOLKIT = Toolkit(logger=logging.getLogger("bench.http"), service="scheduler")
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", "0")))
         self.send_response(200)
         self.send_header("content-length", "0")
