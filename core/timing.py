@@ -96,3 +96,13 @@ def retry_at(schedule: Schedule, attempt: int, now: datetime, rng: random.Random
         return parse_interval(schedule.interval).next_after(now)
     ceiling = min(backoff.max_delay, backoff.base * backoff.factor ** max(attempt - 1, 0))
     return now + timedelta(seconds=(rng or random).uniform(0, ceiling))
+
+
+def retry_after_at(schedule: Schedule, seconds: float, now: datetime, retry_from: datetime) -> datetime:
+    """When a job is due again after a :class:`~hookspecs.RetryAfter` of ``seconds`` at ``now``:
+    that delay, capped by the schedule (no later than the interval's next tick after
+    ``retry_from``, or than ``backoff.max_delay`` from ``now``). No jitter: the delay was asked for."""
+    backoff = schedule.backoff
+    cap = (now + timedelta(seconds=backoff.max_delay) if backoff is not None
+           else parse_interval(schedule.interval).next_after(retry_from))
+    return min(now + timedelta(seconds=seconds), max(cap, now))

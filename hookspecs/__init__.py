@@ -14,8 +14,10 @@ from hookspecs._destination import (
     Backoff,
     Destination,
     DestinationSpec,
+    Discard,
     LoadResult,
     Payload,
+    RetryAfter,
     Schedule,
     Then,
     check_name,
@@ -94,6 +96,7 @@ from hookspecs._transitions import (
     is_allowed,
 )
 from hookspecs._wanderer import Direction, Migration, MigrationRun, MigrationScript, Wanderer, WandererSpec
+from hookspecs._webhooks import read_secrets, sign_webhook, v1_signatures, webhook_digest, whsec_key
 
 #: Every class holding hookspecs, in the order the host registers them.
 SPEC_CLASSES = (
@@ -135,6 +138,7 @@ __all__ = [
     "Delivery",
     "Destination",
     "Direction",
+    "Discard",
     "Duplicate",
     "Emit",
     "Event",
@@ -165,6 +169,7 @@ __all__ = [
     "RefusedTransition",
     "Rejected",
     "RenderedSQL",
+    "RetryAfter",
     "SQLWarehouse",
     "Schedule",
     "Secret",
@@ -195,8 +200,13 @@ __all__ = [
     "number",
     "path",
     "read_options",
+    "read_secrets",
     "redacted_url",
+    "sign_webhook",
     "strings",
     "table",
     "tls_context",
+    "v1_signatures",
+    "webhook_digest",
+    "whsec_key",
 ]

@@ -77,12 +77,37 @@ class Payload:
     sent_at: datetime | None = None
 
 
+class Discard(Exception):
+    """A terminal error: the jobs it concerns are ``discarded`` at once (their ``on_discarded``
+    follow-ups run), whatever retries are left; retrying cannot help (an HTTP 404, a payload the
+    destination refuses). Raise it from ``load`` or return it as a :class:`Then`'s ``error``."""
+
+
+class RetryAfter(Exception):
+    """A retryable error with a delay: the jobs ``failed`` and are due again in ``seconds`` (as a
+    ``Retry-After`` header asks) instead of at the schedule's next retry.
+
+    The delay is capped by the schedule: never later than its next tick (a fixed interval), or
+    than ``backoff.max_delay``. It counts as an attempt: the last attempt still discards.
+    """
+
+    def __init__(self, seconds: float, message: str = "") -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+            raise ValueError(f"RetryAfter: seconds must be a number >= 0, not {seconds!r}")
+        self.seconds = float(seconds)
+        super().__init__(message or f"retry after {self.seconds:g}s")
+
+
+# A traceback names each error by its one import path, ``hookspecs.Discard``.
+Discard.__module__ = RetryAfter.__module__ = "hookspecs"
+
 @dataclass(frozen=True, slots=True)
 class Then:
     """What a ``load`` reports about some of its jobs.
 
     :param jobs: ids of the jobs concerned; empty means every job of the queue.
-    :param error: the error met; ``None`` means the jobs succeeded.
+    :param error: the error met; ``None`` means the jobs succeeded. A :class:`Discard`
+        discards at once; a :class:`RetryAfter` sets when they are retried.
     :param force_discard: discard at once instead of retrying (requires ``error``).
     :param on_succeeded: actions to run as child jobs if the jobs succeeded, written
         ``"action"`` (same destination) or ``"destination.action"``.
@@ -128,7 +153,8 @@ class Action:
         """Load the queue's jobs into the destination (the L).
 
         Return ``None`` when every job succeeded, or :class:`Then` objects naming jobs
-        (jobs named by no Then become ``unknown``). An exception fails every job.
+        (jobs named by no Then become ``unknown``). An exception fails every job; raise
+        :class:`Discard` to discard them at once, :class:`RetryAfter` to retry them after a delay.
         """
         raise NotImplementedError(f"action {self.name!r} does not implement load()")
 

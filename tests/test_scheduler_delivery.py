@@ -10,7 +10,7 @@ import pytest
 
 from core.errors import CoreError
 from core.scheduler import run_scheduler
-from hookspecs import Action, Destination, Queue, Schedule, Status, Then, Toolkit
+from hookspecs import Action, Destination, Discard, Queue, Schedule, Status, Then, Toolkit
 from tests.scheduler_kit import all_in, eventually, ingest, opened, scheduling, statuses
 
 EVERY_SECOND = Schedule(interval="@every 1s", max_retries=1)
@@ -76,6 +76,26 @@ async def test_batches_are_capped_by_batch_size(tmp_path: Path) -> None:
         async with scheduling(runtime):
             await eventually(lambda: all_in(runtime, [j.id for j in jobs], Status.SUCCEEDED))
         assert [len(q) for q in action.queues] == [4, 4, 2]
+
+
+async def test_a_discard_error_is_discarded_after_one_attempt_with_its_follow_ups(tmp_path: Path) -> None:
+    many_retries = Schedule(interval="@every 1s", max_retries=72)
+    gone = Recorder("push", many_retries, answer=lambda q: Then(error=Discard("HTTP 404"), on_discarded=("alert",)))
+    alert = Recorder("alert", REALTIME)
+    async with opened(tmp_path, [Destination("crm", [gone, alert])]) as runtime:
+        (job,) = await ingest(runtime, "crm", "push")
+        async with scheduling(runtime):
+            await eventually(lambda: all_in(runtime, [job.id], Status.DISCARDED))
+            children = await eventually(lambda: statuses(runtime, actions_in=["alert"]))
+            await eventually(lambda: all_in(runtime, list(children), Status.SUCCEEDED))
+        history = await runtime.store.get_job(job.id)
+        assert history is not None
+        assert [(t.state_after, t.attempt, t.error) for t in history.transitions] == [
+            (Status.ACKNOWLEDGED, 0, None),
+            (Status.EXECUTING, 1, None),
+            (Status.DISCARDED, 1, "Discard: HTTP 404"),
+        ]
+        assert len(gone.queues) == 1
 
 
 async def test_failed_is_retried_at_the_next_tick_then_discarded_with_on_discarded(tmp_path: Path) -> None:

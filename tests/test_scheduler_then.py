@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.scheduler.then import UNKNOWN_ERROR, as_thens, decide, error_text
-from hookspecs import Backoff, Job, Schedule, Status, Then, new_id
+from hookspecs import Backoff, Discard, Job, RetryAfter, Schedule, Status, Then, new_id
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 HOURLY = Schedule(interval="@every 1h", max_retries=2)
@@ -184,3 +184,40 @@ def test_a_shared_failure_on_the_last_attempt_leaves_one_attempt_alone() -> None
     assert statuses(named)[0] == Status.DISCARDED
     forced = decide(last, Then(error="bad", force_discard=True), HOURLY, now=NOW)
     assert statuses(forced) == [Status.DISCARDED, Status.DISCARDED]
+
+
+def test_a_discard_error_discards_at_once_with_its_follow_ups() -> None:
+    first, second = job(), job()
+    thens = [Then(jobs=[first.id], error=Discard("HTTP 404"), on_discarded=["alert"], on_failed=["never"]),
+             Then(jobs=[second.id])]
+    outcome = decide([first, second], thens, HOURLY, now=NOW)
+    assert statuses(outcome) == [Status.DISCARDED, Status.SUCCEEDED]
+    assert outcome.transitions[0].error == "Discard: HTTP 404" and outcome.transitions[0].due_at is None
+    assert [(f.ref, f.parent.id) for f in outcome.follow_ups] == [("alert", first.id)]
+
+
+def test_a_raised_discard_discards_every_job_of_the_load() -> None:
+    outcome = decide([job(), job()], Discard("gone"), HOURLY, now=NOW)
+    assert statuses(outcome) == [Status.DISCARDED, Status.DISCARDED]
+
+
+def test_retry_after_sets_due_at_capped_by_the_schedule() -> None:
+    tick = NOW - timedelta(seconds=5)
+    soon = decide([job()], Then(error=RetryAfter(30)), HOURLY, now=NOW, retry_from=tick)
+    assert soon.transitions[0].state_after == Status.FAILED
+    assert soon.transitions[0].due_at == NOW + timedelta(seconds=30)
+    late = decide([job()], RetryAfter(7200), HOURLY, now=NOW, retry_from=tick)
+    assert late.transitions[0].due_at == tick + timedelta(hours=1)  # no later than the next tick
+    backoff = Schedule(backoff=Backoff(max_delay=60))
+    capped = decide([job()], Then(error=RetryAfter(600)), backoff, now=NOW)
+    assert capped.transitions[0].due_at == NOW + timedelta(seconds=60)
+
+
+def test_retry_after_counts_as_an_attempt() -> None:
+    outcome = decide([job(attempt=3)], Then(error=RetryAfter(5), on_discarded=["alert"]), HOURLY, now=NOW)
+    assert statuses(outcome) == [Status.DISCARDED] and outcome.follow_ups[0].ref == "alert"
+
+
+def test_retry_after_refuses_a_negative_delay() -> None:
+    with pytest.raises(ValueError, match="seconds must be a number"):
+        RetryAfter(-1)

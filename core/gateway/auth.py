@@ -20,9 +20,16 @@ import hmac
 import time
 from collections.abc import Mapping
 
-from core.errors import PipelineError
-from core.gateway.secrets import read_secrets
-from hookspecs import ApiKey, Auth, HmacSignature, StandardWebhook
+from hookspecs import (
+    ApiKey,
+    Auth,
+    HmacSignature,
+    StandardWebhook,
+    read_secrets,
+    v1_signatures,
+    webhook_digest,
+    whsec_key,
+)
 
 #: Message ids one Standard Webhooks trigger remembers for replay protection.
 REPLAY_MEMORY = 100_000
@@ -92,19 +99,6 @@ class ApiKeyCheck:
         """Nothing to forget."""
 
 
-def _whsec(secret: str, where: str) -> bytes:
-    """The key of a ``whsec_<base64>`` secret (padding optional, as the reference libraries accept)."""
-    text = secret.removeprefix("whsec_")
-    try:
-        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if not key:
-        raise PipelineError(f"{where}: a StandardWebhook secret is not 'whsec_' followed by base64",
-                            hint="use the secret as the sender shows it, e.g. whsec_MfKQ9r8GKYqrTwjU...")
-    return key
-
-
 class ReplayMemory:
     """Message ids accepted recently, forgotten after ``keep`` seconds or when over ``limit``."""
 
@@ -140,7 +134,7 @@ class StandardWebhookCheck:
     needs_body = True
 
     def __init__(self, auth: StandardWebhook, where: str) -> None:
-        self._keys = [_whsec(s, where) for s in read_secrets(auth.secrets, where)]  # type: ignore[arg-type]
+        self._keys = [whsec_key(s, where) for s in read_secrets(auth.secrets, where)]  # type: ignore[arg-type]
         self.tolerance = auth.tolerance
         self.replays = ReplayMemory(2 * auth.tolerance)
 
@@ -160,9 +154,8 @@ class StandardWebhookCheck:
         if abs(now - int(stamp)) > self.tolerance:
             raise Denied(403, f"webhook-timestamp is more than {self.tolerance:g} seconds away from the "
                               "gateway's clock: the message is too old (or the clocks differ)")
-        signed = b"%s.%s.%s" % (message_id, stamp, body)
-        expected = [hmac.digest(key, signed, "sha256") for key in self._keys]
-        if not any(hmac.compare_digest(mac, sent) for sent in _v1_signatures(signatures) for mac in expected):
+        expected = [webhook_digest(key, message_id, stamp, body) for key in self._keys]
+        if not any(hmac.compare_digest(mac, sent) for sent in v1_signatures(signatures) for mac in expected):
             raise Denied(403, "no webhook-signature matches the body (v1, HMAC-SHA256 of id.timestamp.body)")
         if not self.replays.reserve(message_id, now):
             raise Denied(409, "this webhook-id was already received within the tolerance window: "
@@ -171,19 +164,6 @@ class StandardWebhookCheck:
 
     def release(self, message_id: bytes) -> None:
         self.replays.release(message_id)
-
-
-def _v1_signatures(header: bytes) -> list[bytes]:
-    """The decoded ``v1,<base64>`` signatures of a ``webhook-signature`` header; others ignored."""
-    found = []
-    for token in header.split():
-        version, _, encoded = token.partition(b",")
-        if version == b"v1":
-            try:
-                found.append(base64.b64decode(encoded, validate=True))
-            except (binascii.Error, ValueError):
-                continue
-    return found
 
 
 class HmacCheck:

@@ -10,10 +10,13 @@ The rules (``docs/scheduler.md`` has the same with examples):
   warning is logged); ids that are not in the queue are ignored with a warning.
 - When some Thens name jobs and none has empty ``jobs``, the jobs named by no Then become
   ``unknown`` (final: the scheduler cannot tell whether they were loaded).
-- ``error=None``: ``succeeded``. With an error: ``discarded`` when ``force_discard`` or when
+- ``error=None``: ``succeeded``. With an error: ``discarded`` when ``force_discard``, when the
+  error is a :class:`~hookspecs.Discard` (terminal), or when
   the attempt that just failed was the last one (``attempt >= 1 + max_retries``: the first
   attempt plus ``max_retries`` retries), else ``failed``, due again at
-  :func:`core.timing.retry_at` (the next tick of the interval, or backoff with jitter).
+  :func:`core.timing.retry_at` (the next tick of the interval, or backoff with jitter); a
+  :class:`~hookspecs.RetryAfter` error sets that delay instead, capped by the schedule
+  (:func:`core.timing.retry_after_at`). Either counts as an attempt.
 - Isolation: a failure that names no job (``load`` raised or timed out, or a Then with an error
   and no ``jobs``) does not say which job failed. Such jobs are listed in
   :attr:`Outcome.isolate`, so that the runner loads each of them alone at its retry; and a job
@@ -31,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from core.errors import CoreError
-from core.timing import retry_at
-from hookspecs import Job, Schedule, Status, Then, Transition, new_id
+from core.timing import retry_after_at, retry_at
+from hookspecs import Discard, Job, RetryAfter, Schedule, Status, Then, Transition, new_id
 
 UNKNOWN_ERROR = "the load reported nothing about this job"
 
@@ -122,11 +125,15 @@ def decide(
             error = error_text(then.error)
             anonymous = not then.jobs  # the load did not say which job failed
             shared = anonymous and len(jobs) > 1
-            if then.force_discard or job.attempt > last_attempt or (job.attempt == last_attempt and not shared):
+            terminal = then.force_discard or isinstance(then.error, Discard)
+            if terminal or job.attempt > last_attempt or (job.attempt == last_attempt and not shared):
                 status, refs = Status.DISCARDED, then.on_discarded
             else:
                 status, refs = Status.FAILED, then.on_failed
-                due_at = retry_at(schedule, job.attempt, retry_base, rng)
+                if isinstance(then.error, RetryAfter):
+                    due_at = retry_after_at(schedule, then.error.seconds, now, retry_base)
+                else:
+                    due_at = retry_at(schedule, job.attempt, retry_base, rng)
                 if anonymous:
                     outcome.isolate.append(job.id)
         outcome.transitions.append(Transition(
