@@ -62,6 +62,7 @@ class PluginSpec:
             "name": self.name, "kind": self.kind, "distribution": self.distribution, "package": self.package,
             "camel": self.camel, "protocol": self.protocol, "cls": self.cls, "snake": self.name.replace("-", "_"),
             "core_requirement": f"core>={major}.{minor},<{upper}",
+            "core_testing_requirement": f"core[testing]>={major}.{minor},<{upper}",
         }
 
 

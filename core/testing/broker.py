@@ -80,6 +80,7 @@ class _BrokerSuite(AdapterSuite):
     kind = "pubsub"
     delivery_timeout: ClassVar[float] = 10.0
     quiet_period: ClassVar[float] = 0.5
+    duplicates: ClassVar[bool] = False
     topic = PubSubSuite.topic
     group = PubSubSuite.group
     inbox = PubSubSuite.inbox
@@ -134,7 +135,7 @@ class BrokerDeliverySuite(_BrokerSuite):
         inbox.follow(await free_adapter.subscribe(topic, group=group), "free")
         sent = [f"m{i:02d}".encode() for i in range(1, 20)]
         await busy_adapter.publish(topic, [Message(body) for body in sent])
-        got = await inbox.take(len(sent))
+        got = await inbox.take_each(len(sent))
         await ack_all(got)
         assert bodies(got) == sent
         await held.ack()

@@ -22,6 +22,8 @@ class AwsAdapter:
     """The adapter under test (mixed into the kit's suites) and its delivery count."""
 
     delivery_timeout: ClassVar[float] = 20.0
+    #: At least once, as SQS standard queues are (see test_conformance.py).
+    duplicates: ClassVar[bool] = True
 
     @pytest.fixture
     def adapter_url(self, aws_url: str) -> str:
