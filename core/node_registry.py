@@ -13,13 +13,16 @@ from hookspecs import Node, Supervisor
 
 
 async def refuse_unshared_neighbours(registry: Supervisor, node: Node) -> None:
-    """Raise if ``node`` and a live other node on this registry would not share leases.
+    """Raise if ``node`` and a live node of another process on this registry would not share leases.
+
+    Nodes of this very process (same host and pid: a gateway and a scheduler run together, or
+    several runtimes in one test) share a ``local://`` supervisor, so they are left out.
 
     :raises CoreError: naming the other process and the fix.
     """
     mine = node.meta.get("supervisor", "")
     for other in await registry.nodes():
-        if other.id == node.id:
+        if other.id == node.id or (other.host, other.meta.get("pid")) == (node.host, node.meta.get("pid")):
             continue
         theirs = other.meta.get("supervisor", "")
         if "local" in (mine, theirs):

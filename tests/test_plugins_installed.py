@@ -77,7 +77,7 @@ def test_listing_never_imports_the_adapter_sdk(example: ScratchEnv) -> None:
 def test_builtins_are_listed_with_all_and_serve_the_embedded_default(scratch_env: ScratchEnv) -> None:
     assert not {"sqlite", "memory", "local"} & set(by_name(listing(scratch_env)))
     rows = by_name(listing(scratch_env, "--all"))
-    assert rows["sqlite"]["provides"] == ["store:sqlite", "wanderer:sqlite"]
+    assert rows["sqlite"]["provides"] == ["store:sqlite", "supervisor:sqlite", "wanderer:sqlite"]
     assert rows["memory"]["provides"] == ["pubsub:memory"]
     assert rows["local"]["provides"] == ["supervisor:local"]
     assert all(rows[n]["distribution"] == "core" and rows[n]["builtin"] for n in ("sqlite", "memory", "local"))
@@ -86,10 +86,12 @@ def test_builtins_are_listed_with_all_and_serve_the_embedded_default(scratch_env
         "from core.plugins import PluginHost\n"
         "s = load_settings()\n"
         "h = PluginHost(s)\n"
-        "print(*(h.registry.resolve(k, s[k]).plugin for k in ('store', 'pubsub', 'supervisor', 'wanderer')))\n"
+        "urls = {k: s[k] for k in ('store', 'pubsub', 'wanderer')} | {'supervisor': h.store_supervisor_url()}\n"
+        "print(*(h.registry.resolve(k, urls[k]).plugin for k in ('store', 'pubsub', 'supervisor', 'wanderer')))\n"
     )
     result = scratch_env.python_code(code)
-    assert result.stdout.split() == ["sqlite", "memory", "local", "sqlite"], result.stderr
+    # The default supervisor follows the store: the SQLite one, in the store's file.
+    assert result.stdout.split() == ["sqlite", "memory", "sqlite", "sqlite"], result.stderr
 
 
 def assert_start_names_the_broken_plugin(scratch_env: ScratchEnv, project: Path) -> None:
