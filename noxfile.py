@@ -108,11 +108,13 @@ def _install_all_plugins(session: nox.Session) -> None:
 NOT_CHAOS = ("-m", "not chaos")
 
 
-@nox.session(tags=["core"])
+@nox.session(tags=["core", "postgresql"])
 def tests(session: nox.Session) -> None:
-    """The core's own tests (installed third-party plugins are kept out by tests/conftest.py)."""
-    session.install("-e", ".[test]")
-    with leaving_no_trace(session) as (_, tests_env):
+    """The core's own tests (installed third-party plugins are kept out by tests/conftest.py;
+    the tests that run on PostgreSQL too, such as the admin API's, enable its plugin themselves)."""
+    session.install("-e", ".[test]", "-e", "plugins/core-plugin-postgres")
+    with leaving_no_trace(session) as (services_env, tests_env):
+        start_services(session, ["postgresql"], services_env)
         session.run("pytest", *NOT_CHAOS, *session.posargs, env=tests_env)
 
 
