@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, Update, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, Update, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.sqlstore.rows import job_from_row
@@ -117,8 +117,8 @@ def recoverable(now: datetime, alive: Collection[str] | None) -> ColumnElement[b
     """
     expired = job_state.c.lease_expires_at <= now
     if alive is None:
-        return EXECUTING_SQL & expired
-    return EXECUTING_SQL & or_(expired, job_state.c.lease_owner.not_in(sorted(alive)))
+        return and_(EXECUTING_SQL, expired)
+    return and_(EXECUTING_SQL, or_(expired, job_state.c.lease_owner.not_in(sorted(alive))))
 
 
 async def recover(
