@@ -138,7 +138,7 @@ KEYS: tuple[Key, ...] = (
     Key("scheduler.port", _int(0, 65535), 9095, "port of a lone scheduler's listener (0: any free one)"),
     Key("nodes.heartbeat_seconds", _float(0.1, 3600), 2.0, "how often a gateway or scheduler refreshes its node"),
     Key("nodes.ttl_seconds", _float(0.5, 86400), 10.0,
-        "a node silent this long is dead (core nodes list); keep it several heartbeats long"),
+        "a node silent this long is dead (core nodes list); a scheduled pass's lease TTL; several heartbeats"),
     Key("admin.host", _str, "127.0.0.1", "address the admin API listens on (non-loopback needs admin.tokens)"),
     Key("admin.port", _int(0, 65535), 9091, "port the admin API listens on (0: any free one)"),
     Key("admin.tokens", check_tokens, (), "admin API bearer tokens NAME:read|write:SECRET (env: comma-separated)",

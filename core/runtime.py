@@ -62,6 +62,10 @@ class Runtime:
                                           else settings["supervisor"]).scheme
         if self.supervisor_scheme == "local" and host.store_supervisor_url() != "local://":
             self.registry = host.create("supervisor", host.store_supervisor_url())
+        #: Whether other processes see this registry (not an in-memory ``local://`` one): only
+        #: then may a node missing from it be taken for dead (the scheduler's fast recovery).
+        self.registry_shared = self.registry is not None and (
+            self.registry is not self.supervisor or self.supervisor_scheme != "local")
         self.started_at = datetime.now(UTC)
         self._heartbeat: asyncio.Task[None] | None = None
 

@@ -9,7 +9,7 @@ adapters. The names and semantics come from Blacksmith's ``store`` package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -40,6 +40,8 @@ FINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.DISCARDED, Status.UNKNOWN})
 CLAIMABLE_STATUSES = frozenset({Status.ACKNOWLEDGED, Status.AWAITING, Status.FAILED})
 #: The error a store records on the ``failed`` transition of a job whose claim lease ran out.
 LEASE_EXPIRED = "claim lease expired: the scheduler holding it stopped or crashed"
+#: The error a store records on the ``failed`` transition of a job whose claiming node is not alive.
+OWNER_LAPSED = "the claiming node's heartbeat lapsed: the scheduler holding it stopped or crashed"
 
 
 @dataclass(slots=True)
@@ -268,8 +270,15 @@ class Store(Protocol):
     async def claim_ids(self, claim: Claim, job_ids: Sequence[str], *, now: datetime) -> list[Job]:
         """Claim the named jobs that are still claimable (realtime delivery); skip the rest."""
 
-    async def recover(self, *, now: datetime) -> list[Job]:
-        """Record ``failed`` for ``executing`` jobs whose claim lease ran out; return them."""
+    async def recover(self, *, now: datetime, alive: Collection[str] | None = None) -> list[Job]:
+        """Record ``failed`` for ``executing`` jobs whose claim lease ran out; return them.
+
+        With ``alive`` (the ids of the live nodes, the caller's own included), also for
+        ``executing`` jobs whose :attr:`Claim.owner` is not in it, before their lease ends:
+        their node's heartbeat lapsed. The ``failed`` transition keeps the attempt, is due at
+        once and names why: :data:`LEASE_EXPIRED` when the lease ran out, else
+        :data:`OWNER_LAPSED`. ``alive=None`` recovers by lease only.
+        """
 
     async def find_events(self, where: WhereEvent) -> list[Event]:
         """Return matching events (without jobs), ordered by id."""

@@ -9,7 +9,12 @@ claimed it (its ``due_at`` is computed from the tick's time), or later with back
 
 With a supervisor, a pass holds the lease ``action:<destination>/<action>``: one node at a time
 loads a scheduled action; a node that finds the lease taken skips that tick, and a node that
-loses its lease mid-pass stops after its current batch.
+loses its lease mid-pass stops after its current batch. The lease is short (``action_lease_seconds``,
+the node TTL under the scheduler) and renewed in the background while the pass runs, so that
+the lease of a node that died lapses about when its heartbeat does.
+
+:meth:`ActionLoop.wake` runs a pass at once instead of at the next tick: the scheduler calls it
+when recovery made jobs of the action due again (their node died).
 
 A realtime action gets its jobs from the broker; it is also polled every
 ``scheduler.poll_seconds`` (no lease: claims never overlap) for jobs the broker did not
@@ -28,7 +33,7 @@ from core.runtime import Runtime
 from core.scheduler.paused import is_paused
 from core.scheduler.runner import Runner
 from core.timing import Interval, parse_interval
-from hookspecs import Action, Claim, Destination, Job, Lease
+from hookspecs import Action, Claim, Destination, Job, Lease, Supervisor
 
 log = logging.getLogger("core.scheduler")
 
@@ -42,6 +47,7 @@ class ActionLoop:
     """Ticks for one action until ``stopping`` is set.
 
     :param poll_seconds: the tick period of a realtime action's poll.
+    :param action_lease_seconds: TTL of a scheduled pass's lease (default ``lease_seconds``).
     """
 
     def __init__(
@@ -55,6 +61,7 @@ class ActionLoop:
         batch_size: int,
         lease_seconds: float,
         poll_seconds: float,
+        action_lease_seconds: float | None = None,
     ) -> None:
         self.runtime = runtime
         self.runner = runner
@@ -63,6 +70,8 @@ class ActionLoop:
         self.stopping = stopping
         self.batch_size = batch_size
         self.claim = Claim(owner=runtime.node_id, lease_seconds=lease_seconds)
+        self.action_lease_seconds = lease_seconds if action_lease_seconds is None else action_lease_seconds
+        self._woken = asyncio.Event()
         schedule = destination.schedule_of(action.name)
         self.realtime = schedule.realtime
         self.interval: Interval = (
@@ -74,35 +83,52 @@ class ActionLoop:
         self._held = None if self.realtime else metrics.child(
             metrics.LEASES_HELD, "action", f"{destination.name}/{action.name}")
 
+    def wake(self) -> None:
+        """Run a pass now rather than at the next tick (the ticks keep their times)."""
+        self._woken.set()
+
     async def run(self) -> None:
         """Tick until stopped; a failing pass (store down) is logged and retried next tick."""
-        tick = datetime.now(UTC)
+        tick = at = datetime.now(UTC)
+        scheduled = True  # False for a pass run by a wake: the ticks keep their times
         while not self.stopping.is_set():
             try:
-                await self.tick(tick)
+                await self.tick(at)
             except Exception:
                 log.exception("scheduled pass of %s failed; retrying at the next tick", self.name)
             now = datetime.now(UTC)
-            tick = self.interval.next_after(tick)
-            if tick <= now:  # the pass outlasted the interval: skip the missed ticks
-                tick = self.interval.next_after(now)
-            try:
-                await asyncio.wait_for(self.stopping.wait(), (tick - now).total_seconds())
-            except TimeoutError:
-                pass
+            if scheduled:
+                tick = self.interval.next_after(tick)
+                if tick <= now:  # the pass outlasted the interval: skip the missed ticks
+                    tick = self.interval.next_after(now)
+            scheduled = not await self._sleep((tick - now).total_seconds())
+            at = tick if scheduled else datetime.now(UTC)
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Wait ``seconds``, or until stopped or woken; return whether woken."""
+        waits = [asyncio.ensure_future(self.stopping.wait()), asyncio.ensure_future(self._woken.wait())]
+        try:
+            await asyncio.wait(waits, timeout=max(seconds, 0), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        woken = self._woken.is_set() and not self.stopping.is_set()
+        self._woken.clear()
+        return woken
 
     async def tick(self, tick: datetime) -> int:
         """One pass: claim and load due jobs until none is due; return how many were loaded."""
         supervisor = self.runtime.supervisor
-        lease: Lease | None = None
+        keeper: LeaseKeeper | None = None
         if supervisor is not None and not self.realtime:
             lease = await supervisor.acquire(
                 lease_key(self.destination.name, self.action.name),
-                owner=self.runtime.node_id, ttl=self.claim.lease_seconds,
+                owner=self.runtime.node_id, ttl=self.action_lease_seconds,
             )
             if lease is None:
                 log.debug("%s: another node holds the lease; skipping this tick", self.name)
                 return 0
+            keeper = LeaseKeeper(supervisor, lease, self.action_lease_seconds, self.name)
             if self._held is not None:
                 self._held.set(1)
         loaded = 0
@@ -113,11 +139,9 @@ class ActionLoop:
                 # transitions then share the store's commits. A batch claimed before a stop
                 # is released by the runner, not loaded.
                 more = len(jobs) == self.batch_size and not self.stopping.is_set()
-                if more and supervisor is not None and lease is not None:
-                    lease = await supervisor.renew(lease, ttl=self.claim.lease_seconds)
-                    if lease is None:
-                        log.warning("%s: lost the lease mid-pass; another node continues", self.name)
-                        more = False
+                if more and keeper is not None and keeper.lease is None:
+                    log.warning("%s: lost the lease mid-pass; another node continues", self.name)
+                    more = False
                 following = asyncio.ensure_future(self._claim()) if more else None
                 try:
                     await self.runner.run(self.destination, self.action, jobs, retry_from=tick)
@@ -125,10 +149,10 @@ class ActionLoop:
                     loaded += len(jobs)
                     jobs = await following if following is not None else []
         finally:
-            if supervisor is not None and lease is not None:
+            if keeper is not None:
                 if self._held is not None:
                     self._held.set(0)
-                await supervisor.release(lease)
+                await keeper.release()
         return loaded
 
     async def _claim(self) -> list[Job]:
@@ -140,3 +164,34 @@ class ActionLoop:
             self.claim, destination=self.destination.name, action=self.action.name,
             limit=self.batch_size, now=datetime.now(UTC),
         )
+
+
+class LeaseKeeper:
+    """Renews a pass's lease every third of its TTL until released; ``lease`` is ``None`` once lost."""
+
+    def __init__(self, supervisor: Supervisor, lease: Lease, ttl: float, name: str) -> None:
+        self.supervisor = supervisor
+        self.lease: Lease | None = lease
+        self.ttl = ttl
+        self.name = name
+        self._task = asyncio.create_task(self._renew(lease), name=f"lease {lease.key}")
+
+    async def _renew(self, lease: Lease) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                renewed = await self.supervisor.renew(lease, ttl=self.ttl)
+            except Exception as exc:  # noqa: BLE001 - retried until the lease is over
+                log.warning("%s: could not renew the lease (%s); retrying", self.name, exc)
+                continue
+            self.lease = renewed
+            if renewed is None:
+                return
+            lease = renewed
+
+    async def release(self) -> None:
+        """Stop renewing and release the lease if still held."""
+        self._task.cancel()
+        await asyncio.wait({self._task})
+        if self.lease is not None:
+            await self.supervisor.release(self.lease)

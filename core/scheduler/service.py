@@ -15,10 +15,13 @@ attempt not counted, so nothing is left ``executing`` and a stop costs no retry.
 
 A load that blocks the event loop is reported by the :mod:`~core.scheduler.watchdog`.
 
-Recovery: jobs left ``executing`` past their claim lease (``scheduler.lease_seconds``) by a
-scheduler that died are recorded ``failed`` by :meth:`~hookspecs.Store.recover`, at start and
-then every half lease. The interrupted load counts as an attempt: a job that had no retry
-left is ``discarded`` at once.
+Recovery: jobs left ``executing`` by a scheduler that died are recorded ``failed`` by
+:meth:`~hookspecs.Store.recover`, at start and then every ``nodes.heartbeat_seconds`` (every
+half ``scheduler.lease_seconds`` without a shared node registry): those whose claim lease ran
+out and, when the registry could be read, those claimed by a node it no longer lists (its
+heartbeat lapsed). The loops of the recovered jobs' actions are woken, so they run again at
+once. The interrupted load counts as an attempt: a job that had no retry left is
+``discarded`` at once.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from core.scheduler.realtime import RealtimeConsumer
 from core.scheduler.runner import Runner, stored
 from core.scheduler.then import error_text
 from core.scheduler.watchdog import Watchdog
-from hookspecs import Action, Destination, Status, Transition, new_id
+from hookspecs import Action, Destination, Job, Status, Transition, new_id
 
 log = logging.getLogger("core.scheduler")
 
@@ -90,6 +93,7 @@ async def _serve(
         ActionLoop(
             runtime, runner, destination, action, stop, batch_size=batch_size,
             lease_seconds=lease_seconds, poll_seconds=settings["scheduler.poll_seconds"],
+            action_lease_seconds=min(lease_seconds, float(settings["nodes.ttl_seconds"])),
         )
         for destination in runtime.pipeline.destinations.values()
         for action in destination.actions.values()
@@ -102,7 +106,8 @@ async def _serve(
             runtime, runner, runtime.pubsub, stop, batch_size=batch_size, lease_seconds=lease_seconds
         )
         consumer_task = asyncio.create_task(consumer.run(), name="scheduler realtime")
-    recovery = asyncio.create_task(_recover_every(runtime, lease_seconds / 2, stop), name="scheduler recovery")
+    period = float(settings["nodes.heartbeat_seconds"]) if runtime.registry_shared else lease_seconds / 2
+    recovery = asyncio.create_task(_recover_every(runtime, period, stop, loops), name="scheduler recovery")
     log.info("scheduler running: %d action(s), realtime %s", len(loops), "on" if consumer else "off")
     if on_ready is not None:
         on_ready(True)
@@ -129,13 +134,27 @@ async def _serve(
     log.info("scheduler stopped")
 
 
-async def recover(runtime: Runtime) -> int:
-    """Record ``failed`` for jobs left ``executing`` past their lease; discard those with no
-    retry left. Return how many jobs were recovered."""
+async def alive(runtime: Runtime) -> set[str] | None:
+    """The ids of the nodes the shared registry lists as live, this one included; ``None``
+    (recover by lease only) without a shared registry or when it cannot be read: an
+    unreadable registry must not make every other node look dead."""
+    if runtime.registry is None or not runtime.registry_shared:
+        return None
+    try:
+        nodes = await runtime.registry.nodes()
+    except Exception as exc:  # noqa: BLE001 - the lease still recovers
+        log.warning("could not read the node registry (%s): recovering by claim lease only", exc)
+        return None
+    return {node.id for node in nodes} | {runtime.node_id}
+
+
+async def recover(runtime: Runtime) -> list[Job]:
+    """Record ``failed`` for jobs left ``executing`` past their lease or by a node not alive;
+    discard those with no retry left. Return the recovered jobs."""
     now = datetime.now(UTC)
-    jobs = await runtime.store.recover(now=now)
+    jobs = await runtime.store.recover(now=now, alive=await alive(runtime))
     if not jobs:
-        return 0
+        return []
     if metrics.enabled():
         metrics.CLAIM_RECOVERIES.inc(len(jobs))
     log.warning("recovered %d job(s) left executing by a scheduler that stopped", len(jobs))
@@ -152,19 +171,25 @@ async def recover(runtime: Runtime) -> int:
     ]
     if exhausted:
         stored(exhausted, await runtime.store.add_transitions(exhausted), "recovered jobs out of retries")
-    return len(jobs)
+    return jobs
 
 
-async def _recover_every(runtime: Runtime, period: float, stop: asyncio.Event) -> None:
+async def _recover_every(runtime: Runtime, period: float, stop: asyncio.Event, loops: list[ActionLoop]) -> None:
+    """Recover every ``period``; wake the loops of the recovered jobs' actions (due at once)."""
+    by_action = {(loop.destination.name, loop.action.name): loop for loop in loops}
     while not stop.is_set():
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), period)
         if stop.is_set():
             return
         try:
-            await recover(runtime)
+            recovered = await recover(runtime)
         except Exception:
             log.exception("recovering jobs failed; retrying in %gs", period)
+            continue
+        for key in {(job.destination, job.action) for job in recovered}:
+            if key in by_action:
+                by_action[key].wake()
 
 
 async def start_destinations(runtime: Runtime, runner: Runner) -> list[tuple[Destination, list[Action]]]:

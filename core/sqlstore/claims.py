@@ -1,4 +1,4 @@
-"""Claims and lease recovery, run inside the writer's transaction.
+"""Claims and recovery (lease ran out, or claiming node not alive), run inside the writer's transaction.
 
 A claim costs a constant number of statements whatever its size: one ``SELECT`` of the due
 rows through the partial claim index (locked by the dialect's :data:`Lock`, e.g.
@@ -9,17 +9,17 @@ transaction the only writer), one ``UPDATE`` of their ``job_state`` rows and one
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, Update, select, update
+from sqlalchemy import ColumnElement, Select, Table, Update, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.sqlstore.rows import job_from_row
 from core.sqlstore.schema import CLAIMABLE_SQL, EXECUTING_SQL, NO_DUE_TIME, job_state, jobs, transitions
-from hookspecs import LEASE_EXPIRED, Claim, Job, Status, new_id
+from hookspecs import LEASE_EXPIRED, OWNER_LAPSED, Claim, Job, Status, new_id
 
 #: Makes a claim's ``SELECT`` lock what it reads (identity where the transaction already does).
 Lock = Callable[[Select[Any]], Select[Any]]
@@ -27,7 +27,6 @@ Lock = Callable[[Select[Any]], Select[Any]]
 InsertRows = Callable[[AsyncConnection, Table, list[dict[str, Any]]], Awaitable[None]]
 #: Bound parameters per ``IN (...)`` list: far below every database's limit.
 IN_CHUNK = 2000
-#: The error recorded for a job whose claim lease ran out.
 
 T = TypeVar("T")
 
@@ -111,17 +110,30 @@ async def claim(
     return writes.jobs
 
 
-async def recover(conn: AsyncConnection, lock: Lock, now: datetime, insert_rows: InsertRows) -> list[Job]:
-    """Record ``failed`` for executing jobs whose lease ran out (attempt unchanged); return them."""
+def recoverable(now: datetime, alive: Collection[str] | None) -> ColumnElement[bool]:
+    """Executing jobs whose lease ran out, or (``alive`` given) whose claim owner is not alive.
+
+    A job claimed without an owner (``lease_owner`` NULL) is recovered by its lease only.
+    """
+    expired = job_state.c.lease_expires_at <= now
+    if alive is None:
+        return and_(EXECUTING_SQL, expired)
+    return and_(EXECUTING_SQL, or_(expired, job_state.c.lease_owner.not_in(sorted(alive))))
+
+
+async def recover(
+    conn: AsyncConnection, lock: Lock, now: datetime, insert_rows: InsertRows, alive: Collection[str] | None = None
+) -> list[Job]:
+    """Record ``failed`` for the :func:`recoverable` jobs (attempt unchanged, due at once); return them."""
     query = (
-        select(*JOB_COLUMNS).select_from(JOBS_WITH_STATE)
-        .where(EXECUTING_SQL, job_state.c.lease_expires_at <= now)
+        select(*JOB_COLUMNS, job_state.c.lease_expires_at).select_from(JOBS_WITH_STATE)
+        .where(recoverable(now, alive))
         .order_by(job_state.c.job_seq)
     )
     found = (await conn.execute(lock(query))).all()
     if not found:
         return []
-    expired = [job_from_row(row) for row in found]
+    recovered = [job_from_row(row) for row in found]
     seqs = [row.seq for row in found]
     for chunk in chunked(seqs):
         await conn.execute(
@@ -131,13 +143,14 @@ async def recover(conn: AsyncConnection, lock: Lock, now: datetime, insert_rows:
             )
         )
     rows = []
-    for seq, job in zip(seqs, expired, strict=True):
+    for row, job in zip(found, recovered, strict=True):
+        expired = row.lease_expires_at is not None and row.lease_expires_at <= now
         rows.append({
-            "id": new_id(), "job_seq": seq, "job_id": job.id, "event_id": job.event_id, "attempt": job.attempt,
+            "id": new_id(), "job_seq": row.seq, "job_id": job.id, "event_id": job.event_id, "attempt": job.attempt,
             "state_before": Status.EXECUTING, "state_after": Status.FAILED,
-            "error": LEASE_EXPIRED, "due_at": None, "created_at": now,
+            "error": LEASE_EXPIRED if expired else OWNER_LAPSED, "due_at": None, "created_at": now,
             "lease_owner": None, "lease_expires_at": None,
         })
         job.status, job.due_at = Status.FAILED, None
     await insert_rows(conn, transitions, rows)
-    return expired
+    return recovered

@@ -6,7 +6,7 @@ override the small hooks listed in :mod:`core.sqlstore`; everything else is shar
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -217,10 +217,11 @@ class SQLStore(SQLDatabase):
         result: list[Job] = await self._writer.submit(self.claim_work(queries, claim, now))
         return result
 
-    async def recover(self, *, now: datetime) -> list[Job]:
-        """Record ``failed`` for executing jobs whose lease expired; return them."""
+    async def recover(self, *, now: datetime, alive: Collection[str] | None = None) -> list[Job]:
+        """Record ``failed`` for executing jobs whose lease expired or (``alive`` given) whose
+        claiming node is not alive; return them."""
         result: list[Job] = await self._writer.submit(
-            lambda conn: claims.recover(conn, self.lock_claimed, now, self.insert_rows)
+            lambda conn: claims.recover(conn, self.lock_claimed, now, self.insert_rows, alive)
         )
         return result
 

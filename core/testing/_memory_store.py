@@ -25,7 +25,7 @@ import bisect
 import heapq
 import itertools
 import weakref
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Collection, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -36,6 +36,7 @@ from hookspecs import (
     CLAIMABLE_STATUSES,
     FINAL_STATUSES,
     LEASE_EXPIRED,
+    OWNER_LAPSED,
     Claim,
     Duplicate,
     Event,
@@ -113,6 +114,7 @@ class _JobRow:
     due_at: datetime | None
     history: list[Transition]
     lease_expires_at: datetime | None = None
+    lease_owner: str | None = None
     stamp: int = 0
 
     @property
@@ -153,9 +155,10 @@ class _Database:
         self._sorted = True
 
     def set_state(self, row: _JobRow, status: Status, attempt: int, due_at: datetime | None,
-                  lease_expires_at: datetime | None = None) -> None:
+                  lease_expires_at: datetime | None = None, lease_owner: str | None = None) -> None:
         """Make ``status`` the job's current state and index it where it can be claimed or recovered."""
         row.status, row.attempt, row.due_at, row.lease_expires_at = status, attempt, due_at, lease_expires_at
+        row.lease_owner = lease_owner
         row.stamp += 1
         if status in CLAIMABLE_STATUSES:
             heapq.heappush(self.ready.setdefault((row.destination, row.action), []),
@@ -194,6 +197,11 @@ class _Database:
             if stamp == row.stamp:
                 found.append(row)
         return found
+
+    def owned_by_others(self, alive: set[str]) -> list[_JobRow]:
+        """The executing jobs (live lease entries) whose claim owner is not in ``alive``."""
+        return [row for _, _, stamp, row in self.leases
+                if stamp == row.stamp and row.lease_owner is not None and row.lease_owner not in alive]
 
     def remove_events(self, ids: set[str]) -> None:
         """Delete events with their jobs and history (purge). Their heap entries are stale
@@ -326,18 +334,22 @@ class MemoryStore:
         due = [r for r in rows if r.status in CLAIMABLE_STATUSES and r.ready_at <= now]
         return _start(db, sorted(due, key=lambda r: r.seq), claim, now)
 
-    async def recover(self, *, now: datetime) -> list[Job]:
-        """Record ``failed`` for executing jobs whose lease ran out (attempt unchanged); return them."""
+    async def recover(self, *, now: datetime, alive: Collection[str] | None = None) -> list[Job]:
+        """Record ``failed`` for executing jobs whose lease ran out or (``alive`` given) whose
+        claim owner is not alive (attempt unchanged); return them."""
         db = await self._tables()
         now = _utc(now)
-        expired = sorted(db.pop_due(db.leases, now), key=lambda r: r.seq)
-        for row in expired:
+        found = {row.id: (row, LEASE_EXPIRED) for row in db.pop_due(db.leases, now)}
+        if alive is not None:  # the expired were popped: these are the others
+            found |= {row.id: (row, OWNER_LAPSED) for row in db.owned_by_others(set(alive))}
+        recovered = sorted(found.values(), key=lambda found: found[0].seq)
+        for row, error in recovered:
             row.history.append(Transition(
                 id=new_id(), job_id=row.id, event_id=row.event_id, attempt=row.attempt,
-                state_before=Status.EXECUTING, state_after=Status.FAILED, created_at=now, error=LEASE_EXPIRED,
+                state_before=Status.EXECUTING, state_after=Status.FAILED, created_at=now, error=error,
             ))
             db.set_state(row, Status.FAILED, row.attempt, None)
-        return [row.job() for row in expired]
+        return [row.job() for row, _ in recovered]
 
     async def purge(self, *, before: datetime) -> int:
         """Delete events received before ``before`` whose jobs are all final; return how many
@@ -516,7 +528,7 @@ def _start(db: _Database, rows: Sequence[_JobRow], claim: Claim, now: datetime) 
             id=new_id(), job_id=row.id, event_id=row.event_id, attempt=row.attempt + 1,
             state_before=row.status, state_after=Status.EXECUTING, created_at=now,
         ))
-        db.set_state(row, Status.EXECUTING, row.attempt + 1, None, lease_expires_at=expires)
+        db.set_state(row, Status.EXECUTING, row.attempt + 1, None, lease_expires_at=expires, lease_owner=claim.owner)
     return [row.job() for row in rows]
 
 

@@ -19,7 +19,20 @@ from core.testing._base import AdapterPool, AdapterSuite, requires
 from core.testing._store_idempotency import StoreIdempotencyChecks
 from core.testing._store_queries import StoreQueryChecks
 from core.testing.data import Names, advance, ids, later, make_event, make_job, make_transition, same_time, utcnow
-from hookspecs import Capability, Claim, Event, Job, Pause, Queue, Status, Store, Transition, is_allowed
+from hookspecs import (
+    LEASE_EXPIRED,
+    OWNER_LAPSED,
+    Capability,
+    Claim,
+    Event,
+    Job,
+    Pause,
+    Queue,
+    Status,
+    Store,
+    Transition,
+    is_allowed,
+)
 
 
 async def move(store: Store, job: Job, *states: Status, at: datetime | None = None, **fields: Any) -> Job:
@@ -360,6 +373,41 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
         still = await adapter.get_job(long[0].id)
         assert still is not None and still.status is Status.EXECUTING
         assert not [j for j in await adapter.recover(now=later(now, 20)) if j.id in ids(short)], "recovered twice"
+
+    async def test_recover_with_alive_fails_the_jobs_of_nodes_not_alive(self, adapter: Store, names: Names) -> None:
+        now = utcnow()
+        gone_action, alive_action = names.action, names.action + "_alive"
+        await self.insert(adapter, names, 2)
+        await self.insert(adapter, names, 1, action=alive_action)
+        gone = await adapter.claim(Claim("gone", 300), destination=names.destination, action=gone_action,
+                                   limit=10, now=now)
+        kept = await adapter.claim(Claim("alive", 300), destination=names.destination, action=alive_action,
+                                   limit=10, now=now)
+        assert len(gone) == 2 and len(kept) == 1
+        mine = set(ids(gone + kept))
+        assert not [j for j in await adapter.recover(now=later(now, 1)) if j.id in mine], "recovered before the lease"
+        recovered = [j for j in await adapter.recover(now=later(now, 1), alive={"alive"}) if j.id in mine]
+        assert sorted(ids(recovered)) == sorted(ids(gone)), "recover did not take exactly the jobs of the lapsed node"
+        for job in recovered:
+            got = await adapter_job(adapter, job.id)
+            last = got.transitions[-1]
+            assert (got.status, got.attempt) == (Status.FAILED, 1)
+            assert (last.state_before, last.state_after, last.attempt, last.error) == (
+                Status.EXECUTING, Status.FAILED, 1, OWNER_LAPSED)
+        assert (await adapter_job(adapter, kept[0].id)).status is Status.EXECUTING, "an alive node's claim was taken"
+        assert not [j for j in await adapter.recover(now=later(now, 1), alive={"alive"}) if j.id in mine], "twice"
+        again = await self.claim(adapter, names, now=later(now, 2))
+        assert sorted(ids(again)) == sorted(ids(gone)), "the recovered jobs were not due at once"
+
+    async def test_recover_with_alive_still_recovers_expired_leases_as_expired(
+        self, adapter: Store, names: Names
+    ) -> None:
+        now = utcnow()
+        await self.insert(adapter, names, 1)
+        [job] = await self.claim(adapter, names, now=now, lease=10)
+        assert not [j for j in await adapter.recover(now=later(now, 5), alive={"suite"}) if j.id == job.id]
+        [recovered] = [j for j in await adapter.recover(now=later(now, 20), alive={"suite"}) if j.id == job.id]
+        assert (await adapter_job(adapter, recovered.id)).transitions[-1].error == LEASE_EXPIRED
 
     # -- backlog (optional: what /metrics shows) -------------------------------------------
 

@@ -1,9 +1,9 @@
 """A model-based test of a store: a hypothesis state machine against a model of the contract.
 
 :class:`StoreModelSuite` drives the public :class:`~hookspecs.Store` methods (insert events with
-jobs, follow-up jobs, claims by action and by id, transitions legal and illegal, lease recovery
-on a clock of its own, purge, finds) in random orders, keeps a plain-Python model of what each
-call must do, and checks after every step that
+jobs, follow-up jobs, claims by action and by id, transitions legal and illegal, recovery by
+lease on a clock of its own and of the claims of a node not alive, purge, finds) in random
+orders, keeps a plain-Python model of what each call must do, and checks after every step that
 
 - the history is append-only (every transition seen before is still there, unchanged),
 - every stored transition is legal: it starts from the status the previous one left and its
@@ -226,11 +226,12 @@ class StoreMachine(RuleBasedStateMachine):
     def advance_clock(self, seconds: int) -> None:
         self.now += timedelta(seconds=seconds)
 
-    @rule()
-    def recover(self) -> None:
-        expired = {i for i, job in self.jobs.items()
-                   if job.status is Status.EXECUTING and job.lease_until is not None and job.lease_until <= self.now}
-        recovered = [job for job in self.run(self.store.recover(now=self.now)) if job.id in self.jobs]
+    @rule(alive=st.sampled_from([None, ("model",), ("other",)]))
+    def recover(self, alive: tuple[str, ...] | None) -> None:
+        lapsed = alive is not None and "model" not in alive  # every claim of the machine is by "model"
+        expired = {i for i, job in self.jobs.items() if job.status is Status.EXECUTING and job.lease_until is not None
+                   and (lapsed or job.lease_until <= self.now)}
+        recovered = [job for job in self.run(self.store.recover(now=self.now, alive=alive)) if job.id in self.jobs]
         assert sorted(job.id for job in recovered) == sorted(expired), "recover did not take exactly the expired"
         for job_id in expired:
             job = self.jobs[job_id]
