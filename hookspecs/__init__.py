@@ -87,7 +87,7 @@ from hookspecs._store import (
     WhereEvent,
     WhereJob,
 )
-from hookspecs._supervisor import Lease, Node, Supervisor, SupervisorSpec
+from hookspecs._supervisor import Lease, LeaseListing, Node, Supervisor, SupervisorSpec
 from hookspecs._toolkit import Toolkit
 from hookspecs._transitions import (
     ALLOWED_TRANSITIONS,
@@ -152,6 +152,7 @@ __all__ = [
     "IdempotencyKey",
     "Job",
     "Lease",
+    "LeaseListing",
     "LoadResult",
     "Message",
     "Migration",

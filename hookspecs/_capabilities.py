@@ -20,6 +20,9 @@ class Capability(StrEnum):
     PURGE = "purge"
     #: store: ``pause`` / ``resume`` / ``pauses`` keep paused actions, which the scheduler honours.
     PAUSE = "pause"
+    #: supervisor: ``leases()`` lists the live leases (key, owner, token, until), so
+    #: ``core nodes list`` and the admin API say who holds each lease and until when.
+    LEASES = "leases"
     #: source, destination: ``init`` / ``shutdown`` can run in the test environment.
     LIFECYCLE = "lifecycle"
     #: destination: ``load`` can run against the destination from the tests.

@@ -87,6 +87,14 @@ class Supervisor(Protocol):
         """Nodes whose heartbeat is recent."""
 
 
+@runtime_checkable
+class LeaseListing(Protocol):
+    """A supervisor that can list its live leases (capability ``leases``)."""
+
+    async def leases(self) -> list[Lease]:
+        """Every live lease (key, owner, token, until), by key."""
+
+
 class SupervisorSpec:
     """Hook that registers supervisor adapters."""
 

@@ -12,7 +12,7 @@ import click
 from core.cli._common import Context, friendly, pass_context, table
 from core.cli._store import echo_json, when
 from core.errors import CoreError
-from hookspecs import Lease, Node, Supervisor
+from hookspecs import Lease, LeaseListing, Node, Supervisor
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +40,7 @@ async def _read(supervisor: Supervisor) -> tuple[list[Node], list[Lease]]:
     try:
         every: Any = getattr(supervisor, "all_nodes", None)
         found = await every() if every is not None else await supervisor.nodes()
-        held: Any = getattr(supervisor, "leases", None)
-        return found, (await held() if held is not None else [])
+        return found, (await supervisor.leases() if isinstance(supervisor, LeaseListing) else [])
     finally:
         await supervisor.close()
 

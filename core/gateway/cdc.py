@@ -4,6 +4,10 @@
 committed, so the listener advances its position only after that (nothing missed across a
 restart); a store failure raises out of ``emit`` into the listener. A listener that raises is
 restarted after a growing delay (capped); clean shutdown is a cancellation.
+
+Fencing: ``emit`` first checks that this node still holds the trigger's lease. A listener that
+froze past the lease (the new holder reads from the last committed position) gets
+:class:`LeaseLost` instead of storing changes it no longer owns, so it advances nothing.
 """
 
 from __future__ import annotations
@@ -14,11 +18,16 @@ from collections.abc import Sequence
 
 from core.gateway.drafts import checked
 from core.gateway.ingest import Ingestor
-from hookspecs import CdcTrigger, Emit, EventDraft, Toolkit
+from core.gateway.singleton import still_held
+from hookspecs import CdcTrigger, CoreError, Emit, EventDraft, Toolkit
 
 log = logging.getLogger("core.gateway")
 
 MAX_RESTART_DELAY = 30.0
+
+
+class LeaseLost(CoreError):
+    """Raised by ``emit`` when this node no longer holds its CDC trigger's lease."""
 
 
 def make_emit(ingestor: Ingestor, source: str, trigger: str) -> Emit:
@@ -27,6 +36,11 @@ def make_emit(ingestor: Ingestor, source: str, trigger: str) -> Emit:
     where = f"source {source!r}, cdc trigger {trigger!r}"
 
     async def emit(drafts: Sequence[EventDraft]) -> list[str]:
+        if not await still_held():
+            log.warning("%s: this node lost the trigger's lease; %d change(s) not stored (the new holder "
+                        "reads them again from the last committed position)", where, len(drafts))
+            raise LeaseLost(f"{where}: this node no longer holds the trigger's lease",
+                            hint="do not advance the position; the node holding the lease now continues")
         done = await ingestor.ingest(source, trigger, checked(drafts, where))
         return done.event_ids
 

@@ -13,8 +13,8 @@ from typing import ClassVar
 
 import pytest
 
-from core.testing._base import AdapterPool, AdapterSuite
-from hookspecs import Lease, Node, Supervisor
+from core.testing._base import AdapterPool, AdapterSuite, requires
+from hookspecs import Capability, Lease, LeaseListing, Node, Supervisor
 
 
 def make_node(service: str = "scheduler", **meta: str) -> Node:
@@ -180,3 +180,18 @@ class SupervisorSuite(AdapterSuite):
         await adapter.release(lease)
         assert await adapter.renew(lease, ttl=30) is None, "a released lease was renewed"
         assert not await adapter.is_current(lease)
+
+    @requires(Capability.LEASES)
+    async def test_leases_lists_who_holds_each_live_lease_and_until_when(
+        self, adapters: AdapterPool, key: str
+    ) -> None:
+        first, second = await adapters.open(), await adapters.open()
+        kept = await first.acquire(key + "/kept", owner="node-a", ttl=60)
+        gone = await second.acquire(key + "/gone", owner="node-b", ttl=60)
+        assert kept is not None and gone is not None
+        await second.release(gone)
+        assert isinstance(second, LeaseListing), "an adapter declaring Capability.LEASES has leases()"
+        listed = {lease.key: lease for lease in await second.leases() if lease.key.startswith(key)}
+        assert list(listed) == [kept.key], "a released lease is not listed; a held one is, from any client"
+        assert (listed[kept.key].owner, listed[kept.key].token) == ("node-a", kept.token)
+        assert abs((listed[kept.key].expires_at - kept.expires_at).total_seconds()) < 5

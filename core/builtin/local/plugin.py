@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hookspecs import AdapterRegistration, Option, Supervisor, hookimpl, number
+from hookspecs import AdapterRegistration, Capability, Option, Supervisor, hookimpl, number
 
 #: The options of ``[options.local]`` (or ``local://?node_ttl=10``).
 OPTIONS = {
@@ -23,5 +23,6 @@ def _supervisor(url: str, options: dict[str, Any]) -> Supervisor:
 def core_register_supervisors() -> list[AdapterRegistration[Supervisor]]:
     return [AdapterRegistration(
         name="local", schemes=("local",), factory=_supervisor, options=OPTIONS,
+        capabilities=frozenset({Capability.LEASES}),
         description="in-process leases and node registry (one process)",
     )]

@@ -122,6 +122,13 @@ class LocalSupervisor:
         with self._state.lock:
             return self._live(key, _now())
 
+    async def leases(self) -> list[Lease]:
+        """Every live lease (who holds what, until when), by key."""
+        now = _now()
+        with self._state.lock:
+            return sorted((lease for key in self._state.leases if (lease := self._live(key, now))),
+                          key=lambda lease: lease.key)
+
     async def register(self, node: Node) -> None:
         with self._state.lock:
             self._state.nodes[node.id] = dataclasses.replace(node, meta=dict(node.meta))

@@ -64,6 +64,7 @@ def _supervisor(url: str, options: dict[str, Any]) -> Supervisor:
 def core_register_supervisors() -> list[AdapterRegistration[Supervisor]]:
     return [AdapterRegistration(
         name="sqlite", schemes=("sqlite",), factory=_supervisor, options=SUPERVISOR_OPTIONS,
+        capabilities=frozenset({Capability.LEASES}),
         description="leases and node registry in a SQLite file (the processes of one machine)",
     )]
 

@@ -111,6 +111,7 @@ def core_register_stores() -> list[AdapterRegistration[Store]]:
 def core_register_supervisors() -> list[AdapterRegistration[Supervisor]]:
     return [AdapterRegistration(
         name="postgresql", schemes=SCHEMES, factory=_supervisor, options=SUPERVISOR_OPTIONS, driver_query=True,
+        capabilities=frozenset({Capability.LEASES}),
         description="PostgreSQL leases with fencing tokens and a node registry",
     )]
 

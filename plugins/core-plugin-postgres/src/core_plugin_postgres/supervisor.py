@@ -62,6 +62,10 @@ HOLDER = """
 SELECT key, owner, token, expires_at FROM core_leases WHERE key = $1 AND expires_at > clock_timestamp()
 """
 
+LEASES = """
+SELECT key, owner, token, expires_at FROM core_leases WHERE expires_at > clock_timestamp() ORDER BY key
+"""
+
 IS_CURRENT = """
 SELECT EXISTS (SELECT 1 FROM core_leases
                WHERE key = $1 AND owner = $2 AND token = $3 AND expires_at > clock_timestamp())
@@ -179,6 +183,10 @@ class PostgresSupervisor:
         """The live lease of ``key``, if any (to name who holds it in a message)."""
         row = await self._run(lambda pool: pool.fetchrow(HOLDER, key))
         return _lease(row) if row is not None else None
+
+    async def leases(self) -> list[Lease]:
+        """Every live lease (who holds what, until when, by the database clock), by key."""
+        return [_lease(row) for row in await self._run(lambda pool: pool.fetch(LEASES))]
 
     async def register(self, node: Node) -> None:
         """Add or refresh a node; nodes silent for ten times ``node_ttl`` are forgotten."""
