@@ -5,6 +5,8 @@ filters and paging, retry by ids and by filter, replay and explain, and clear 4x
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -289,3 +291,29 @@ def test_pause_and_resume_an_action_persist_in_the_store(api: httpx.Client) -> N
     )
     assert api.get("/destinations/warehouse/actions/insert").json()["paused"] is False
     assert api.post("/destinations/warehouse/actions/insert/resume", headers=write).status_code == 409
+
+
+def test_a_scheduled_action_and_its_destination_name_the_node_holding_its_lease(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "project")
+    config = project / "core.toml"
+    config.write_text(config.read_text().replace('supervisor = ""', 'supervisor = "store"'))
+    # A process takes the action's lease and dies without releasing it: it stays held for its TTL.
+    hold = (
+        "import asyncio, os\n"
+        "from core.builtin.sqlite.supervisor import SQLiteSupervisor\n"
+        "async def main():\n"
+        "    supervisor = SQLiteSupervisor('sqlite:///core.db')\n"
+        "    await supervisor.open()\n"
+        "    lease = await supervisor.acquire('action:warehouse/insert', owner='node-x', ttl=600)\n"
+        "    print(lease.token, flush=True)\n"
+        "    os._exit(0)\n"
+        "asyncio.run(main())\n"
+    )
+    token = subprocess.run([sys.executable, "-c", hold], cwd=project, capture_output=True, text=True, check=True)
+    with running(project, CORE_ADMIN_TOKEN=TOKENS) as url, httpx.Client(base_url=url, headers=HEADERS["read"]) as api:
+        action = api.get("/destinations/warehouse/actions/insert").json()
+        assert action["lease"]["owner"] == "node-x" and action["lease"]["token"] == int(token.stdout)
+        assert datetime.fromisoformat(action["lease"]["expires_at"]) > datetime.now(UTC)
+        listed = api.get("/destinations").json()["destinations"]
+        assert [a["lease"]["owner"] for d in listed for a in d["actions"] if "lease" in a] == ["node-x"]
+        assert "lease" not in api.get("/destinations/crm/actions/notify").json(), "a realtime action has no lease"

@@ -1,5 +1,6 @@
 """The admin API's read routes: options, sources, destinations (schedule, backlog, paused),
 the store's events and jobs (filters, keyset paging), the wanderer's migrations, nodes, health.
+Cron and CDC triggers and scheduled actions name the node holding their lease, and until when.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from core.admin import filters
 from core.admin.endpoints import Call, Endpoint, Param, path_param
 from core.admin.errors import ApiError, not_found
 from core.cli.config import options_rows, shown_values
+from core.gateway.singleton import trigger_key
 from core.plugins._collect import describe
+from core.scheduler.loop import lease_key
 from core.wanderer.runner import version_states
-from hookspecs import Destination, Page, Schedule, Source, Trigger, WhereEvent
+from hookspecs import Destination, Lease, LeaseListing, Page, Schedule, Source, Trigger, WhereEvent
 
 _TRIGGER_FIELDS = ("path", "methods", "interval", "topic", "group")
 
@@ -24,14 +27,28 @@ def _schedule(schedule: Schedule | None) -> dict[str, Any] | None:
     return {"realtime": schedule.realtime, "interval": schedule.interval, "max_retries": schedule.max_retries}
 
 
-def _trigger(source: str, trigger: Trigger, call: Call) -> dict[str, Any]:
+async def leases(call: Call) -> dict[str, Lease]:
+    """The supervisor's live leases by key (none when it cannot list them)."""
+    supervisor = call.runtime.supervisor
+    return {lease.key: lease for lease in await supervisor.leases()} if isinstance(supervisor, LeaseListing) else {}
+
+
+def _holder(lease: Lease | None) -> dict[str, Any] | None:
+    """Who holds a singleton's lease and until when; ``None`` when nobody does."""
+    return None if lease is None else {"owner": lease.owner, "token": lease.token, "expires_at": lease.expires_at}
+
+
+def _trigger(source: str, trigger: Trigger, call: Call, held: dict[str, Lease]) -> dict[str, Any]:
     flows = [f.name for f in call.runtime.pipeline.flows if f.source == source and f.trigger in ("*", trigger.name)]
     shown = {name: getattr(trigger, name) for name in _TRIGGER_FIELDS if getattr(trigger, name, None) is not None}
-    return {"name": trigger.name, "mode": trigger.mode, **shown, "flows": flows}
+    singleton = trigger.mode in ("cron", "cdc")
+    lease = {"lease": _holder(held.get(trigger_key(source, trigger.name)))} if singleton else {}
+    return {"name": trigger.name, "mode": trigger.mode, **shown, "flows": flows, **lease}
 
 
-def _source(source: Source, call: Call) -> dict[str, Any]:
-    return {"name": source.name, "triggers": [_trigger(source.name, t, call) for t in source.triggers.values()]}
+def _source(source: Source, call: Call, held: dict[str, Lease]) -> dict[str, Any]:
+    triggers = [_trigger(source.name, t, call, held) for t in source.triggers.values()]
+    return {"name": source.name, "triggers": triggers}
 
 
 def source_of(call: Call) -> Source:
@@ -77,26 +94,37 @@ async def paused(call: Call) -> set[tuple[str, str]]:
     return {(p.destination, p.action) for p in await reader()} if reader is not None else set()
 
 
-def _action(
-    destination: Destination, action: str, counts: dict[tuple[str, str], dict[str, int]], pauses: set[tuple[str, str]]
-) -> dict[str, Any]:
+class _State:
+    """What the destination routes read once per request: backlog, pauses and leases."""
+
+    def __init__(self, counts: dict[tuple[str, str], dict[str, int]], pauses: set[tuple[str, str]],
+                 held: dict[str, Lease]) -> None:
+        self.counts, self.pauses, self.held = counts, pauses, held
+
+    @classmethod
+    async def read(cls, call: Call) -> _State:
+        return cls(await backlog(call), await paused(call), await leases(call))
+
+
+def _action(destination: Destination, action: str, state: _State) -> dict[str, Any]:
+    schedule = destination.schedule_of(action)
+    lease = {} if schedule.realtime else {"lease": _holder(state.held.get(lease_key(destination.name, action)))}
     return {
         "name": action,
         "destination": destination.name,
-        "schedule": _schedule(destination.schedule_of(action)),
-        "paused": (destination.name, action) in pauses or (destination.name, "*") in pauses,
-        "backlog": counts.get((destination.name, action), {}),
+        "schedule": _schedule(schedule),
+        "paused": (destination.name, action) in state.pauses or (destination.name, "*") in state.pauses,
+        "backlog": state.counts.get((destination.name, action), {}),
+        **lease,
     }
 
 
-def _destination(
-    destination: Destination, counts: dict[tuple[str, str], dict[str, int]], pauses: set[tuple[str, str]]
-) -> dict[str, Any]:
+def _destination(destination: Destination, state: _State) -> dict[str, Any]:
     return {
         "name": destination.name,
         "schedule": _schedule(destination.schedule),
-        "paused": (destination.name, "*") in pauses,
-        "actions": [_action(destination, a, counts, pauses) for a in destination.actions],
+        "paused": (destination.name, "*") in state.pauses,
+        "actions": [_action(destination, a, state) for a in destination.actions],
     }
 
 
@@ -106,11 +134,12 @@ async def get_options(call: Call) -> Any:
 
 
 async def list_sources(call: Call) -> Any:
-    return {"sources": [_source(s, call) for s in call.runtime.pipeline.sources.values()]}
+    held = await leases(call)
+    return {"sources": [_source(s, call, held) for s in call.runtime.pipeline.sources.values()]}
 
 
 async def get_source(call: Call) -> Any:
-    return _source(source_of(call), call)
+    return _source(source_of(call), call, await leases(call))
 
 
 async def get_trigger(call: Call) -> Any:
@@ -118,21 +147,21 @@ async def get_trigger(call: Call) -> Any:
     name = call.path["trigger"]
     if name not in source.triggers:
         raise not_found("trigger", f"{source.name}/{name}", sorted(source.triggers))
-    return _trigger(source.name, source.triggers[name], call)
+    return _trigger(source.name, source.triggers[name], call, await leases(call))
 
 
 async def list_destinations(call: Call) -> Any:
-    counts, pauses = await backlog(call), await paused(call)
-    return {"destinations": [_destination(d, counts, pauses) for d in call.runtime.pipeline.destinations.values()]}
+    state = await _State.read(call)
+    return {"destinations": [_destination(d, state) for d in call.runtime.pipeline.destinations.values()]}
 
 
 async def get_destination(call: Call) -> Any:
-    return _destination(destination_of(call), await backlog(call), await paused(call))
+    return _destination(destination_of(call), await _State.read(call))
 
 
 async def get_action(call: Call) -> Any:
     destination, action = action_of(call)
-    return _action(destination, action, await backlog(call), await paused(call))
+    return _action(destination, action, await _State.read(call))
 
 
 async def list_events(call: Call) -> Any:

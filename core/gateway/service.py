@@ -26,7 +26,7 @@ from core.gateway.app import build_app
 from core.gateway.cdc import run_cdc
 from core.gateway.cron import run_cron
 from core.gateway.ingest import Ingestor
-from core.gateway.singleton import run_singleton
+from core.gateway.singleton import run_singleton, trigger_key
 from core.gateway.subscription import SubscriptionRunner
 from core.plugins._collect import describe
 from core.runtime import Runtime
@@ -156,7 +156,7 @@ class Gateway:
         ttl = float(runtime.settings["gateway.lease_seconds"])
         for source, trigger in runtime.pipeline.triggers():
             toolkit = self._toolkit(source)
-            key = f"trigger:{source.name}/{trigger.name}"
+            key = trigger_key(source.name, trigger.name)
             work: Callable[[], Coroutine[Any, Any, None]]
             if isinstance(trigger, CronTrigger):
                 work = functools.partial(run_cron, self.ingestor, source.name, trigger, toolkit)

@@ -25,6 +25,11 @@ log = logging.getLogger("core.gateway")
 _HELD: contextvars.ContextVar[tuple[Supervisor, Lease] | None] = contextvars.ContextVar("held", default=None)
 
 
+def trigger_key(source: str, trigger: str) -> str:
+    """The supervisor key that makes a cron or CDC trigger a singleton."""
+    return f"trigger:{source}/{trigger}"
+
+
 async def still_held() -> bool:
     """Fencing check of the work's lease (its token is still the live one); ``True`` without a supervisor."""
     held = _HELD.get()
