@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hookspecs import AdapterRegistration, Option, Supervisor, hookimpl, number
+from hookspecs import AdapterRegistration, Capability, Option, Supervisor, hookimpl, number
 
 #: Consul refuses session TTLs outside [10 s, 86400 s].
 SUPERVISOR_OPTIONS = {
@@ -33,6 +33,7 @@ def core_register_supervisors() -> list[AdapterRegistration[Supervisor]]:
             schemes=("consul",),
             factory=_supervisor,
             options=SUPERVISOR_OPTIONS,
+            capabilities=frozenset({Capability.LEASES}),
             description="Consul sessions (TTL) and KV locks with fencing tokens; node registry in KV",
         )
     ]

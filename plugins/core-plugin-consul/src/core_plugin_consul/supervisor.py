@@ -6,6 +6,9 @@ Acquiring creates a session (TTL, ``behavior=release``, no lock delay) and takes
 (acquire, release, session expiry) modifies the key. ``is_current`` asks Consul whether the key
 is still locked at that index by that owner. Consul expires a session between TTL and 2xTTL by
 its leader's clock; a session keeps the TTL it was created with, and Consul's minimum is 10 s.
+``leases`` lists the lock keys in one recursive read: a key with a session is held (Consul unlocks
+it when the session ends); Consul does not say when a session was last renewed, so its
+``expires_at`` is now plus the session TTL, as ``acquire`` and ``renew`` estimate it.
 Nodes live under ``<prefix>nodes/<id>``, each locked by a session of TTL ``node_ttl`` with
 ``behavior=delete``: a node that stops heartbeating disappears by Consul's clock, not ours.
 """
@@ -178,6 +181,26 @@ class ConsulSupervisor:
     async def is_current(self, lease: Lease) -> bool:
         """Fencing check: the key is still locked at index ``token`` by ``owner``."""
         return await self._session_of(lease) is not None
+
+    async def leases(self) -> list[Lease]:
+        """Every live lease, by key, from one recursive read of the lock keys: the token is the
+        key's ``ModifyIndex`` (no renewal modifies it), ``expires_at`` now plus the session TTL."""
+        folder = self._key("")
+        _, entries = await self._call(self._api.kv.get(folder, recurse=True, consistency="consistent"))
+        found = []
+        for entry in entries or ():
+            if not entry.get("Session"):
+                continue  # released or expired: unlocked
+            value = json.loads(entry.get("Value") or b"{}")
+            found.append(
+                Lease(
+                    key=entry["Key"][len(folder):],
+                    owner=value.get("owner", ""),
+                    token=int(entry["ModifyIndex"]),
+                    expires_at=_after(int(value.get("ttl", MIN_TTL))),
+                )
+            )
+        return sorted(found, key=lambda lease: lease.key)
 
     async def register(self, node: Node) -> None:
         """Write the node under its own session (TTL ``node_ttl``), renewing it: a heartbeat."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hookspecs import AdapterRegistration, Option, Supervisor, hookimpl, number
+from hookspecs import AdapterRegistration, Capability, Option, Supervisor, hookimpl, number
 
 SUPERVISOR_OPTIONS = {
     "node_ttl": Option(
@@ -32,6 +32,7 @@ def core_register_supervisors() -> list[AdapterRegistration[Supervisor]]:
             schemes=("etcd",),
             factory=_supervisor,
             options=SUPERVISOR_OPTIONS,
+            capabilities=frozenset({Capability.LEASES}),
             description="etcd leases (TTL, keep-alive) with revision fencing tokens; node registry under a prefix",
         )
     ]

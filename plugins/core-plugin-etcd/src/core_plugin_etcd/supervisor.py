@@ -5,12 +5,14 @@ it if the key does not exist. The fencing token is the key's ``create_revision``
 revision counter only grows, and the key is created anew at every hand-over (etcd deletes it
 when its lease expires or is revoked). ``is_current`` asks etcd whether the key still exists
 with that create revision and owner. Expiry is decided by the etcd leader's clock; a lease keeps
-the TTL it was granted with (a keep-alive resets it to that TTL).
+the TTL it was granted with (a keep-alive resets it to that TTL). ``leases`` reads the keys in one
+range and asks each key's etcd lease its remaining TTL (etcd has no batch call for that).
 Nodes live under ``<prefix>nodes/<id>``, each attached to a lease of TTL ``node_ttl``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from datetime import UTC, datetime, timedelta
@@ -160,6 +162,23 @@ class EtcdSupervisor:
     async def is_current(self, lease: Lease) -> bool:
         """Fencing check: the key still exists with create revision ``token`` and ``owner``."""
         return await self._lease_of(lease) is not None
+
+    async def leases(self) -> list[Lease]:
+        """Every live lease, by key: one range over the keys, then each one's remaining TTL
+        (asked concurrently); ``expires_at`` is now plus that TTL, by etcd's clock."""
+        folder = f"{self.prefix}leases/"
+        entries = list(await self._call(self._api.get_prefix(folder.encode())))
+        replies = await asyncio.gather(
+            *(self._call(self._api.get_lease_info(int(entry.lease), keys=False)) for entry in entries)
+        )
+        found = []
+        for entry, reply in zip(entries, replies, strict=True):
+            if reply.TTL <= 0:
+                continue  # expired since the range: etcd is deleting the key
+            owner = json.loads(entry.value or b"{}").get("owner", "")
+            key = entry.key.decode()[len(folder):]
+            found.append(Lease(key=key, owner=owner, token=int(entry.create_revision), expires_at=_after(reply.TTL)))
+        return sorted(found, key=lambda lease: lease.key)
 
     async def register(self, node: Node) -> None:
         """Write the node under its own etcd lease (TTL ``node_ttl``), kept alive: a heartbeat."""
