@@ -9,7 +9,7 @@ from types import ModuleType
 import pytest
 
 import core
-from core.testing import DestinationSuite, PubSubSuite, SourceSuite, SupervisorSuite
+from core.testing import DestinationSuite, PubSubSuite, SourceSuite, SupervisorProcessSuite, SupervisorSuite
 from hookspecs import Destination, HttpRequest, Source
 
 
@@ -27,7 +27,7 @@ class TestLocalSupervisor(SupervisorSuite):
         return f"local://{tmp_path.name}"
 
 
-class TestSQLiteSupervisor(SupervisorSuite):
+class TestSQLiteSupervisor(SupervisorSuite, SupervisorProcessSuite):
     short_ttl = 0.3
 
     @pytest.fixture

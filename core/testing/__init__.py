@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from core.testing.servers import ServerError, ServerProcess
     from core.testing.store import StoreSuite
     from core.testing.store_model import StoreModelSuite, run_store_model
-    from core.testing.supervisor import SupervisorSuite, make_node
+    from core.testing.supervisor import SupervisorProcessSuite, SupervisorSuite, make_node
     from core.testing.wanderer import RunLog, WandererSuite
 
 _WHERE = {
@@ -76,7 +76,7 @@ _WHERE = {
     "ServerError": "servers", "ServerProcess": "servers",
     "StoreSuite": "store",
     "StoreModelSuite": "store_model", "run_store_model": "store_model",
-    "SupervisorSuite": "supervisor", "make_node": "supervisor",
+    "SupervisorSuite": "supervisor", "SupervisorProcessSuite": "supervisor", "make_node": "supervisor",
     "RunLog": "wanderer", "WandererSuite": "wanderer",
 }
 
@@ -108,6 +108,7 @@ __all__ = [
     "SourceSuite",
     "StoreModelSuite",
     "StoreSuite",
+    "SupervisorProcessSuite",
     "SupervisorSuite",
     "WandererSuite",
     "ack_all",

@@ -91,6 +91,12 @@ class CapabilitySuite:
     capabilities: ClassVar[frozenset[str] | set[str] | None] = None
 
     @pytest.fixture
+    def service_url(self, request: pytest.FixtureRequest) -> str:
+        """``adapter_url``, found outside the event loop (it may come from async fixtures), for
+        tests that build adapters with options of their own or in another process."""
+        return _adapter_url(request, self.kind)
+
+    @pytest.fixture
     def declared_capabilities(self) -> frozenset[str]:
         """What the object under test claims to support."""
         return frozenset(self.capabilities or ())

@@ -7,13 +7,19 @@ two clients (two nodes) of one supervisor service.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
-from core.testing._base import AdapterPool, AdapterSuite, requires
+from core.testing._base import AdapterPool, AdapterSuite, create_adapter, requires
 from hookspecs import Capability, Lease, LeaseListing, Node, Supervisor
 
 
@@ -195,3 +201,108 @@ class SupervisorSuite(AdapterSuite):
         assert list(listed) == [kept.key], "a released lease is not listed; a held one is, from any client"
         assert (listed[kept.key].owner, listed[kept.key].token) == ("node-a", kept.token)
         assert abs((listed[kept.key].expires_at - kept.expires_at).total_seconds()) < 5
+
+    async def test_renewing_keeps_a_lease_past_its_ttl(self, adapters: AdapterPool, key: str) -> None:
+        holder, other = await adapters.open(), await adapters.open()
+        lease = await holder.acquire(key, owner="alpha", ttl=self.short_ttl)
+        assert lease is not None
+        for _ in range(6):  # three TTLs in all, renewed at half the TTL
+            await asyncio.sleep(self.short_ttl / 2)
+            renewed = await holder.renew(lease, ttl=self.short_ttl)
+            assert renewed is not None and renewed.token == lease.token
+            assert await other.acquire(key, owner="beta", ttl=self.short_ttl) is None
+        assert await other.is_current(lease)
+
+    def node_ttl_options(self) -> dict[str, Any]:
+        """Adapter options under which a node silent for ``short_ttl`` drops out of ``nodes()``
+        (override if your adapter does not call the option ``node_ttl``)."""
+        return {"node_ttl": self.short_ttl}
+
+    async def test_a_node_that_stops_heartbeating_drops_out(
+        self, service_url: str, adapter_options: dict[str, Any]
+    ) -> None:
+        options = {**adapter_options, **self.node_ttl_options()}
+        pool = AdapterPool(lambda: create_adapter(self.kind, service_url, options))
+        try:
+            supervisor: Supervisor = await pool.open()
+            silent, alive = make_node("gateway"), make_node("scheduler")
+            await supervisor.register(silent)
+            await supervisor.register(alive)
+            assert {silent.id, alive.id} <= {n.id for n in await supervisor.nodes()}
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 4 * self.short_ttl + self.expiry_timeout
+            while silent.id in {n.id for n in await supervisor.nodes()}:
+                assert loop.time() < deadline, "a node that stopped heartbeating is still listed"
+                await asyncio.sleep(self.short_ttl / 4)
+                alive = dataclasses.replace(alive, heartbeat_at=datetime.now(UTC))
+                await supervisor.register(alive)  # the live node keeps heartbeating
+            assert alive.id in {n.id for n in await supervisor.nodes()}
+        finally:
+            await pool.close_all()
+
+
+#: The holder process of :class:`SupervisorProcessSuite`: takes the lease, prints its token, then
+#: on a line of input prints whether the lease is current and whether a renew goes through.
+_HOLDER = """
+import asyncio, json, sys
+from core.testing import create_adapter
+
+async def main() -> None:
+    supervisor = create_adapter("supervisor", sys.argv[1], json.loads(sys.argv[2]))
+    await supervisor.open()
+    lease = await supervisor.acquire(sys.argv[3], owner="sleeper", ttl=float(sys.argv[4]))
+    print(lease.token, flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    current = await supervisor.is_current(lease)
+    renewed = await supervisor.renew(lease, ttl=float(sys.argv[4]))
+    await supervisor.release(lease)
+    print(current, renewed is not None, flush=True)
+    await supervisor.close()
+
+asyncio.run(main())
+"""
+
+
+class SupervisorProcessSuite(AdapterSuite):
+    """For supervisors that several processes share (not ``local://``): a holder process frozen
+    with SIGSTOP past its lease wakes up fenced. Needs ``adapter_url`` (the child builds its own
+    adapter from it) and a platform with SIGSTOP.
+
+    :cvar short_ttl: the holder's lease TTL, in seconds (the service's minimum, e.g. Consul's 10).
+    :cvar expiry_timeout: seconds, beyond four TTLs, to wait for the lapsed lease to be free.
+    """
+
+    kind = "supervisor"
+    short_ttl: ClassVar[float] = 1.0
+    expiry_timeout: ClassVar[float] = 30.0
+
+    async def test_a_frozen_holder_process_wakes_up_fenced(
+        self, service_url: str, adapter_options: dict[str, Any], adapters: AdapterPool
+    ) -> None:
+        key = f"conformance/{uuid.uuid4().hex[:12]}"
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, service_url, json.dumps(adapter_options), key, str(self.short_ttl)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            assert holder.stdout is not None and holder.stdin is not None
+            stale_token = int(await asyncio.to_thread(holder.stdout.readline))
+            os.kill(holder.pid, signal.SIGSTOP)
+            waker: Supervisor = await adapters.open()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 4 * self.short_ttl + self.expiry_timeout
+            while (fresh := await waker.acquire(key, owner="waker", ttl=60)) is None:
+                assert loop.time() < deadline, "the frozen holder's lease never lapsed"
+                await asyncio.sleep(self.short_ttl / 4)
+            assert fresh.token > stale_token
+            os.kill(holder.pid, signal.SIGCONT)
+            holder.stdin.write("wake\n")
+            holder.stdin.flush()
+            answer = (await asyncio.to_thread(holder.stdout.readline)).split()
+            assert answer == ["False", "False"], f"the woken holder saw current, renewed = {answer}"
+            assert await waker.is_current(fresh), "the woken holder's release freed the new holder's lease"
+            assert await asyncio.to_thread(holder.wait, 30) == 0
+        finally:
+            if holder.poll() is None:  # a failed test: wake it and stop it
+                os.kill(holder.pid, signal.SIGCONT)
+                holder.kill()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pytest
-from core.testing import SupervisorSuite
+from core.testing import SupervisorProcessSuite, SupervisorSuite
 
 
-class TestEtcdConformance(SupervisorSuite):
+class TestEtcdConformance(SupervisorSuite, SupervisorProcessSuite):
     short_ttl: ClassVar[float] = 2.0  # etcd's minimum lease TTL on a default single-node cluster
 
     @pytest.fixture

@@ -9,10 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from core.testing import PubSubSuite, StoreModelSuite, StoreSuite, SupervisorSuite, WandererSuite
+from core.testing import (
+    PubSubSuite,
+    StoreModelSuite,
+    StoreSuite,
+    SupervisorProcessSuite,
+    SupervisorSuite,
+    WandererSuite,
+)
 
 
-class TestSupervisor(SupervisorSuite):
+class TestSupervisor(SupervisorSuite, SupervisorProcessSuite):
     @pytest.fixture
     def adapter_url(self, pg_url: str) -> str:
         return pg_url
