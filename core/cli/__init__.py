@@ -16,6 +16,7 @@ from core.cli.jobs import jobs
 from core.cli.migrate import migrate
 from core.cli.nodes import nodes
 from core.cli.plugins import plugins
+from core.cli.purge import purge
 from core.cli.run import run_group
 from core.cli.start import start
 from core.cli.status import status
@@ -45,3 +46,4 @@ main.add_command(nodes)
 main.add_command(run_group)
 main.add_command(status)
 main.add_command(actions)
+main.add_command(purge)
