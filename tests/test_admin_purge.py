@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from core.admin import operations
 from core.builtin.sqlite.store import SQLiteStore
 from hookspecs import Status, WhereEvent
 from tests.admin_kit import HEADERS, READ, WRITE, make_project, run_core, running
@@ -96,3 +97,24 @@ def test_cli_purge(tmp_path: Path) -> None:
     assert done.stdout.startswith("purged 3 event(s) received before ")
     assert done.stderr.splitlines()[-1] == "purging 20/20"
     assert _events_left(project) == 2
+
+
+def test_an_operation_that_fails_says_why() -> None:
+    async def run() -> tuple[operations.Operation, operations.Operation]:
+        async def fail(operation: operations.Operation) -> None:
+            operation.counts["purged"] = 7
+            raise RuntimeError("the store went away")
+
+        async def work(operation: operations.Operation) -> None:
+            await asyncio.sleep(0)
+
+        failed = operations.start("purge", "ops", {}, fail)
+        done = operations.start("purge", "ops", {}, work)
+        assert failed.state == done.state == "running"
+        await asyncio.gather(*operations._tasks)
+        return failed, done
+
+    failed, done = asyncio.run(run())
+    assert (failed.state, failed.error, failed.counts) == ("failed", "RuntimeError: the store went away", {"purged": 7})
+    assert (done.state, done.progress, done.error) == ("succeeded", 1.0, None)
+    assert failed.finished_at is not None and done.finished_at is not None

@@ -1,12 +1,18 @@
 """Bulk redrive in bounded memory: 10,000 discarded jobs retried by filter on SQLite, each once,
 the store never asked for more than a page of jobs (nor given more than a page of transitions)
-at a time; and ``core jobs retry --where`` reporting its progress as plain lines off a terminal."""
+at a time; and ``core jobs retry --where`` reporting its progress as plain lines off a terminal, a rich bar on
+one (a pseudo-terminal)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import pty
 import resource
+import select
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +25,7 @@ from core.admin.write import retry_jobs
 from core.builtin.sqlite.store import SQLiteStore
 from core.cli._store import SCAN_PAGE
 from hookspecs import Job, RefusedTransition, Status, Transition, WhereJob
-from tests.admin_kit import make_project, run_core
+from tests.admin_kit import environment, make_project, run_core
 from tests.scheduler_kit import write_jobs
 from tests.test_admin_api import _fail
 
@@ -106,3 +112,39 @@ def test_cli_retry_where_reports_progress_lines(tmp_path: Path) -> None:
                                         f"retried {total}/{total}"]
     assert f"retried {total} of {total} matching job(s)" in done.stdout
     assert len(_retried_per_job(project / "core.db")) == total
+
+
+def test_cli_retry_where_draws_a_bar_on_a_terminal(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+
+    async def seed() -> None:
+        store = SQLiteStore(f"sqlite:///{project / 'core.db'}")
+        await store.open()
+        try:
+            await _discarded(store, SCAN_PAGE + 1)
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core", "jobs", "retry", "--where", "status_in=discarded", "--yes"],
+        cwd=project, env=environment(COLUMNS="100", TERM="xterm"), stdin=follower, stdout=follower, stderr=follower,
+    )
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 1)
+        try:
+            chunk = os.read(leader, 65536) if ready else b""
+        except OSError:  # the terminal closed: the process exited
+            break
+        seen += chunk
+        if not chunk and process.poll() is not None:
+            break
+    os.close(leader)
+    assert process.wait(timeout=30) == 0, seen.decode(errors="replace")
+    text = seen.decode(errors="replace")
+    assert f"{SCAN_PAGE + 1}/{SCAN_PAGE + 1}" in text and "━" in text  # rich's bar and its M/N column
+    assert f"retried {SCAN_PAGE + 1} of {SCAN_PAGE + 1} matching job(s)" in text
