@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -26,14 +27,25 @@ def parse_where(items: Sequence[str]) -> dict[str, str]:
     return filters
 
 
+def local_call(runtime: Any, body: dict[str, Any], path: dict[str, str] | None = None) -> Call:
+    """A :class:`Call` of the admin routes made by this OS user, in-process."""
+    return Call(runtime=runtime, who=getpass.getuser(), query=QueryParams(), path=path or {}, body=body)
+
+
+@contextmanager
+def api_errors() -> Iterator[None]:
+    """Turn the admin routes' 4xx (:class:`ApiError`) into :class:`CoreError` for the CLI."""
+    try:
+        yield
+    except ApiError as exc:
+        allowed = f"allowed: {', '.join(map(str, exc.allowed))}" if isinstance(exc.allowed, list) else None
+        raise CoreError(exc.message, hint=exc.hint or allowed) from None
+
+
 async def call_route(
     handler: Handler, runtime: Any, body: dict[str, Any], path: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Run admin route ``handler`` on ``runtime`` as this OS user; its 4xx become :class:`CoreError`."""
-    call = Call(runtime=runtime, who=getpass.getuser(), query=QueryParams(), path=path or {}, body=body)
-    try:
-        result: dict[str, Any] = await handler(call)
-    except ApiError as exc:
-        allowed = f"allowed: {', '.join(map(str, exc.allowed))}" if isinstance(exc.allowed, list) else None
-        raise CoreError(exc.message, hint=exc.hint or allowed) from None
+    with api_errors():
+        result: dict[str, Any] = await handler(local_call(runtime, body, path))
     return result

@@ -17,10 +17,11 @@ from core.admin import filters
 from core.admin.endpoints import Call, Endpoint, path_param
 from core.admin.errors import ApiError
 from core.admin.read import action_of, destination_of
+from core.admin.redrive import redrive
 from core.cli.jobs import RETRYABLE
 from core.errors import PipelineError
 from core.gateway.ingest import Ingested, Ingestor
-from hookspecs import Event, Job, Pause, Payload, Status, Transition, WhereJob, new_id
+from hookspecs import Event, Job, Pause, Payload, WhereJob, new_id
 
 #: Refusals listed in a response at most (the count says how many in all).
 LISTED = 100
@@ -58,74 +59,51 @@ def _ids(call: Call) -> list[str] | None:
     return list(dict.fromkeys(ids))
 
 
-async def retry_jobs(call: Call) -> Any:
-    """Retry jobs named by ``ids``, or every job matching ``where`` (failed, discarded or
-    unknown ones unless ``where.status_in`` says which of those)."""
+def selection(call: Call) -> tuple[list[str] | None, filters.JobFilter]:
+    """The jobs a retry body names: its ``ids``, or its ``where`` filters (failed, discarded or
+    unknown jobs unless ``where.status_in`` says which of those); 4xx for a bad body."""
     ids, where = _ids(call), _where(call)
     if (ids is None) == (not where):
         raise ApiError(422, "give ids (a list of job ids) or where (job filters), one of them")
-    retryable = [s.value for s in RETRYABLE]
     if ids is not None:
-        chosen = filters.JobFilter(WhereJob(ids=ids))
-    else:
-        unknown = sorted(set(where) - filters.JOB_FILTER_NAMES)
-        if unknown:
-            raise ApiError(422, f"where: unknown filter {', '.join(unknown)}", allowed=sorted(filters.JOB_FILTER_NAMES))
-        chosen = filters.job_filter(where)
-        wrong = [s.value for s in chosen.where.status_in if s not in RETRYABLE]
-        if wrong:
-            raise ApiError(400, f"status_in: {', '.join(wrong)} jobs are not retried", allowed=retryable)
-        if not chosen.where.status_in:
-            chosen = replace(chosen, where=replace(chosen.where, status_in=list(RETRYABLE)))
-    text, dry = note("retried", call), bool(call.body.get("dry_run"))
-    matched, retried = 0, 0
-    refused: list[str] = []
-    seen: set[str] = set()
-    async for page in filters.every(call.runtime.store.find_jobs, chosen.where, chosen.keep):
-        seen.update(job.id for job in page)
-        movable = [job for job in page if job.status in RETRYABLE]
-        refused += [
-            f"{job.id}: is {job.status.value}; only {', '.join(retryable)} jobs are retried"
-            for job in page
-            if job.status not in RETRYABLE
-        ]
-        matched += len(page)
-        if dry or not movable:
-            retried += len(movable) if dry else 0
-            continue
-        now = datetime.now(UTC)
-        lost = await call.runtime.store.add_transitions(
-            [
-                Transition(
-                    id=new_id(),
-                    job_id=j.id,
-                    event_id=j.event_id,
-                    attempt=j.attempt,
-                    state_before=j.status,
-                    state_after=Status.AWAITING,
-                    created_at=now,
-                    due_at=now,
-                    error=text,
-                )
-                for j in movable
-            ]
-        )
-        retried += len(movable) - len(lost)
-        refused += [r.reason for r in lost]
+        return ids, filters.JobFilter(WhereJob(ids=ids))
+    unknown = sorted(set(where) - filters.JOB_FILTER_NAMES)
+    if unknown:
+        raise ApiError(422, f"where: unknown filter {', '.join(unknown)}", allowed=sorted(filters.JOB_FILTER_NAMES))
+    chosen = filters.job_filter(where)
+    wrong = [s.value for s in chosen.where.status_in if s not in RETRYABLE]
+    if wrong:
+        raise ApiError(400, f"status_in: {', '.join(wrong)} jobs are not retried", allowed=[s.value for s in RETRYABLE])
+    if not chosen.where.status_in:
+        chosen = replace(chosen, where=replace(chosen.where, status_in=list(RETRYABLE)))
+    return None, chosen
+
+
+def no_match(ids: list[str] | None) -> ApiError:
+    """The 404 of a retry that matched no job."""
+    return ApiError(
+        404,
+        "no job matches" + (" those ids" if ids is not None else " the filter"),
+        hint="list them first: GET /admin/api/store/jobs with the same filters",
+    )
+
+
+async def retry_jobs(call: Call) -> Any:
+    """Retry jobs named by ``ids``, or every job matching ``where``, page by page
+    (:func:`~core.admin.redrive.redrive`)."""
+    ids, chosen = selection(call)
+    dry = bool(call.body.get("dry_run"))
+    done = await redrive(call.runtime.store, chosen, note("retried", call), dry_run=dry)
     if ids is not None:
-        refused += [f"{i}: no such job" for i in ids if i not in seen]
-    if not matched:
-        raise ApiError(
-            404,
-            "no job matches" + (" those ids" if ids is not None else " the filter"),
-            hint="list them first: GET /admin/api/store/jobs with the same filters",
-        )
+        done.refuse([f"{i}: no such job" for i in ids if i not in done.seen])
+    if not done.matched:
+        raise no_match(ids)
     return {
-        "matched": matched,
-        "retried": retried,
+        "matched": done.matched,
+        "retried": done.retried,
         "dry_run": dry,
-        "refused_count": len(refused),
-        "refused": refused[:LISTED],
+        "refused_count": done.refused_count,
+        "refused": done.refused,
         "by": call.who,
     }
 

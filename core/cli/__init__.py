@@ -10,12 +10,14 @@ from core.cli._group import PluginCommandGroup
 from core.cli.actions import actions
 from core.cli.config import config
 from core.cli.events import events
+from core.cli.explain import explain
 from core.cli.generate import generate_group
 from core.cli.init import init
 from core.cli.jobs import jobs
 from core.cli.migrate import migrate
 from core.cli.nodes import nodes
 from core.cli.plugins import plugins
+from core.cli.purge import purge
 from core.cli.run import run_group
 from core.cli.start import start
 from core.cli.status import status
@@ -45,3 +47,5 @@ main.add_command(nodes)
 main.add_command(run_group)
 main.add_command(status)
 main.add_command(actions)
+main.add_command(purge)
+main.add_command(explain)

@@ -9,8 +9,6 @@ from types import SimpleNamespace
 import click
 
 from core.admin.local import call_route
-from core.admin.write import pause as pause_route
-from core.admin.write import resume as resume_route
 from core.cli._common import Context, friendly, pass_context
 from core.cli._store import with_store
 from core.cli.jobs import pipeline_of
@@ -36,7 +34,9 @@ def _switch(ctx: Context, target: str, reason: str | None, pausing: bool) -> Non
 
     async def run(store: Store) -> dict[str, object]:
         runtime = SimpleNamespace(store=store, pipeline=pipeline)
-        return await call_route(pause_route if pausing else resume_route, runtime, {"reason": reason}, path)
+        from core.admin import write  # core.admin imports core.cli: imported when run
+
+        return await call_route(write.pause if pausing else write.resume, runtime, {"reason": reason}, path)
 
     done = with_store(ctx, run, host)
     click.echo(f"{'paused' if pausing else 'resumed'} {done['paused' if pausing else 'resumed']}")

@@ -200,7 +200,9 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
     """Run failed, discarded or unknown jobs again, as soon as their action's schedule allows.
 
     Name the jobs (JOB_IDS), or select them all with --status (core jobs retry --status
-    discarded --action warehouse.insert). Exits 1 if a job could not be retried (not found,
+    discarded --action warehouse.insert), or with --where: those are counted first, then retried
+    a page at a time (bounded memory) with progress on stderr, a bar on a terminal, else lines
+    like "retried 5000/10000". Exits 1 if a job could not be retried (not found,
     not in a retryable status, or moved on since it was read: the store refused the retry).
     """
     if where:
@@ -249,28 +251,31 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
 
 
 def _retry_where(ctx: Context, where: tuple[str, ...], reason: str | None, yes: bool) -> None:
-    """``retry --where``: count the matches, confirm on a terminal, retry them page by page
-    (the admin API's retry, over the store directly)."""
-    from types import SimpleNamespace
+    """``retry --where``: count the matches (a dry pass), confirm on a terminal, then retry them
+    page by page with progress (the admin API's retry, over the store directly)."""
+    from core.admin.local import api_errors, local_call, parse_where
+    from core.admin.redrive import Redriven, redrive
+    from core.admin.write import no_match, note, selection
+    from core.cli._progress import progress
 
-    from core.admin.local import call_route, parse_where
-    from core.admin.write import retry_jobs as retry_route
+    call = local_call(None, {"where": parse_where(where), "reason": reason})
+    with api_errors():
+        _, chosen = selection(call)
+    text = note("retried", call)
 
-    filters = parse_where(where)
+    async def run(store: Store) -> Redriven:
+        counted = await redrive(store, chosen, text, dry_run=True)
+        if not counted.matched:
+            with api_errors():
+                raise no_match(None)
+        if sys.stdin.isatty() and not yes:
+            click.confirm(f"retry {counted.retried} job(s)?", abort=True)
+        with progress("retried", counted.matched) as report:
+            return await redrive(store, chosen, text, total=counted.matched, progress=report)
 
-    async def run(store: Store, dry_run: bool) -> dict[str, object]:
-        body = {"where": filters, "reason": reason, "dry_run": dry_run}
-        return await call_route(retry_route, SimpleNamespace(store=store), body)
-
-    host = ctx.host()
-    if sys.stdin.isatty() and not yes:
-        counted = with_store(ctx, lambda store: run(store, True), host)
-        click.confirm(f"retry {counted['retried']} job(s)?", abort=True)
-    done = with_store(ctx, lambda store: run(store, False), host)
-    click.echo(f"retried {done['retried']} of {done['matched']} matching job(s)")
-    refused = done["refused"]
-    assert isinstance(refused, list)
-    for message in refused:
+    done = with_store(ctx, run, ctx.host())
+    click.echo(f"retried {done.retried} of {done.matched} matching job(s)")
+    for message in done.refused:
         click.secho(str(message), fg="red", err=True)
-    if refused:
+    if done.refused_count:
         sys.exit(1)
