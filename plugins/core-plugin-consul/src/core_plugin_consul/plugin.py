@@ -10,7 +10,7 @@ from hookspecs import AdapterRegistration, Capability, Option, Supervisor, hooki
 SUPERVISOR_OPTIONS = {
     "node_ttl": Option(
         number(float, 10, 86400),
-        60.0,
+        10.0,
         "seconds, 10 to 86400",
         help="a node that has not heartbeated for this long (by Consul's clock) is dropped",
     ),

@@ -59,7 +59,7 @@ class ConsulSupervisor:
     :param timeout: seconds one HTTP call may take.
     """
 
-    def __init__(self, url: str, *, node_ttl: float = 60.0, prefix: str = "core/", timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, node_ttl: float = 10.0, prefix: str = "core/", timeout: float = 10.0) -> None:
         self.url = url
         self.host, self.port = parse_url(url)
         self.node_ttl = _seconds(node_ttl)

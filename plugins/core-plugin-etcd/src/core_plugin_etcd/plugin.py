@@ -9,7 +9,7 @@ from hookspecs import AdapterRegistration, Capability, Option, Supervisor, hooki
 SUPERVISOR_OPTIONS = {
     "node_ttl": Option(
         number(float, 2, 86400),
-        60.0,
+        10.0,
         "seconds, 2 to 86400",
         help="a node that has not heartbeated for this long (by etcd's clock) is dropped",
     ),

@@ -49,7 +49,7 @@ class EtcdSupervisor:
     :param timeout: seconds one gRPC call may take.
     """
 
-    def __init__(self, url: str, *, node_ttl: float = 60.0, prefix: str = "core/", timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, node_ttl: float = 10.0, prefix: str = "core/", timeout: float = 10.0) -> None:
         self.url = url
         self.host, self.port = parse_url(url)
         self.node_ttl = max(2, math.ceil(node_ttl))

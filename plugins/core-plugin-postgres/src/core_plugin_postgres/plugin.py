@@ -69,7 +69,7 @@ PUBSUB_OPTIONS = {
 }
 #: The supervisor's options.
 SUPERVISOR_OPTIONS = {
-    "node_ttl": _seconds(60.0, "a node whose last heartbeat is older than this is not listed"),
+    "node_ttl": _seconds(10.0, "a node whose last heartbeat is older than this is not listed"),
     "pool_size": _pool(2, "connections kept open"),
 }
 

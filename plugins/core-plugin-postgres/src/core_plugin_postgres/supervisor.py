@@ -99,7 +99,7 @@ class PostgresSupervisor:
     :param pool_size: connections kept open.
     """
 
-    def __init__(self, url: str, *, node_ttl: float = 60.0, pool_size: int = 2) -> None:
+    def __init__(self, url: str, *, node_ttl: float = 10.0, pool_size: int = 2) -> None:
         self.url = url
         self.node_ttl = float(node_ttl)
         self.pool_size = int(pool_size)
