@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import httpx
+from conftest import NEW, Receiver
 from core.testing import ServerProcess, create_adapter, free_port
 from hookspecs import Status, WhereJob
-
-from conftest import NEW, Receiver
 
 APP = """
 from core_plugin_http import WebhookDestination
