@@ -52,7 +52,8 @@ async def test_posted_events_arrive_signed_and_a_404_is_discarded_once(receiver:
     with ServerProcess(command, port, log=tmp_path / "core.log", env=env):
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             for n in range(3):
-                answer = await client.post("/orders", json={"data": {"order": n}}, headers={"Idempotency-Key": f"order-{n}"})
+                key = {"Idempotency-Key": f"order-{n}"}
+                answer = await client.post("/orders", json={"data": {"order": n}}, headers=key)
                 assert answer.status_code == 202, answer.text
         deadline = asyncio.get_running_loop().time() + 30
         while len(receiver.got) < 6 and asyncio.get_running_loop().time() < deadline:
