@@ -10,6 +10,7 @@ from core.cli._group import PluginCommandGroup
 from core.cli.actions import actions
 from core.cli.config import config
 from core.cli.events import events
+from core.cli.flows import flows
 from core.cli.generate import generate_group
 from core.cli.init import init
 from core.cli.jobs import jobs
@@ -45,3 +46,4 @@ main.add_command(nodes)
 main.add_command(run_group)
 main.add_command(status)
 main.add_command(actions)
+main.add_command(flows)
