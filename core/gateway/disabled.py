@@ -27,12 +27,14 @@ class DisabledFlows:
     def __init__(self, store: Any, refresh_seconds: float) -> None:
         self._reader = getattr(store, "disabled_flows", None)
         self.refresh_seconds = refresh_seconds
-        self._names: frozenset[str] | None = None if self._reader is not None else frozenset()
+        self._names: frozenset[str] | None = None
         self._read_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def names(self) -> frozenset[str]:
         """The disabled flows' names; read from the store when the cached set is too old."""
+        if self._reader is None:
+            return frozenset()
         if self._names is not None and time.monotonic() - self._read_at < self.refresh_seconds:
             return self._names
         async with self._lock:
