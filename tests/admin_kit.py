@@ -117,11 +117,12 @@ def ingest(gateway: str, count: int) -> list[str]:
 
 
 @contextmanager
-def core_start(directory: Path) -> Iterator[tuple[str, str]]:
-    """``core start`` (gateway, scheduler, admin) in ``directory``, with a read and a write token;
-    the gateway's and the admin API's URLs."""
+def core_start(directory: Path, *service: str) -> Iterator[tuple[str, str]]:
+    """``core start`` (gateway, scheduler, admin), or ``core start gateway`` (``service``), in
+    ``directory``, with a read and a write token; the gateway's and the admin API's URLs (the
+    admin API's is ``""`` for a lone gateway)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "core", "start", "--port", "0"],
+        [sys.executable, "-m", "core", "start", *service, "--port", "0"],
         cwd=directory,
         env=environment(CORE_ADMIN_TOKEN=f"{READ},{WRITE}"),
         text=True,
@@ -132,7 +133,7 @@ def core_start(directory: Path) -> Iterator[tuple[str, str]]:
     gateway = admin = ""
     seen = []
     try:
-        while not (gateway and admin):
+        while not gateway or (not service and not admin):
             line = process.stdout.readline()
             assert line, "core start exited:\n" + "".join(seen)
             seen.append(line)

@@ -1,7 +1,7 @@
-"""Disable and enable a flow on a running ``core start``, through the admin API and the CLI: the
-events the gateway stores meanwhile get no job of the disabled flow (the other flow's job is
-made), an event whose every flow is disabled is stored with no jobs, and once enabled the
-events get the flow's jobs again."""
+"""Disable and enable a flow on a running ``core start`` beside a lone ``core start gateway`` on
+the same store, through the admin API and the CLI: the events both gateways store meanwhile get
+no job of the disabled flow (the other flow's job is made), an event whose every flow is
+disabled is stored with no jobs, and once enabled the events get the flow's jobs again."""
 
 from __future__ import annotations
 
@@ -49,14 +49,15 @@ def jobs_of(api: httpx.Client, admin: str, event_id: str) -> list[str]:
     return sorted(job["destination"] for job in stored.json()["jobs"])
 
 
-def until(api: httpx.Client, gateway: str, admin: str, expected: list[str], timeout: float = 20) -> None:
-    """Post events until one is stored with jobs of ``expected`` destinations (each gateway
-    reads the disabled flows again every gateway.flow_refresh_seconds), then one more."""
-    deadline = time.monotonic() + timeout
-    while jobs_of(api, admin, *ingest(gateway, 1)) != expected:
-        assert time.monotonic() < deadline, f"events never got jobs of {expected}"
-        time.sleep(0.05)
-    assert jobs_of(api, admin, *ingest(gateway, 1)) == expected
+def until(api: httpx.Client, gateways: list[str], admin: str, expected: list[str], timeout: float = 20) -> None:
+    """Post events to each gateway until one is stored with jobs of ``expected`` destinations
+    (a gateway reads the disabled flows again every gateway.flow_refresh_seconds), then one more."""
+    for gateway in gateways:
+        deadline = time.monotonic() + timeout
+        while jobs_of(api, admin, *ingest(gateway, 1)) != expected:
+            assert time.monotonic() < deadline, f"the events of {gateway} never got jobs of {expected}"
+            time.sleep(0.05)
+        assert jobs_of(api, admin, *ingest(gateway, 1)) == expected
 
 
 def flows(api: httpx.Client, admin: str) -> dict[str, dict[str, object]]:
@@ -70,8 +71,13 @@ def test_a_disabled_flow_makes_no_jobs_until_enabled(tmp_path: Path) -> None:
         "[gateway]\nflow_refresh_seconds = 0.2\n"
     )
     cli: Callable[..., str] = lambda *args: run_core(tmp_path, "flows", *args).stdout  # noqa: E731
-    with core_start(tmp_path) as (gateway, admin), httpx.Client(headers=HEADERS["write"], timeout=30) as api:
-        assert jobs_of(api, admin, *ingest(gateway, 1)) == ["audit", "crm"]
+    with (
+        core_start(tmp_path) as (gateway, admin),
+        core_start(tmp_path, "gateway") as (other, _),
+        httpx.Client(headers=HEADERS["write"], timeout=30) as api,
+    ):
+        gateways = [gateway, other]
+        assert [jobs_of(api, admin, *ingest(g, 1)) for g in gateways] == [["audit", "crm"]] * 2
         listed = flows(api, admin)["web-to-crm"]
         assert listed["enabled"] is True and listed["destinations"] == ["crm"] and listed["trigger"] == "*"
 
@@ -84,17 +90,17 @@ def test_a_disabled_flow_makes_no_jobs_until_enabled(tmp_path: Path) -> None:
         listed = flows(api, admin)["web-to-crm"]
         assert (listed["enabled"], listed["disabled_by"], listed["reason"]) == (False, "ops", "crm is down")
         assert listed["disabled_at"] is not None
-        until(api, gateway, admin, ["audit"])
+        until(api, gateways, admin, ["audit"])
 
         assert "disabled web-to-audit" in cli("disable", "web-to-audit", "--reason", "quiet")
         [row] = [line.split() for line in cli("list").splitlines() if line.startswith("web-to-audit")]
         assert row[3:5] == ["audit.log", "no"] and row[-1] == "quiet"
-        until(api, gateway, admin, [])  # stored, with no jobs
+        until(api, gateways, admin, [])  # stored, with no jobs
 
         assert api.post(f"{admin}/flows/web-to-crm/enable").json() == {"enabled": "web-to-crm", "by": "ops"}
         assert api.post(f"{admin}/flows/web-to-crm/enable").status_code == 409
-        until(api, gateway, admin, ["crm"])
+        until(api, gateways, admin, ["crm"])
         assert "enabled web-to-audit" in cli("enable", "web-to-audit")
-        until(api, gateway, admin, ["audit", "crm"])
+        until(api, gateways, admin, ["audit", "crm"])
         assert all(f["enabled"] for f in flows(api, admin).values())
 
