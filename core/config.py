@@ -128,6 +128,8 @@ KEYS: tuple[Key, ...] = (
     Key("gateway.tls_keyfile", _str, "", "PEM private key file of gateway.tls_certfile"),
     Key("gateway.idempotency_window", _float(1, 366 * 86400), 86400.0,
         "seconds an idempotency key deduplicates (Idempotency-Key, a draft's key)"),
+    Key("gateway.flow_refresh_seconds", _float(0.01, 3600), 2.0,
+        "how often a gateway reads the disabled flows again (core flows disable takes effect within it)"),
     Key("gateway.lease_seconds", _float(1, 3600), 15.0, "lease TTL of a cron/cdc trigger (failover time)"),
     Key("scheduler.batch_size", _int(1, 100_000), 500, "largest queue handed to one load"),
     Key("scheduler.poll_seconds", _float(0.01, 3600), 1.0, "how often due jobs are looked for"),

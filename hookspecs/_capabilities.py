@@ -20,6 +20,9 @@ class Capability(StrEnum):
     PURGE = "purge"
     #: store: ``pause`` / ``resume`` / ``pauses`` keep paused actions, which the scheduler honours.
     PAUSE = "pause"
+    #: store: ``disable_flow`` / ``enable_flow`` / ``disabled_flows`` keep the disabled flows,
+    #: which the gateways honour.
+    FLOWS = "flows"
     #: supervisor: ``leases()`` lists the live leases (key, owner, token, until), so
     #: ``core nodes list`` and the admin API say who holds each lease and until when.
     LEASES = "leases"

@@ -208,6 +208,17 @@ class Pause:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DisabledFlow:
+    """A disabled flow (by its name): the gateways make none of its jobs for the events they
+    store from then on, until it is enabled again. ``who`` disabled it and why (``reason``)."""
+
+    flow: str
+    who: str
+    created_at: datetime
+    reason: str | None = None
+
+
 @dataclass(slots=True)
 class Claim:
     """Who claims jobs and for how long: a crashed claimer's jobs are recovered after it."""

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+
 #: A pipeline: an HTTP source, a destination with a failing action and a realtime one.
 APP = """
 from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, hookimpl
@@ -102,3 +104,44 @@ def run_core(directory: Path, *args: str, **env: str) -> subprocess.CompletedPro
         text=True,
         timeout=120,
     )
+
+
+def ingest(gateway: str, count: int) -> list[str]:
+    """Post ``count`` events to the gateway; their ids."""
+    ids = []
+    for n in range(count):
+        response = httpx.post(f"{gateway}/track", json={"data": {"n": n}}, timeout=10)
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["event_id"])
+    return ids
+
+
+@contextmanager
+def core_start(directory: Path, *service: str) -> Iterator[tuple[str, str]]:
+    """``core start`` (gateway, scheduler, admin), or ``core start gateway`` (``service``), in
+    ``directory``, with a read and a write token; the gateway's and the admin API's URLs (the
+    admin API's is ``""`` for a lone gateway)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core", "start", *service, "--port", "0"],
+        cwd=directory,
+        env=environment(CORE_ADMIN_TOKEN=f"{READ},{WRITE}"),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    gateway = admin = ""
+    seen = []
+    try:
+        while not gateway or (not service and not admin):
+            line = process.stdout.readline()
+            assert line, "core start exited:\n" + "".join(seen)
+            seen.append(line)
+            if found := re.search(r"admin API on (http://\S+/admin/api)", line):
+                admin = found.group(1)
+            elif found := re.search(r"listening on (http://\S+)", line):
+                gateway = found.group(1)
+        yield gateway, admin
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)

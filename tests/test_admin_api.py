@@ -317,3 +317,23 @@ def test_a_scheduled_action_and_its_destination_name_the_node_holding_its_lease(
         listed = api.get("/destinations").json()["destinations"]
         assert [a["lease"]["owner"] for d in listed for a in d["actions"] if "lease" in a] == ["node-x"]
         assert "lease" not in api.get("/destinations/crm/actions/notify").json(), "a realtime action has no lease"
+
+
+def test_disable_and_enable_a_flow_persist_in_the_store(api: httpx.Client) -> None:
+    write = HEADERS["write"]
+    assert api.post("/flows/web-to-warehouse/disable", json={"reason": "x"}).status_code == 403
+    done = api.post("/flows/web-to-warehouse/disable", json={"reason": "dw down"}, headers=write)
+    assert done.json() == {"disabled": "web-to-warehouse", "by": "ops", "reason": "dw down"}
+    [flow] = api.get("/flows").json()["flows"]
+    assert (flow["enabled"], flow["disabled_by"], flow["reason"], flow["actions"]) == (
+        False, "ops", "dw down", ["warehouse.insert"])
+    again = api.post("/flows/web-to-warehouse/disable", headers=write)
+    assert again.status_code == 409 and "disabled already" in again.json()["error"]
+    unknown = api.post("/flows/nowhere/disable", headers=write)
+    assert unknown.status_code == 404 and unknown.json()["allowed"] == ["web-to-warehouse"]
+    explained = api.post("/explain", json={"source": "web", "trigger": "track", "event": {"data": {}}}).json()
+    assert (explained["flows"], explained["disabled_flows"], explained["jobs"]) == ([], ["web-to-warehouse"], [])
+    enabled = api.post("/flows/web-to-warehouse/enable", headers=write)
+    assert enabled.json() == {"enabled": "web-to-warehouse", "by": "ops"}
+    assert api.get("/flows").json()["flows"][0]["enabled"] is True
+    assert api.post("/flows/web-to-warehouse/enable", headers=write).status_code == 409

@@ -92,3 +92,22 @@ def test_actions_pause_and_resume(tmp_path: Path) -> None:
     assert unknown.returncode != 0 and "no action 'warehouse.upsert'" in unknown.stderr and "insert" in unknown.stderr
     assert "resumed warehouse.insert" in run_core(project, "actions", "resume", "warehouse.insert").stdout
     assert "paused crm" in run_core(project, "actions", "pause", "crm").stdout
+
+
+def test_flows_list_disable_and_enable(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    asyncio.run(_seed(project / "core.db"))
+    disabled = run_core(project, "flows", "disable", "web-to-warehouse", "--reason", "dw down")
+    assert disabled.returncode == 0 and "disabled web-to-warehouse" in disabled.stdout, disabled.stderr
+    again = run_core(project, "flows", "disable", "web-to-warehouse")
+    assert again.returncode != 0 and "disabled already" in again.stderr
+    [listed] = json.loads(run_core(project, "flows", "list", "--json").stdout)
+    assert (listed["name"], listed["enabled"], listed["reason"]) == ("web-to-warehouse", False, "dw down")
+    assert listed["actions"] == ["warehouse.insert"] and listed["disabled_by"]
+    unknown = run_core(project, "flows", "disable", "web-to-crm")
+    assert unknown.returncode != 0 and "no flow 'web-to-crm'" in unknown.stderr
+    assert "flows: web-to-warehouse" in unknown.stderr and "Traceback" not in unknown.stderr
+    assert "enabled web-to-warehouse" in run_core(project, "flows", "enable", "web-to-warehouse").stdout
+    assert "not disabled" in run_core(project, "flows", "enable", "web-to-warehouse").stderr
+    assert run_core(project, "flows", "list").stdout.splitlines()[1].split()[:5] == [
+        "web-to-warehouse", "web", "*", "warehouse.insert", "yes"]

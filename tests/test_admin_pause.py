@@ -4,19 +4,13 @@ resumed, its backlog drains."""
 
 from __future__ import annotations
 
-import re
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.admin_kit import HEADERS, READ, WRITE, environment
+from tests.admin_kit import HEADERS, core_start, ingest
 
 pytestmark = pytest.mark.slow
 
@@ -55,45 +49,6 @@ def wait_for(paths: list[Path], timeout: float = 30) -> None:
     while not all(p.exists() for p in paths):
         assert time.monotonic() < deadline, f"not loaded: {[p.name for p in paths if not p.exists()]}"
         time.sleep(0.05)
-
-
-def ingest(gateway: str, count: int) -> list[str]:
-    """Post ``count`` events to the gateway; their ids."""
-    ids = []
-    for n in range(count):
-        response = httpx.post(f"{gateway}/track", json={"data": {"n": n}}, timeout=10)
-        assert response.status_code == 202, response.text
-        ids.append(response.json()["event_id"])
-    return ids
-
-
-@contextmanager
-def core_start(directory: Path) -> Iterator[tuple[str, str]]:
-    """``core start`` (gateway, scheduler, admin) in ``directory``; the gateway's and the admin API's URLs."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "core", "start", "--port", "0"],
-        cwd=directory,
-        env=environment(CORE_ADMIN_TOKEN=f"{READ},{WRITE}"),
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert process.stdout is not None
-    gateway = admin = ""
-    seen = []
-    try:
-        while not (gateway and admin):
-            line = process.stdout.readline()
-            assert line, "core start exited:\n" + "".join(seen)
-            seen.append(line)
-            if found := re.search(r"admin API on (http://\S+/admin/api)", line):
-                admin = found.group(1)
-            elif found := re.search(r"listening on (http://\S+)", line):
-                gateway = found.group(1)
-        yield gateway, admin
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
 
 
 def test_a_paused_destination_gets_no_load_until_resumed(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.admin import operations, purge, read, write
+from core.admin import flows, operations, purge, read, write
 from core.admin.endpoints import PREFIX, Call, Endpoint, openapi
 from core.admin.errors import ApiError
 from core.admin.tokens import AdminToken, find_token, tokens_of
@@ -114,7 +114,7 @@ def route(endpoint: Endpoint, runtime: Any, tokens: list[AdminToken]) -> Route:
 
 def endpoints() -> Sequence[Endpoint]:
     """Every admin route."""
-    return (*read.ENDPOINTS, *write.ENDPOINTS, *purge.ENDPOINTS, *operations.ENDPOINTS)
+    return (*read.ENDPOINTS, *flows.ENDPOINTS, *write.ENDPOINTS, *purge.ENDPOINTS, *operations.ENDPOINTS)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -25,7 +25,7 @@ from hookspecs import Event, Job, Pause, Payload, WhereJob, new_id
 
 #: Refusals listed in a response at most (the count says how many in all).
 LISTED = 100
-_REASON = {"type": "string", "maxLength": 1000, "description": "why: recorded in the history"}
+REASON = {"type": "string", "maxLength": 1000, "description": "why: recorded in the history"}
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
 
 
@@ -188,7 +188,8 @@ async def replay_events(call: Call) -> Any:
 
 
 async def explain(call: Call) -> Any:
-    """Which jobs an event would create (flows, transforms, marshals), storing nothing."""
+    """Which jobs an event would create (flows, transforms, marshals; disabled flows make none),
+    storing nothing."""
     pipeline = call.runtime.pipeline
     source, trigger = call.body.get("source"), call.body.get("trigger")
     if source not in pipeline.sources:
@@ -210,10 +211,17 @@ async def explain(call: Call) -> Any:
         id=new_id(), source=source, name=name, context=event.get("context", {}), data=event.get("data"), received_at=now
     )
     ingestor, result = Ingestor(call.runtime), Ingested(events=[stored])
+    disabled = await ingestor.disabled.names()
     flows = pipeline.flows_for(source, trigger, name)
     for flow in flows:
-        await ingestor._run_flow(flow, stored, now, result)
-    return {"flows": [f.name for f in flows], "jobs": stored.jobs, "errors": result.errors}
+        if flow.name not in disabled:
+            await ingestor._run_flow(flow, stored, now, result)
+    return {
+        "flows": [f.name for f in flows if f.name not in disabled],
+        "disabled_flows": [f.name for f in flows if f.name in disabled],
+        "jobs": stored.jobs,
+        "errors": result.errors,
+    }
 
 
 def _paused_target(call: Call) -> tuple[str, str]:
@@ -252,10 +260,10 @@ async def resume(call: Call) -> Any:
     return {"resumed": _shown(destination, action), "by": call.who}
 
 
-_TARGETS = {"ids": _STR_LIST, "reason": _REASON, "dry_run": {"type": "boolean"}}
+_TARGETS = {"ids": _STR_LIST, "reason": REASON, "dry_run": {"type": "boolean"}}
 _D = (path_param("destination", "destination name"),)
 _DA = (*_D, path_param("action", "action name"))
-_WHY = {"type": "object", "properties": {"reason": _REASON}}
+WHY = {"type": "object", "properties": {"reason": REASON}}
 ENDPOINTS = (
     Endpoint(
         "POST",
@@ -264,10 +272,10 @@ ENDPOINTS = (
         "Pause every action of a destination",
         _D,
         write=True,
-        body=_WHY,
+        body=WHY,
     ),
     Endpoint(
-        "POST", "/destinations/{destination}/resume", resume, "Resume a paused destination", _D, write=True, body=_WHY
+        "POST", "/destinations/{destination}/resume", resume, "Resume a paused destination", _D, write=True, body=WHY
     ),
     Endpoint(
         "POST",
@@ -276,7 +284,7 @@ ENDPOINTS = (
         "Pause an action",
         _DA,
         write=True,
-        body=_WHY,
+        body=WHY,
         name="pause_action",
     ),
     Endpoint(
@@ -286,7 +294,7 @@ ENDPOINTS = (
         "Resume a paused action",
         _DA,
         write=True,
-        body=_WHY,
+        body=WHY,
         name="resume_action",
     ),
     Endpoint(

@@ -11,6 +11,7 @@ from core.cli.actions import actions
 from core.cli.config import config
 from core.cli.events import events
 from core.cli.explain import explain
+from core.cli.flows import flows
 from core.cli.generate import generate_group
 from core.cli.init import init
 from core.cli.jobs import jobs
@@ -49,3 +50,4 @@ main.add_command(status)
 main.add_command(actions)
 main.add_command(purge)
 main.add_command(explain)
+main.add_command(flows)

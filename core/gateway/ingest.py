@@ -6,6 +6,9 @@ A draft with an idempotency key (its own, or the request's ``Idempotency-Key``) 
 event under that key, which the store deduplicates (:class:`~hookspecs.IdempotencyKey`):
 a duplicate is answered with the original event's id, and nothing of it is told or published.
 
+A disabled flow (:mod:`core.gateway.disabled`) makes no jobs: the event is stored with the jobs
+of its other flows, or with none.
+
 A marshal (or flow transform) that raises costs the jobs it would have made, never the event:
 the error is logged and returned in :attr:`Ingested.errors`. Realtime jobs are handed to the
 :class:`~core.gateway.publisher.Publisher` once committed; a publish that fails costs nothing
@@ -25,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from core.gateway.disabled import DisabledFlows
 from core.gateway.publisher import Publisher
 from core.gateway.storable import check_events, storable
 from core.observability import metrics, tracing
@@ -118,6 +122,7 @@ class Ingestor:
         self._observed = bool(runtime.host.pm.hook.core_event_ingested.get_hookimpls())
         self._stored: dict[tuple[str, str, str], Any] = {}
         self.idempotency_window = timedelta(seconds=float(runtime.settings["gateway.idempotency_window"]))
+        self.disabled = DisabledFlows(runtime.store, float(runtime.settings["gateway.flow_refresh_seconds"]))
 
     def _target(self, ref: str) -> _Target:
         target = self._targets.get(ref)
@@ -195,9 +200,11 @@ class Ingestor:
         result = Ingested(events=[
             self._event(source, trigger, draft, now, trace, key) for draft, key in zip(drafts, keys, strict=True)])
         check_events(result.events)  # a value the store cannot write is the sender's 400, not an outage
+        disabled = await self.disabled.names()
         for event in result.events:
             for flow in self.pipeline.flows_for(source, trigger, event.name):
-                await self._run_flow(flow, event, now, result)
+                if flow.name not in disabled:
+                    await self._run_flow(flow, event, now, result)
         if not result.events:
             return result
         ingested_at = datetime.now(UTC)

@@ -31,7 +31,7 @@ from core.sqlstore.writer import Row, Work, WriteSet
 from hookspecs import Duplicate, Event
 
 #: ``INSERT … ON CONFLICT`` constructs by dialect name (the same API on both).
-_UPSERT_DIALECTS = {"sqlite": sqlite, "postgresql": postgresql}
+UPSERT_DIALECTS = {"sqlite": sqlite, "postgresql": postgresql}
 KeyOf = tuple[str, str]
 
 
@@ -49,7 +49,7 @@ def key_row(event: Event, now: datetime) -> Row | None:
 @functools.lru_cache(maxsize=8)
 def _upsert(dialect: str) -> Any:
     """Insert keys, taking over those whose window ended; returns the keys it wrote."""
-    module = _UPSERT_DIALECTS.get(dialect)
+    module = UPSERT_DIALECTS.get(dialect)
     if module is None:
         raise NotImplementedError(f"idempotency keys need INSERT … ON CONFLICT, not known for {dialect!r}")
     statement = module.insert(idempotency_keys)

@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from hookspecs import CLAIMABLE_STATUSES, Status
 
 #: The version of the tables below; bump it and add a step to ``SQLStore.schema_steps``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: ``job_state.ready_at`` of a job without a due time: it sorts before every real time.
 NO_DUE_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -179,6 +179,16 @@ pauses = Table(
     "pauses", metadata,
     Column("destination", NAME, primary_key=True),
     Column("action", NAME, primary_key=True),
+    Column("who", NAME, nullable=False),
+    Column("reason", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One row per disabled flow, with who disabled it and why. State, not history: enabling removes
+# the row.
+disabled_flows = Table(
+    "disabled_flows", metadata,
+    Column("flow", NAME, primary_key=True),
     Column("who", NAME, nullable=False),
     Column("reason", Text),
     Column("created_at", UTCDateTime, nullable=False),

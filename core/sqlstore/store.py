@@ -14,7 +14,7 @@ from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import ConfigError
-from core.sqlstore import claims, idempotency, moves, pauses, reads, upkeep
+from core.sqlstore import claims, flows, idempotency, moves, pauses, reads, upkeep
 from core.sqlstore.database import SQLDatabase
 from core.sqlstore.rows import UPDATE_PREFIX, event_row, new_jobs
 from core.sqlstore.schema import INSERTS, SCHEMA_VERSION, events, job_state, jobs, metadata, transitions
@@ -23,6 +23,7 @@ from core.sqlstore.writer import GroupWriter, SyncTask, Work, WriterStats, Write
 from hookspecs import (
     FINAL_STATUSES,
     Claim,
+    DisabledFlow,
     Duplicate,
     Event,
     Job,
@@ -57,7 +58,9 @@ class SQLStore(SQLDatabase):
     component: ClassVar[str] = "store"
     tables: ClassVar[Sequence[Table]] = tuple(metadata.sorted_tables)
     schema_version: ClassVar[int] = SCHEMA_VERSION
-    schema_steps: ClassVar[Mapping[int, Step]] = {1: idempotency.add_keys, 2: pauses.add_pauses}
+    schema_steps: ClassVar[Mapping[int, Step]] = {
+        1: idempotency.add_keys, 2: pauses.add_pauses, 3: flows.add_disabled_flows,
+    }
     #: Writer transactions in flight at once (SQLite: 1, its single writer; a server database
     #: may overlap a commit's disk wait with the next batch).
     writer_concurrency: ClassVar[int] = 1
@@ -253,6 +256,21 @@ class SQLStore(SQLDatabase):
         """Every paused action."""
         async with self.connection() as conn:
             return await pauses.read_pauses(conn)
+
+    async def disable_flow(self, disabled: DisabledFlow) -> bool:
+        """Disable a flow: gateways make none of its jobs; ``False`` if it was disabled."""
+        done: bool = await self._writer.submit(lambda conn: flows.write_disabled(conn, disabled))
+        return done
+
+    async def enable_flow(self, flow: str) -> bool:
+        """Enable a flow disabled with :meth:`disable_flow`; ``False`` if it was not disabled."""
+        done: bool = await self._writer.submit(lambda conn: flows.remove_disabled(conn, flow))
+        return done
+
+    async def disabled_flows(self) -> list[DisabledFlow]:
+        """Every disabled flow."""
+        async with self.connection() as conn:
+            return await flows.read_disabled(conn)
 
     async def rebuild_state(self) -> int:
         """Recompute the ``job_state`` summary from the history; return the number of jobs."""

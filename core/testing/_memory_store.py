@@ -38,6 +38,7 @@ from hookspecs import (
     LEASE_EXPIRED,
     OWNER_LAPSED,
     Claim,
+    DisabledFlow,
     Duplicate,
     Event,
     Job,
@@ -150,6 +151,8 @@ class _Database:
         self.keys: dict[tuple[str, str], tuple[str, str, datetime]] = {}
         #: Paused actions by (destination, action); action "*": the whole destination.
         self.pauses: dict[tuple[str, str], Pause] = {}
+        #: Disabled flows by name.
+        self.disabled: dict[str, DisabledFlow] = {}
         self._event_order: list[str] = []
         self._job_order: list[str] = []
         self._sorted = True
@@ -404,6 +407,24 @@ class MemoryStore:
         """Every paused action, by destination and action."""
         db = await self._tables()
         return [db.pauses[key] for key in sorted(db.pauses)]
+
+    async def disable_flow(self, disabled: DisabledFlow) -> bool:
+        """Disable a flow: gateways make none of its jobs; ``False`` if it was disabled."""
+        db = await self._tables()
+        if disabled.flow in db.disabled:
+            return False
+        db.disabled[disabled.flow] = disabled
+        return True
+
+    async def enable_flow(self, flow: str) -> bool:
+        """Enable a flow disabled with :meth:`disable_flow`; ``False`` if it was not disabled."""
+        db = await self._tables()
+        return db.disabled.pop(flow, None) is not None
+
+    async def disabled_flows(self) -> list[DisabledFlow]:
+        """Every disabled flow, by name."""
+        db = await self._tables()
+        return [db.disabled[name] for name in sorted(db.disabled)]
 
     async def backlog(self) -> dict[tuple[str, str, str], int]:
         """Unfinished jobs by ``(destination, action, status)`` (what ``/metrics`` shows)."""

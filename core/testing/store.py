@@ -24,6 +24,7 @@ from hookspecs import (
     OWNER_LAPSED,
     Capability,
     Claim,
+    DisabledFlow,
     Event,
     Job,
     Pause,
@@ -463,3 +464,29 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
         assert await adapter.resume(names.destination, names.action) is True
         assert await adapter.resume(names.destination, names.action) is False
         assert [p.action for p in await adapter.pauses() if p.destination == names.destination] == ["*"]
+
+    # -- disabled flows --------------------------------------------------------------------
+
+    @requires(Capability.FLOWS)
+    async def test_disabled_flows_are_kept_with_who_and_why(self, adapter: Any, names: Names) -> None:
+        flow, other = f"{names.source}-to-{names.destination}", f"{names.source}-audit"
+        disabled = DisabledFlow(flow=flow, who="ops", created_at=utcnow(), reason="crm is down")
+        assert await adapter.disable_flow(disabled) is True
+        again = replace(disabled, who="other")
+        assert await adapter.disable_flow(again) is False, "a second disable replaced the first"
+        assert await adapter.disable_flow(DisabledFlow(flow=other, who="ops", created_at=utcnow())) is True
+        mine = [d for d in await adapter.disabled_flows() if d.flow.startswith(names.source)]
+        assert [(d.flow, d.who, d.reason) for d in mine] == [(other, "ops", None), (flow, "ops", "crm is down")]
+        assert same_time(mine[1].created_at, disabled.created_at)
+        assert await adapter.enable_flow(flow) is True
+        assert await adapter.enable_flow(flow) is False
+        assert [d.flow for d in await adapter.disabled_flows() if d.flow.startswith(names.source)] == [other]
+
+    @requires(Capability.FLOWS)
+    async def test_one_of_concurrent_disables_of_a_flow_wins(self, adapter: Any, names: Names) -> None:
+        flow = f"{names.source}-raced"
+        attempts = [DisabledFlow(flow=flow, who=f"ops{n}", created_at=utcnow()) for n in range(8)]
+        won = await asyncio.gather(*(adapter.disable_flow(d) for d in attempts))
+        assert sorted(won) == [False] * 7 + [True]
+        [kept] = [d for d in await adapter.disabled_flows() if d.flow == flow]
+        assert kept.who == f"ops{won.index(True)}"
