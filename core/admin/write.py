@@ -190,6 +190,12 @@ async def replay_events(call: Call) -> Any:
 async def explain(call: Call) -> Any:
     """Which jobs an event would create (flows, transforms, marshals; disabled flows make none),
     storing nothing."""
+    return await explain_with(call, await Ingestor(call.runtime).disabled.names())
+
+
+async def explain_with(call: Call, disabled: frozenset[str]) -> Any:
+    """:func:`explain` with the disabled flows given (``core explain`` reads them itself: it
+    opens the store only when there is one)."""
     pipeline = call.runtime.pipeline
     source, trigger = call.body.get("source"), call.body.get("trigger")
     if source not in pipeline.sources:
@@ -211,7 +217,6 @@ async def explain(call: Call) -> Any:
         id=new_id(), source=source, name=name, context=event.get("context", {}), data=event.get("data"), received_at=now
     )
     ingestor, result = Ingestor(call.runtime), Ingested(events=[stored])
-    disabled = await ingestor.disabled.names()
     flows = pipeline.flows_for(source, trigger, name)
     for flow in flows:
         if flow.name not in disabled:

@@ -1,6 +1,7 @@
 """``core explain --source S --trigger T FILE``: which jobs an event would create (the flows it
 takes, each job's destination, action, version and the marshal's output), storing nothing: the
-``POST /admin/api/explain`` route run in-process. No adapter is opened, so it needs no store."""
+``POST /admin/api/explain`` route run in-process. The store is opened only to read the disabled
+flows, and only when it exists: without one no flow is disabled, and none is created."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import click
 import orjson
 
 from core.cli._common import Context, friendly, pass_context, table
-from core.cli._store import echo_json, short
+from core.cli._store import echo_json, refuse_missing_store, short, with_store
 from core.errors import CoreError
+from hookspecs import Store
 
 
 def _event(file: IO[bytes], data_only: bool) -> dict[str, Any]:
@@ -45,7 +47,7 @@ def explain(ctx: Context, source: str, trigger: str, data_only: bool, as_json: b
     the flows it takes and, per job, its action and what the marshal made. Stores nothing.
     Exits 1 if a transform or marshal failed."""
     from core.admin.local import call_route
-    from core.admin.write import explain as explain_route
+    from core.admin.write import explain_with
     from core.pipeline import Pipeline
     from core.runtime import Runtime
 
@@ -54,13 +56,32 @@ def explain(ctx: Context, source: str, trigger: str, data_only: bool, as_json: b
     host = ctx.host()
     host.registry.check()
     runtime = Runtime(settings, host, Pipeline.from_host(host))  # never opened: nothing is stored
-    done = asyncio.run(call_route(explain_route, runtime, body))
+    disabled = _disabled_flows(ctx, host)
+
+    async def route(call: Any) -> Any:
+        return await explain_with(call, disabled)
+
+    done = asyncio.run(call_route(route, runtime, body))
     if as_json:
         echo_json(done)
     else:
         _show(done)
     if done["errors"]:
         sys.exit(1)
+
+
+def _disabled_flows(ctx: Context, host: Any) -> frozenset[str]:
+    """The flows disabled in the store; none when there is no store yet (nothing is created)."""
+    try:
+        refuse_missing_store(host.create("store"), host.settings["store"])
+    except CoreError:
+        return frozenset()
+
+    async def read(store: Store) -> frozenset[str]:
+        reader = getattr(store, "disabled_flows", None)
+        return frozenset(d.flow for d in await reader()) if reader is not None else frozenset()
+
+    return with_store(ctx, read, host)
 
 
 def _show(done: dict[str, Any]) -> None:

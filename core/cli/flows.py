@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from core.admin.flows import disable_flow, enable_flow, list_flows
 from core.admin.local import call_route
 from core.cli._common import Context, friendly, pass_context, table
 from core.cli._store import echo_json, when, with_store
@@ -24,8 +23,11 @@ def flows() -> None:
     """List, disable and enable flows."""
 
 
-def _route(ctx: Context, handler: Any, body: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
-    """Run admin route ``handler`` over the configured store and the app's pipeline."""
+def _route(ctx: Context, name: str, body: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+    """Run the admin flows route ``name`` over the configured store and the app's pipeline."""
+    from core.admin import flows as routes  # core.admin imports core.cli: imported when run
+
+    handler = getattr(routes, name)
     host = ctx.host()
     pipeline = pipeline_of(host)
     if pipeline is None:
@@ -46,7 +48,7 @@ def _route(ctx: Context, handler: Any, body: dict[str, Any], path: dict[str, str
 @friendly
 def list_(ctx: Context, as_json: bool) -> None:
     """List the flows: source, trigger, actions, enabled or who disabled it, why and when."""
-    found = _route(ctx, list_flows, {}, {})["flows"]
+    found = _route(ctx, "list_flows", {}, {})["flows"]
     if as_json:
         echo_json(found)
     elif not found:
@@ -67,7 +69,7 @@ def list_(ctx: Context, as_json: bool) -> None:
 @friendly
 def disable(ctx: Context, flow: str, reason: str | None) -> None:
     """Disable FLOW: the events stored from then on get none of its jobs."""
-    click.echo(f"disabled {_route(ctx, disable_flow, {'reason': reason}, {'flow': flow})['disabled']}")
+    click.echo(f"disabled {_route(ctx, 'disable_flow', {'reason': reason}, {'flow': flow})['disabled']}")
 
 
 @flows.command("enable")
@@ -76,4 +78,4 @@ def disable(ctx: Context, flow: str, reason: str | None) -> None:
 @friendly
 def enable(ctx: Context, flow: str) -> None:
     """Enable a disabled FLOW: the events stored from then on get its jobs again."""
-    click.echo(f"enabled {_route(ctx, enable_flow, {}, {'flow': flow})['enabled']}")
+    click.echo(f"enabled {_route(ctx, 'enable_flow', {}, {'flow': flow})['enabled']}")
