@@ -1,6 +1,6 @@
 """Benchmark of HTTP ingest: durable ``202`` answers per second through the real gateway.
 
-    python bench/ingest.py [--duration 10] [--connections 64] [--batch 100]
+    python bench/ingest.py [--duration 10] [--connections 64] [--batch 100] [--keys]
 
 It writes a tiny project in a temporary directory (three HTTP triggers, one flow, one action
 on a schedule, the built-in SQLite store), starts ``core start gateway`` on it as a subprocess,
@@ -8,7 +8,8 @@ then runs a SEPARATE load-generating process: keep-alive connections on raw asyn
 (lighter than an HTTP library, so the client costs the 2 shared cores as little as possible)
 posting single-event requests (to a trigger without auth, then to one with an API key, then to
 one checking a Standard Webhooks signature, each request signed with a new message id), then
-``--batch``-event requests, for ``--duration`` seconds each. It prints events/s, requests/s
+``--batch``-event requests (and, with ``--keys``, single events each with a new
+``Idempotency-Key``), for ``--duration`` seconds each. It prints events/s, requests/s
 and latency percentiles of the ``202`` answers (each sent only after the commit), the
 gateway's CPU time per event (a figure that holds on a busy shared machine, where events/s
 does not), then checks that the store holds every acknowledged event.
@@ -75,14 +76,17 @@ EVENT = {"name": "order.created", "context": {"ip": "127.0.0.1", "user_agent": "
 # -- the load generator (runs in its own process) ---------------------------------------------
 
 #: The path and extra headers of each authentication mode.
-MODES = {"none": "/ingest", "key": "/keyed", "signed": "/signed"}
+MODES = {"none": "/ingest", "key": "/keyed", "signed": "/signed", "idempotent": "/ingest"}
 _ids = itertools.count()
 
 
 def _requests(host: str, mode: str, body: bytes) -> Callable[[], bytes]:
-    """What one connection sends: the same bytes each time, or (signed) a new message each time."""
+    """What one connection sends: the same bytes each time, or (signed, idempotent) a new message
+    or a new idempotency key each time."""
     head = f"POST {MODES[mode]} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
     tail = f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+    if mode == "idempotent":
+        return lambda: (head + f"Idempotency-Key: bench-{os.getpid()}-{next(_ids)}\r\n").encode() + tail
     if mode != "signed":
         fixed = (head + (f"X-API-Key: {API_KEY}\r\n" if mode == "key" else "")).encode() + tail
         return lambda: fixed
@@ -181,6 +185,7 @@ def main() -> None:
     parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--per-request", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=list(MODES), default="none", help=argparse.SUPPRESS)
+    parser.add_argument("--keys", action="store_true", help="also single events with a new Idempotency-Key each")
     args = parser.parse_args()
     if args.load:
         load_main(args.load, args.per_request, args.duration, args.connections, args.mode)
@@ -195,8 +200,10 @@ def main() -> None:
                   f"{args.duration:g}s per phase")
             accepted = 0
             _run_load(url, 1, 1.0, args.connections)  # warm-up
-            phases = ((1, "none", "single-event"), (1, "key", "+ API key"), (1, "signed", "+ std webhook"),
-                      (args.batch, "none", f"{args.batch}-event batch"))
+            phases = [(1, "none", "single-event"), (1, "key", "+ API key"), (1, "signed", "+ std webhook"),
+                      (args.batch, "none", f"{args.batch}-event batch")]
+            if args.keys:
+                phases.append((1, "idempotent", "+ idempotency key"))
             for per_request, mode, label in phases:
                 cpu = _cpu_seconds(gateway.pid)
                 result = _run_load(url, per_request, args.duration, args.connections, mode)

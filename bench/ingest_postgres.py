@@ -65,12 +65,12 @@ def main() -> None:
         print(f"gateway {address} (pid {gateway.pid}) on PostgreSQL, {os.cpu_count()} cores, "
               f"{args.connections} connections, {args.duration:g}s per phase"
               f"{', a new Idempotency-Key per request' if args.keys else ''}")
-        accepted = 0
+        accepted, mode = 0, "idempotent" if args.keys else "none"
         try:
-            ingest._run_load(address, 1, 1.0, args.connections, args.keys)  # warm-up
+            ingest._run_load(address, 1, 1.0, args.connections, mode)  # warm-up
             for per_request, label in ((1, "single-event"), (args.batch, f"{args.batch}-event batch")):
                 cpu = ingest._cpu_seconds(gateway.pid)
-                result = ingest._run_load(address, per_request, args.duration, args.connections, args.keys)
+                result = ingest._run_load(address, per_request, args.duration, args.connections, mode)
                 cpu = ingest._cpu_seconds(gateway.pid) - cpu
                 events = int(result["accepted_events"])  # type: ignore[call-overload]
                 accepted += events
