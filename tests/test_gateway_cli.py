@@ -103,7 +103,7 @@ def test_core_start_runs_gateway_and_scheduler_and_stops_on_sigterm(tmp_path: Pa
     process = core(project(tmp_path), "start", "--port", "0")
     found = line_matching(process, r"core gateway\+scheduler\+admin listening on (http://127\.0\.0\.1:\d+) · "
                                    r"store sqlite:///\.core/core\.db · pubsub memory:// · "
-                                   r"1 source, 1 flow, 1 destination")
+                                   r"supervisor [a-z]+ · 1 source, 1 flow, 1 destination")
     url = found.group(1)
     response = httpx.post(f"{url}/webhooks/orders", json={"data": {"id": 42}}, timeout=10)
     assert response.status_code == 202

@@ -61,7 +61,8 @@ def summary(runtime: Runtime, url: str) -> str:
 
     return (
         f"core {'+'.join(runtime.services)} {where} · store {redacted_url(settings['store'])} · "
-        f"pubsub {redacted_url(settings['pubsub']) or 'none'} · {count(len(pipeline.sources), 'source')}, "
+        f"pubsub {redacted_url(settings['pubsub']) or 'none'} · supervisor {runtime.supervisor_scheme or 'none'} · "
+        f"{count(len(pipeline.sources), 'source')}, "
         f"{count(len(pipeline.flows), 'flow')}, {count(len(pipeline.destinations), 'destination')} "
         "(Ctrl-C to stop)"
     )
