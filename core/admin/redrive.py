@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from core.admin import filters
-from core.cli.jobs import RETRYABLE
 from hookspecs import Status, Store, Transition, new_id
 
+#: Statuses a job may be retried from.
+RETRYABLE = (Status.FAILED, Status.DISCARDED, Status.UNKNOWN)
 Progress = Callable[[int, int], None]
 #: Refusals listed at most (the count says how many in all).
 LISTED = 100

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import click
 
+from core.admin import write
 from core.admin.local import call_route
 from core.cli._common import Context, friendly, pass_context
 from core.cli._store import with_store
@@ -34,8 +35,6 @@ def _switch(ctx: Context, target: str, reason: str | None, pausing: bool) -> Non
 
     async def run(store: Store) -> dict[str, object]:
         runtime = SimpleNamespace(store=store, pipeline=pipeline)
-        from core.admin import write  # core.admin imports core.cli: imported when run
-
         return await call_route(write.pause if pausing else write.resume, runtime, {"reason": reason}, path)
 
     done = with_store(ctx, run, host)

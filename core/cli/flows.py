@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from core.admin import flows as routes
 from core.admin.local import call_route
 from core.cli._common import Context, friendly, pass_context, table
 from core.cli._store import echo_json, when, with_store
@@ -25,8 +26,6 @@ def flows() -> None:
 
 def _route(ctx: Context, name: str, body: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
     """Run the admin flows route ``name`` over the configured store and the app's pipeline."""
-    from core.admin import flows as routes  # core.admin imports core.cli: imported when run
-
     handler = getattr(routes, name)
     host = ctx.host()
     pipeline = pipeline_of(host)

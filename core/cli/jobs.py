@@ -22,7 +22,11 @@ from datetime import UTC, datetime
 
 import click
 
+from core.admin.local import api_errors, local_call, parse_where
+from core.admin.redrive import RETRYABLE, Redriven, redrive
+from core.admin.write import no_match, note, selection
 from core.cli._common import Context, friendly, pass_context, table
+from core.cli._progress import progress
 from core.cli._store import echo_json, echo_listing, newest, parse_time, short, when, with_store
 from core.errors import CoreError
 from core.pipeline import Pipeline
@@ -30,8 +34,6 @@ from core.plugins import PluginHost
 from core.timing import parse_interval
 from hookspecs import FINAL_STATUSES, Job, Page, Status, Store, Transition, WhereJob, new_id
 
-#: Statuses a job may be retried from.
-RETRYABLE = (Status.FAILED, Status.DISCARDED, Status.UNKNOWN)
 STATUSES = [status.value for status in Status]
 
 
@@ -253,11 +255,6 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
 def _retry_where(ctx: Context, where: tuple[str, ...], reason: str | None, yes: bool) -> None:
     """``retry --where``: count the matches (a dry pass), confirm on a terminal, then retry them
     page by page with progress (the admin API's retry, over the store directly)."""
-    from core.admin.local import api_errors, local_call, parse_where
-    from core.admin.redrive import Redriven, redrive
-    from core.admin.write import no_match, note, selection
-    from core.cli._progress import progress
-
     call = local_call(None, {"where": parse_where(where), "reason": reason})
     with api_errors():
         _, chosen = selection(call)
