@@ -16,12 +16,12 @@ more attempt, and is discarded again if that one fails too. ``retry --status dis
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import click
 
+from core.admin import filters
 from core.admin.local import api_errors, local_call, parse_where
 from core.admin.redrive import RETRYABLE, Redriven, redrive
 from core.admin.write import no_match, note, selection
@@ -193,7 +193,7 @@ async def _named(store: Store, job_ids: tuple[str, ...]) -> tuple[list[Job], lis
 @click.option("--where", "where", multiple=True, metavar="FILTER=VALUE",
               help="Retry every job matching these admin API filters (status_in=discarded, actions_in=d.a, "
                    "created_after=2h...; repeatable), instead of ids or --status.")
-@click.option("--reason", help="With --where: why, recorded in each job's history.")
+@click.option("--reason", help="With --status or --where: why, recorded in each job's history.")
 @click.option("--yes", is_flag=True, help="With --where: do not ask for confirmation on a terminal.")
 @pass_context
 @friendly
@@ -202,7 +202,8 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
     """Run failed, discarded or unknown jobs again, as soon as their action's schedule allows.
 
     Name the jobs (JOB_IDS), or select them all with --status (core jobs retry --status
-    discarded --action warehouse.insert), or with --where: those are counted first, then retried
+    discarded --action warehouse.insert; read and retried a page at a time), or with --where:
+    those are counted first, then retried
     a page at a time (bounded memory) with progress on stderr, a bar on a terminal, else lines
     like "retried 5000/10000". Exits 1 if a job could not be retried (not found,
     not in a retryable status, or moved on since it was read: the store refused the retry).
@@ -216,19 +217,12 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
         raise click.UsageError("give job ids, or --status (e.g. --status discarded) to retry every such job")
     if (destinations or actions) and not statuses:
         raise click.UsageError("--destination and --action select jobs together with --status")
-    host = ctx.host()
-    bulk = WhereJob()
     if statuses:
-        base = _filters(pipeline_of(host), destinations, actions)
-        bulk = WhereJob(destinations_in=base.destinations_in, actions_in=base.actions_in,
-                        status_in=[Status(s) for s in statuses])
+        _retry_status(ctx, statuses, destinations, actions, reason)
+        return
 
     async def retry(store: Store) -> tuple[list[Job], list[str]]:
-        if statuses:
-            chosen, _ = await newest(store.find_jobs, bulk, 10_000_000, _matches(actions))
-            refused: list[str] = []
-        else:
-            chosen, refused = await _named(store, job_ids)
+        chosen, refused = await _named(store, job_ids)
         now = datetime.now(UTC)
         moved = await store.add_transitions([
             Transition(id=new_id(), job_id=j.id, event_id=j.event_id, attempt=j.attempt, state_before=j.status,
@@ -238,18 +232,37 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
         lost = {r.transition.job_id for r in moved}  # moved on since it was read (say, claimed)
         return [j for j in chosen if j.id not in lost], refused + [r.reason for r in moved]
 
-    chosen, refused = with_store(ctx, retry, host)
-    if statuses:
-        counts = Counter((f"{j.destination}.{j.action}", j.status.value) for j in chosen)
-        for (action, status), n in sorted(counts.items()):
-            click.echo(f"{action}: {n} {status} job(s) -> awaiting (due now)")
-        click.echo(f"retried {len(chosen)} job(s)" if chosen else "No jobs match.")
-    for job in chosen if not statuses else []:
+    chosen, refused = with_store(ctx, retry)
+    for job in chosen:
         click.echo(f"{job.id}: {job.status.value} -> awaiting ({job.destination}.{job.action}, due now)")
-    for message in refused:
+    _refused(refused, bool(refused))
+
+
+def _refused(messages: list[str], failed: bool) -> None:
+    """Print the refusals in red on stderr; exit 1 if ``failed`` (some job was not retried)."""
+    for message in messages:
         click.secho(message, fg="red", err=True)
-    if refused:
+    if failed:
         sys.exit(1)
+
+
+def _retry_status(ctx: Context, statuses: tuple[str, ...], destinations: tuple[str, ...],
+                  actions: tuple[str, ...], reason: str | None) -> None:
+    """``retry --status``: every match, a keyset page at a time (the bulk redrive, bounded
+    memory), then the count by action and status."""
+    host = ctx.host()
+    base = _filters(pipeline_of(host), destinations, actions)
+    chosen = filters.JobFilter(
+        where=WhereJob(destinations_in=base.destinations_in, actions_in=base.actions_in,
+                       status_in=[Status(s) for s in statuses]),
+        actions_in=frozenset(actions),
+    )
+    text = note("retried", local_call(None, {"reason": reason}))
+    done = with_store(ctx, lambda store: redrive(store, chosen, text), host)
+    for (action, status), n in sorted(done.by_action.items()):
+        click.echo(f"{action}: {n} {status} job(s) -> awaiting (due now)")
+    click.echo(f"retried {done.retried} job(s)" if done.retried else "No jobs match.")
+    _refused(done.refused, bool(done.refused_count))
 
 
 def _retry_where(ctx: Context, where: tuple[str, ...], reason: str | None, yes: bool) -> None:
@@ -272,7 +285,4 @@ def _retry_where(ctx: Context, where: tuple[str, ...], reason: str | None, yes: 
 
     done = with_store(ctx, run, ctx.host())
     click.echo(f"retried {done.retried} of {done.matched} matching job(s)")
-    for message in done.refused:
-        click.secho(str(message), fg="red", err=True)
-    if done.refused_count:
-        sys.exit(1)
+    _refused(done.refused, bool(done.refused_count))
