@@ -88,8 +88,11 @@ def parse_time(value: str | None, option: str) -> datetime | None:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-def when(value: datetime | None) -> str:
-    """A time for a table: UTC, to the second; ``-`` when empty."""
+def when(value: datetime | str | None) -> str:
+    """A time for a table (a datetime, or ISO 8601 as the admin API sends it): UTC, to the
+    second; ``-`` when empty."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
