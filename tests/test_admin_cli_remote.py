@@ -73,3 +73,22 @@ def test_refusals_over_the_admin_api_are_one_line(admin: str, tmp_path: Path) ->
     _refused(run_core(here, "flows", "enable", "nope", "--url", admin, "--token", WRITE), "404", "nope")
     closed = admin.rsplit(":", 1)[0] + ":19399/admin/api"
     _refused(run_core(here, "flows", "list", "--url", closed, "--token", WRITE), "could not reach", "19399")
+
+
+def test_retry_and_replay_over_the_admin_api(admin: str, seeded: dict[str, list[Job]], tmp_path: Path) -> None:  # noqa: F811
+    here = _elsewhere(tmp_path)
+    url = ("--url", admin, "--token", WRITE)
+    done = run_core(here, "jobs", "retry", "--where", "status_in=discarded", "--reason", "fixed", *url)
+    assert done.returncode == 0 and done.stdout == "retried 3 of 3 matching job(s)\n", done.stderr
+    jobs = httpx.get(f"{admin}/store/jobs", params={"status_in": "awaiting", "actions_in": "warehouse.insert"},
+                     headers=HEADERS["read"]).json()["jobs"]
+    assert {j["id"] for j in jobs} >= {j.id for j in seeded["discarded"]}
+    _refused(run_core(here, "jobs", "retry", "--where", "status_in=discarded", *url), "match")
+    done = run_core(here, "jobs", "retry", "--status", "failed", *url)
+    assert done.returncode == 2 and "with --url, select the jobs with --where" in done.stderr
+
+    events = {j.event_id for group in seeded.values() for j in group}
+    done = run_core(here, "events", "replay", "--to", "crm.notify", "--yes", *url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"replayed {len(events)} of {len(events)} matching event(s) into crm.notify\n"
+    _refused(run_core(here, "events", "replay", "--to", "crm.nope", "--yes", *url), "400", "crm.notify")

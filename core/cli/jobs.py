@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -25,6 +26,8 @@ from core.admin import filters
 from core.admin.local import api_errors, local_call, parse_where
 from core.admin.redrive import RETRYABLE, Redriven, redrive
 from core.admin.write import no_match, note, selection
+from core.admin.write import retry_jobs as retry_route
+from core.cli._admin_client import Remote, call_remote, remote_options
 from core.cli._common import Context, friendly, pass_context, table
 from core.cli._progress import progress
 from core.cli._store import echo_json, echo_listing, newest, parse_time, short, when, with_store
@@ -195,10 +198,12 @@ async def _named(store: Store, job_ids: tuple[str, ...]) -> tuple[list[Job], lis
                    "created_after=2h...; repeatable), instead of ids or --status.")
 @click.option("--reason", help="With --status or --where: why, recorded in each job's history.")
 @click.option("--yes", is_flag=True, help="With --where: do not ask for confirmation on a terminal.")
+@remote_options
 @pass_context
 @friendly
 def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...], destinations: tuple[str, ...],
-               actions: tuple[str, ...], where: tuple[str, ...], reason: str | None, yes: bool) -> None:
+               actions: tuple[str, ...], where: tuple[str, ...], reason: str | None, yes: bool,
+               remote: Remote | None) -> None:
     """Run failed, discarded or unknown jobs again, as soon as their action's schedule allows.
 
     Name the jobs (JOB_IDS), or select them all with --status (core jobs retry --status
@@ -207,12 +212,16 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
     a page at a time (bounded memory) with progress on stderr, a bar on a terminal, else lines
     like "retried 5000/10000". Exits 1 if a job could not be retried (not found,
     not in a retryable status, or moved on since it was read: the store refused the retry).
+    With --url, --where is the way to select (ids_in=..., status_in=...): the admin API retries
+    them in one request, so no progress is shown.
     """
     if where:
         if job_ids or statuses or destinations or actions:
             raise click.UsageError("--where selects the jobs alone: give no ids, --status, --destination or --action")
-        _retry_where(ctx, where, reason, yes)
+        _retry_where(ctx, where, reason, yes, remote)
         return
+    if remote:
+        raise click.UsageError("with --url, select the jobs with --where (e.g. --where status_in=discarded)")
     if bool(job_ids) == bool(statuses):
         raise click.UsageError("give job ids, or --status (e.g. --status discarded) to retry every such job")
     if (destinations or actions) and not statuses:
@@ -265,10 +274,26 @@ def _retry_status(ctx: Context, statuses: tuple[str, ...], destinations: tuple[s
     _refused(done.refused, bool(done.refused_count))
 
 
-def _retry_where(ctx: Context, where: tuple[str, ...], reason: str | None, yes: bool) -> None:
+def _retry_where(ctx: Context, where: tuple[str, ...], reason: str | None, yes: bool, remote: Remote | None) -> None:
     """``retry --where``: count the matches (a dry pass), confirm on a terminal, then retry them
-    page by page with progress (the admin API's retry, over the store directly)."""
-    call = local_call(None, {"where": parse_where(where), "reason": reason})
+    page by page with progress (the admin API's retry, over the store directly or at ``remote``)."""
+    body = {"where": parse_where(where), "reason": reason}
+    if remote:
+        counted = call_remote(remote, retry_route, {**body, "dry_run": True})
+        if sys.stdin.isatty() and not yes:
+            click.confirm(f"retry {counted['retried']} job(s)?", abort=True)
+        answer = call_remote(remote, retry_route, body)
+        done = Redriven(matched=answer["matched"], retried=answer["retried"], refused_count=answer["refused_count"],
+                        refused=answer["refused"])
+    else:
+        done = _retry_where_here(ctx, body, yes)
+    click.echo(f"retried {done.retried} of {done.matched} matching job(s)")
+    _refused(done.refused, bool(done.refused_count))
+
+
+def _retry_where_here(ctx: Context, body: dict[str, Any], yes: bool) -> Redriven:
+    """``retry --where`` over the store: the dry pass, the confirmation, the retry with progress."""
+    call = local_call(None, body)
     with api_errors():
         _, chosen = selection(call)
     text = note("retried", call)
@@ -283,6 +308,4 @@ def _retry_where(ctx: Context, where: tuple[str, ...], reason: str | None, yes: 
         with progress("retried", counted.matched) as report:
             return await redrive(store, chosen, text, total=counted.matched, progress=report)
 
-    done = with_store(ctx, run, ctx.host())
-    click.echo(f"retried {done.retried} of {done.matched} matching job(s)")
-    _refused(done.refused, bool(done.refused_count))
+    return with_store(ctx, run, ctx.host())
