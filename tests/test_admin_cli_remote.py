@@ -92,3 +92,25 @@ def test_retry_and_replay_over_the_admin_api(admin: str, seeded: dict[str, list[
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"replayed {len(events)} of {len(events)} matching event(s) into crm.notify\n"
     _refused(run_core(here, "events", "replay", "--to", "crm.nope", "--yes", *url), "400", "crm.notify")
+
+
+def test_status_and_purge_over_the_admin_api(admin: str, store_url: str, tmp_path: Path) -> None:  # noqa: F811
+    here = _elsewhere(tmp_path)
+    plugins = "postgres" if store_url.startswith("postgresql:") else ""
+    for args in (("status",), ("status", "--json")):
+        done = run_core(here, *args, "--url", admin, "--token", READ)
+        local = run_core(tmp_path / "project", *args, CORE_LOAD_PLUGINS=plugins)
+        assert done.returncode == 0 and local.returncode == 0, (done.stderr, local.stderr)
+        assert done.stdout == local.stdout and "warehouse.insert" in done.stdout
+
+    def stored() -> int:
+        return len(httpx.get(f"{admin}/store/events", params={"limit": 1000}, headers=HEADERS["read"]).json()["events"])
+
+    before = stored()
+    done = run_core(here, "purge", "--before", "2100-01-01T00:00:00Z", "--yes", "--url", admin, "--token", WRITE)
+    assert done.returncode == 0, done.stderr
+    purged = before - stored()
+    assert purged > 0 and done.stdout == f"purged {purged} event(s) received before 2100-01-01 00:00:00 UTC\n"
+    assert done.stderr.splitlines()[-1] == "purging 20/20"
+    _refused(run_core(here, "purge", "--before", "soon", "--yes", "--url", admin, "--token", WRITE), "soon")
+    _refused(run_core(here, "purge", "--before", "2h", "--yes", "--url", admin, "--token", READ), "403")
