@@ -4,6 +4,7 @@ next due (the fixed interval of the seeds, or exponential backoff with jitter).
 Durations follow Go's notation used by Blacksmith (``500ms``, ``30s``, ``5m``, ``1h30m``);
 CRON strings have five fields and are evaluated in UTC by APScheduler's ``CronTrigger``;
 ``@hourly``, ``@daily``, ``@weekly``, ``@monthly`` and ``@yearly`` are accepted too.
+Moments (``--before``, ``created_after``) are ISO 8601 times or a duration ago.
 """
 
 from __future__ import annotations
@@ -43,6 +44,23 @@ def parse_duration(text: str) -> float:
     if not text or pos != len(text) or total <= 0:
         raise ValueError(f"{text!r} is not a positive duration like '30s', '5m' or '1h30m'")
     return total
+
+
+def parse_moment(text: str) -> datetime:
+    """A moment given as an ISO 8601 time (UTC if no offset) or a duration ago (``90m``), as
+    the CLI's ``--before``/``--after`` and the admin API's ``created_before``... take it;
+    ``ValueError`` saying both forms if malformed."""
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither an ISO 8601 time (2026-01-31T12:00:00Z) nor a duration ago (30m, 2h)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

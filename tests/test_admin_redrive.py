@@ -23,7 +23,7 @@ import pytest
 from core.admin.local import local_call
 from core.admin.write import retry_jobs
 from core.builtin.sqlite.store import SQLiteStore
-from core.cli._store import SCAN_PAGE
+from core.paging import SCAN_PAGE
 from hookspecs import Job, RefusedTransition, Status, Transition, WhereJob
 from tests.admin_kit import environment, make_project, run_core
 from tests.scheduler_kit import write_jobs

@@ -1,11 +1,13 @@
 """Issue 22, the read commands as a newcomer meets them: filters take what the table prints
 (item 2), lists show the newest and say how many of how many (item 3), a read command run
-outside the project creates no store (item 7), and discarded jobs are retried in bulk (item 9)."""
+outside the project creates no store (item 7), and discarded jobs are retried in bulk (item 9), a page at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +15,8 @@ from click.testing import CliRunner
 
 from core.builtin.sqlite.store import SQLiteStore
 from core.cli import main
-from hookspecs import Claim, Job, Status, Transition, new_id
+from core.paging import SCAN_PAGE
+from hookspecs import Claim, Job, RefusedTransition, Status, Transition, WhereJob, new_id
 from tests.scheduler_kit import write_jobs
 
 APP = '''
@@ -160,3 +163,31 @@ def test_retry_by_status_retries_every_discarded_job(project: Path) -> None:
     assert code == 0 and "retried 2 job(s)" in out
     code, _, err = cli("jobs", "retry")
     assert code == 2 and "give job ids, or --status" in err
+
+
+def test_retry_by_status_reads_a_page_at_a_time(project: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    total = 2 * SCAN_PAGE + 5
+    discarded = seed(project, pushes=total, status=Status.DISCARDED)
+    limits: list[int] = []
+    batches: list[int] = []
+    find, add = SQLiteStore.find_jobs, SQLiteStore.add_transitions
+
+    async def find_jobs(self: SQLiteStore, where: WhereJob) -> list[Job]:
+        limits.append(where.page.limit)
+        return await find(self, where)
+
+    async def add_transitions(self: SQLiteStore, transitions: Sequence[Transition]) -> list[RefusedTransition]:
+        batches.append(len(transitions))
+        return await add(self, transitions)
+
+    monkeypatch.setattr(SQLiteStore, "find_jobs", find_jobs)
+    monkeypatch.setattr(SQLiteStore, "add_transitions", add_transitions)
+    code, out, err = cli("jobs", "retry", "--status", "discarded", "--action", "crm.push", "--reason", "crm is back")
+    assert code == 0, err
+    assert f"crm.push: {total} discarded job(s) -> awaiting (due now)" in out and f"retried {total} job(s)" in out
+    assert limits and max(limits) <= SCAN_PAGE and max(batches) <= SCAN_PAGE and len(batches) == 3
+    with sqlite3.connect(project / "core.db") as conn:
+        notes = dict(conn.execute(
+            "SELECT job_id, error FROM transitions WHERE state_after = 'awaiting' AND error LIKE 'retried by %'"
+        ).fetchall())
+    assert notes.keys() == {j.id for j in discarded} and all(n.endswith(": crm is back") for n in notes.values())

@@ -14,12 +14,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-import click
 from starlette.datastructures import QueryParams
 
 from core.admin.endpoints import Param
 from core.admin.errors import ApiError
-from core.cli._store import SCAN_PAGE, parse_time
+from core.paging import SCAN_PAGE
+from core.timing import parse_moment
 from hookspecs import Event, Job, Page, Status, WhereEvent, WhereJob
 
 T = TypeVar("T", Job, Event)
@@ -101,9 +101,9 @@ def time(query: QueryParams | dict[str, Any], name: str) -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_time(str(value), name)
-    except click.BadParameter as exc:
-        raise ApiError(400, f"{name}: {exc.message}", hint="e.g. 2026-01-31T12:00:00Z or 2h") from None
+        return parse_moment(str(value))
+    except ValueError as exc:
+        raise ApiError(400, f"{name}: {exc}", hint="e.g. 2026-01-31T12:00:00Z or 2h") from None
 
 
 def statuses(query: QueryParams | dict[str, Any], name: str) -> list[Status]:

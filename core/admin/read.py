@@ -11,9 +11,9 @@ from typing import Any
 from core.admin import filters
 from core.admin.endpoints import Call, Endpoint, Param, path_param
 from core.admin.errors import ApiError, not_found
-from core.cli.config import options_rows, shown_values
 from core.gateway.singleton import trigger_key
 from core.plugins._collect import describe
+from core.redaction import options_rows, shown_values
 from core.scheduler.loop import lease_key
 from core.wanderer.runner import version_states
 from hookspecs import Destination, Lease, LeaseListing, Page, Schedule, Source, Trigger, WhereEvent

@@ -7,14 +7,16 @@ for the CLI's progress display.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from core.admin import filters
-from core.cli.jobs import RETRYABLE
 from hookspecs import Status, Store, Transition, new_id
 
+#: Statuses a job may be retried from.
+RETRYABLE = (Status.FAILED, Status.DISCARDED, Status.UNKNOWN)
 Progress = Callable[[int, int], None]
 #: Refusals listed at most (the count says how many in all).
 LISTED = 100
@@ -23,13 +25,15 @@ LISTED = 100
 @dataclass(slots=True)
 class Redriven:
     """What a redrive did: jobs matched, retried (or, dry, retryable), how many were refused
-    and the first :data:`LISTED` refusals; ``seen``: the ids found when ids were asked for."""
+    and the first :data:`LISTED` refusals; ``seen``: the ids found when ids were asked for;
+    ``by_action``: jobs retried by ``(destination.action, status before)``."""
 
     matched: int = 0
     retried: int = 0
     refused_count: int = 0
     refused: list[str] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    by_action: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def refuse(self, reasons: list[str]) -> None:
         """Count ``reasons``, keeping the first :data:`LISTED` (bounded memory)."""
@@ -61,6 +65,7 @@ async def redrive(
         done.matched += len(page)
         if dry_run:
             done.retried += len(movable)
+            done.by_action.update((f"{j.destination}.{j.action}", j.status.value) for j in movable)
         elif movable:
             now = datetime.now(UTC)
             lost = await store.add_transitions([
@@ -70,6 +75,8 @@ async def redrive(
             ])
             done.retried += len(movable) - len(lost)
             done.refuse([r.reason for r in lost])
+            gone = {r.transition.job_id for r in lost}  # moved on since it was read (say, claimed)
+            done.by_action.update((f"{j.destination}.{j.action}", j.status.value) for j in movable if j.id not in gone)
         if progress is not None:
             progress(done.matched, max(total, done.matched))
     return done

@@ -17,8 +17,7 @@ from core.admin import filters
 from core.admin.endpoints import Call, Endpoint, path_param
 from core.admin.errors import ApiError
 from core.admin.read import action_of, destination_of
-from core.admin.redrive import redrive
-from core.cli.jobs import RETRYABLE
+from core.admin.redrive import RETRYABLE, redrive
 from core.errors import PipelineError
 from core.gateway.ingest import Ingested, Ingestor
 from hookspecs import Event, Job, Pause, Payload, WhereJob, new_id

@@ -16,7 +16,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -25,13 +25,12 @@ import orjson
 
 from core.cli._common import Context, table
 from core.errors import CoreError
+from core.paging import SCAN_PAGE
 from core.plugins import PluginHost
-from core.timing import parse_duration
+from core.timing import parse_moment
 from hookspecs import Page, Store, redacted_url
 
 T = TypeVar("T")
-#: Rows fetched per query while a list is read to its end.
-SCAN_PAGE = 1000
 
 
 class _Paged(Protocol):
@@ -80,25 +79,20 @@ def with_store(ctx: Context, work: Callable[[Store], Awaitable[T]], host: Plugin
 
 
 def parse_time(value: str | None, option: str) -> datetime | None:
-    """``--after``/``--before``: an ISO 8601 time (UTC if no offset) or a duration ago (``90m``)."""
+    """``--after``/``--before``: :func:`~core.timing.parse_moment`, a bad value a usage error."""
     if value is None:
         return None
     try:
-        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is neither an ISO 8601 time (2026-01-31T12:00:00Z) nor a duration ago (30m, 2h)",
-            param_hint=option,
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_moment(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-def when(value: datetime | None) -> str:
-    """A time for a table: UTC, to the second; ``-`` when empty."""
+def when(value: datetime | str | None) -> str:
+    """A time for a table (a datetime, or ISO 8601 as the admin API sends it): UTC, to the
+    second; ``-`` when empty."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 

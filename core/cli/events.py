@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 
 import click
 
+from core.admin.local import call_route, parse_where
+from core.admin.write import replay_events as replay_route
+from core.cli._admin_client import Remote, call_remote, remote_options
 from core.cli._common import Context, friendly, pass_context, table
 from core.cli._store import echo_json, echo_listing, newest, parse_time, short, when, with_store
 from core.cli.jobs import due, pipeline_of
@@ -89,29 +92,31 @@ def show_event(ctx: Context, event_id: str, as_json: bool) -> None:
               help="Only events matching these filters (sources_in, names_in, ids_in, received_after, "
                    "received_before; repeatable). Without it: every stored event.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@remote_options
 @pass_context
 @friendly
-def replay_events(ctx: Context, to: str, where: tuple[str, ...], yes: bool) -> None:
+def replay_events(ctx: Context, to: str, where: tuple[str, ...], yes: bool, remote: Remote | None) -> None:
     """Replay stored events into an action: one new job of DESTINATION.ACTION for each, made by
     the action's marshal (a backfill of a new destination, say)."""
-    from core.admin.local import call_route, parse_where
-    from core.admin.write import replay_events as replay_route
     from core.runtime import Runtime
 
     filters = parse_where(where)
-    settings = ctx.settings()
 
-    async def run(dry_run: bool) -> dict[str, object]:
-        runtime = await Runtime.open(settings, services=(), no_plugins=ctx.no_plugins)
+    async def local(body: dict[str, object]) -> dict[str, object]:
+        runtime = await Runtime.open(ctx.settings(), services=(), no_plugins=ctx.no_plugins)
         try:
-            return await call_route(replay_route, runtime, {"to": to, "where": filters, "dry_run": dry_run})
+            return await call_route(replay_route, runtime, body)
         finally:
             await runtime.close()
 
+    def run(dry_run: bool) -> dict[str, object]:
+        body: dict[str, object] = {"to": to, "where": filters, "dry_run": dry_run}
+        return call_remote(remote, replay_route, body) if remote else asyncio.run(local(body))
+
     if sys.stdin.isatty() and not yes:
-        counted = asyncio.run(run(True))
+        counted = run(True)
         click.confirm(f"replay {counted['created']} event(s) into {to}?", abort=True)
-    done = asyncio.run(run(False))
+    done = run(False)
     click.echo(f"replayed {done['created']} of {done['matched']} matching event(s) into {done['to']}")
     errors = done["errors"]
     assert isinstance(errors, list)

@@ -10,7 +10,9 @@ from typing import Any
 
 import click
 
+from core.admin import flows as routes
 from core.admin.local import call_route
+from core.cli._admin_client import Remote, call_remote, remote_options
 from core.cli._common import Context, friendly, pass_context, table
 from core.cli._store import echo_json, when, with_store
 from core.cli.jobs import pipeline_of
@@ -23,11 +25,12 @@ def flows() -> None:
     """List, disable and enable flows."""
 
 
-def _route(ctx: Context, name: str, body: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
-    """Run the admin flows route ``name`` over the configured store and the app's pipeline."""
-    from core.admin import flows as routes  # core.admin imports core.cli: imported when run
-
+def _route(ctx: Context, name: str, body: dict[str, Any], path: dict[str, str], remote: Remote | None) -> Any:
+    """Run the admin flows route ``name`` at ``remote``, or over the configured store and the
+    app's pipeline."""
     handler = getattr(routes, name)
+    if remote:
+        return call_remote(remote, handler, body, path)
     host = ctx.host()
     pipeline = pipeline_of(host)
     if pipeline is None:
@@ -44,11 +47,12 @@ def _route(ctx: Context, name: str, body: dict[str, Any], path: dict[str, str]) 
 
 @flows.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@remote_options
 @pass_context
 @friendly
-def list_(ctx: Context, as_json: bool) -> None:
+def list_(ctx: Context, as_json: bool, remote: Remote | None) -> None:
     """List the flows: source, trigger, actions, enabled or who disabled it, why and when."""
-    found = _route(ctx, "list_flows", {}, {})["flows"]
+    found = _route(ctx, "list_flows", {}, {}, remote)["flows"]
     if as_json:
         echo_json(found)
     elif not found:
@@ -65,17 +69,19 @@ def list_(ctx: Context, as_json: bool) -> None:
 @flows.command("disable")
 @click.argument("flow")
 @click.option("--reason", help="Why: kept with the flow's disabled state.")
+@remote_options
 @pass_context
 @friendly
-def disable(ctx: Context, flow: str, reason: str | None) -> None:
+def disable(ctx: Context, flow: str, reason: str | None, remote: Remote | None) -> None:
     """Disable FLOW: the events stored from then on get none of its jobs."""
-    click.echo(f"disabled {_route(ctx, 'disable_flow', {'reason': reason}, {'flow': flow})['disabled']}")
+    click.echo(f"disabled {_route(ctx, 'disable_flow', {'reason': reason}, {'flow': flow}, remote)['disabled']}")
 
 
 @flows.command("enable")
 @click.argument("flow")
+@remote_options
 @pass_context
 @friendly
-def enable(ctx: Context, flow: str) -> None:
+def enable(ctx: Context, flow: str, remote: Remote | None) -> None:
     """Enable a disabled FLOW: the events stored from then on get its jobs again."""
-    click.echo(f"enabled {_route(ctx, 'enable_flow', {}, {'flow': flow})['enabled']}")
+    click.echo(f"enabled {_route(ctx, 'enable_flow', {}, {'flow': flow}, remote)['enabled']}")

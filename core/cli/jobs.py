@@ -16,13 +16,20 @@ more attempt, and is discarded again if that one fails too. ``retry --status dis
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
+from core.admin import filters
+from core.admin.local import api_errors, local_call, parse_where
+from core.admin.redrive import RETRYABLE, Redriven, redrive
+from core.admin.write import no_match, note, selection
+from core.admin.write import retry_jobs as retry_route
+from core.cli._admin_client import Remote, call_remote, remote_options
 from core.cli._common import Context, friendly, pass_context, table
+from core.cli._progress import progress
 from core.cli._store import echo_json, echo_listing, newest, parse_time, short, when, with_store
 from core.errors import CoreError
 from core.pipeline import Pipeline
@@ -30,8 +37,6 @@ from core.plugins import PluginHost
 from core.timing import parse_interval
 from hookspecs import FINAL_STATUSES, Job, Page, Status, Store, Transition, WhereJob, new_id
 
-#: Statuses a job may be retried from.
-RETRYABLE = (Status.FAILED, Status.DISCARDED, Status.UNKNOWN)
 STATUSES = [status.value for status in Status]
 
 
@@ -191,42 +196,42 @@ async def _named(store: Store, job_ids: tuple[str, ...]) -> tuple[list[Job], lis
 @click.option("--where", "where", multiple=True, metavar="FILTER=VALUE",
               help="Retry every job matching these admin API filters (status_in=discarded, actions_in=d.a, "
                    "created_after=2h...; repeatable), instead of ids or --status.")
-@click.option("--reason", help="With --where: why, recorded in each job's history.")
+@click.option("--reason", help="With --status or --where: why, recorded in each job's history.")
 @click.option("--yes", is_flag=True, help="With --where: do not ask for confirmation on a terminal.")
+@remote_options
 @pass_context
 @friendly
 def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...], destinations: tuple[str, ...],
-               actions: tuple[str, ...], where: tuple[str, ...], reason: str | None, yes: bool) -> None:
+               actions: tuple[str, ...], where: tuple[str, ...], reason: str | None, yes: bool,
+               remote: Remote | None) -> None:
     """Run failed, discarded or unknown jobs again, as soon as their action's schedule allows.
 
     Name the jobs (JOB_IDS), or select them all with --status (core jobs retry --status
-    discarded --action warehouse.insert), or with --where: those are counted first, then retried
+    discarded --action warehouse.insert; read and retried a page at a time), or with --where:
+    those are counted first, then retried
     a page at a time (bounded memory) with progress on stderr, a bar on a terminal, else lines
     like "retried 5000/10000". Exits 1 if a job could not be retried (not found,
     not in a retryable status, or moved on since it was read: the store refused the retry).
+    With --url, --where is the way to select (ids_in=..., status_in=...): the admin API retries
+    them in one request, so no progress is shown.
     """
     if where:
         if job_ids or statuses or destinations or actions:
             raise click.UsageError("--where selects the jobs alone: give no ids, --status, --destination or --action")
-        _retry_where(ctx, where, reason, yes)
+        _retry_where(ctx, where, reason, yes, remote)
         return
+    if remote:
+        raise click.UsageError("with --url, select the jobs with --where (e.g. --where status_in=discarded)")
     if bool(job_ids) == bool(statuses):
         raise click.UsageError("give job ids, or --status (e.g. --status discarded) to retry every such job")
     if (destinations or actions) and not statuses:
         raise click.UsageError("--destination and --action select jobs together with --status")
-    host = ctx.host()
-    bulk = WhereJob()
     if statuses:
-        base = _filters(pipeline_of(host), destinations, actions)
-        bulk = WhereJob(destinations_in=base.destinations_in, actions_in=base.actions_in,
-                        status_in=[Status(s) for s in statuses])
+        _retry_status(ctx, statuses, destinations, actions, reason)
+        return
 
     async def retry(store: Store) -> tuple[list[Job], list[str]]:
-        if statuses:
-            chosen, _ = await newest(store.find_jobs, bulk, 10_000_000, _matches(actions))
-            refused: list[str] = []
-        else:
-            chosen, refused = await _named(store, job_ids)
+        chosen, refused = await _named(store, job_ids)
         now = datetime.now(UTC)
         moved = await store.add_transitions([
             Transition(id=new_id(), job_id=j.id, event_id=j.event_id, attempt=j.attempt, state_before=j.status,
@@ -236,29 +241,59 @@ def retry_jobs(ctx: Context, job_ids: tuple[str, ...], statuses: tuple[str, ...]
         lost = {r.transition.job_id for r in moved}  # moved on since it was read (say, claimed)
         return [j for j in chosen if j.id not in lost], refused + [r.reason for r in moved]
 
-    chosen, refused = with_store(ctx, retry, host)
-    if statuses:
-        counts = Counter((f"{j.destination}.{j.action}", j.status.value) for j in chosen)
-        for (action, status), n in sorted(counts.items()):
-            click.echo(f"{action}: {n} {status} job(s) -> awaiting (due now)")
-        click.echo(f"retried {len(chosen)} job(s)" if chosen else "No jobs match.")
-    for job in chosen if not statuses else []:
+    chosen, refused = with_store(ctx, retry)
+    for job in chosen:
         click.echo(f"{job.id}: {job.status.value} -> awaiting ({job.destination}.{job.action}, due now)")
-    for message in refused:
+    _refused(refused, bool(refused))
+
+
+def _refused(messages: list[str], failed: bool) -> None:
+    """Print the refusals in red on stderr; exit 1 if ``failed`` (some job was not retried)."""
+    for message in messages:
         click.secho(message, fg="red", err=True)
-    if refused:
+    if failed:
         sys.exit(1)
 
 
-def _retry_where(ctx: Context, where: tuple[str, ...], reason: str | None, yes: bool) -> None:
-    """``retry --where``: count the matches (a dry pass), confirm on a terminal, then retry them
-    page by page with progress (the admin API's retry, over the store directly)."""
-    from core.admin.local import api_errors, local_call, parse_where
-    from core.admin.redrive import Redriven, redrive
-    from core.admin.write import no_match, note, selection
-    from core.cli._progress import progress
+def _retry_status(ctx: Context, statuses: tuple[str, ...], destinations: tuple[str, ...],
+                  actions: tuple[str, ...], reason: str | None) -> None:
+    """``retry --status``: every match, a keyset page at a time (the bulk redrive, bounded
+    memory), then the count by action and status."""
+    host = ctx.host()
+    base = _filters(pipeline_of(host), destinations, actions)
+    chosen = filters.JobFilter(
+        where=WhereJob(destinations_in=base.destinations_in, actions_in=base.actions_in,
+                       status_in=[Status(s) for s in statuses]),
+        actions_in=frozenset(actions),
+    )
+    text = note("retried", local_call(None, {"reason": reason}))
+    done = with_store(ctx, lambda store: redrive(store, chosen, text), host)
+    for (action, status), n in sorted(done.by_action.items()):
+        click.echo(f"{action}: {n} {status} job(s) -> awaiting (due now)")
+    click.echo(f"retried {done.retried} job(s)" if done.retried else "No jobs match.")
+    _refused(done.refused, bool(done.refused_count))
 
-    call = local_call(None, {"where": parse_where(where), "reason": reason})
+
+def _retry_where(ctx: Context, where: tuple[str, ...], reason: str | None, yes: bool, remote: Remote | None) -> None:
+    """``retry --where``: count the matches (a dry pass), confirm on a terminal, then retry them
+    page by page with progress (the admin API's retry, over the store directly or at ``remote``)."""
+    body = {"where": parse_where(where), "reason": reason}
+    if remote:
+        counted = call_remote(remote, retry_route, {**body, "dry_run": True})
+        if sys.stdin.isatty() and not yes:
+            click.confirm(f"retry {counted['retried']} job(s)?", abort=True)
+        answer = call_remote(remote, retry_route, body)
+        done = Redriven(matched=answer["matched"], retried=answer["retried"], refused_count=answer["refused_count"],
+                        refused=answer["refused"])
+    else:
+        done = _retry_where_here(ctx, body, yes)
+    click.echo(f"retried {done.retried} of {done.matched} matching job(s)")
+    _refused(done.refused, bool(done.refused_count))
+
+
+def _retry_where_here(ctx: Context, body: dict[str, Any], yes: bool) -> Redriven:
+    """``retry --where`` over the store: the dry pass, the confirmation, the retry with progress."""
+    call = local_call(None, body)
     with api_errors():
         _, chosen = selection(call)
     text = note("retried", call)
@@ -273,9 +308,4 @@ def _retry_where(ctx: Context, where: tuple[str, ...], reason: str | None, yes: 
         with progress("retried", counted.matched) as report:
             return await redrive(store, chosen, text, total=counted.matched, progress=report)
 
-    done = with_store(ctx, run, ctx.host())
-    click.echo(f"retried {done.retried} of {done.matched} matching job(s)")
-    for message in done.refused:
-        click.secho(str(message), fg="red", err=True)
-    if done.refused_count:
-        sys.exit(1)
+    return with_store(ctx, run, ctx.host())
