@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -75,6 +76,11 @@ class Ingest:
         for thread in self._threads:
             thread.join(timeout=30)
 
+    def more(self, count: int) -> Callable[[], bool]:
+        """A condition: ``count`` more events acknowledged than now."""
+        target = len(self.acknowledged) + count
+        return lambda: len(self.acknowledged) >= target
+
     def _post(self) -> None:
         with httpx.Client(timeout=5) as client:
             while not self._stop.is_set():
@@ -101,10 +107,8 @@ async def test_a_sigkilled_gateway_loses_no_acknowledged_event_and_stores_none_w
             Ingest() as ingest:
         for cycle in range(KILLS + 1):
             gateway = deploy.start("gateway")
-            target = len(ingest.acknowledged) + POSTS_PER_CYCLE
             ingest.url = deploy.url
-            deploy.wait_until(lambda target=target: len(ingest.acknowledged) >= target,
-                              f"{POSTS_PER_CYCLE} more 202s", 60)
+            deploy.wait_until(ingest.more(POSTS_PER_CYCLE), f"{POSTS_PER_CYCLE} more 202s", 60)
             if cycle == KILLS:
                 ingest.url = ""
                 break
