@@ -18,36 +18,9 @@ import pytest
 
 from core.testing.processes import Deployment
 from hookspecs import Page, WhereEvent
-from tests.chaos_kit import figures, jobs_of, open_store, store_url  # noqa: F401 - fixtures
+from tests.chaos_kit import INGEST_APP, figures, jobs_of, open_store, store_url  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
-
-#: An HTTP trigger feeding two scheduled actions: every event stored must have two jobs.
-APP = """
-from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, hookimpl
-
-class Export(Action):
-    name = "export"
-    schedule = Schedule(interval="@every 1h")
-
-    async def load(self, toolkit, queue):
-        pass
-
-class Audit(Export):
-    name = "audit"
-
-@hookimpl
-def core_register_sources():
-    return [Source("shop", [HttpTrigger("orders", "/webhooks/orders")])]
-
-@hookimpl
-def core_register_destinations():
-    return [Destination("warehouse", [Export(), Audit()])]
-
-@hookimpl
-def core_register_flows():
-    return [Flow("orders", source="shop", actions=["warehouse.export", "warehouse.audit"])]
-"""
 
 #: SIGKILL / restart cycles, and how many posts each cycle sends before its kill.
 KILLS, POSTS_PER_CYCLE = 5, 40
@@ -103,7 +76,7 @@ class Ingest:
 async def test_a_sigkilled_gateway_loses_no_acknowledged_event_and_stores_none_without_its_jobs(
     tmp_path: Path, store_url: str, figures  # noqa: F811 - the fixtures
 ) -> None:
-    with Deployment(tmp_path, APP, store=store_url, settings={"supervisor": "", "wanderer": ""}) as deploy, \
+    with Deployment(tmp_path, INGEST_APP, store=store_url, settings={"supervisor": "", "wanderer": ""}) as deploy, \
             Ingest() as ingest:
         for cycle in range(KILLS + 1):
             gateway = deploy.start("gateway")
