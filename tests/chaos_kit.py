@@ -60,6 +60,34 @@ def core_register_destinations():
     return [Destination("warehouse", [Export()])]
 """
 
+#: ``POST /webhooks/orders`` feeding two scheduled actions (``warehouse.export`` and ``.audit``, due
+#: hourly): every event stored has two jobs. For the gateway's tests; no broker needed.
+INGEST_APP = """
+from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, hookimpl
+
+class Export(Action):
+    name = "export"
+    schedule = Schedule(interval="@every 1h")
+
+    async def load(self, toolkit, queue):
+        pass
+
+class Audit(Export):
+    name = "audit"
+
+@hookimpl
+def core_register_sources():
+    return [Source("shop", [HttpTrigger("orders", "/webhooks/orders")])]
+
+@hookimpl
+def core_register_destinations():
+    return [Destination("warehouse", [Export(), Audit()])]
+
+@hookimpl
+def core_register_flows():
+    return [Flow("orders", source="shop", actions=["warehouse.export", "warehouse.audit"])]
+"""
+
 
 def deployment(
     directory: Path, mode: str, *, max_retries: int = 3, store: str = "sqlite:///core.db", **scheduler: Any
