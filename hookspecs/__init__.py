@@ -28,7 +28,7 @@ from hookspecs._flow import Flow, FlowSpec
 from hookspecs._ids import new_id
 from hookspecs._kinds import ADAPTER_KINDS, AdapterKind
 from hookspecs._lifecycle import LifecycleSpec
-from hookspecs._markers import PROJECT_NAME, hookimpl, hookspec
+from hookspecs._markers import CONTRACT, PROJECT_NAME, hookimpl, hookspec
 from hookspecs._options import (
     AdapterURL,
     Option,
@@ -112,10 +112,13 @@ SPEC_CLASSES = (
     LifecycleSpec,
 )
 
+__contract__ = CONTRACT
+
 __all__ = [
     "ADAPTER_KINDS",
     "ALLOWED_TRANSITIONS",
     "CLAIMABLE_STATUSES",
+    "CONTRACT",
     "DEFAULT_SCHEDULE",
     "FINAL_STATUSES",
     "HMAC_ALGORITHMS",

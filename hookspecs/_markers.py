@@ -10,5 +10,10 @@ import pluggy
 
 PROJECT_NAME = "core"
 
+#: The version of this contract (hookspecs, protocols, data types), ``MAJOR.MINOR``. A plugin
+#: declares the range it supports as ``CORE_CONTRACT = ">=1.0,<2"`` in its entry-point module;
+#: docs/compatibility.md says what bumps which part.
+CONTRACT = "1.0"
+
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

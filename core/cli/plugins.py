@@ -46,5 +46,7 @@ def list_plugins(ctx: Context, as_json: bool, show_all: bool) -> None:
         for r in records:
             if r.error:
                 click.secho(f"{r.name}: {r.error}", fg="red", err=True)
+            elif r.warning:
+                click.secho(f"{r.name}: warning: {r.warning}", fg="yellow", err=True)
     if host.registry.conflicts:
         raise SystemExit(1)

@@ -19,6 +19,7 @@ from core.config import Settings
 from core.errors import PluginError
 from core.plugins._app import load_app
 from core.plugins._collect import describe
+from core.plugins._contract import check_contract
 from core.plugins._discovery import discover
 from core.plugins._records import PluginRecord
 from core.plugins._registry import AdapterRegistry
@@ -61,6 +62,11 @@ class PluginHost:
                 continue
             module = found.modules.get(name)
             if module is not None and record.status == "active":
+                error, record.warning = check_contract(module)
+                if error:
+                    record.fail(error)
+                    self.records[name] = record
+                    continue
                 self._register(module, record)
             else:
                 self.records[name] = record

@@ -30,6 +30,8 @@ class PluginRecord:
     version: str
     status: Status = "active"
     error: str | None = None
+    #: A non-fatal remark, e.g. no declared contract range (docs/compatibility.md).
+    warning: str | None = None
     builtin: bool = False
     hooks: list[str] = field(default_factory=list)
     #: ``kind:name`` of each adapter it provides.

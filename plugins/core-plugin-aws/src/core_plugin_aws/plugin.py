@@ -9,6 +9,9 @@ from __future__ import annotations
 from core.brokers import broker_registration
 from hookspecs import AdapterRegistration, PubSub, hookimpl
 
+#: The core contract versions this plugin supports (docs/compatibility.md).
+CORE_CONTRACT = ">=1.0,<2"
+
 SCHEMES = ("aws",)
 
 

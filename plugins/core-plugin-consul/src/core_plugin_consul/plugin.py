@@ -6,6 +6,9 @@ from typing import Any
 
 from hookspecs import AdapterRegistration, Capability, Option, Supervisor, hookimpl, number
 
+#: The core contract versions this plugin supports (docs/compatibility.md).
+CORE_CONTRACT = ">=1.0,<2"
+
 #: Consul refuses session TTLs outside [10 s, 86400 s].
 SUPERVISOR_OPTIONS = {
     "node_ttl": Option(

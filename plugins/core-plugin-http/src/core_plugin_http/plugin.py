@@ -6,3 +6,6 @@ lists the distribution in ``core plugins list``; it imports no HTTP client.
 """
 
 from __future__ import annotations
+
+#: The core contract versions this plugin supports (docs/compatibility.md).
+CORE_CONTRACT = ">=1.0,<2"

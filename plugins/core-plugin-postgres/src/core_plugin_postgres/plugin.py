@@ -27,6 +27,9 @@ from hookspecs import (
     strings,
 )
 
+#: The core contract versions this plugin supports (docs/compatibility.md).
+CORE_CONTRACT = ">=1.0,<2"
+
 SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
 

@@ -6,3 +6,6 @@ application's ``core_register_sources`` returns a :class:`~core_plugin_segment.S
 """
 
 from __future__ import annotations
+
+#: The core contract versions this plugin supports (docs/compatibility.md).
+CORE_CONTRACT = ">=1.0,<2"

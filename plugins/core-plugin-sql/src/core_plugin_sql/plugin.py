@@ -7,3 +7,6 @@ that lists the distribution in ``core plugins list``; it imports neither SQLAlch
 """
 
 from __future__ import annotations
+
+#: The core contract versions this plugin supports (docs/compatibility.md).
+CORE_CONTRACT = ">=1.0,<2"
