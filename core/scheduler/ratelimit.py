@@ -1,7 +1,9 @@
 """Rate limits: the token bucket of an action, kept by the store, taken before every claim.
 
-The bucket is in the store because every scheduler already shares it; the default ``local://``
-supervisor lives in one process, so it could not share a bucket between schedulers. A take is
+The bucket is in the store because every scheduler already shares it, whatever the supervisor:
+``local://`` lives in one process, so it could not share a bucket between schedulers, and a
+lease would not do either, as realtime delivery and the polls of realtime actions claim on every
+scheduler at once, without one. A take is
 one store transaction (:meth:`~hookspecs.Store.take_tokens`), once per claim, never per job:
 the scheduler, polling or realtime, claims at most the tokens it was granted, and waits for the
 next token when it got none. Tokens granted for jobs that were no longer due are lost (the rate

@@ -2,9 +2,9 @@
 
 A backlog of jobs of a realtime action limited to ``10/s`` (burst 2) is stored, then three
 ``core start scheduler`` processes deliver it. A realtime action's poll takes no lease, so all
-three claim at once and only the store's token bucket holds them to the limit. The loads' times, logged by the action, must show 10 jobs a second
-± 10 % past the burst, over a window of at least 5 s, every job delivered once, and every
-scheduler having taken part.
+three claim at once and only the store's token bucket holds them to the limit. The loads'
+times, logged by the action, must show 10 jobs a second ± 10 % past the burst, over a window
+of at least 5 s, every job delivered once, and every scheduler having taken part.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ async def test_three_schedulers_hold_a_10_per_second_limit(
            "RATE_LOG_DIR": str(tmp_path), "CORE_SCHEDULER_BATCH_SIZE": "50",
            "CORE_SCHEDULER_POLL_SECONDS": "0.2"}
     procs = [
-        subprocess.Popen([sys.executable, "-m", "core", "start", "scheduler"], env={**env, "CORE_SCHEDULER_PORT": str(PORT + i)},
-                         cwd=tmp_path,
+        subprocess.Popen([sys.executable, "-m", "core", "start", "scheduler"],
+                         env={**env, "CORE_SCHEDULER_PORT": str(PORT + i)}, cwd=tmp_path,
                          stdout=(tmp_path / f"out{i}.txt").open("w"), stderr=subprocess.STDOUT)
         for i in range(SCHEDULERS)
     ]
