@@ -135,8 +135,11 @@ def take_tokens(tokens: float, updated_at: datetime, wanted: int, limit: RateLim
                 now: datetime) -> tuple[int, float]:
     """One take from a bucket holding ``tokens`` at ``updated_at``: refill it up to ``now``
     (capped at the burst), grant up to ``wanted`` whole tokens; return ``(granted, tokens left)``.
-    A clock that went back refills nothing."""
+    A negative ``wanted`` gives ``-wanted`` unused tokens back (granted 0). A clock that went
+    back refills nothing."""
     elapsed = max((now - updated_at).total_seconds(), 0.0)
     available = min(float(limit.burst), tokens + elapsed * limit.rate)
+    if wanted < 0:
+        return 0, min(float(limit.burst), available - wanted)
     granted = max(0, min(wanted, int(available + 1e-9)))  # 0.9999… is a token
     return granted, available - granted

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,11 +13,25 @@ from core.errors import ConfigError, CoreError
 from core.scheduler.ratelimit import gate_of
 from core.testing import MemoryStore
 from core.timing import RateLimit, parse_rate, take_tokens
-from hookspecs import Action, Destination
+from hookspecs import Action, Destination, Queue, Schedule, Status, Toolkit
+from tests.scheduler_kit import eventually, ingest, opened, scheduling, statuses
 
 
 class Send(Action):
     name = "send"
+
+
+class Recorder(Action):
+    """Records the jobs it loads."""
+
+    def __init__(self, name: str, schedule: Schedule, **limits: Any) -> None:
+        self.name = name  # type: ignore[misc]
+        self.schedule = schedule
+        self.rate_limit, self.rate_burst = limits["rate_limit"], limits["rate_burst"]
+        self.loaded: list[str] = []
+
+    async def load(self, toolkit: Toolkit, queue: Queue) -> None:
+        self.loaded += [job.id for job in queue.jobs]
 
 
 def destination(**limits: Any) -> Destination:
@@ -64,3 +80,25 @@ def test_a_store_without_token_buckets_refuses_a_limit_at_start() -> None:
     with pytest.raises(CoreError, match="rate_limits") as raised:
         gate_of(object(), destination(rate_limit="10/s"), "send")
     assert "crm.send" in str(raised.value)
+
+
+async def test_realtime_and_scheduled_claims_take_no_more_than_the_bucket_grants(tmp_path: Path) -> None:
+    """A bucket of 3 that refills once an hour: of 5 published and 5 scheduled jobs, 3 of each
+    are loaded (each action has its bucket) and the others wait for tokens, not lost."""
+    realtime = Recorder("notify", Schedule(realtime=True, interval="@every 1s"), rate_limit="1/h", rate_burst=3)
+    scheduled = Recorder("sync", Schedule(interval="@every 1s"), rate_limit="1/h", rate_burst=3)
+    async with opened(tmp_path, [Destination("chat", [realtime, scheduled])],
+                      **{"scheduler.poll_seconds": 3600}) as runtime:
+        async with scheduling(runtime):
+            await asyncio.sleep(0.2)  # let the consumer join before the first publish
+            published = await ingest(runtime, "chat", "notify", 5, publish=True)
+            stored = await ingest(runtime, "chat", "sync", 5)
+
+            async def six_succeeded() -> bool:
+                left = await statuses(runtime, actions_in=["notify", "sync"])
+                return sum(status is Status.SUCCEEDED for status in left.values()) == 6
+
+            await eventually(six_succeeded)
+            left = await statuses(runtime, actions_in=["notify", "sync"])
+        assert sorted(left) == sorted(job.id for job in [*published, *stored]), "a job waiting for tokens was lost"
+        assert len(realtime.loaded) == len(scheduled.loaded) == 3, "a claim took more than the bucket held"

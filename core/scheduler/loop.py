@@ -170,10 +170,13 @@ class ActionLoop:
             self._asked = await self.gate.take(self.batch_size, self.stopping)
             if not self._asked:
                 return []
-        return await self.runtime.store.claim(
+        jobs = await self.runtime.store.claim(
             self.claim, destination=self.destination.name, action=self.action.name,
             limit=self._asked, now=datetime.now(UTC),
         )
+        if self.gate is not None:
+            await self.gate.give_back(self._asked - len(jobs))
+        return jobs
 
 
 class LeaseKeeper:

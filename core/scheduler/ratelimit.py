@@ -6,8 +6,8 @@ lease would not do either, as realtime delivery and the polls of realtime action
 scheduler at once, without one. A take is
 one store transaction (:meth:`~hookspecs.Store.take_tokens`), once per claim, never per job:
 the scheduler, polling or realtime, claims at most the tokens it was granted, and waits for the
-next token when it got none. Tokens granted for jobs that were no longer due are lost (the rate
-then stays below the limit, never above).
+next token when it got none. Tokens granted for jobs that were no longer due (an idle poll, the
+end of a backlog, jobs another scheduler claimed) are given back, one more transaction then.
 """
 
 from __future__ import annotations
@@ -44,6 +44,13 @@ class RateGate:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), min(MAX_WAIT, 1 / self.limit.rate))
         return 0
+
+    async def give_back(self, unused: int) -> None:
+        """Return tokens taken for jobs the claim did not find (none if ``unused`` is 0)."""
+        if unused > 0:
+            await self.store.take_tokens(
+                self.key, -unused, rate=self.limit.rate, burst=self.limit.burst, now=datetime.now(UTC)
+            )
 
 
 def gate_of(store: Any, destination: Destination, action: str) -> RateGate | None:

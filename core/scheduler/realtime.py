@@ -140,6 +140,8 @@ class RealtimeConsumer:
                     return
             chunk, ids = ids[:count], ids[count:]
             jobs = await self.runtime.store.claim_ids(self.claim, chunk, now=now)
+            if gate is not None:
+                await gate.give_back(count - len(jobs))
             await self.runner.run(destination, action, jobs, retry_from=now, trace=trace)
 
     async def _work(self, key: tuple[str, str]) -> None:

@@ -276,7 +276,7 @@ class SQLStore(SQLDatabase):
     async def take_tokens(self, key: str, wanted: int, *, rate: float, burst: int, now: datetime) -> int:
         """Take up to ``wanted`` tokens from the bucket ``key`` (``rate`` a second, at most
         ``burst``; a new bucket is full), shared by every process of the database; return how
-        many were granted."""
+        many were granted. A negative ``wanted`` gives unused tokens back."""
         limit = RateLimit(rate, burst)
         granted: int = await self._writer.submit(lambda conn: buckets.take(conn, key, wanted, limit, now))
         return granted

@@ -431,7 +431,8 @@ class MemoryStore:
 
     async def take_tokens(self, key: str, wanted: int, *, rate: float, burst: int, now: datetime) -> int:
         """Take up to ``wanted`` tokens from the bucket ``key`` (``rate`` a second, at most
-        ``burst``; a new bucket is full); return how many were granted."""
+        ``burst``; a new bucket is full); return how many were granted. A negative ``wanted``
+        gives unused tokens back."""
         db = await self._tables()
         now = _utc(now)
         tokens, updated_at = db.buckets.get(key, (float(burst), now))

@@ -461,6 +461,10 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
         assert await take(key, 1, rate=2.0, burst=3, now=later(start, 1.5)) == 1
         assert await take(key, 10, rate=2.0, burst=3, now=later(start, 60)) == 3, "a quiet bucket exceeded its burst"
         assert await take(f"{key}.other", 1, rate=2.0, burst=3, now=start) == 1, "buckets are not apart"
+        assert await take(key, -2, rate=2.0, burst=3, now=later(start, 60)) == 0, "giving back granted tokens"
+        assert await take(key, 10, rate=2.0, burst=3, now=later(start, 60)) == 2, "2 tokens given back"
+        assert await take(key, -9, rate=2.0, burst=3, now=later(start, 60)) == 0
+        assert await take(key, 10, rate=2.0, burst=3, now=later(start, 60)) == 3, "given back past the burst"
 
     @requires(Capability.RATE_LIMITS)
     async def test_concurrent_takers_share_one_bucket(self, adapters: AdapterPool, names: Names) -> None:
