@@ -7,6 +7,11 @@
    the ``insert_queue`` commit to the start of the ``load`` that receives the job (p50, p99).
 
     python bench/deliver.py [--jobs 100000] [--rate 1000] [--seconds 5] [--batch-size 500]
+                            [--rate-limit 1000000/s]
+
+``--rate-limit`` gives the backlog's action a rate limit (burst: one batch) so high that it never
+holds a job back: what is measured is the cost of the token bucket's bookkeeping (one store
+transaction per claim); without it the action has no limit, as before.
 
 Gateway and scheduler share one process and one event loop, as ``core start`` runs them.
 """
@@ -103,7 +108,7 @@ def queue_of(count: int, action: str) -> Queue:
     return Queue(events=events)
 
 
-async def backlog(directory: Path, jobs: int, batch_size: int) -> None:
+async def backlog(directory: Path, jobs: int, batch_size: int, rate_limit: str | None = None) -> None:
     runtime = await open_runtime(directory, batch_size)
     try:
         started = time.perf_counter()
@@ -112,6 +117,7 @@ async def backlog(directory: Path, jobs: int, batch_size: int) -> None:
         print(f"filled {jobs:,} jobs in {time.perf_counter() - started:.1f}s")
         # The app is this file imported again under another name: its Noop is not our class.
         noop: Any = runtime.pipeline.destinations["bench"].actions["noop"]
+        noop.rate_limit, noop.rate_burst = rate_limit, batch_size
         stop = asyncio.Event()
         started, cpu = time.perf_counter(), time.process_time()
         task = asyncio.create_task(run_scheduler(runtime, stop))
@@ -124,7 +130,8 @@ async def backlog(directory: Path, jobs: int, batch_size: int) -> None:
         stop.set()
         await task
         print(f"delivered {jobs:,} jobs in {elapsed:.2f}s: {jobs / elapsed:,.0f} jobs/s "
-              f"(batch_size {batch_size}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}); "
+              f"(batch_size {batch_size}, rate_limit {rate_limit or 'none'}, "
+              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}); "
               f"process CPU {cpu:.2f}s = {cpu / jobs * 1e6:.0f} µs per job (all threads)")
     finally:
         await runtime.close()
@@ -180,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rate-limit", default=None, help='e.g. "1000000/s": bookkeeping without throttling')
     parser.add_argument("--skip", choices=["backlog", "latency"], default=None)
     args = parser.parse_args(argv)
     loop_factory: Any = None
@@ -192,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="core-bench-") as tmp:
         if args.skip != "backlog":
             with asyncio.Runner(loop_factory=loop_factory) as runner:
-                runner.run(backlog(Path(tmp) / "backlog", args.jobs, args.batch_size))
+                runner.run(backlog(Path(tmp) / "backlog", args.jobs, args.batch_size, args.rate_limit))
         if args.skip != "latency":
             with asyncio.Runner(loop_factory=loop_factory) as runner:
                 runner.run(latency(Path(tmp) / "latency", args.rate, args.seconds))

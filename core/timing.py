@@ -124,3 +124,40 @@ def retry_after_at(schedule: Schedule, seconds: float, now: datetime, retry_from
     cap = (now + timedelta(seconds=backoff.max_delay) if backoff is not None
            else parse_interval(schedule.interval).next_after(retry_from))
     return min(now + timedelta(seconds=seconds), max(cap, now))
+
+
+_RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|min|minute|h|hour)\s*")
+_PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
+RATE_FORMS = '"<n>/s", "<n>/min" or "<n>/h" (e.g. "100/s", "6000/min")'
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: ``rate`` tokens a second, at most ``burst`` kept (one token, one job)."""
+
+    rate: float
+    burst: int
+
+
+def parse_rate(text: str) -> RateLimit:
+    """Parse ``"10/s"``, ``"6000/min"``, ``"50/h"``, with a burst of one second of the rate (at
+    least 1). Raises :class:`ValueError` saying the allowed forms."""
+    found = _RATE.fullmatch(text) if isinstance(text, str) else None
+    if found is None or float(found[1]) <= 0:
+        raise ValueError(f"{text!r} is not a rate: write {RATE_FORMS}, above 0")
+    rate = float(found[1]) / _PER[found[2]]
+    return RateLimit(rate=rate, burst=max(1, int(rate)))
+
+
+def take_tokens(tokens: float, updated_at: datetime, wanted: int, limit: RateLimit,
+                now: datetime) -> tuple[int, float]:
+    """One take from a bucket holding ``tokens`` at ``updated_at``: refill it up to ``now``
+    (capped at the burst), grant up to ``wanted`` whole tokens; return ``(granted, tokens left)``.
+    A negative ``wanted`` gives ``-wanted`` unused tokens back (granted 0). A clock that went
+    back refills nothing."""
+    elapsed = max((now - updated_at).total_seconds(), 0.0)
+    available = min(float(limit.burst), tokens + elapsed * limit.rate)
+    if wanted < 0:
+        return 0, min(float(limit.burst), available - wanted)
+    granted = max(0, min(wanted, int(available + 1e-9)))  # 0.9999… is a token
+    return granted, available - granted

@@ -23,6 +23,9 @@ class Capability(StrEnum):
     #: store: ``disable_flow`` / ``enable_flow`` / ``disabled_flows`` keep the disabled flows,
     #: which the gateways honour.
     FLOWS = "flows"
+    #: store: ``take_tokens(key, wanted, rate=, burst=, now=)`` keeps token buckets shared by every
+    #: scheduler of the store, which enforce the actions' ``rate_limit``.
+    RATE_LIMITS = "rate_limits"
     #: supervisor: ``leases()`` lists the live leases (key, owner, token, until), so
     #: ``core nodes list`` and the admin API say who holds each lease and until when.
     LEASES = "leases"

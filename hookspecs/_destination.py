@@ -135,10 +135,16 @@ class Action:
     """One operation against a destination. Subclass it and set ``name``.
 
     ``schedule=None`` takes the destination's schedule, else :data:`DEFAULT_SCHEDULE`.
+    ``rate_limit`` (``"100/s"``, ``"6000/min"``, ``"50/h"``) caps how many jobs a second are
+    loaded, across every scheduler sharing the store, scheduled and realtime alike; up to
+    ``rate_burst`` jobs (default: one second of the rate) may go at once after a quiet spell.
+    ``None`` takes the destination's, else no limit.
     """
 
     name: ClassVar[str] = ""
     schedule: Schedule | None = None
+    rate_limit: str | None = None
+    rate_burst: int | None = None
     migrations: Sequence[Migration] = ()
 
     def marshal(self, event: Event, toolkit: Toolkit) -> Payload | Awaitable[Payload | None] | None:
@@ -177,8 +183,12 @@ class Destination:
     """A system events go to: a name, actions and a default schedule.
 
     Use it directly (``Destination("crm", actions=[Identify()])``) or subclass it to add
-    ``init`` / ``shutdown`` (e.g. open and close a connection pool).
+    ``init`` / ``shutdown`` (e.g. open and close a connection pool). Its ``rate_limit`` and
+    ``rate_burst`` apply to each action that sets none (one bucket per action).
     """
+
+    rate_limit: str | None = None
+    rate_burst: int | None = None
 
     def __init__(
         self,
@@ -187,9 +197,13 @@ class Destination:
         *,
         schedule: Schedule | None = None,
         migrations: Sequence[Migration] = (),
+        rate_limit: str | None = None,
+        rate_burst: int | None = None,
     ) -> None:
         self.name = check_name("destination", name)
         self.schedule = schedule
+        self.rate_limit = rate_limit
+        self.rate_burst = rate_burst
         self.migrations = tuple(migrations)
         self.actions: dict[str, Action] = {}
         for action in actions:
@@ -201,6 +215,16 @@ class Destination:
     def schedule_of(self, action: str) -> Schedule:
         """The schedule of one action: the action's, else the destination's, else the default."""
         return self.actions[action].schedule or self.schedule or DEFAULT_SCHEDULE
+
+    def rate_of(self, action: str) -> tuple[str | None, int | None]:
+        """The ``(rate_limit, rate_burst)`` of one action: the action's, else the destination's.
+
+        A destination's limit applies to each of its actions apart (one bucket per action).
+        """
+        found = self.actions[action]
+        if found.rate_limit is not None:
+            return found.rate_limit, found.rate_burst
+        return self.rate_limit, self.rate_burst
 
     async def init(self, toolkit: Toolkit) -> None:
         """Called when the scheduler starts, before the actions' ``init``."""

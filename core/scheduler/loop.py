@@ -4,7 +4,8 @@ A scheduled (non-realtime) action ticks on its interval: ``@every <d>`` ticks ev
 from the scheduler's start, a CRON string at each of its times (UTC). The scheduler also runs
 one pass when it starts, so jobs that became due while it was down do not wait a whole
 interval. At each tick it claims due jobs ``scheduler.batch_size`` at a time, one ``load``
-per batch, until no job is due. A job that fails is due again at the tick after the one that
+per batch, until no job is due; with a rate limit (:mod:`core.scheduler.ratelimit`), each claim
+takes at most the tokens granted, waiting for them. A job that fails is due again at the tick after the one that
 claimed it (its ``due_at`` is computed from the tick's time), or later with backoff.
 
 With a supervisor, a pass holds the lease ``action:<destination>/<action>``: one node at a time
@@ -31,6 +32,7 @@ from datetime import UTC, datetime
 from core.observability import metrics
 from core.runtime import Runtime
 from core.scheduler.paused import is_paused
+from core.scheduler.ratelimit import RateGate
 from core.scheduler.runner import Runner
 from core.timing import Interval, parse_interval
 from hookspecs import Action, Claim, Destination, Job, Lease, Supervisor
@@ -62,6 +64,7 @@ class ActionLoop:
         lease_seconds: float,
         poll_seconds: float,
         action_lease_seconds: float | None = None,
+        gate: RateGate | None = None,
     ) -> None:
         self.runtime = runtime
         self.runner = runner
@@ -69,6 +72,8 @@ class ActionLoop:
         self.action = action
         self.stopping = stopping
         self.batch_size = batch_size
+        self.gate = gate
+        self._asked = batch_size
         self.claim = Claim(owner=runtime.node_id, lease_seconds=lease_seconds)
         self.action_lease_seconds = lease_seconds if action_lease_seconds is None else action_lease_seconds
         self._woken = asyncio.Event()
@@ -138,7 +143,7 @@ class ActionLoop:
                 # Claim the next batch while this one loads: the claim and this batch's
                 # transitions then share the store's commits. A batch claimed before a stop
                 # is released by the runner, not loaded.
-                more = len(jobs) == self.batch_size and not self.stopping.is_set()
+                more = len(jobs) == self._asked and not self.stopping.is_set()
                 if more and keeper is not None and keeper.lease is None:
                     log.warning("%s: lost the lease mid-pass; another node continues", self.name)
                     more = False
@@ -160,10 +165,18 @@ class ActionLoop:
             return []
         if await is_paused(self.runtime.store, self.destination.name, self.action.name):
             return []
-        return await self.runtime.store.claim(
+        self._asked = self.batch_size
+        if self.gate is not None:  # claim no more than the rate limit grants
+            self._asked = await self.gate.take(self.batch_size, self.stopping)
+            if not self._asked:
+                return []
+        jobs = await self.runtime.store.claim(
             self.claim, destination=self.destination.name, action=self.action.name,
-            limit=self.batch_size, now=datetime.now(UTC),
+            limit=self._asked, now=datetime.now(UTC),
         )
+        if self.gate is not None:
+            await self.gate.give_back(self._asked - len(jobs))
+        return jobs
 
 
 class LeaseKeeper:

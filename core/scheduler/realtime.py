@@ -9,7 +9,8 @@ message) are skipped by the claim, so such a message is simply acknowledged.
 Messages of one action are merged into one load (up to ``scheduler.batch_size`` jobs) when
 they wait, and up to :data:`LOADS_PER_ACTION` loads of one action run at once, so a new
 message never waits for a whole previous load: under load, delivery batches by itself and the
-store's group commit shares the claims and transitions of concurrent loads.
+store's group commit shares the claims and transitions of concurrent loads. An action with a
+rate limit takes its tokens before each claim, like the poll (:mod:`core.scheduler.ratelimit`).
 A message that cannot be read, or names an action this scheduler does not have, is
 acknowledged with a warning: its jobs are in the store, where a poll finds them.
 """
@@ -19,14 +20,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from core.ready_jobs import ReadyJobs, decode
 from core.runtime import Runtime
 from core.scheduler.paused import is_paused
+from core.scheduler.ratelimit import RateGate
 from core.scheduler.runner import Runner
-from hookspecs import JOBS_TOPIC, Claim, Delivery, PubSub, Subscription
+from hookspecs import JOBS_TOPIC, Action, Claim, Delivery, Destination, PubSub, Subscription
 
 log = logging.getLogger("core.scheduler")
 
@@ -48,13 +51,15 @@ class RealtimeConsumer:
 
     def __init__(
         self, runtime: Runtime, runner: Runner, pubsub: PubSub, stopping: asyncio.Event, *,
-        batch_size: int, lease_seconds: float,
+        batch_size: int, lease_seconds: float, gates: Mapping[tuple[str, str], RateGate] | None = None,
     ) -> None:
         self.runtime = runtime
         self.runner = runner
         self.pubsub = pubsub
         self.stopping = stopping
         self.batch_size = batch_size
+        #: The rate limits by ``(destination, action)``.
+        self.gates = dict(gates or {})
         self.claim = Claim(owner=runtime.node_id, lease_seconds=lease_seconds)
         self._pending: dict[tuple[str, str], deque[_Pending]] = {}
         self._workers: dict[tuple[str, str], set[asyncio.Task[None]]] = {}
@@ -116,6 +121,29 @@ class RealtimeConsumer:
             task = asyncio.create_task(self._work(key), name=f"realtime {key[0]}.{key[1]}")
             workers.add(task)
 
+    async def _deliver(
+        self, destination: Destination, action: Action, ids: list[str], trace: Mapping[str, str], now: datetime
+    ) -> None:
+        """Claim and load ``ids``, ``batch_size`` (or what the rate limit grants) at a time; stop
+        early, leaving the rest to the poll, once stopping or paused."""
+        key = (destination.name, action.name)
+        gate = self.gates.get(key)
+        while ids:
+            if self.stopping.is_set():  # no claim after the signal: the poll has them
+                return
+            if await is_paused(self.runtime.store, *key):  # the poll has them once resumed
+                return
+            count = min(len(ids), self.batch_size)
+            if gate is not None:
+                count = await gate.take(count, self.stopping)
+                if not count:
+                    return
+            chunk, ids = ids[:count], ids[count:]
+            jobs = await self.runtime.store.claim_ids(self.claim, chunk, now=now)
+            if gate is not None:
+                await gate.give_back(count - len(jobs))
+            await self.runner.run(destination, action, jobs, retry_from=now, trace=trace)
+
     async def _work(self, key: tuple[str, str]) -> None:
         """Load the pending messages of one action, merged, until none is left."""
         destination, action = self.runtime.pipeline.action(f"{key[0]}.{key[1]}")
@@ -131,15 +159,7 @@ class RealtimeConsumer:
                 ids = list(dict.fromkeys(i for p in taken for i in p.ready.job_ids))
                 now = datetime.now(UTC)
                 try:
-                    for start in range(0, len(ids), self.batch_size):  # a big message: several loads
-                        if self.stopping.is_set():  # no claim after the signal: the poll has them
-                            break
-                        if await is_paused(self.runtime.store, *key):  # the poll has them once resumed
-                            break
-                        chunk = ids[start:start + self.batch_size]
-                        jobs = await self.runtime.store.claim_ids(self.claim, chunk, now=now)
-                        await self.runner.run(destination, action, jobs, retry_from=now,
-                                              trace=taken[0].delivery.message.attributes)
+                    await self._deliver(destination, action, ids, taken[0].delivery.message.attributes, now)
                 except Exception as exc:  # noqa: BLE001 - redelivered later; claimed jobs are recovered
                     log.warning("realtime load of %s.%s failed to record (%s); message returned", *key, exc)
                     for pending in taken:

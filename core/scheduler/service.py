@@ -36,6 +36,7 @@ from core.errors import CoreError
 from core.observability import metrics
 from core.runtime import Runtime
 from core.scheduler.loop import ActionLoop
+from core.scheduler.ratelimit import RateGate, gate_of
 from core.scheduler.realtime import RealtimeConsumer
 from core.scheduler.runner import Runner, stored
 from core.scheduler.then import error_text
@@ -68,6 +69,7 @@ async def run_scheduler(
             hint="a load outliving its claim lease would be recovered and run twice; "
             "raise lease_seconds or lower load_timeout",
         )
+    gates = rate_gates(runtime)  # a bad rate_limit stops the start before any init
     runner = Runner(runtime, load_timeout=load_timeout, stopping=stop)
     watchdog = Watchdog(load_timeout, lambda: list(runner.loads.values()))
     watchdog.start()
@@ -75,15 +77,30 @@ async def run_scheduler(
         started = await start_destinations(runtime, runner)
         try:
             await recover(runtime)
-            await _serve(runtime, runner, stop, on_ready)
+            await _serve(runtime, runner, stop, on_ready, gates)
         finally:
             await shutdown_destinations(started, runner)
     finally:
         await watchdog.stop()
 
 
+def rate_gates(runtime: Runtime) -> dict[tuple[str, str], RateGate]:
+    """The rate limit of every action that has one, by ``(destination, action)``.
+
+    :raises CoreError: a limit is not valid, or the store keeps no token buckets.
+    """
+    gates: dict[tuple[str, str], RateGate] = {}
+    for destination in runtime.pipeline.destinations.values():
+        for name in destination.actions:
+            gate = gate_of(runtime.store, destination, name)
+            if gate is not None:
+                gates[destination.name, name] = gate
+    return gates
+
+
 async def _serve(
-    runtime: Runtime, runner: Runner, stop: asyncio.Event, on_ready: Callable[[bool], None] | None = None
+    runtime: Runtime, runner: Runner, stop: asyncio.Event, on_ready: Callable[[bool], None] | None = None,
+    gates: dict[tuple[str, str], RateGate] | None = None,
 ) -> None:
     """Run loops, consumer and recovery until ``stop``; then drain, release and return."""
     settings = runtime.settings
@@ -94,6 +111,7 @@ async def _serve(
             runtime, runner, destination, action, stop, batch_size=batch_size,
             lease_seconds=lease_seconds, poll_seconds=settings["scheduler.poll_seconds"],
             action_lease_seconds=min(lease_seconds, float(settings["nodes.ttl_seconds"])),
+            gate=(gates or {}).get((destination.name, action.name)),
         )
         for destination in runtime.pipeline.destinations.values()
         for action in destination.actions.values()
@@ -103,7 +121,7 @@ async def _serve(
     consumer_task: asyncio.Task[None] | None = None
     if runtime.pubsub is not None and any(loop.realtime for loop in loops):
         consumer = RealtimeConsumer(
-            runtime, runner, runtime.pubsub, stop, batch_size=batch_size, lease_seconds=lease_seconds
+            runtime, runner, runtime.pubsub, stop, batch_size=batch_size, lease_seconds=lease_seconds, gates=gates,
         )
         consumer_task = asyncio.create_task(consumer.run(), name="scheduler realtime")
     period = float(settings["nodes.heartbeat_seconds"]) if runtime.registry_shared else lease_seconds / 2

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -41,7 +42,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from hookspecs import CLAIMABLE_STATUSES, Status
 
 #: The version of the tables below; bump it and add a step to ``SQLStore.schema_steps``.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: ``job_state.ready_at`` of a job without a due time: it sorts before every real time.
 NO_DUE_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -192,6 +193,15 @@ disabled_flows = Table(
     Column("who", NAME, nullable=False),
     Column("reason", Text),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One token bucket per rate-limited action, shared by every scheduler of the store
+# (core.sqlstore.buckets). State, not history: each take updates its row in place.
+rate_buckets = Table(
+    "rate_buckets", metadata,
+    Column("bucket", NAME, primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 transitions = Table(

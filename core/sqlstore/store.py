@@ -14,12 +14,13 @@ from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import ConfigError
-from core.sqlstore import claims, flows, idempotency, moves, pauses, reads, upkeep
+from core.sqlstore import buckets, claims, flows, idempotency, moves, pauses, reads, upkeep
 from core.sqlstore.database import SQLDatabase
 from core.sqlstore.rows import UPDATE_PREFIX, event_row, new_jobs
 from core.sqlstore.schema import INSERTS, SCHEMA_VERSION, events, job_state, jobs, metadata, transitions
 from core.sqlstore.versioning import Step
 from core.sqlstore.writer import GroupWriter, SyncTask, Work, WriterStats, WriteSet, merged
+from core.timing import RateLimit
 from hookspecs import (
     FINAL_STATUSES,
     Claim,
@@ -59,7 +60,7 @@ class SQLStore(SQLDatabase):
     tables: ClassVar[Sequence[Table]] = tuple(metadata.sorted_tables)
     schema_version: ClassVar[int] = SCHEMA_VERSION
     schema_steps: ClassVar[Mapping[int, Step]] = {
-        1: idempotency.add_keys, 2: pauses.add_pauses, 3: flows.add_disabled_flows,
+        1: idempotency.add_keys, 2: pauses.add_pauses, 3: flows.add_disabled_flows, 4: buckets.add_rate_buckets,
     }
     #: Writer transactions in flight at once (SQLite: 1, its single writer; a server database
     #: may overlap a commit's disk wait with the next batch).
@@ -271,6 +272,14 @@ class SQLStore(SQLDatabase):
         """Every disabled flow."""
         async with self.connection() as conn:
             return await flows.read_disabled(conn)
+
+    async def take_tokens(self, key: str, wanted: int, *, rate: float, burst: int, now: datetime) -> int:
+        """Take up to ``wanted`` tokens from the bucket ``key`` (``rate`` a second, at most
+        ``burst``; a new bucket is full), shared by every process of the database; return how
+        many were granted. A negative ``wanted`` gives unused tokens back."""
+        limit = RateLimit(rate, burst)
+        granted: int = await self._writer.submit(lambda conn: buckets.take(conn, key, wanted, limit, now))
+        return granted
 
     async def rebuild_state(self) -> int:
         """Recompute the ``job_state`` summary from the history; return the number of jobs."""

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from core.timing import RateLimit, take_tokens
 from hookspecs import (
     CLAIMABLE_STATUSES,
     FINAL_STATUSES,
@@ -153,6 +154,8 @@ class _Database:
         self.pauses: dict[tuple[str, str], Pause] = {}
         #: Disabled flows by name.
         self.disabled: dict[str, DisabledFlow] = {}
+        #: Token buckets by key: (tokens, when they were counted).
+        self.buckets: dict[str, tuple[float, datetime]] = {}
         self._event_order: list[str] = []
         self._job_order: list[str] = []
         self._sorted = True
@@ -425,6 +428,17 @@ class MemoryStore:
         """Every disabled flow, by name."""
         db = await self._tables()
         return [db.disabled[name] for name in sorted(db.disabled)]
+
+    async def take_tokens(self, key: str, wanted: int, *, rate: float, burst: int, now: datetime) -> int:
+        """Take up to ``wanted`` tokens from the bucket ``key`` (``rate`` a second, at most
+        ``burst``; a new bucket is full); return how many were granted. A negative ``wanted``
+        gives unused tokens back."""
+        db = await self._tables()
+        now = _utc(now)
+        tokens, updated_at = db.buckets.get(key, (float(burst), now))
+        granted, left = take_tokens(tokens, updated_at, wanted, RateLimit(rate, burst), now)
+        db.buckets[key] = (left, now)
+        return granted
 
     async def backlog(self) -> dict[tuple[str, str, str], int]:
         """Unfinished jobs by ``(destination, action, status)`` (what ``/metrics`` shows)."""

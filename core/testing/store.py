@@ -448,6 +448,32 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
         assert await adapter.get_event(pending.id) is not None, "an event with a job still to run was purged"
         assert await adapter.get_event(recent.id) is not None, "a recent event was purged"
 
+    # -- rate limits -----------------------------------------------------------------------
+
+    @requires(Capability.RATE_LIMITS)
+    async def test_token_buckets_refill_at_their_rate_up_to_the_burst(self, adapter: Any, names: Names) -> None:
+        key, start = f"{names.destination}.{names.action}", utcnow()
+        take = adapter.take_tokens
+        assert await take(key, 10, rate=2.0, burst=3, now=start) == 3, "a new bucket holds its burst"
+        assert await take(key, 1, rate=2.0, burst=3, now=start) == 0, "an empty bucket granted a token"
+        assert await take(key, 10, rate=2.0, burst=3, now=later(start, 1)) == 2, "1 s at 2/s is 2 tokens"
+        assert await take(key, 1, rate=2.0, burst=3, now=later(start, 1.25)) == 0, "half a token was granted"
+        assert await take(key, 1, rate=2.0, burst=3, now=later(start, 1.5)) == 1
+        assert await take(key, 10, rate=2.0, burst=3, now=later(start, 60)) == 3, "a quiet bucket exceeded its burst"
+        assert await take(f"{key}.other", 1, rate=2.0, burst=3, now=start) == 1, "buckets are not apart"
+        assert await take(key, -2, rate=2.0, burst=3, now=later(start, 60)) == 0, "giving back granted tokens"
+        assert await take(key, 10, rate=2.0, burst=3, now=later(start, 60)) == 2, "2 tokens given back"
+        assert await take(key, -9, rate=2.0, burst=3, now=later(start, 60)) == 0
+        assert await take(key, 10, rate=2.0, burst=3, now=later(start, 60)) == 3, "given back past the burst"
+
+    @requires(Capability.RATE_LIMITS)
+    async def test_concurrent_takers_share_one_bucket(self, adapters: AdapterPool, names: Names) -> None:
+        one, two = await adapters.open(), await adapters.open()
+        key, now = f"{names.destination}.{names.action}", utcnow()
+        granted = await asyncio.gather(*(store.take_tokens(key, 2, rate=1.0, burst=5, now=now)
+                                         for store in [one, two] * 6))
+        assert sum(granted) == 5, f"12 concurrent takes of one bucket of 5 were granted {granted}"
+
     # -- pauses ----------------------------------------------------------------------------
 
     @requires(Capability.PAUSE)
