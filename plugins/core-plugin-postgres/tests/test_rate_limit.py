@@ -51,7 +51,7 @@ async def test_three_schedulers_hold_a_10_per_second_limit(
 ) -> None:
     events = [make_event(actions=[("sink", "limited")]) for _ in range(JOBS)]
     assert await store.insert_queue(Queue(events=events)) == []
-    env = {**os.environ, "CORE_STORE": pg_url, "CORE_APP": str(HERE / "ratelimit" / "pipeline.py"),
+    env = {**os.environ, "CORE_STORE": pg_url, "CORE_APP": str(HERE / "ratelimit" / "limited_pipeline.py"),
            "RATE_LOG_DIR": str(tmp_path), "CORE_SCHEDULER_BATCH_SIZE": "50",
            "CORE_SCHEDULER_POLL_SECONDS": "0.2"}
     procs = [
