@@ -23,6 +23,9 @@ class Capability(StrEnum):
     #: store: ``disable_flow`` / ``enable_flow`` / ``disabled_flows`` keep the disabled flows,
     #: which the gateways honour.
     FLOWS = "flows"
+    #: store: claims honour :attr:`Job.ordering_key`: of the jobs of one action with the same
+    #: key, only the oldest unfinished one can be claimed.
+    ORDERING = "ordering"
     #: supervisor: ``leases()`` lists the live leases (key, owner, token, until), so
     #: ``core nodes list`` and the admin API say who holds each lease and until when.
     LEASES = "leases"

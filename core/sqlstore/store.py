@@ -60,6 +60,7 @@ class SQLStore(SQLDatabase):
     schema_version: ClassVar[int] = SCHEMA_VERSION
     schema_steps: ClassVar[Mapping[int, Step]] = {
         1: idempotency.add_keys, 2: pauses.add_pauses, 3: flows.add_disabled_flows,
+        4: claims.add_ordering_keys,
     }
     #: Writer transactions in flight at once (SQLite: 1, its single writer; a server database
     #: may overlap a commit's disk wait with the next batch).

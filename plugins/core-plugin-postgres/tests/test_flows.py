@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+from core.sqlstore import SCHEMA_VERSION
 from core.testing import make_event, utcnow
 from hookspecs import DisabledFlow, Queue
 
@@ -30,7 +31,8 @@ async def test_a_version_3_database_gets_the_disabled_flows_table(pg_url: str) -
         assert [d.flow for d in await store.disabled_flows()] == ["shop-to-crm"]
         conn = await asyncpg.connect(dsn(pg_url))
         try:
-            assert await conn.fetchval("SELECT version FROM schema_versions WHERE component = 'store'") == 4
+            version = await conn.fetchval("SELECT version FROM schema_versions WHERE component = 'store'")
+            assert version == SCHEMA_VERSION
         finally:
             await conn.close()
     finally:
