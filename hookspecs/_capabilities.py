@@ -26,6 +26,9 @@ class Capability(StrEnum):
     #: store: ``take_tokens(key, wanted, rate=, burst=, now=)`` keeps token buckets shared by every
     #: scheduler of the store, which enforce the actions' ``rate_limit``.
     RATE_LIMITS = "rate_limits"
+    #: store: claims honour :attr:`Job.ordering_key`: of the jobs of one action with the same
+    #: key, only the oldest unfinished one can be claimed.
+    ORDERING = "ordering"
     #: supervisor: ``leases()`` lists the live leases (key, owner, token, until), so
     #: ``core nodes list`` and the admin API say who holds each lease and until when.
     LEASES = "leases"

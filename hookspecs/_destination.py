@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from hookspecs._markers import hookspec
-from hookspecs._store import Event, Queue
+from hookspecs._store import Event, Job, Queue
 from hookspecs._toolkit import Toolkit
 from hookspecs._wanderer import Migration, MigrationScript
 
@@ -139,6 +139,12 @@ class Action:
     loaded, across every scheduler sharing the store, scheduled and realtime alike; up to
     ``rate_burst`` jobs (default: one second of the rate) may go at once after a quiet spell.
     ``None`` takes the destination's, else no limit.
+
+    ``ordering_key`` opts in to ordering per key: a dotted path into the job (``"context.user_id"``,
+    ``"data.account.id"``), or override :meth:`ordering_key_for` for a function of the job. Jobs
+    of the action with the same key are loaded in creation order, one at a time: a job awaiting a
+    retry holds back its key only, and a final job (succeeded, discarded) releases it. A job whose
+    key is missing (``None``) is not ordered. Without a key, claims are unchanged.
     """
 
     name: ClassVar[str] = ""
@@ -146,6 +152,21 @@ class Action:
     rate_limit: str | None = None
     rate_burst: int | None = None
     migrations: Sequence[Migration] = ()
+    ordering_key: ClassVar[str | None] = None
+
+    def ordering_key_for(self, job: Job) -> str | None:
+        """The job's ordering key, computed once when the job is created (``None``: unordered).
+
+        The default follows :attr:`ordering_key` through the job's ``context``/``data``
+        mappings; a missing step or a ``None`` value gives ``None``; other values become text.
+        """
+        if self.ordering_key is None:
+            return None
+        head, _, rest = self.ordering_key.partition(".")
+        value: Any = {"context": job.context, "data": job.data}.get(head)
+        for step in rest.split(".") if rest else ():
+            value = value.get(step) if isinstance(value, dict) else None
+        return None if value is None or head not in ("context", "data") else str(value)
 
     def marshal(self, event: Event, toolkit: Toolkit) -> Payload | Awaitable[Payload | None] | None:
         """Turn an event into this action's job payload (the T); ``None`` skips the event.

@@ -84,6 +84,9 @@ class Job:
     #: The idempotency key of the job's event (``None``: it had none); an action may pass it
     #: on to its destination (as ``webhook-id``, an ``Idempotency-Key`` header, …).
     idempotency_key: str | None = None
+    #: The key its action orders jobs by (:meth:`Action.ordering_key_for`, set when the job is
+    #: created); ``None``: not ordered.
+    ordering_key: str | None = None
     status: Status = Status.ACKNOWLEDGED
     attempt: int = 0
     due_at: datetime | None = None

@@ -129,7 +129,7 @@ async def _marshal(ingestor: Ingestor, ref: str, event: Event) -> Job | None:
         return None
     if not isinstance(payload, Payload):
         raise TypeError(f"marshal returned {payload!r}, not a Payload or None")
-    return Job(
+    job = Job(
         id=job_id,
         destination=target.destination.name,
         action=target.action.name,
@@ -139,6 +139,8 @@ async def _marshal(ingestor: Ingestor, ref: str, event: Event) -> Job | None:
         created_at=datetime.now(UTC),
         version=payload.version,
     )
+    job.ordering_key = target.action.ordering_key_for(job)
+    return job
 
 
 async def replay_events(call: Call) -> Any:

@@ -301,6 +301,7 @@ class Ingestor:
                 version=payload.version,
                 idempotency_key=key,
             )
+            job.ordering_key = target.action.ordering_key_for(job)
             event.jobs.append(job)
             if target.realtime:
                 result.realtime.append(job)

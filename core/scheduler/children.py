@@ -70,7 +70,7 @@ async def make_children(
         if not isinstance(payload, Payload):
             log.error("%s: marshal returned %r, not a Payload; no child job created", where, payload)
             continue
-        children.append(Job(
+        child = Job(
             id=job_id,
             destination=child_dest.name,
             action=child_action.name,
@@ -82,7 +82,9 @@ async def make_children(
             parent_job_id=parent.id,
             idempotency_key=parent.idempotency_key,
             status=Status.ACKNOWLEDGED,
-        ))
+        )
+        child.ordering_key = child_action.ordering_key_for(child)
+        children.append(child)
     return children
 
 

@@ -20,7 +20,7 @@ from core.timing import RateLimit, take_tokens
 
 
 async def add_rate_buckets(conn: AsyncConnection) -> None:
-    """Store schema 4 -> 5: the ``rate_buckets`` table."""
+    """Part of store schema 4 -> 5: the ``rate_buckets`` table."""
     await conn.run_sync(lambda sync: rate_buckets.create(sync, checkfirst=True))
 
 

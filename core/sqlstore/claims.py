@@ -5,6 +5,11 @@ rows through the partial claim index (locked by the dialect's :data:`Lock`, e.g.
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already makes the
 transaction the only writer), one ``UPDATE`` of their ``job_state`` rows and one multi-row
 ``INSERT`` of their ``executing`` transitions.
+
+Ordering per key (:attr:`hookspecs.Action.ordering_key`) is a condition of that ``SELECT``: a job
+with a key is claimable only when no earlier job of its action and key is unfinished, so a claim
+takes at most the oldest job of each key, and a key whose oldest job awaits a retry is held back.
+Jobs without a key skip the check (``ordering_key IS NULL``).
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, Update, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, Update, and_, exists, inspect, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.sqlstore.rows import job_from_row
-from core.sqlstore.schema import CLAIMABLE_SQL, EXECUTING_SQL, NO_DUE_TIME, job_state, jobs, transitions
-from hookspecs import LEASE_EXPIRED, OWNER_LAPSED, Claim, Job, Status, new_id
+from core.sqlstore.schema import CLAIMABLE_SQL, EXECUTING_SQL, NAME, NO_DUE_TIME, job_state, jobs, transitions
+from hookspecs import FINAL_STATUSES, LEASE_EXPIRED, OWNER_LAPSED, Claim, Job, Status, new_id
 
 #: Makes a claim's ``SELECT`` lock what it reads (identity where the transaction already does).
 Lock = Callable[[Select[Any]], Select[Any]]
@@ -40,13 +45,27 @@ def chunked(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
         yield items[start:start + size]
 
 
+def _in_turn() -> ColumnElement[bool]:
+    """The job has no ordering key, or no earlier job of its action and key is unfinished."""
+    earlier, state = jobs.alias("earlier"), job_state.alias("earlier_state")
+    unfinished = state.c.status.not_in(sorted(status.value for status in FINAL_STATUSES))
+    blocking = (
+        select(earlier.c.seq).select_from(earlier.join(state, state.c.job_seq == earlier.c.seq))
+        .where(
+            earlier.c.destination == jobs.c.destination, earlier.c.action == jobs.c.action,
+            earlier.c.ordering_key == jobs.c.ordering_key, earlier.c.seq < jobs.c.seq, unfinished,
+        )
+    )
+    return or_(jobs.c.ordering_key.is_(None), ~exists(blocking))
+
+
 def due_for(destination: str, action: str, limit: int, now: datetime) -> Select[Any]:
     """Due claimable jobs of one action, in claim order (due time, then age)."""
     return (
         select(*JOB_COLUMNS).select_from(JOBS_WITH_STATE)
         .where(
             job_state.c.destination == destination, job_state.c.action == action,
-            CLAIMABLE_SQL, job_state.c.ready_at <= now,
+            CLAIMABLE_SQL, job_state.c.ready_at <= now, _in_turn(),
         )
         .order_by(job_state.c.ready_at, job_state.c.job_seq)
         .limit(limit)
@@ -57,7 +76,7 @@ def named(job_ids: Sequence[str], now: datetime) -> Select[Any]:
     """The named jobs that are claimable and due, oldest first."""
     return (
         select(*JOB_COLUMNS).select_from(JOBS_WITH_STATE)
-        .where(jobs.c.id.in_(job_ids), CLAIMABLE_SQL, job_state.c.ready_at <= now)
+        .where(jobs.c.id.in_(job_ids), CLAIMABLE_SQL, job_state.c.ready_at <= now, _in_turn())
         .order_by(job_state.c.job_seq)
     )
 
@@ -154,3 +173,13 @@ async def recover(
         job.status, job.due_at = Status.FAILED, None
     await insert_rows(conn, transitions, rows)
     return recovered
+
+
+async def add_ordering_keys(conn: AsyncConnection) -> None:
+    """Part of store schema 4 → 5: each job's ordering key (``NULL``: existing jobs are unordered) and
+    the index claims check it through. Either may exist already (a database set back to 4)."""
+    columns = await conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns("jobs")})
+    if "ordering_key" not in columns:
+        await conn.execute(text(f"ALTER TABLE jobs ADD COLUMN ordering_key {NAME.compile(dialect=conn.dialect)}"))
+    index = next(i for i in jobs.indexes if i.name == "ix_jobs_ordering")
+    await conn.run_sync(lambda sync: index.create(sync, checkfirst=True))

@@ -43,7 +43,7 @@ def new_jobs(jobs: Iterable[Job], into: WriteSet) -> None:
             "id": job.id, "event_id": job.event_id, "destination": job.destination, "action": job.action,
             "context": job.context, "data": job.data, "version": job.version,
             "parent_job_id": job.parent_job_id, "created_at": job.created_at,
-            "idempotency_key": job.idempotency_key,
+            "idempotency_key": job.idempotency_key, "ordering_key": job.ordering_key,
         })
         into.transitions.append({
             "id": new_id(), "job_ref": job.id, "job_id": job.id, "event_id": job.event_id, "attempt": job.attempt,
@@ -91,7 +91,8 @@ def job_from_row(row: ResultRow[Any]) -> Job:
     return Job(
         id=row.id, destination=row.destination, action=row.action, event_id=row.event_id,
         context=row.context, data=row.data, created_at=row.created_at, version=row.version,
-        parent_job_id=row.parent_job_id, idempotency_key=row.idempotency_key, status=Status(row.status),
+        parent_job_id=row.parent_job_id, idempotency_key=row.idempotency_key, ordering_key=row.ordering_key,
+        status=Status(row.status),
         attempt=row.attempt, due_at=row.due_at,
     )
 

@@ -157,7 +157,11 @@ jobs = Table(
     Column("parent_job_id", ID),
     Column("created_at", UTCDateTime, nullable=False),
     Column("idempotency_key", NAME),  # the event's (schema version 2)
+    Column("ordering_key", NAME),  # its action's ordering key (schema version 5)
     Index("ix_jobs_event_id", "event_id"),
+    # Claims look for an earlier unfinished job of the same key: only ordered jobs are indexed.
+    Index("ix_jobs_ordering", "destination", "action", "ordering_key", "seq",
+          sqlite_where=text("ordering_key IS NOT NULL"), postgresql_where=text("ordering_key IS NOT NULL")),
 )
 
 # One row per idempotency key a source used: the primary key is what deduplicates, in every

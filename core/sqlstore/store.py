@@ -47,6 +47,12 @@ _STATE_UPDATE = (
 )
 
 
+async def _add_version_5(conn: AsyncConnection) -> None:
+    """Store schema 4 -> 5: the rate limits' token buckets and the jobs' ordering keys."""
+    await buckets.add_rate_buckets(conn)
+    await claims.add_ordering_keys(conn)
+
+
 class SQLStore(SQLDatabase):
     """The shared SQL store. See :mod:`core.sqlstore` for its extension points.
 
@@ -60,7 +66,7 @@ class SQLStore(SQLDatabase):
     tables: ClassVar[Sequence[Table]] = tuple(metadata.sorted_tables)
     schema_version: ClassVar[int] = SCHEMA_VERSION
     schema_steps: ClassVar[Mapping[int, Step]] = {
-        1: idempotency.add_keys, 2: pauses.add_pauses, 3: flows.add_disabled_flows, 4: buckets.add_rate_buckets,
+        1: idempotency.add_keys, 2: pauses.add_pauses, 3: flows.add_disabled_flows, 4: _add_version_5,
     }
     #: Writer transactions in flight at once (SQLite: 1, its single writer; a server database
     #: may overlap a commit's disk wait with the next batch).

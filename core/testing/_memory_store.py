@@ -117,6 +117,7 @@ class _JobRow:
     history: list[Transition]
     lease_expires_at: datetime | None = None
     lease_owner: str | None = None
+    ordering_key: str | None = None
     stamp: int = 0
 
     @property
@@ -128,7 +129,7 @@ class _JobRow:
             id=self.id, destination=self.destination, action=self.action, event_id=self.event_id,
             context=orjson.loads(self.context), data=orjson.loads(self.data), created_at=self.created_at,
             version=self.version, parent_job_id=self.parent_job_id, idempotency_key=self.idempotency_key,
-            status=self.status, attempt=self.attempt,
+            ordering_key=self.ordering_key, status=self.status, attempt=self.attempt,
             due_at=self.due_at, transitions=[replace(t) for t in self.history] if with_history else [],
         )
 
@@ -145,6 +146,9 @@ class _Database:
         self.jobs: dict[str, _JobRow] = {}
         #: Claimable jobs by (destination, action), ordered by ready time then seq.
         self.ready: dict[tuple[str, str], list[_Entry]] = {}
+        #: Unfinished jobs with an ordering key by (destination, action, key), oldest first: only
+        #: the first is claimable (the others enter ``ready`` when it becomes final).
+        self.turns: dict[tuple[str, str, str], list[_JobRow]] = {}
         #: Jobs claimed under a lease, ordered by the lease's end.
         self.leases: list[_Entry] = []
         self.seqs = itertools.count(1)
@@ -166,11 +170,42 @@ class _Database:
         row.status, row.attempt, row.due_at, row.lease_expires_at = status, attempt, due_at, lease_expires_at
         row.lease_owner = lease_owner
         row.stamp += 1
+        if row.ordering_key is not None and not self._take_turn(row):
+            return
         if status in CLAIMABLE_STATUSES:
-            heapq.heappush(self.ready.setdefault((row.destination, row.action), []),
-                           (row.ready_at, row.seq, row.stamp, row))
+            self._make_ready(row)
         elif lease_expires_at is not None:
             heapq.heappush(self.leases, (lease_expires_at, row.seq, row.stamp, row))
+
+    def _make_ready(self, row: _JobRow) -> None:
+        entry = (row.ready_at, row.seq, row.stamp, row)
+        heapq.heappush(self.ready.setdefault((row.destination, row.action), []), entry)
+
+    def _take_turn(self, row: _JobRow) -> bool:
+        """Keep the key's queue of unfinished jobs up to date; whether ``row`` is first in it.
+
+        A final job leaves the queue; the job after it, if claimable, enters ``ready``.
+        """
+        assert row.ordering_key is not None
+        queue = self.turns.setdefault((row.destination, row.action, row.ordering_key), [])
+        at = bisect.bisect_left(queue, row.seq, key=lambda r: r.seq)
+        present = at < len(queue) and queue[at] is row
+        if row.status not in FINAL_STATUSES:
+            if not present:
+                queue.insert(at, row)
+            return at == 0
+        if present:
+            del queue[at]
+            if at == 0 and queue and queue[0].status in CLAIMABLE_STATUSES:
+                queue[0].stamp += 1
+                self._make_ready(queue[0])
+        return True
+
+    def in_turn(self, row: _JobRow) -> bool:
+        """``row`` has no ordering key, or is the oldest unfinished job of its key."""
+        if row.ordering_key is None:
+            return True
+        return self.turns[(row.destination, row.action, row.ordering_key)][0] is row
 
     def add_event(self, row: _EventRow) -> None:
         self.events[row.id] = row
@@ -200,7 +235,7 @@ class _Database:
         found: list[_JobRow] = []
         while heap and heap[0][0] <= now and (limit is None or len(found) < limit):
             _, _, stamp, row = heapq.heappop(heap)
-            if stamp == row.stamp:
+            if stamp == row.stamp and self.in_turn(row):
                 found.append(row)
         return found
 
@@ -337,7 +372,7 @@ class MemoryStore:
         db = await self._tables()
         now = _utc(now)
         rows = [db.jobs[i] for i in dict.fromkeys(job_ids) if i in db.jobs]
-        due = [r for r in rows if r.status in CLAIMABLE_STATUSES and r.ready_at <= now]
+        due = [r for r in rows if r.status in CLAIMABLE_STATUSES and r.ready_at <= now and db.in_turn(r)]
         return _start(db, sorted(due, key=lambda r: r.seq), claim, now)
 
     async def recover(self, *, now: datetime, alive: Collection[str] | None = None) -> list[Job]:
@@ -537,7 +572,7 @@ def _new_jobs(db: _Database, jobs: Sequence[Job], *, of_stored_events: bool) -> 
             seq=0, id=job.id, event_id=job.event_id, destination=job.destination, action=job.action,
             context=orjson.dumps(job.context), data=orjson.dumps(job.data), created_at=created_at,
             version=job.version, parent_job_id=job.parent_job_id, idempotency_key=job.idempotency_key,
-            status=status, attempt=job.attempt,
+            status=status, attempt=job.attempt, ordering_key=job.ordering_key,
             due_at=due_at, history=[first],
         ))
     _refuse_duplicates("job", [row.id for row in rows], db.jobs)

@@ -9,6 +9,7 @@ checks in :mod:`core.testing._store_idempotency`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -325,6 +326,44 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
         await move(adapter, jobs[3], Status.EXECUTING, Status.FAILED, error="retry")
         await move(adapter, jobs[4], Status.EXECUTING, Status.AWAITING)
         assert sorted(ids(await self.claim(adapter, names, limit=100))) == sorted(ids(jobs[3:]))
+
+    async def insert_keyed(self, store: Store, names: Names, keys: Sequence[str | None]) -> list[Job]:
+        """One event per key in ``keys``, in that order, with a job ordered by the key."""
+        events = []
+        for key in keys:
+            event = make_event(source=names.source, actions=[(names.destination, names.action)])
+            event.jobs[0].ordering_key = key
+            events.append(event)
+        await store.insert_queue(Queue(events=events))
+        return [event.jobs[0] for event in events]
+
+    @requires(Capability.ORDERING)
+    async def test_claim_takes_the_oldest_unfinished_job_of_each_key(self, adapter: Store, names: Names) -> None:
+        keys = ["a", "b", "a", None, "b", "a", None]
+        a1, b1, a2, free1, b2, a3, free2 = await self.insert_keyed(adapter, names, keys)
+        now = utcnow()
+        claimed = {job.id: job for job in await self.claim(adapter, names, now=now)}
+        assert sorted(claimed) == sorted(ids([a1, b1, free1, free2]))
+        assert await self.claim(adapter, names, now=now) == [], "a key's next job was claimed while one executed"
+        await move(adapter, claimed[a1.id], Status.FAILED, error="503", due_at=later(now, 60), at=now)
+        await move(adapter, claimed[b1.id], Status.SUCCEEDED, at=now)
+        assert ids(await self.claim(adapter, names, now=now)) == [b2.id], "a failing key let a later job pass"
+        [retried] = await self.claim(adapter, names, now=later(now, 61))
+        assert retried.id == a1.id, "the failing job was not retried first"
+        await move(adapter, retried, Status.DISCARDED, error="gave up", at=later(now, 62))
+        [second] = await self.claim(adapter, names, now=later(now, 63))
+        assert second.id == a2.id, "a discarded job kept its key"
+        await move(adapter, second, Status.SUCCEEDED, at=later(now, 64))
+        assert ids(await self.claim(adapter, names, now=later(now, 65))) == [a3.id]
+
+    @requires(Capability.ORDERING)
+    async def test_claim_ids_honours_ordering_keys(self, adapter: Store, names: Names) -> None:
+        first, second, other = await self.insert_keyed(adapter, names, ["k", "k", "j"])
+        claimed = await adapter.claim_ids(Claim(owner="suite", lease_seconds=60), ids([second, first, other]),
+                                          now=utcnow())
+        assert sorted(ids(claimed)) == sorted(ids([first, other]))
+        got = await adapter.get_job(second.id)
+        assert got is not None and got.ordering_key == "k" and got.status is Status.ACKNOWLEDGED
 
     async def test_concurrent_claimers_never_get_the_same_job(self, adapters: AdapterPool, names: Names) -> None:
         one, two = await adapters.open(), await adapters.open()

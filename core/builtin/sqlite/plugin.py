@@ -49,7 +49,8 @@ def _wanderer(url: str, options: dict[str, Any]) -> Wanderer:
 def core_register_stores() -> list[AdapterRegistration[Store]]:
     return [AdapterRegistration(
         name="sqlite", schemes=("sqlite",), factory=_store, options=STORE_OPTIONS, driver_query=True,
-        capabilities=frozenset({Capability.PURGE, Capability.PAUSE, Capability.FLOWS, Capability.RATE_LIMITS}),
+        capabilities=frozenset({Capability.PURGE, Capability.PAUSE, Capability.FLOWS, Capability.RATE_LIMITS,
+                                Capability.ORDERING}),
         description="embedded store on a SQLite file (WAL, group commit)",
     )]
 
