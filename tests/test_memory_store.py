@@ -31,7 +31,8 @@ def test_memory_url_resolves_to_the_memory_store_declaring_purge(project: Path) 
     host = PluginHost(load_settings(environ={"CORE_STORE": "memory://"}))
     store = host.create("store")
     assert isinstance(store, MemoryStore)
-    assert registration("store", "memory://").capabilities == frozenset({"purge", "pause", "flows", "rate_limits", "ordering"})
+    assert registration("store", "memory://").capabilities == frozenset(
+        {"purge", "pause", "flows", "rate_limits", "ordering"})
     assert host.records["testing"].provides == ["store:memory"]
 
 
