@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from core.builtin.sqlite.store import SQLiteStore
+from core.sqlstore.schema import SCHEMA_VERSION
 from core.testing.data import advance, make_event, make_transition
 from hookspecs import Event, Job, Queue, Status
 
@@ -45,3 +47,24 @@ async def finish(store: SQLiteStore, jobs: Iterable[Job], status: Status = Statu
             job = advance(replace(job), moves[-1])
         moves.append(make_transition(job, status))
     assert await store.add_transitions(moves) == []
+
+
+@asynccontextmanager
+async def upgraded_from(tmp_path: Path, version: int, *undo: str) -> AsyncIterator[tuple[SQLiteStore, Event]]:
+    """A store holding one event, set back to schema ``version`` by the ``undo`` statements (as that
+    release left it), then opened again: it must be at :data:`SCHEMA_VERSION`. Yields it and the event."""
+    store = SQLiteStore(db_url(tmp_path))
+    await store.open()
+    [old] = await insert(store, 1)
+    await store.close()
+    with sqlite3.connect(tmp_path / "state" / "core.db") as conn:
+        for statement in undo:
+            conn.execute(statement)
+        conn.execute("UPDATE schema_versions SET version = ? WHERE component = 'store'", (version,))
+    await store.open()
+    try:
+        assert rows(db_path(store), "SELECT version FROM schema_versions WHERE component = 'store'") == [
+            (SCHEMA_VERSION,)]
+        yield store, old
+    finally:
+        await store.close()

@@ -4,41 +4,27 @@ purge removing ended keys, one claim statement per commit, and ``:memory:`` (the
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 from sqlalchemy import event
 
 from core.builtin.sqlite.store import SQLiteStore
-from core.sqlstore.schema import SCHEMA_VERSION
 from core.testing import Names
 from core.testing._store_idempotency import keyed
 from core.testing.data import later, utcnow
 from hookspecs import Duplicate, Queue
-from tests.sqlstore_kit import db_path, db_url, insert, rows
+from tests.sqlstore_kit import db_path, db_url, rows, upgraded_from
 
 
 async def test_a_version_1_database_gets_the_keys_table_and_the_job_column(tmp_path: Path) -> None:
-    store = SQLiteStore(db_url(tmp_path))
-    await store.open()
-    [old] = await insert(store, 1)
-    await store.close()
-    with sqlite3.connect(tmp_path / "state" / "core.db") as conn:  # as release 1 left it
-        conn.execute("DROP TABLE idempotency_keys")
-        conn.execute("ALTER TABLE jobs DROP COLUMN idempotency_key")
-        conn.execute("UPDATE schema_versions SET version = 1 WHERE component = 'store'")
-    await store.open()
-    try:
-        assert rows(db_path(store), "SELECT version FROM schema_versions WHERE component = 'store'") == [
-            (SCHEMA_VERSION,)]
+    undo = "DROP TABLE idempotency_keys", "ALTER TABLE jobs DROP COLUMN idempotency_key"
+    async with upgraded_from(tmp_path, 1, *undo) as (store, old):
         job = await store.get_job(old.jobs[0].id)
         assert job is not None and job.idempotency_key is None
         names = Names.unique()
         first, retry = keyed(names, "k"), keyed(names, "k")
         assert await store.insert_queue(Queue(events=[first])) == []
         assert await store.insert_queue(Queue(events=[retry])) == [Duplicate(retry.id, first.id, "k", same=True)]
-    finally:
-        await store.close()
 
 
 async def test_purge_removes_the_keys_whose_window_ended(tmp_path: Path) -> None:
