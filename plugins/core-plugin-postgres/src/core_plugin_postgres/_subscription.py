@@ -37,6 +37,8 @@ WHERE m.id = c.id
 RETURNING m.id, m.body, m.attributes::text AS attributes, m.key
 """
 
+#: Longest wait of :meth:`PostgresSubscription.close` for a claim statement still running.
+CLOSE_WAIT = 5.0
 ACK = "DELETE FROM core_pubsub_messages WHERE id = ANY($1::bigint[])"
 NACK = "UPDATE core_pubsub_messages SET visible_at = '-infinity' WHERE id = ANY($1::bigint[])"
 
@@ -85,6 +87,10 @@ class PostgresSubscription:
         self._closed = False
         self._acked: list[int] = []
         self._in_flight: set[int] = set()
+        #: Clear while a claim statement runs: close waits for it, so that the rows it claims
+        #: are released with the others (and it cannot claim the rows close just released).
+        self._not_claiming = asyncio.Event()
+        self._not_claiming.set()
 
     @property
     def closed(self) -> bool:
@@ -99,17 +105,10 @@ class PostgresSubscription:
         while not self._closed:
             self._wake.clear()
             acked, self._acked = self._acked, []
-            try:
-                rows = await owner._run(functools.partial(self._claim, acked=acked))
-            except PubSubUnavailable as exc:
-                self._acked.extend(acked)
-                log.warning("pubsub %s: %s; retrying", self.topic, exc)
-                await self._idle(owner.poll_interval)
-                continue
+            rows = await self._claim_batch(acked)
             if not rows:
                 await self._idle(owner.poll_interval)
                 continue
-            self._in_flight.update(row["id"] for row in rows)
             if await self._closed_during_claim():
                 return
             for row in sorted(rows, key=lambda r: r["id"]):
@@ -117,6 +116,21 @@ class PostgresSubscription:
                     break
                 message = Message(body=row["body"], attributes=json.loads(row["attributes"]), key=row["key"])
                 yield PostgresDelivery(row["id"], message, self)
+
+    async def _claim_batch(self, acked: list[int]) -> list[Any]:
+        """Claim the next batch (deleting ``acked``) and hold it in flight; none on an outage."""
+        self._not_claiming.clear()
+        try:
+            rows = await self._owner._run(functools.partial(self._claim, acked=acked))
+        except PubSubUnavailable as exc:
+            self._acked.extend(acked)
+            log.warning("pubsub %s: %s; retrying", self.topic, exc)
+            return []
+        else:
+            self._in_flight.update(row["id"] for row in rows)
+            return rows
+        finally:
+            self._not_claiming.set()
 
     async def _claim(self, pool: asyncpg.Pool, *, acked: list[int]) -> list[Any]:
         """Delete ``acked`` rows and claim the next batch, in one statement."""
@@ -173,6 +187,10 @@ class PostgresSubscription:
         self._closed = True
         self._wake.set()
         self._owner._subscriptions.discard(self)
+        try:
+            await asyncio.wait_for(self._not_claiming.wait(), CLOSE_WAIT)
+        except TimeoutError:
+            log.warning("pubsub %s: a claim still runs on close; its rows reappear after ack_timeout", self.topic)
         try:
             await self._flush()
             await self._release_in_flight()
