@@ -117,11 +117,14 @@ NOT_CHAOS = ("-m", "not chaos")
 CHAOS_BUDGET = 20 * 60
 
 
-@nox.session(tags=["core", "postgresql"])
+@nox.session(tags=["core", "plugins", "postgresql"])
 def tests(session: nox.Session) -> None:
-    """The core's own tests (installed third-party plugins are kept out by tests/conftest.py;
-    the tests that run on PostgreSQL too, such as the admin API's, enable its plugin themselves)."""
-    session.install("-e", ".[test]", "-e", "plugins/core-plugin-postgres")
+    """The core's own tests, with every plugin of the repository installed: the plugins and
+    their dependencies must not break the core, and tests/conftest.py keeps them out of the
+    tests unless a test opts in (the tests that run on PostgreSQL too, such as the admin API's,
+    enable its plugin themselves). The core alone with one plugin is what each
+    ``plugin-<name>`` session installs."""
+    _install_all_plugins(session)
     with leaving_no_trace(session) as (services_env, tests_env):
         start_services(session, ["postgresql"], services_env)
         session.run("pytest", *NOT_CHAOS, *session.posargs, env=tests_env)
@@ -161,14 +164,6 @@ def _plugin_session(plugin: Plugin) -> None:
 
 for _p in PLUGINS:
     _plugin_session(_p)
-
-
-@nox.session(tags=["core", "plugins"])
-def plugins_vs_core(session: nox.Session) -> None:
-    """Every plugin installed at once, then the core's tests again."""
-    _install_all_plugins(session)
-    with leaving_no_trace(session) as (_, tests_env):
-        session.run("pytest", *NOT_CHAOS, *session.posargs, env=tests_env)
 
 
 @nox.session(tags=["static"])

@@ -1,6 +1,6 @@
 """The test guard: the core's tests do not see installed third-party plugins unless a test
-opts in (``installed_plugins``). Meaningful in the ``plugins_vs_core`` nox session, where
-every plugin of the repository is installed."""
+opts in (``installed_plugins``). Meaningful in the ``tests`` nox session, where every
+plugin of the repository is installed."""
 
 from __future__ import annotations
 
