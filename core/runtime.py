@@ -26,7 +26,6 @@ from core.pipeline import Pipeline
 from core.plugins import PluginHost
 from hookspecs import (
     ADAPTER_KINDS,
-    Capability,
     Node,
     PubSub,
     PubSubUnavailable,
@@ -54,7 +53,7 @@ class Runtime:
         self.store: Store = adapters["store"]
         #: What the store's registration declares it supports (the scheduler refuses an action
         #: asking for a delivery control its store lacks, :mod:`core.scheduler.limits`).
-        self.store_capabilities: frozenset[Capability] = (
+        self.store_capabilities: frozenset[str] = (
             host.registry.resolve("store", settings["store"]).registration.capabilities)
         self.pubsub: PubSub | None = adapters.get("pubsub")
         self.supervisor: Supervisor | None = adapters.get("supervisor")

@@ -16,7 +16,6 @@ from core.timing import RateLimit, parse_rate, take_tokens
 from hookspecs import Action, Capability, Destination, Queue, Schedule, Status, Toolkit
 from tests.scheduler_kit import eventually, ingest, opened, scheduling, statuses
 
-
 #: The capabilities of a store keeping token buckets.
 BUCKETS = frozenset({Capability.RATE_LIMITS})
 

@@ -30,8 +30,8 @@ from datetime import UTC, datetime
 
 from core.ready_jobs import ReadyJobs, decode
 from core.runtime import Runtime
-from core.scheduler.paused import is_paused
 from core.scheduler.limits import Limits
+from core.scheduler.paused import is_paused
 from core.scheduler.ratelimit import RateGate
 from core.scheduler.runner import Runner
 from hookspecs import JOBS_TOPIC, Action, Claim, Delivery, Destination, PubSub, Subscription

@@ -5,6 +5,8 @@
 - An action ordered by ``data.key``: each key's jobs are loaded in creation order while the first
   job of the key ``bad`` fails (the other keys go on meanwhile), and once it is discarded the
   key's next jobs follow.
+- A terminal error (``Discard``) is discarded after one attempt, and its ``on_discarded``
+  follow-up runs as a child job.
 """
 
 from __future__ import annotations
@@ -132,3 +134,23 @@ async def test_each_key_is_loaded_in_order_while_one_key_fails_and_a_discard_rel
     assert failed.status is Status.DISCARDED and failed.attempt == 3
     later = await store.find_jobs(WhereJob(ids=[event.jobs[0].id for event in events[1:]]))
     assert all(job.status is Status.SUCCEEDED for job in later)
+
+
+async def test_a_terminal_error_is_discarded_after_one_attempt_with_its_follow_ups(
+    pg_url: str, store: PostgresStore, tmp_path: Path,
+) -> None:
+    events = [make_event(actions=[("sink", "terminal")]) for _ in range(3)]
+    assert await store.insert_queue(Queue(events=events)) == []
+    parents = sorted(event.jobs[0].id for event in events)
+    with schedulers(pg_url, tmp_path) as procs:
+        async def alerted() -> bool:
+            return len(lines(tmp_path, "alert")) >= len(parents)
+
+        await wait_for(alerted, procs, 60, "the on_discarded follow-ups")
+    assert sorted(parent for _, parent, _ in lines(tmp_path, "alert")) == parents
+    for parent in parents:
+        job = await store.get_job(parent)
+        assert job is not None
+        assert [(t.state_after, t.attempt) for t in job.transitions] == [
+            (Status.ACKNOWLEDGED, 0), (Status.EXECUTING, 1), (Status.DISCARDED, 1)]
+        assert job.transitions[-1].error == "Discard: HTTP 404 from the sink"

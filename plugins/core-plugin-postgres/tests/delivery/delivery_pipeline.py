@@ -4,6 +4,8 @@
 lines to ``$DELIVERY_LOG_DIR/<pid>.log``, so the test can count the loads in flight at any time.
 ``ordered`` (``ordering_key = "data.key"``, 2 retries) appends ``job key n attempt pid time`` lines
 and fails every attempt of the job ``n = 0`` of the key ``"bad"``, which is then discarded.
+``terminal`` answers every load with a :class:`~hookspecs.Discard` and an ``on_discarded``
+follow-up, ``alert``, which logs ``job parent pid``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from hookspecs import Action, Destination, LoadResult, Queue, Schedule, Then, Toolkit, hookimpl
+from hookspecs import Action, Destination, Discard, LoadResult, Queue, Schedule, Then, Toolkit, hookimpl
 
 LOG = Path(os.environ.get("DELIVERY_LOG_DIR", ".")) / f"{os.getpid()}.log"
 
@@ -48,6 +50,24 @@ class Ordered(Action):
         return [Then(jobs=passing)] * bool(passing) + [Then(jobs=failing, error="HTTP 503")] * bool(failing)
 
 
+class Terminal(Action):
+    name = "terminal"
+    schedule = Schedule(interval="@every 1s", max_retries=72)
+
+    async def load(self, toolkit: Toolkit, queue: Queue) -> LoadResult:
+        return Then(error=Discard("HTTP 404 from the sink"), on_discarded=["alert"])
+
+
+class Alert(Action):
+    name = "alert"
+    schedule = Schedule(interval="@every 1s")
+
+    async def load(self, toolkit: Toolkit, queue: Queue) -> LoadResult:
+        with LOG.open("a") as out:
+            out.writelines(f"alert {job.id} {job.parent_job_id} {os.getpid()}\n" for job in queue.jobs)
+        return None
+
+
 @hookimpl
 def core_register_destinations() -> list[Destination]:
-    return [Destination("sink", actions=[Capped(), Ordered()])]
+    return [Destination("sink", actions=[Capped(), Ordered(), Terminal(), Alert()])]
