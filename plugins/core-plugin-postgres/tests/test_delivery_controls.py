@@ -1,7 +1,9 @@
 """Delivery controls with several schedulers on one PostgreSQL database, as real processes.
 
-- A realtime action with ``concurrency = 2``: three schedulers deliver a backlog; the loads
-  logged by the action (enter and exit times) never overlap more than 2 at once.
+- A realtime action with ``concurrency = 2``: three schedulers deliver a backlog found by their
+  polls, then events posted to a gateway and published on the PostgreSQL pub/sub (realtime
+  delivery, ``claim_ids``); the loads logged by the action (enter and exit times) never overlap
+  more than 2 at once.
 - An action ordered by ``data.key``: each key's jobs are loaded in creation order while the first
   job of the key ``bad`` fails (the other keys go on meanwhile), and once it is discarded the
   key's next jobs follow.
@@ -20,8 +22,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
-from core.testing import make_event
+from core.testing import free_port, make_event
 from hookspecs import Event, Queue, Status, WhereJob
 
 from core_plugin_postgres.store import PostgresStore
@@ -48,16 +51,19 @@ def lines(log_dir: Path, kind: str) -> list[list[str]]:
 
 
 @contextmanager
-def schedulers(pg_url: str, log_dir: Path, batch_size: int = 5) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """``SCHEDULERS`` ``core start scheduler`` processes on the database, stopped by SIGTERM after."""
+def schedulers(pg_url: str, log_dir: Path, batch_size: int = 5, *,
+               gateway: int | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``SCHEDULERS`` ``core start scheduler`` processes on the database (and with ``gateway``, a
+    gateway on that port and the PostgreSQL pub/sub between them), stopped by SIGTERM after."""
     env = {**os.environ, "CORE_STORE": pg_url, "CORE_APP": str(HERE / "delivery" / "delivery_pipeline.py"),
            "DELIVERY_LOG_DIR": str(log_dir), "CORE_SCHEDULER_BATCH_SIZE": str(batch_size),
-           "CORE_SCHEDULER_POLL_SECONDS": "0.2"}
+           "CORE_SCHEDULER_POLL_SECONDS": "0.2", "CORE_PUBSUB": pg_url if gateway else ""}
+    commands = [["scheduler"]] * SCHEDULERS + ([["gateway", "--port", str(gateway)]] if gateway else [])
     procs = [
-        subprocess.Popen([sys.executable, "-m", "core", "start", "scheduler"],
+        subprocess.Popen([sys.executable, "-m", "core", "start", *command],
                          env={**env, "CORE_SCHEDULER_PORT": str(PORT + i)}, cwd=log_dir,
                          stdout=(log_dir / f"out{i}.txt").open("w"), stderr=subprocess.STDOUT)
-        for i in range(SCHEDULERS)
+        for i, command in enumerate(commands)
     ]
     try:
         yield procs
@@ -69,7 +75,7 @@ def schedulers(pg_url: str, log_dir: Path, batch_size: int = 5) -> Iterator[list
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        for i in range(SCHEDULERS):
+        for i in range(len(procs)):
             sys.stderr.write((log_dir / f"out{i}.txt").read_text()[-2000:])
 
 
@@ -81,6 +87,16 @@ async def wait_for(check: Callable[[], Awaitable[bool]], procs: list[subprocess.
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
         assert all(proc.poll() is None for proc in procs), "a scheduler exited"
         await asyncio.sleep(0.2)
+
+
+def most_at_once(loads: list[list[str]]) -> int:
+    """The most loads of ``capped`` in flight at one time (an exit sorts before an entry at one time)."""
+    edges = sorted([(float(enter), 1) for _, _, enter, _ in loads] + [(float(leave), -1) for *_, leave in loads])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
 
 
 async def test_three_schedulers_never_run_more_loads_than_the_concurrency(
@@ -98,11 +114,34 @@ async def test_three_schedulers_never_run_more_loads_than_the_concurrency(
     loads = lines(tmp_path, "capped")
     assert sorted(job for job, *_ in loads) == sorted(job.id for event in events for job in event.jobs)
     assert len({pid for _, pid, _, _ in loads}) > 1, "one scheduler delivered everything: nothing was shared"
-    edges = sorted([(float(enter), 1) for _, _, enter, _ in loads] + [(float(leave), -1) for *_, leave in loads])
-    running = most = 0
-    for _, step in edges:  # an exit at the same time as an entry counts first (-1 sorts before 1)
-        running += step
-        most = max(most, running)
+    most = most_at_once(loads)
+    assert most == 2, f"{most} jobs were loading at once under a concurrency of 2"
+
+
+async def test_realtime_deliveries_through_the_broker_hold_the_concurrency_too(
+    pg_url: str, store: PostgresStore, tmp_path: Path,
+) -> None:
+    port = free_port()
+    with schedulers(pg_url, tmp_path, batch_size=1, gateway=port) as procs:
+        async with httpx.AsyncClient(timeout=10) as client:
+            async def healthy() -> bool:
+                try:
+                    return (await client.get(f"http://127.0.0.1:{port}/_health")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_for(healthy, procs, 30, "the gateway")
+            for n in range(30):
+                response = await client.post(f"http://127.0.0.1:{port}/capped", json={"data": {"n": n}})
+                assert response.status_code == 202, response.text
+
+        async def delivered() -> bool:
+            return len(lines(tmp_path, "capped")) >= 30
+
+        await wait_for(delivered, procs, 60, "30 loads")
+    loads = lines(tmp_path, "capped")
+    assert len({job for job, *_ in loads}) == len(loads) == 30, "a job was loaded twice or lost"
+    most = most_at_once(loads)
     assert most == 2, f"{most} jobs were loading at once under a concurrency of 2"
 
 

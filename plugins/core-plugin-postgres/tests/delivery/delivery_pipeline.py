@@ -5,7 +5,8 @@ lines to ``$DELIVERY_LOG_DIR/<pid>.log``, so the test can count the loads in fli
 ``ordered`` (``ordering_key = "data.key"``, 2 retries) appends ``job key n attempt pid time`` lines
 and fails every attempt of the job ``n = 0`` of the key ``"bad"``, which is then discarded.
 ``terminal`` answers every load with a :class:`~hookspecs.Discard` and an ``on_discarded``
-follow-up, ``alert``, which logs ``job parent pid``.
+follow-up, ``alert``, which logs ``job parent pid``. The gateway's ``POST /capped`` makes
+``capped`` jobs (published on the broker when one is configured).
 """
 
 from __future__ import annotations
@@ -15,7 +16,20 @@ import os
 import time
 from pathlib import Path
 
-from hookspecs import Action, Destination, Discard, LoadResult, Queue, Schedule, Then, Toolkit, hookimpl
+from hookspecs import (
+    Action,
+    Destination,
+    Discard,
+    Flow,
+    HttpTrigger,
+    LoadResult,
+    Queue,
+    Schedule,
+    Source,
+    Then,
+    Toolkit,
+    hookimpl,
+)
 
 LOG = Path(os.environ.get("DELIVERY_LOG_DIR", ".")) / f"{os.getpid()}.log"
 
@@ -71,3 +85,13 @@ class Alert(Action):
 @hookimpl
 def core_register_destinations() -> list[Destination]:
     return [Destination("sink", actions=[Capped(), Ordered(), Terminal(), Alert()])]
+
+
+@hookimpl
+def core_register_sources() -> list[Source]:
+    return [Source("shop", triggers=[HttpTrigger("capped", "/capped")])]
+
+
+@hookimpl
+def core_register_flows() -> list[Flow]:
+    return [Flow("capped", source="shop", actions=["sink.capped"])]
