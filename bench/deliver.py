@@ -7,11 +7,21 @@
    the ``insert_queue`` commit to the start of the ``load`` that receives the job (p50, p99).
 
     python bench/deliver.py [--jobs 100000] [--rate 1000] [--seconds 5] [--batch-size 500]
-                            [--rate-limit 1000000/s]
+                            [--rate-limit 1000000/s] [--ordering] [--concurrency 1000000] [--compare]
 
-``--rate-limit`` gives the backlog's action a rate limit (burst: one batch) so high that it never
-holds a job back: what is measured is the cost of the token bucket's bookkeeping (one store
-transaction per claim); without it the action has no limit, as before.
+Each delivery control is switched on for the backlog's action so that it never holds a job back,
+to measure its bookkeeping alone; without the flags the action has none, as before:
+
+- ``--rate-limit`` a rate limit (burst: one batch) so high it never throttles: one more store
+  transaction per claim (the token bucket);
+- ``--ordering`` an ordering key (``data.n``) different for every job: the claim's check that no
+  earlier job of the key is unfinished;
+- ``--concurrency`` a limit far above the backlog: the claim's count of the executing jobs, and
+  the next batch claimed after the load instead of while it runs.
+
+``--compare`` runs the backlog once per variant in the same process, one after the other, each on
+a fresh store: off (the baseline), off again (the noise between two identical runs), then each
+control on; it prints every figure beside the baseline's with the ratio.
 
 Gateway and scheduler share one process and one event loop, as ``core start`` runs them.
 """
@@ -108,16 +118,22 @@ def queue_of(count: int, action: str) -> Queue:
     return Queue(events=events)
 
 
-async def backlog(directory: Path, jobs: int, batch_size: int, rate_limit: str | None = None) -> None:
+async def backlog(directory: Path, jobs: int, batch_size: int, rate_limit: str | None = None, *,
+                  ordering: bool = False, concurrency: int | None = None) -> float:
+    """Deliver a backlog of ``jobs``; return the jobs per second."""
     runtime = await open_runtime(directory, batch_size)
     try:
         started = time.perf_counter()
         for offset in range(0, jobs, 5000):
-            await runtime.store.insert_queue(queue_of(min(5000, jobs - offset), "noop"))
+            queue = queue_of(min(5000, jobs - offset), "noop")
+            for job in queue.jobs if ordering else ():
+                job.ordering_key = str(job.data["n"] + offset)  # one key per job: never held back
+            await runtime.store.insert_queue(queue)
         print(f"filled {jobs:,} jobs in {time.perf_counter() - started:.1f}s")
         # The app is this file imported again under another name: its Noop is not our class.
         noop: Any = runtime.pipeline.destinations["bench"].actions["noop"]
         noop.rate_limit, noop.rate_burst = rate_limit, batch_size
+        noop.concurrency = concurrency
         stop = asyncio.Event()
         started, cpu = time.perf_counter(), time.process_time()
         task = asyncio.create_task(run_scheduler(runtime, stop))
@@ -130,11 +146,31 @@ async def backlog(directory: Path, jobs: int, batch_size: int, rate_limit: str |
         stop.set()
         await task
         print(f"delivered {jobs:,} jobs in {elapsed:.2f}s: {jobs / elapsed:,.0f} jobs/s "
-              f"(batch_size {batch_size}, rate_limit {rate_limit or 'none'}, "
-              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}); "
-              f"process CPU {cpu:.2f}s = {cpu / jobs * 1e6:.0f} µs per job (all threads)")
+              f"(batch_size {batch_size}, rate_limit {rate_limit or 'none'}, ordering {'on' if ordering else 'off'}, "
+              f"concurrency {concurrency or 'none'}, {os.cpu_count()} cores, load average "
+              f"{os.getloadavg()[0]:.1f}); process CPU {cpu:.2f}s = {cpu / jobs * 1e6:.0f} µs per job (all threads)")
+        return jobs / elapsed
     finally:
         await runtime.close()
+
+
+#: The variants ``--compare`` runs: a name and the controls of the backlog's action.
+VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    ("off (baseline)", {}), ("off again", {}), ("rate limit on", {"rate_limit": "1000000/s"}),
+    ("ordering on", {"ordering": True}), ("concurrency on", {"concurrency": 1_000_000}),
+]
+
+
+def compare(directory: Path, jobs: int, batch_size: int, loop_factory: Any) -> None:
+    """Run every variant's backlog in this process, then print each beside the baseline."""
+    figures = []
+    for n, (name, controls) in enumerate(VARIANTS):
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            figures.append((name, runner.run(backlog(directory / f"v{n}", jobs, batch_size, **controls))))
+    baseline = figures[0][1]
+    print(f"\nbacklog of {jobs:,} jobs, batch_size {batch_size}: jobs/s beside the baseline run (off)")
+    for name, rate in figures:
+        print(f"  {name:<16} {rate:>9,.0f} jobs/s   baseline {baseline:>9,.0f}   ratio {rate / baseline:.2f}")
 
 
 async def latency(directory: Path, rate: int, seconds: float) -> None:
@@ -188,6 +224,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rate-limit", default=None, help='e.g. "1000000/s": bookkeeping without throttling')
+    parser.add_argument("--ordering", action="store_true", help="one ordering key per job: the check alone")
+    parser.add_argument("--concurrency", type=int, default=None, help="e.g. 1000000: the count without a limit")
+    parser.add_argument("--compare", action="store_true", help="the backlog off, off again and each control on")
     parser.add_argument("--skip", choices=["backlog", "latency"], default=None)
     args = parser.parse_args(argv)
     loop_factory: Any = None
@@ -198,9 +237,13 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
     with tempfile.TemporaryDirectory(prefix="core-bench-") as tmp:
+        if args.compare:
+            compare(Path(tmp), args.jobs, args.batch_size, loop_factory)
+            return
         if args.skip != "backlog":
             with asyncio.Runner(loop_factory=loop_factory) as runner:
-                runner.run(backlog(Path(tmp) / "backlog", args.jobs, args.batch_size, args.rate_limit))
+                runner.run(backlog(Path(tmp) / "backlog", args.jobs, args.batch_size, args.rate_limit,
+                                   ordering=args.ordering, concurrency=args.concurrency))
         if args.skip != "latency":
             with asyncio.Runner(loop_factory=loop_factory) as runner:
                 runner.run(latency(Path(tmp) / "latency", args.rate, args.seconds))

@@ -4,7 +4,8 @@ checked for consistency once at start-up and indexed for the hot path.
 Two registrations with one name, a flow naming a source or action that does not exist, a
 schedule whose interval does not parse, or two migrations of one scope with one version, stop
 start-up with a :class:`PipelineError` naming
-the plugins involved.
+the plugins involved. A malformed ``ordering_key`` path or ``concurrency`` stops it with a
+:class:`~hookspecs.ConfigError` naming the action, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -13,13 +14,36 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from core.errors import PipelineError
+from core.errors import ConfigError, PipelineError
 from core.plugins import PluginHost, collect
 from core.plugins._collect import user_frames
 from core.timing import parse_interval
 from hookspecs import Action, Destination, Flow, HttpTrigger, Migration, Schedule, Source, Trigger
 
 T = TypeVar("T")
+
+#: What an :attr:`~hookspecs.Action.ordering_key` may be.
+ORDERING_KEY_FORMS = (
+    "a dotted path into the job: 'context.<key>[.<key>…]' or 'data[.<key>…]' (e.g. 'context.user_id'), "
+    "or None; for any other function of the job, override ordering_key_for()"
+)
+#: What a ``concurrency`` may be.
+CONCURRENCY_FORMS = "a whole number >= 1 (jobs of the action loading at once), or None for no limit"
+
+
+def check_ordering_key(where: str, path: object) -> None:
+    """Refuse an ordering key that is not ``None`` or a ``context.``/``data`` dotted path."""
+    if path is None:
+        return
+    head, *steps = path.split(".") if isinstance(path, str) else ("",)
+    if head not in ("context", "data") or (head == "context" and not steps) or not all(steps):
+        raise ConfigError(where, "ordering_key", path, ORDERING_KEY_FORMS)
+
+
+def check_concurrency(where: str, value: object) -> None:
+    """Refuse a concurrency that is not ``None`` or a whole number ``>= 1``."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(where, "concurrency", value, CONCURRENCY_FORMS)
 
 
 def _index(kind: str, pairs: Iterable[tuple[str, Any]], cls: type[T], owners: dict[str, str]) -> dict[str, T]:
@@ -92,9 +116,13 @@ class Pipeline:
         return pipeline
 
     def validate(self) -> None:
-        """Check every reference and schedule; raise :class:`PipelineError` on the first problem."""
+        """Check every reference, schedule, ordering key and concurrency; raise :class:`PipelineError`
+        (:class:`~hookspecs.ConfigError` for a key or a concurrency) on the first problem."""
         for destination in self.destinations.values():
+            check_concurrency(f"destination {destination.name}", destination.concurrency)
             for action in destination.actions.values():
+                check_ordering_key(f"action {destination.name}.{action.name}", action.ordering_key)
+                check_concurrency(f"action {destination.name}.{action.name}", action.concurrency)
                 schedule = destination.schedule_of(action.name)
                 try:
                     parse_interval(schedule.interval)

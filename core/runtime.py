@@ -51,6 +51,10 @@ class Runtime:
         self.services: tuple[str, ...] = ()
         adapters = host.create_all(ADAPTER_KINDS)  # every bad URL or option at once
         self.store: Store = adapters["store"]
+        #: What the store's registration declares it supports (the scheduler refuses an action
+        #: asking for a delivery control its store lacks, :mod:`core.scheduler.limits`).
+        self.store_capabilities: frozenset[str] = (
+            host.registry.resolve("store", settings["store"]).registration.capabilities)
         self.pubsub: PubSub | None = adapters.get("pubsub")
         self.supervisor: Supervisor | None = adapters.get("supervisor")
         self.wanderer: Wanderer | None = adapters.get("wanderer")

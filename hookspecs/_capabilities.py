@@ -29,6 +29,10 @@ class Capability(StrEnum):
     #: store: claims honour :attr:`Job.ordering_key`: of the jobs of one action with the same
     #: key, only the oldest unfinished one can be claimed.
     ORDERING = "ordering"
+    #: store: ``claim`` / ``claim_ids`` take ``concurrency=N``: they claim at most ``N`` minus the
+    #: action's jobs already ``executing``, across every scheduler of the store, which enforces
+    #: the actions' ``concurrency``.
+    CONCURRENCY = "concurrency"
     #: supervisor: ``leases()`` lists the live leases (key, owner, token, until), so
     #: ``core nodes list`` and the admin API say who holds each lease and until when.
     LEASES = "leases"

@@ -140,6 +140,11 @@ class Action:
     ``rate_burst`` jobs (default: one second of the rate) may go at once after a quiet spell.
     ``None`` takes the destination's, else no limit.
 
+    ``concurrency`` caps how many of the action's jobs are loading at once (``executing``),
+    across every scheduler sharing the store, scheduled and realtime alike: a whole number
+    ``>= 1``; ``None`` takes the destination's, else no limit. With ``concurrency = 1`` the
+    action's loads never overlap (and with ``batch_size`` 1, one job at a time).
+
     ``ordering_key`` opts in to ordering per key: a dotted path into the job (``"context.user_id"``,
     ``"data.account.id"``), or override :meth:`ordering_key_for` for a function of the job. Jobs
     of the action with the same key are loaded in creation order, one at a time: a job awaiting a
@@ -151,6 +156,7 @@ class Action:
     schedule: Schedule | None = None
     rate_limit: str | None = None
     rate_burst: int | None = None
+    concurrency: int | None = None
     migrations: Sequence[Migration] = ()
     ordering_key: ClassVar[str | None] = None
 
@@ -205,11 +211,13 @@ class Destination:
 
     Use it directly (``Destination("crm", actions=[Identify()])``) or subclass it to add
     ``init`` / ``shutdown`` (e.g. open and close a connection pool). Its ``rate_limit`` and
-    ``rate_burst`` apply to each action that sets none (one bucket per action).
+    ``rate_burst`` apply to each action that sets none (one bucket per action), and so does its
+    ``concurrency`` (each action apart).
     """
 
     rate_limit: str | None = None
     rate_burst: int | None = None
+    concurrency: int | None = None
 
     def __init__(
         self,
@@ -220,11 +228,13 @@ class Destination:
         migrations: Sequence[Migration] = (),
         rate_limit: str | None = None,
         rate_burst: int | None = None,
+        concurrency: int | None = None,
     ) -> None:
         self.name = check_name("destination", name)
         self.schedule = schedule
         self.rate_limit = rate_limit
         self.rate_burst = rate_burst
+        self.concurrency = concurrency
         self.migrations = tuple(migrations)
         self.actions: dict[str, Action] = {}
         for action in actions:
@@ -246,6 +256,12 @@ class Destination:
         if found.rate_limit is not None:
             return found.rate_limit, found.rate_burst
         return self.rate_limit, self.rate_burst
+
+    def concurrency_of(self, action: str) -> int | None:
+        """The ``concurrency`` of one action: the action's, else the destination's (each action
+        apart), else ``None`` (no limit)."""
+        found = self.actions[action].concurrency
+        return self.concurrency if found is None else found
 
     async def init(self, toolkit: Toolkit) -> None:
         """Called when the scheduler starts, before the actions' ``init``."""

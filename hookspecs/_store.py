@@ -273,16 +273,25 @@ class Store(Protocol):
         """
 
     async def claim(
-        self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime
+        self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime,
+        concurrency: int | None = None,
     ) -> list[Job]:
         """Move up to ``limit`` due jobs of an action to ``executing`` and return them.
 
         Due: status in :data:`CLAIMABLE_STATUSES` and ``due_at`` empty or ``<= now``. Two
-        concurrent claimers never receive the same job.
+        concurrent claimers never receive the same job. ``concurrency`` (only passed to a store
+        declaring :attr:`~hookspecs.Capability.CONCURRENCY`): claim at most that many minus the
+        action's jobs already ``executing``, so that concurrent claimers together never leave
+        more than ``concurrency`` of them executing.
         """
 
-    async def claim_ids(self, claim: Claim, job_ids: Sequence[str], *, now: datetime) -> list[Job]:
-        """Claim the named jobs that are still claimable (realtime delivery); skip the rest."""
+    async def claim_ids(
+        self, claim: Claim, job_ids: Sequence[str], *, now: datetime, concurrency: int | None = None
+    ) -> list[Job]:
+        """Claim the named jobs that are still claimable (realtime delivery); skip the rest.
+
+        ``concurrency``: as for :meth:`claim`, for the action of each named job.
+        """
 
     async def recover(self, *, now: datetime, alive: Collection[str] | None = None) -> list[Job]:
         """Record ``failed`` for ``executing`` jobs whose claim lease ran out; return them.

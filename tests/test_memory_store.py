@@ -32,7 +32,7 @@ def test_memory_url_resolves_to_the_memory_store_declaring_purge(project: Path) 
     store = host.create("store")
     assert isinstance(store, MemoryStore)
     assert registration("store", "memory://").capabilities == frozenset(
-        {"purge", "pause", "flows", "rate_limits", "ordering"})
+        {"purge", "pause", "flows", "rate_limits", "ordering", "concurrency"})
     assert host.records["testing"].provides == ["store:memory"]
 
 

@@ -13,8 +13,11 @@ from core.errors import ConfigError, CoreError
 from core.scheduler.ratelimit import gate_of
 from core.testing import MemoryStore
 from core.timing import RateLimit, parse_rate, take_tokens
-from hookspecs import Action, Destination, Queue, Schedule, Status, Toolkit
+from hookspecs import Action, Capability, Destination, Queue, Schedule, Status, Toolkit
 from tests.scheduler_kit import eventually, ingest, opened, scheduling, statuses
+
+#: The capabilities of a store keeping token buckets.
+BUCKETS = frozenset({Capability.RATE_LIMITS})
 
 
 class Send(Action):
@@ -62,23 +65,24 @@ def test_a_bucket_refills_at_its_rate_and_never_past_its_burst() -> None:
 ])
 def test_a_bad_limit_is_a_config_error_naming_the_action(limits: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        gate_of(MemoryStore(), destination(**limits), "send")
+        gate_of(MemoryStore(), destination(**limits), "send", BUCKETS)
     assert raised.value.source == "action crm.send" and raised.value.key == key
     assert '"100/s"' in str(raised.value) or ">= 1" in str(raised.value)
 
 
 def test_a_destination_limit_applies_to_its_actions_and_an_action_limit_wins() -> None:
     crm = Destination("crm", actions=[Send()], rate_limit="5/s", rate_burst=3)
-    gate = gate_of(MemoryStore(), crm, "send")
+    gate = gate_of(MemoryStore(), crm, "send", BUCKETS)
     assert gate is not None and gate.key == "crm.send" and gate.limit == RateLimit(5.0, 3)
-    gate = gate_of(MemoryStore(), destination(rate_limit="1/min"), "send")
+    gate = gate_of(MemoryStore(), destination(rate_limit="1/min"), "send", BUCKETS)
     assert gate is not None and gate.limit == RateLimit(1 / 60, 1)
-    assert gate_of(MemoryStore(), destination(), "send") is None
+    assert gate_of(MemoryStore(), destination(), "send", BUCKETS) is None
 
 
 def test_a_store_without_token_buckets_refuses_a_limit_at_start() -> None:
+    """The store's declared capabilities decide, not the methods it happens to have."""
     with pytest.raises(CoreError, match="rate_limits") as raised:
-        gate_of(object(), destination(rate_limit="10/s"), "send")
+        gate_of(MemoryStore(), destination(rate_limit="10/s"), "send", {Capability.ORDERING})
     assert "crm.send" in str(raised.value)
 
 

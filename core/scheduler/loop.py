@@ -5,7 +5,10 @@ from the scheduler's start, a CRON string at each of its times (UTC). The schedu
 one pass when it starts, so jobs that became due while it was down do not wait a whole
 interval. At each tick it claims due jobs ``scheduler.batch_size`` at a time, one ``load``
 per batch, until no job is due; with a rate limit (:mod:`core.scheduler.ratelimit`), each claim
-takes at most the tokens granted, waiting for them. A job that fails is due again at the tick after the one that
+takes at most the tokens granted, waiting for them; with a concurrency limit, each claim asks for
+at most the limit and the store claims no more than the limit minus the action's jobs executing,
+and the next batch is claimed after the load (not while it runs, which would find no room).
+A job that fails is due again at the tick after the one that
 claimed it (its ``due_at`` is computed from the tick's time), or later with backoff.
 
 With a supervisor, a pass holds the lease ``action:<destination>/<action>``: one node at a time
@@ -65,6 +68,7 @@ class ActionLoop:
         poll_seconds: float,
         action_lease_seconds: float | None = None,
         gate: RateGate | None = None,
+        concurrency: int | None = None,
     ) -> None:
         self.runtime = runtime
         self.runner = runner
@@ -73,7 +77,10 @@ class ActionLoop:
         self.stopping = stopping
         self.batch_size = batch_size
         self.gate = gate
-        self._asked = batch_size
+        #: At most this many of the action's jobs executing, cluster-wide (``None``: no limit).
+        self.concurrency = concurrency
+        self.batch_size = batch_size if concurrency is None else min(batch_size, concurrency)
+        self._asked = self.batch_size
         self.claim = Claim(owner=runtime.node_id, lease_seconds=lease_seconds)
         self.action_lease_seconds = lease_seconds if action_lease_seconds is None else action_lease_seconds
         self._woken = asyncio.Event()
@@ -143,16 +150,21 @@ class ActionLoop:
                 # Claim the next batch while this one loads: the claim and this batch's
                 # transitions then share the store's commits. A batch claimed before a stop
                 # is released by the runner, not loaded.
-                more = len(jobs) == self._asked and not self.stopping.is_set()
+                # Under a concurrency limit a claim may take fewer than asked (other loads hold
+                # the room): go on while it takes any, claiming after the load.
+                more = (len(jobs) == self._asked or self.concurrency is not None) and not self.stopping.is_set()
                 if more and keeper is not None and keeper.lease is None:
                     log.warning("%s: lost the lease mid-pass; another node continues", self.name)
                     more = False
-                following = asyncio.ensure_future(self._claim()) if more else None
+                following = asyncio.ensure_future(self._claim()) if more and self.concurrency is None else None
                 try:
                     await self.runner.run(self.destination, self.action, jobs, retry_from=tick)
                 finally:
                     loaded += len(jobs)
-                    jobs = await following if following is not None else []
+                    if following is not None:
+                        jobs = await following
+                    else:
+                        jobs = await self._claim() if more else []
         finally:
             if keeper is not None:
                 if self._held is not None:
@@ -170,9 +182,10 @@ class ActionLoop:
             self._asked = await self.gate.take(self.batch_size, self.stopping)
             if not self._asked:
                 return []
+        limited = {} if self.concurrency is None else {"concurrency": self.concurrency}
         jobs = await self.runtime.store.claim(
             self.claim, destination=self.destination.name, action=self.action.name,
-            limit=self._asked, now=datetime.now(UTC),
+            limit=self._asked, now=datetime.now(UTC), **limited,
         )
         if self.gate is not None:
             await self.gate.give_back(self._asked - len(jobs))

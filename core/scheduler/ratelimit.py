@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from core.errors import ConfigError, CoreError
+from core.errors import ConfigError
+from core.scheduler.limits import require
 from core.timing import RATE_FORMS, RateLimit, parse_rate
 from hookspecs import Capability, Destination
 
@@ -53,27 +55,24 @@ class RateGate:
             )
 
 
-def gate_of(store: Any, destination: Destination, action: str) -> RateGate | None:
+def gate_of(store: Any, destination: Destination, action: str, capabilities: Collection[str]) -> RateGate | None:
     """The gate of ``destination.action``, or ``None`` without a limit.
 
-    :raises ConfigError: the limit is not a rate, or the store keeps no token buckets.
+    :param capabilities: what the store's registration declares.
+    :raises ConfigError: the limit is not a rate.
+    :raises CoreError: the store does not declare :attr:`~hookspecs.Capability.RATE_LIMITS`.
     """
     text, burst = destination.rate_of(action)
     if text is None:
         return None
-    where = f"{destination.name}.{action}"
+    where = f"action {destination.name}.{action}"
     try:
         limit = parse_rate(text)
     except ValueError:
-        raise ConfigError(f"action {where}", "rate_limit", text, f"{RATE_FORMS}, above 0") from None
+        raise ConfigError(where, "rate_limit", text, f"{RATE_FORMS}, above 0") from None
     if burst is not None:
         if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-            raise ConfigError(f"action {where}", "rate_burst", burst, "a whole number >= 1 (jobs at once)")
+            raise ConfigError(where, "rate_burst", burst, "a whole number >= 1 (jobs at once)")
         limit = RateLimit(limit.rate, burst)
-    if not callable(getattr(store, "take_tokens", None)):
-        raise CoreError(
-            f"action {where} has rate_limit={text!r} but the store {type(store).__name__} keeps no token buckets "
-            f"(capability {Capability.RATE_LIMITS.value!r})",
-            hint="use a store that declares it (sqlite://, postgresql://) or remove the rate_limit",
-        )
-    return RateGate(store, where, limit)
+    require(capabilities, Capability.RATE_LIMITS, where, f"rate_limit={text!r}", store)
+    return RateGate(store, f"{destination.name}.{action}", limit)

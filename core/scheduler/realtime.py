@@ -11,6 +11,10 @@ they wait, and up to :data:`LOADS_PER_ACTION` loads of one action run at once, s
 message never waits for a whole previous load: under load, delivery batches by itself and the
 store's group commit shares the claims and transitions of concurrent loads. An action with a
 rate limit takes its tokens before each claim, like the poll (:mod:`core.scheduler.ratelimit`).
+An action with a concurrency limit claims at most the limit at a time, and the store claims no
+more than the limit minus its jobs executing (on every scheduler): ids a claim left for want of
+room are claimed again after this worker's load, and those of a claim that found no room at all
+are left to the poll.
 A message that cannot be read, or names an action this scheduler does not have, is
 acknowledged with a warning: its jobs are in the store, where a poll finds them.
 """
@@ -26,6 +30,7 @@ from datetime import UTC, datetime
 
 from core.ready_jobs import ReadyJobs, decode
 from core.runtime import Runtime
+from core.scheduler.limits import Limits
 from core.scheduler.paused import is_paused
 from core.scheduler.ratelimit import RateGate
 from core.scheduler.runner import Runner
@@ -52,6 +57,7 @@ class RealtimeConsumer:
     def __init__(
         self, runtime: Runtime, runner: Runner, pubsub: PubSub, stopping: asyncio.Event, *,
         batch_size: int, lease_seconds: float, gates: Mapping[tuple[str, str], RateGate] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.runtime = runtime
         self.runner = runner
@@ -60,6 +66,8 @@ class RealtimeConsumer:
         self.batch_size = batch_size
         #: The rate limits by ``(destination, action)``.
         self.gates = dict(gates or {})
+        #: The concurrency limits by ``(destination, action)``.
+        self.limits = dict(limits or {})
         self.claim = Claim(owner=runtime.node_id, lease_seconds=lease_seconds)
         self._pending: dict[tuple[str, str], deque[_Pending]] = {}
         self._workers: dict[tuple[str, str], set[asyncio.Task[None]]] = {}
@@ -128,20 +136,27 @@ class RealtimeConsumer:
         early, leaving the rest to the poll, once stopping or paused."""
         key = (destination.name, action.name)
         gate = self.gates.get(key)
+        limit = self.limits.get(key)
+        limited = {} if limit is None else {"concurrency": limit}
         while ids:
             if self.stopping.is_set():  # no claim after the signal: the poll has them
                 return
             if await is_paused(self.runtime.store, *key):  # the poll has them once resumed
                 return
-            count = min(len(ids), self.batch_size)
+            count = min(len(ids), self.batch_size, limit or self.batch_size)
             if gate is not None:
                 count = await gate.take(count, self.stopping)
                 if not count:
                     return
             chunk, ids = ids[:count], ids[count:]
-            jobs = await self.runtime.store.claim_ids(self.claim, chunk, now=now)
+            jobs = await self.runtime.store.claim_ids(self.claim, chunk, now=now, **limited)
             if gate is not None:
                 await gate.give_back(count - len(jobs))
+            if limit is not None:
+                if not jobs:  # no room: the poll claims them once there is
+                    return
+                claimed = {job.id for job in jobs}
+                ids = [i for i in chunk if i not in claimed] + ids  # left for want of room, maybe
             await self.runner.run(destination, action, jobs, retry_from=now, trace=trace)
 
     async def _work(self, key: tuple[str, str]) -> None:

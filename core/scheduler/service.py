@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from core.errors import CoreError
 from core.observability import metrics
 from core.runtime import Runtime
+from core.scheduler.limits import Limits, concurrency_limits
 from core.scheduler.loop import ActionLoop
 from core.scheduler.ratelimit import RateGate, gate_of
 from core.scheduler.realtime import RealtimeConsumer
@@ -70,6 +71,7 @@ async def run_scheduler(
             "raise lease_seconds or lower load_timeout",
         )
     gates = rate_gates(runtime)  # a bad rate_limit stops the start before any init
+    limits = concurrency_limits(runtime)  # so does a control the store cannot enforce
     runner = Runner(runtime, load_timeout=load_timeout, stopping=stop)
     watchdog = Watchdog(load_timeout, lambda: list(runner.loads.values()))
     watchdog.start()
@@ -77,7 +79,7 @@ async def run_scheduler(
         started = await start_destinations(runtime, runner)
         try:
             await recover(runtime)
-            await _serve(runtime, runner, stop, on_ready, gates)
+            await _serve(runtime, runner, stop, on_ready, gates, limits)
         finally:
             await shutdown_destinations(started, runner)
     finally:
@@ -92,7 +94,7 @@ def rate_gates(runtime: Runtime) -> dict[tuple[str, str], RateGate]:
     gates: dict[tuple[str, str], RateGate] = {}
     for destination in runtime.pipeline.destinations.values():
         for name in destination.actions:
-            gate = gate_of(runtime.store, destination, name)
+            gate = gate_of(runtime.store, destination, name, runtime.store_capabilities)
             if gate is not None:
                 gates[destination.name, name] = gate
     return gates
@@ -100,7 +102,7 @@ def rate_gates(runtime: Runtime) -> dict[tuple[str, str], RateGate]:
 
 async def _serve(
     runtime: Runtime, runner: Runner, stop: asyncio.Event, on_ready: Callable[[bool], None] | None = None,
-    gates: dict[tuple[str, str], RateGate] | None = None,
+    gates: dict[tuple[str, str], RateGate] | None = None, limits: Limits | None = None,
 ) -> None:
     """Run loops, consumer and recovery until ``stop``; then drain, release and return."""
     settings = runtime.settings
@@ -112,6 +114,7 @@ async def _serve(
             lease_seconds=lease_seconds, poll_seconds=settings["scheduler.poll_seconds"],
             action_lease_seconds=min(lease_seconds, float(settings["nodes.ttl_seconds"])),
             gate=(gates or {}).get((destination.name, action.name)),
+            concurrency=(limits or {}).get((destination.name, action.name)),
         )
         for destination in runtime.pipeline.destinations.values()
         for action in destination.actions.values()
@@ -122,6 +125,7 @@ async def _serve(
     if runtime.pubsub is not None and any(loop.realtime for loop in loops):
         consumer = RealtimeConsumer(
             runtime, runner, runtime.pubsub, stop, batch_size=batch_size, lease_seconds=lease_seconds, gates=gates,
+            limits=limits,
         )
         consumer_task = asyncio.create_task(consumer.run(), name="scheduler realtime")
     period = float(settings["nodes.heartbeat_seconds"]) if runtime.registry_shared else lease_seconds / 2

@@ -40,7 +40,11 @@ Hooks of the store (:class:`SQLStore`):
     Make transitions their jobs' current state (default: one executemany ``UPDATE``, its
     bound parameters named :data:`UPDATE_PREFIX` + column); returns the rows changed, or -1
     when the driver cannot count them.
-``claim_work(queries, claim, now)``
+``lock_action(conn, destination, action)``
+    Serialize until the commit the claims of one action that count its executing jobs (a
+    concurrency limit; PostgreSQL: a transaction advisory lock; default nothing, as SQLite's
+    write transaction already excludes every other writer).
+``claim_work(queries, claim, now, concurrency)``
     The writer's work for a claim (default: a task on the async connection; SQLite: a
     :class:`SyncTask` that its writer thread runs with the batch).
 ``writer_concurrency``

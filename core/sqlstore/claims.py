@@ -10,6 +10,11 @@ Ordering per key (:attr:`hookspecs.Action.ordering_key`) is a condition of that 
 with a key is claimable only when no earlier job of its action and key is unfinished, so a claim
 takes at most the oldest job of each key, and a key whose oldest job awaits a retry is held back.
 Jobs without a key skip the check (``ordering_key IS NULL``).
+
+A concurrency limit (:attr:`hookspecs.Action.concurrency`) trims what that ``SELECT`` found: the
+claim counts the action's ``executing`` jobs (one more statement, through the status index, after
+the dialect's action lock, e.g. an advisory lock on PostgreSQL, so that concurrent claims of one
+action count one after the other) and keeps at most the limit minus that count (:func:`within`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, Update, and_, exists, inspect, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, Table, Update, and_, exists, func, inspect, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.sqlstore.rows import job_from_row
@@ -81,6 +86,49 @@ def named(job_ids: Sequence[str], now: datetime) -> Select[Any]:
     )
 
 
+def executing(destination: str, action: str) -> Select[Any]:
+    """How many jobs of one action are ``executing`` (the status index finds them)."""
+    return select(func.count()).select_from(job_state).where(
+        EXECUTING_SQL, job_state.c.destination == destination, job_state.c.action == action,
+    )
+
+
+def actions_of(found: Sequence[Any]) -> list[tuple[str, str]]:
+    """The ``(destination, action)`` of the rows ``found``, each once, in order."""
+    return list(dict.fromkeys((row.destination, row.action) for row in found))
+
+
+def within(found: Sequence[Any], running: dict[tuple[str, str], int], concurrency: int) -> list[Any]:
+    """Of ``found`` (in claim order), at most ``concurrency`` minus ``running`` rows of each action."""
+    free = {key: concurrency - count for key, count in running.items()}
+    kept = []
+    for row in found:
+        key = (row.destination, row.action)
+        if free[key] > 0:
+            kept.append(row)
+            free[key] -= 1
+    return kept
+
+
+#: Takes the lock that serializes the concurrency-limited claims of one action until the commit.
+LockAction = Callable[[AsyncConnection, str, str], Awaitable[None]]
+
+
+async def no_lock(conn: AsyncConnection, destination: str, action: str) -> None:
+    """The default :data:`LockAction`: the write transaction already excludes other writers (SQLite)."""
+
+
+async def capped(
+    conn: AsyncConnection, found: Sequence[Any], concurrency: int, lock_action: LockAction
+) -> Sequence[Any]:
+    """``found`` trimmed to the concurrency limit: the action's lock, its executing count, :func:`within`."""
+    running = {}
+    for destination, action in actions_of(found):
+        await lock_action(conn, destination, action)
+        running[destination, action] = (await conn.execute(executing(destination, action))).scalar_one()
+    return within(found, running, concurrency)
+
+
 @dataclass(slots=True)
 class ClaimPlan:
     """What a claim writes for the rows it found: the claimed jobs (already moved to
@@ -116,10 +164,14 @@ def plan(found: Sequence[Any], claim: Claim, now: datetime) -> ClaimPlan:
 
 
 async def claim(
-    conn: AsyncConnection, query: Select[Any], claim: Claim, now: datetime, insert_rows: InsertRows
+    conn: AsyncConnection, query: Select[Any], claim: Claim, now: datetime, insert_rows: InsertRows,
+    concurrency: int | None = None, lock_action: LockAction = no_lock,
 ) -> list[Job]:
-    """Move the jobs ``query`` selects to ``executing`` under ``claim``'s lease; return them."""
-    found = (await conn.execute(query)).all()
+    """Move the jobs ``query`` selects to ``executing`` under ``claim``'s lease (at most
+    ``concurrency`` of an action executing, :func:`capped`); return them."""
+    found: Sequence[Any] = (await conn.execute(query)).all()
+    if concurrency is not None and found:
+        found = await capped(conn, found, concurrency, lock_action)
     if not found:
         return []
     writes = plan(found, claim, now)

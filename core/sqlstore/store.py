@@ -114,14 +114,21 @@ class SQLStore(SQLDatabase):
         result = await conn.execute(_STATE_UPDATE, updates)
         return result.rowcount if conn.dialect.supports_sane_multi_rowcount else -1
 
-    def claim_work(self, queries: list[Select[Any]], claim: Claim, now: datetime) -> Work:
+    async def lock_action(self, conn: AsyncConnection, destination: str, action: str) -> None:
+        """Serialize, until the commit, the claims of one action that count its executing jobs
+        (a concurrency limit). Default: nothing, the write transaction already excludes every
+        other writer (SQLite); PostgreSQL takes a transaction advisory lock."""
+
+    def claim_work(self, queries: list[Select[Any]], claim: Claim, now: datetime,
+                   concurrency: int | None = None) -> Work:
         """The writer's work that claims what each of ``queries`` selects, in order, and
-        returns the claimed jobs (default: a task on the async connection)."""
+        returns the claimed jobs, at most ``concurrency`` of an action executing (default: a
+        task on the async connection)."""
 
         async def run(conn: AsyncConnection) -> list[Job]:
             claimed: list[Job] = []
             for query in queries:
-                claimed += await claims.claim(conn, query, claim, now, self.insert_rows)
+                claimed += await claims.claim(conn, query, claim, now, self.insert_rows, concurrency, self.lock_action)
             return claimed
 
         return run
@@ -209,22 +216,27 @@ class SQLStore(SQLDatabase):
         return refused
 
     async def claim(
-        self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime
+        self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime,
+        concurrency: int | None = None,
     ) -> list[Job]:
-        """Move up to ``limit`` due jobs of an action to ``executing`` (due time first, then oldest)."""
+        """Move up to ``limit`` due jobs of an action to ``executing`` (due time first, then oldest),
+        leaving at most ``concurrency`` of its jobs executing."""
         if limit <= 0:
             return []
         query = self.lock_claimed(claims.due_for(destination, action, limit, now))
-        result: list[Job] = await self._writer.submit(self.claim_work([query], claim, now))
+        result: list[Job] = await self._writer.submit(self.claim_work([query], claim, now, concurrency))
         return result
 
-    async def claim_ids(self, claim: Claim, job_ids: Sequence[str], *, now: datetime) -> list[Job]:
-        """Claim the named jobs that are claimable and due; skip the others."""
+    async def claim_ids(
+        self, claim: Claim, job_ids: Sequence[str], *, now: datetime, concurrency: int | None = None
+    ) -> list[Job]:
+        """Claim the named jobs that are claimable and due (at most ``concurrency`` of an action
+        executing); skip the others."""
         ids = list(dict.fromkeys(job_ids))
         if not ids:
             return []
         queries = [self.lock_claimed(claims.named(chunk, now)) for chunk in claims.chunked(ids)]
-        result: list[Job] = await self._writer.submit(self.claim_work(queries, claim, now))
+        result: list[Job] = await self._writer.submit(self.claim_work(queries, claim, now, concurrency))
         return result
 
     async def recover(self, *, now: datetime, alive: Collection[str] | None = None) -> list[Job]:

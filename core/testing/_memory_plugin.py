@@ -26,7 +26,7 @@ def _store(url: str, options: dict[str, Any]) -> Store:
 def core_register_stores() -> list[AdapterRegistration[Store]]:
     return [AdapterRegistration(
         name="memory", schemes=("memory",), factory=_store,
-        capabilities=frozenset({"purge", "pause", "flows", "rate_limits", "ordering"}),
+        capabilities=frozenset({"purge", "pause", "flows", "rate_limits", "ordering", "concurrency"}),
         options={},  # none of its own: [options.memory] is the memory pub/sub's
         description="in-memory store of the test kit (one event loop; nothing durable)",
     )]

@@ -149,6 +149,8 @@ class _Database:
         #: Unfinished jobs with an ordering key by (destination, action, key), oldest first: only
         #: the first is claimable (the others enter ``ready`` when it becomes final).
         self.turns: dict[tuple[str, str, str], list[_JobRow]] = {}
+        #: Ids of the executing jobs by (destination, action): what a concurrency limit counts.
+        self.executing: dict[tuple[str, str], set[str]] = {}
         #: Jobs claimed under a lease, ordered by the lease's end.
         self.leases: list[_Entry] = []
         self.seqs = itertools.count(1)
@@ -170,6 +172,11 @@ class _Database:
         row.status, row.attempt, row.due_at, row.lease_expires_at = status, attempt, due_at, lease_expires_at
         row.lease_owner = lease_owner
         row.stamp += 1
+        running = self.executing.setdefault((row.destination, row.action), set())
+        if status is Status.EXECUTING:
+            running.add(row.id)
+        else:
+            running.discard(row.id)
         if row.ordering_key is not None and not self._take_turn(row):
             return
         if status in CLAIMABLE_STATUSES:
@@ -355,11 +362,15 @@ class MemoryStore:
         return [replace(r, transition=given[id(r.transition)]) for r in refused]
 
     async def claim(
-        self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime
+        self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime,
+        concurrency: int | None = None,
     ) -> list[Job]:
-        """Move up to ``limit`` due jobs of an action to ``executing`` (due time first, then oldest)."""
+        """Move up to ``limit`` due jobs of an action to ``executing`` (due time first, then oldest),
+        leaving at most ``concurrency`` of its jobs executing."""
         db = await self._tables()
         now = _utc(now)
+        if concurrency is not None:
+            limit = min(limit, concurrency - len(db.executing.get((destination, action), ())))
         if limit <= 0:
             return []
         heap = db.ready.get((destination, action))
@@ -367,13 +378,26 @@ class MemoryStore:
             return []
         return _start(db, db.pop_due(heap, now, limit), claim, now)
 
-    async def claim_ids(self, claim: Claim, job_ids: Sequence[str], *, now: datetime) -> list[Job]:
-        """Claim the named jobs that are claimable and due, oldest first; skip the others."""
+    async def claim_ids(
+        self, claim: Claim, job_ids: Sequence[str], *, now: datetime, concurrency: int | None = None
+    ) -> list[Job]:
+        """Claim the named jobs that are claimable and due, oldest first (at most ``concurrency``
+        of an action executing); skip the others."""
         db = await self._tables()
         now = _utc(now)
         rows = [db.jobs[i] for i in dict.fromkeys(job_ids) if i in db.jobs]
-        due = [r for r in rows if r.status in CLAIMABLE_STATUSES and r.ready_at <= now and db.in_turn(r)]
-        return _start(db, sorted(due, key=lambda r: r.seq), claim, now)
+        due = sorted((r for r in rows if r.status in CLAIMABLE_STATUSES and r.ready_at <= now and db.in_turn(r)),
+                     key=lambda r: r.seq)
+        if concurrency is not None:
+            free = {(r.destination, r.action): concurrency - len(db.executing.get((r.destination, r.action), ()))
+                    for r in due}
+            kept = []
+            for row in due:
+                if free[row.destination, row.action] > 0:
+                    kept.append(row)
+                    free[row.destination, row.action] -= 1
+            due = kept
+        return _start(db, due, claim, now)
 
     async def recover(self, *, now: datetime, alive: Collection[str] | None = None) -> list[Job]:
         """Record ``failed`` for executing jobs whose lease ran out or (``alive`` given) whose

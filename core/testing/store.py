@@ -365,6 +365,45 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
         got = await adapter.get_job(second.id)
         assert got is not None and got.ordering_key == "k" and got.status is Status.ACKNOWLEDGED
 
+    # -- concurrency limits ----------------------------------------------------------------
+
+    @requires(Capability.CONCURRENCY)
+    async def test_claim_leaves_at_most_concurrency_jobs_executing(self, adapter: Store, names: Names) -> None:
+        jobs = await self.insert(adapter, names, 6)
+        other = await self.insert(adapter, names, 2, action=f"{names.action}-other")
+        now, claim = utcnow(), Claim(owner="suite", lease_seconds=60)
+
+        async def take(limit: int = 10) -> list[Job]:
+            return await adapter.claim(claim, destination=names.destination, action=names.action, limit=limit,
+                                       now=now, concurrency=3)
+
+        first = await take(2)
+        assert len(first) == 2, "a claim under its limit took fewer than asked"
+        assert len(await take()) == 1, "a claim ignored the jobs already executing"
+        assert await take() == [], "a claim went past the concurrency limit"
+        assert len(await self.claim(adapter, names, action=f"{names.action}-other", now=now)) == len(other), (
+            "another action's jobs were held back")
+        await move(adapter, first[0], Status.SUCCEEDED, at=now)
+        await move(adapter, first[1], Status.FAILED, error="retry", at=now)
+        again = await take()
+        assert len(again) == 2, "finished jobs did not free their places"
+        named = await adapter.claim_ids(claim, ids(jobs), now=now, concurrency=3)
+        assert named == [], "claim_ids went past the concurrency limit"
+        await move(adapter, again[0], Status.SUCCEEDED, at=now)
+        assert len(await adapter.claim_ids(claim, ids(jobs), now=now, concurrency=3)) == 1
+
+    @requires(Capability.CONCURRENCY)
+    async def test_concurrent_claimers_share_one_concurrency_limit(self, adapters: AdapterPool, names: Names) -> None:
+        one, two = await adapters.open(), await adapters.open()
+        await self.insert(one, names, 40)
+        now = utcnow()
+        rounds = await asyncio.gather(*(
+            store.claim(Claim(owner="suite", lease_seconds=60), destination=names.destination, action=names.action,
+                        limit=3, now=now, concurrency=5)
+            for store in [one, two] * 4
+        ))
+        assert sum(len(batch) for batch in rounds) == 5, f"8 concurrent claims under a limit of 5 took {rounds}"
+
     async def test_concurrent_claimers_never_get_the_same_job(self, adapters: AdapterPool, names: Names) -> None:
         one, two = await adapters.open(), await adapters.open()
         jobs = await self.insert(one, names, 40)

@@ -50,7 +50,7 @@ def core_register_stores() -> list[AdapterRegistration[Store]]:
     return [AdapterRegistration(
         name="sqlite", schemes=("sqlite",), factory=_store, options=STORE_OPTIONS, driver_query=True,
         capabilities=frozenset({Capability.PURGE, Capability.PAUSE, Capability.FLOWS, Capability.RATE_LIMITS,
-                                Capability.ORDERING}),
+                                Capability.ORDERING, Capability.CONCURRENCY}),
         description="embedded store on a SQLite file (WAL, group commit)",
     )]
 

@@ -8,6 +8,7 @@ survives ``close``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -116,13 +117,19 @@ class SQLiteStore(SQLiteDialect, SQLStore):
                 for work, result, outcome in zip(batch, moves.results(batch, refused, found), results,
                                                                 strict=True)]
 
-    def claim_work(self, queries: list[Select[Any]], claim: Claim, now: datetime) -> Work:
-        """A claim as a :class:`SyncTask`, so that it shares the writer thread's one hop."""
+    def claim_work(self, queries: list[Select[Any]], claim: Claim, now: datetime,
+                   concurrency: int | None = None) -> Work:
+        """A claim as a :class:`SyncTask`, so that it shares the writer thread's one hop (the
+        write transaction is the only writer: a concurrency limit counts without a lock)."""
 
         def run(conn: Connection) -> list[Job]:
             claimed: list[Job] = []
             for query in queries:
-                found = conn.execute(query).all()
+                found: Sequence[Any] = conn.execute(query).all()
+                if found and concurrency is not None:
+                    running = {key: conn.execute(claims.executing(*key)).scalar_one()
+                               for key in claims.actions_of(found)}
+                    found = claims.within(found, running, concurrency)
                 if found:
                     writes = claims.plan(found, claim, now)
                     for statement in writes.updates:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +23,11 @@ ANSWERS: dict[str, tuple[int, dict[str, str]]] = {
     "/down": (500, {}),
     "/missing": (404, {}),
     "/moved": (302, {"Location": "/ok"}),
+    "/timeout": (408, {}),
+    "/slow": (200, {}),  # answered after SLOW seconds
 }
+#: Seconds the receiver takes to answer ``/slow``.
+SLOW = 1.0
 
 
 @dataclass
@@ -51,6 +56,8 @@ def receiver() -> Iterator[Receiver]:
             except Exception:  # noqa: BLE001 - any failure to verify
                 verified = False
             state.got.append({"path": self.path, "headers": headers, "body": body, "verified": verified})
+            if self.path == "/slow":
+                time.sleep(SLOW)
             status, extra = ANSWERS.get(self.path, (404, {}))
             self.send_response(status)
             for name, value in extra.items():

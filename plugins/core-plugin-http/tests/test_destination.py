@@ -93,6 +93,21 @@ async def test_status_classes_become_error_classes(receiver: Receiver) -> None:
     assert [got["path"] for got in receiver.got] == ["/busy", "/down", "/missing", "/moved"]  # /ok never reached
 
 
+async def test_a_408_is_retried_and_a_request_past_its_timeout_too(receiver: Receiver) -> None:
+    (timeout,) = await load(await opened(receiver, "/timeout"), queue_of())
+    assert isinstance(timeout.error, str) and "HTTP 408" in timeout.error, "a 408 was not retried"
+    (slow,) = await load(await opened(receiver, "/slow", timeout=0.2), queue_of())
+    assert isinstance(slow.error, str) and "Timeout" in slow.error, "a request past its timeout succeeded"
+
+
+async def test_the_destination_headers_reach_the_receiver_beside_the_signature(receiver: Receiver) -> None:
+    await load(await opened(receiver, headers={"authorization": "Bearer partner-token", "x-tenant": "acme"}),
+               queue_of())
+    (got,) = receiver.got
+    assert got["verified"] and got["headers"]["authorization"] == "Bearer partner-token"
+    assert got["headers"]["x-tenant"] == "acme" and got["headers"]["content-type"] == "application/json"
+
+
 async def test_a_connection_error_is_retried_and_shows_no_header(receiver: Receiver) -> None:
     destination = WebhookDestination(
         "hooks", url="http://127.0.0.1:1/in", allow_private=True, headers={"authorization": "Bearer sekrit-token"}

@@ -106,7 +106,7 @@ def core_register_stores() -> list[AdapterRegistration[Store]]:
     return [AdapterRegistration(
         name="postgresql", schemes=SCHEMES, factory=_store, options=STORE_OPTIONS, driver_query=True,
         capabilities=frozenset({Capability.PURGE, Capability.PAUSE, Capability.FLOWS, Capability.RATE_LIMITS,
-                                Capability.ORDERING}),
+                                Capability.ORDERING, Capability.CONCURRENCY}),
         description="PostgreSQL store: batched writes, SKIP LOCKED claims, several gateways/schedulers",
     )]
 

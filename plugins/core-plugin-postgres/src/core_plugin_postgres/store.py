@@ -6,6 +6,8 @@ What differs from SQLite, all through the base's extension points:
   LOCKED``: several schedulers claim concurrently and never receive one job twice. The guard
   of ``add_transitions`` reads its jobs' status ``FOR UPDATE OF job_state`` (waiting), so two
   writers never both move a job from one status.
+- Claims under a concurrency limit take a transaction advisory lock per action
+  (:meth:`PostgresStore.lock_action`) before counting the action's executing jobs.
 - Each table's rows of a shared commit go in with one statement: ``COPY`` (asyncpg's binary
   ``copy_records_to_table``) from ``copy_threshold`` rows, else ``INSERT … SELECT FROM
   unnest(arrays)``, which also resolves a job's ``job_seq`` from its id by a join.
@@ -126,6 +128,12 @@ class PostgresStore(SQLStore):
 
     def lock_claimed(self, query: Select[Any]) -> Select[Any]:
         return query.with_for_update(skip_locked=True, of=job_state)
+
+    async def lock_action(self, conn: AsyncConnection, destination: str, action: str) -> None:
+        """A transaction advisory lock per action: concurrency-limited claims of one action, in
+        any process, count its executing jobs one after the other (each sees the previous commit)."""
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                           {"key": f"core.concurrency:{destination}/{action}"})
 
     def lock_moved(self, query: Select[Any]) -> Select[Any]:
         """Lock the rows of moved jobs (waiting for a concurrent writer, in ``job_seq`` order)."""
