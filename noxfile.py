@@ -186,9 +186,20 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(tags=["docs"])
 def docs(session: nox.Session) -> None:
     """The docs: every hook documented, generated pages current, runnable examples run (the
-    Segment page's example needs that plugin, which needs no service)."""
-    session.install("-e", ".[test]", "-e", "plugins/core-plugin-segment")
-    session.run("python", "docs/check.py")
+    Segment page's example needs that plugin, which needs no service), the site built with
+    ``mkdocs build --strict`` (a broken link or a page missing from the nav fails), and the
+    tutorial followed end to end (tests/test_tutorial.py: PostgreSQL, NATS and the plugins it
+    installs)."""
+    session.install(
+        "-e", ".[test,docs]",
+        *(arg for name in ("segment", "postgres", "sql", "http", "nats")
+          for arg in ("-e", f"plugins/core-plugin-{name}")),
+    )
+    with leaving_no_trace(session) as (services_env, tests_env):
+        start_services(session, ["postgresql", "nats"], services_env)
+        session.run("python", "docs/check.py", env=tests_env)
+        session.run("mkdocs", "build", "--strict", "--site-dir", str(Path(session.create_tmp()) / "site"))
+        session.run("pytest", "tests/test_tutorial.py", "tests/test_docs_site.py", env=tests_env)
 
 
 @nox.session(tags=["packaging"])
