@@ -1,7 +1,8 @@
 """Checks the documentation against the code; the ``docs`` nox session runs it.
 
 1. every hook of the contract (``hookspecs.SPEC_CLASSES``) is named in some page of docs/;
-2. the generated pages are current (``hooks_reference.py``, ``config_reference.py``), every
+2. the generated pages are current (``hooks_reference.py``, ``config_reference.py``, and the
+   :data:`GENERATED` pages of docs/reference/: protocols, admin API routes, metrics), every
    adapter with an option schema has a current option table (``options_reference.py``) and
    ``cli.md`` names every command and option (``cli_reference.py``);
 3. every Python block marked runnable runs, in a fresh temporary directory: a fenced
@@ -26,6 +27,8 @@ from types import ModuleType
 import hookspecs
 
 DOCS = Path(__file__).resolve().parent
+#: Generators with ``TARGET`` (a page under docs/reference/) and ``render()``.
+GENERATED = ("protocols_reference", "admin_api_reference", "metrics_reference")
 RUNNABLE = re.compile(r"^<!-- run( pytest)? -->\n```python\n(.*?)^```", re.M | re.S)
 
 
@@ -65,6 +68,10 @@ def stale_generated_pages() -> Iterator[str]:
     options = _module("options_reference")
     if options is not None:
         yield from options.problems()
+    for name in GENERATED:
+        page = _module(name)
+        if page is not None and (not page.TARGET.is_file() or page.TARGET.read_text() != page.render()):
+            yield f"{page.TARGET.relative_to(DOCS.parent)} is out of date: run python docs/{name}.py"
     cli = _module("cli_reference")
     if cli is not None:
         for what in cli.missing((DOCS / "cli.md").read_text()):

@@ -24,9 +24,11 @@ class Receiver(BaseHTTPRequestHandler):
         try:
             message = webhook.verify(body, dict(self.headers))
         except WebhookVerificationError:
-            return self.answer(401, "bad signature")
+            self.answer(401, "bad signature")
+            return
         if args.refuse:
-            return self.answer(422, "refused")
+            self.answer(422, "refused")
+            return
         print(f"verified {self.headers['webhook-id']}: order {message['data']['id']}", flush=True)
         self.answer(200, "ok")
 
