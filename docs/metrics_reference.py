@@ -32,14 +32,14 @@ never ids. The process metrics of `prometheus_client` (`process_cpu_seconds_tota
 
 def rows() -> Iterator[tuple[str, str, tuple[str, ...], str]]:
     """(name, type, labels, help) of each metric, by name."""
-    found = []
+    found: list[tuple[str, str, tuple[str, ...], str]] = []
     for value in vars(metrics).values():
         if isinstance(value, MetricWrapperBase):
             name = value._name + ("_total" if value._type == "counter" else "")  # no public getter
-            found.append((name, value._type, tuple(value._labelnames), value._documentation))
+            found.append((name, str(value._type), tuple(value._labelnames), str(value._documentation)))
     for family in metrics.BACKLOG.collect():
         labels = tuple(getattr(family, "_labelnames", ()))  # a custom collector's declared labels
-        found.append((family.name, family.type, labels, family.documentation))
+        found.append((str(family.name), str(family.type), labels, str(family.documentation)))
     yield from sorted(found)
 
 

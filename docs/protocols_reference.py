@@ -123,7 +123,7 @@ def constants() -> str:
     rows = ["| name | value |", "| --- | --- |"]
     for name in sorted(hookspecs.__all__):
         obj = getattr(hookspecs, name)
-        if isinstance(obj, str | int | float | tuple | frozenset) and not isinstance(obj, type):
+        if isinstance(obj, str | int | float | tuple | frozenset):
             value = sorted(obj, key=str) if isinstance(obj, frozenset) else obj
             rows.append(f"| `{name}` | `{value!r}` |".replace("|`", "| `"))
     return "\n## Constants\n\n" + "\n".join(rows) + "\n"
