@@ -105,8 +105,9 @@ def _install_all_plugins(session: nox.Session) -> None:
     session.install("-e", ".[test]", *(arg for p in PLUGINS for arg in ("-e", p.requirement)))
 
 
-#: The tests session leaves the reliability battery (marker ``chaos``) to its own session.
-NOT_CHAOS = ("-m", "not chaos")
+#: The tests session leaves the reliability battery (marker ``chaos``) to its own session, and
+#: the site and tutorial tests (marker ``docs``: the docs extra, NATS, more plugins) to ``docs``.
+NOT_CHAOS = ("-m", "not chaos and not docs")
 #: The chaos session's wall-time budget, in seconds (issue 20: under 20 minutes).
 CHAOS_BUDGET = 20 * 60
 
@@ -199,7 +200,7 @@ def docs(session: nox.Session) -> None:
         start_services(session, ["postgresql", "nats"], services_env)
         session.run("python", "docs/check.py", env=tests_env)
         session.run("mkdocs", "build", "--strict", "--site-dir", str(Path(session.create_tmp()) / "site"))
-        session.run("pytest", "tests/test_tutorial.py", "tests/test_docs_site.py", env=tests_env)
+        session.run("pytest", "-m", "docs", *session.posargs, env=tests_env)
 
 
 @nox.session(tags=["packaging"])

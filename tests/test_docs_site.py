@@ -14,7 +14,7 @@ import yaml
 
 from tests.scratch import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.docs]
 
 EXTERNAL = re.compile(r"""(?:src|href)=["'](?:https?:)?//[^"']+\.(?:css|js|woff2?)["']""")
 

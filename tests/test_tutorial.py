@@ -36,7 +36,7 @@ import pytest
 from core.testing import free_port
 from tests.scratch import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.docs]
 
 PAGE = REPO / "docs" / "tutorial.md"
 STEP = re.compile(r"^<!-- tutorial: (?P<kind>\w+)(?P<args>[^\n]*?) -->\n(?:```\w*\n(?P<body>.*?)^```)?",
