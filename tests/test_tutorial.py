@@ -165,6 +165,11 @@ def test_the_tutorial_runs_start_to_finish(tmp_path: Path, names: dict[str, str]
     steps = list(STEP.finditer(text))
     kinds = [step["kind"] for step in steps]
     assert kinds.count("run") >= 8 and "background" in kinds and "expect" in kinds, kinds
+    unmarked = [m.start() for m in re.finditer(r"^```(?:sh|python|toml|sql)\n", text, re.M)
+                if not text[:m.start()].rstrip("\n").splitlines()[-1].startswith("<!-- tutorial: ")]
+    assert not unmarked, f"docs/tutorial.md: blocks no step runs (put a <!-- tutorial: … --> line before): {unmarked}"
+    for step in steps:
+        assert step["kind"] in ("expect", "stop") or step["body"], f"a step with no block after it: {step.group(0)}"
     reader = Reader(tmp_path, names)
     try:
         for step in steps:
