@@ -51,3 +51,16 @@ def test_every_page_is_in_the_nav() -> None:
     pages = {path.relative_to(REPO / "docs").as_posix() for path in (REPO / "docs").rglob("*.md")}
     assert pages - listed == set(), "pages missing from the nav of mkdocs.yml"
     assert listed - pages == set(), "nav entries with no page"
+
+
+def test_observability_describes_every_registered_metric() -> None:
+    """The generated metrics reference lists what the code registers; the prose page must
+    explain each of them too."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_metrics_reference", REPO / "docs" / "metrics_reference.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = (REPO / "docs" / "observability.md").read_text()
+    assert [name for name, *_ in module.rows() if f"`{name}`" not in page] == []
