@@ -57,14 +57,64 @@ def markdown(doc: str | None) -> str:
             continue
         out.append(line)
         i += 1
-    return "\n".join(out).strip()
+    return fields("\n".join(out)).strip()
+
+
+FIELD = re.compile(r"^:(param|cvar|ivar|raises?|returns?|return)\s*([^:]*):\s*(.*)$")
+
+
+def fields(text: str) -> str:
+    """RST field lists (``:param x: …``, ``:return: …``) as a Markdown list."""
+    out: list[str] = []
+    in_field = False
+    for line in text.splitlines():
+        found = FIELD.match(line)
+        if found:
+            role, name, rest = found.groups()
+            label = f"`{name.strip()}`" if name.strip() and role in ("param", "cvar", "ivar") else (
+                f"raises `{name.strip()}`" if role.startswith("raise") else "returns")
+            out.append(f"- {label}: {rest}")
+            in_field = True
+        elif in_field and line.startswith((" ", "\t")) and line.strip():
+            out[-1] += " " + line.strip()
+        else:
+            in_field = False
+            out.append(line)
+    return "\n".join(out)
+
+
+def annotation(value: Any) -> str:
+    return value if isinstance(value, str) else inspect.formatannotation(value)
 
 
 def signature(obj: Callable[..., Any]) -> str:
+    """``(a: int, b: str = 'x') -> T`` from the source's annotations (strings kept as written)."""
     try:
-        return str(inspect.signature(obj)).replace("'", "")
+        sig = inspect.signature(obj)
     except (TypeError, ValueError):
         return "(…)"
+    params = []
+    star = False
+    for param in sig.parameters.values():
+        if param.kind is param.KEYWORD_ONLY and not star:
+            params.append("*")
+            star = True
+        text = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}.get(param.kind, "") + param.name
+        star = star or param.kind is param.VAR_POSITIONAL
+        if param.annotation is not param.empty:
+            text += f": {annotation(param.annotation)}"
+        if param.default is not param.empty:
+            default = param.default
+            if isinstance(default, enum.Enum):
+                default = f"{type(default).__name__}.{default.name}"
+            elif type(default).__name__ == "_HAS_DEFAULT_FACTORY_CLASS":
+                default = "<factory>"
+            else:
+                default = repr(default)
+            text += f" = {default}"
+        params.append(text)
+    returned = "" if sig.return_annotation is sig.empty else f" -> {annotation(sig.return_annotation)}"
+    return f"({', '.join(params)}){returned}"
 
 
 def kind(obj: Any) -> str:
@@ -111,7 +161,7 @@ def entry(name: str, obj: Any) -> str:
         return f"### `{name}`\n\n{markdown(inspect.getdoc(obj))}\n\nValues: {values}.\n"
     if what == "function":
         return f"### `{name}{signature(obj)}`\n\n{markdown(inspect.getdoc(obj))}\n"
-    head = f"### `{name}{signature(obj)}`" if what in ("data type", "error") else f"### `{name}`"
+    head = f"### `{name}{signature(obj).removesuffix(' -> None')}`" if what in ("data type", "error") else f"### `{name}`"
     parts = [f"{head}\n\n{markdown(obj.__doc__ and inspect.getdoc(obj))}\n"]
     listed = [member(n, v) for n, v in methods(obj)] if what in ("protocol", "base class", "data type") else []
     if listed:
@@ -119,13 +169,24 @@ def entry(name: str, obj: Any) -> str:
     return "".join(parts)
 
 
+def constant(value: Any) -> str:
+    """A constant's value for a table cell: enum members by value, classes by name."""
+    if isinstance(value, frozenset | tuple):
+        items = sorted(value, key=str) if isinstance(value, frozenset) else list(value)
+        return ", ".join(constant(item) for item in items)
+    if isinstance(value, enum.Enum):
+        return f"`{value.value}`"
+    if isinstance(value, type):
+        return f"`{value.__name__}`"
+    return f"`{value!r}`"
+
+
 def constants() -> str:
     rows = ["| name | value |", "| --- | --- |"]
     for name in sorted(hookspecs.__all__):
         obj = getattr(hookspecs, name)
         if isinstance(obj, str | int | float | tuple | frozenset):
-            value = sorted(obj, key=str) if isinstance(obj, frozenset) else obj
-            rows.append(f"| `{name}` | `{value!r}` |".replace("|`", "| `"))
+            rows.append(f"| `{name}` | {constant(obj)} |")
     return "\n## Constants\n\n" + "\n".join(rows) + "\n"
 
 
