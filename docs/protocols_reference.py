@@ -161,7 +161,8 @@ def entry(name: str, obj: Any) -> str:
         return f"### `{name}`\n\n{markdown(inspect.getdoc(obj))}\n\nValues: {values}.\n"
     if what == "function":
         return f"### `{name}{signature(obj)}`\n\n{markdown(inspect.getdoc(obj))}\n"
-    head = f"### `{name}{signature(obj).removesuffix(' -> None')}`" if what in ("data type", "error") else f"### `{name}`"
+    called = signature(obj).removesuffix(" -> None") if what in ("data type", "error") else ""
+    head = f"### `{name}{called}`"
     parts = [f"{head}\n\n{markdown(obj.__doc__ and inspect.getdoc(obj))}\n"]
     listed = [member(n, v) for n, v in methods(obj)] if what in ("protocol", "base class", "data type") else []
     if listed:
