@@ -99,7 +99,8 @@ def signature(obj: Callable[..., Any]) -> str:
         if param.kind is param.KEYWORD_ONLY and not star:
             params.append("*")
             star = True
-        text = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}.get(param.kind, "") + param.name
+        stars: dict[inspect._ParameterKind, str] = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}
+        text = stars.get(param.kind, "") + param.name
         star = star or param.kind is param.VAR_POSITIONAL
         if param.annotation is not param.empty:
             text += f": {annotation(param.annotation)}"
