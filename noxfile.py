@@ -184,7 +184,7 @@ def typecheck(session: nox.Session) -> None:
                 session.run("mypy")
 
 
-@nox.session(tags=["docs"])
+@nox.session(tags=["docs", "postgresql", "nats"])
 def docs(session: nox.Session) -> None:
     """The docs: every hook documented, generated pages current, runnable examples run (the
     Segment page's example needs that plugin, which needs no service), the site built with
