@@ -111,8 +111,9 @@ def _install_all_plugins(session: nox.Session) -> None:
     session.install("-e", ".[test]", *(arg for p in PLUGINS for arg in ("-e", p.requirement)))
 
 
-#: The tests session leaves the reliability battery (marker ``chaos``) to its own session.
-NOT_CHAOS = ("-m", "not chaos")
+#: The tests session leaves the reliability battery (marker ``chaos``) to its own session, and
+#: the site and tutorial tests (marker ``docs``: the docs extra, NATS, more plugins) to ``docs``.
+NOT_CHAOS = ("-m", "not chaos and not docs")
 #: The chaos session's wall-time budget, in seconds (issue 20: under 20 minutes).
 CHAOS_BUDGET = 20 * 60
 
@@ -188,12 +189,24 @@ def typecheck(session: nox.Session) -> None:
                 session.run("mypy", env=env)
 
 
-@nox.session(tags=["docs"])
+@nox.session(tags=["docs", "postgresql", "nats"])
 def docs(session: nox.Session) -> None:
     """The docs: every hook documented, generated pages current, runnable examples run (the
-    Segment page's example needs that plugin, which needs no service)."""
-    session.install("-e", ".[test]", "-e", "plugins/core-plugin-segment")
-    session.run("python", "docs/check.py")
+    Segment page's example needs that plugin, which needs no service), the site built with
+    ``mkdocs build --strict`` (a broken link or a page missing from the nav fails), and the
+    tutorial followed end to end (tests/test_tutorial.py: PostgreSQL, NATS and the plugins it
+    installs)."""
+    session.install(
+        "-e", ".[test,docs]",
+        *(arg for name in ("segment", "postgres", "sql", "http", "nats")
+          for arg in ("-e", f"plugins/core-plugin-{name}")),
+    )
+    with leaving_no_trace(session) as (services_env, tests_env):
+        start_services(session, ["postgresql", "nats"], services_env)
+        session.run("python", "docs/check.py", env=tests_env)
+        session.run("mkdocs", "build", "--strict", "--site-dir", str(Path(session.create_tmp()) / "site"),
+                    env={"NO_MKDOCS_2_WARNING": "1"})
+        session.run("pytest", "-m", "docs", *session.posargs, env=tests_env)
 
 
 @nox.session(tags=["packaging"])

@@ -1,9 +1,11 @@
 """Checks the documentation against the code; the ``docs`` nox session runs it.
 
 1. every hook of the contract (``hookspecs.SPEC_CLASSES``) is named in some page of docs/;
-2. the generated pages are current (``hooks_reference.py``, ``config_reference.py``), every
+2. the generated pages are current (``hooks_reference.py``, ``config_reference.py``, and the
+   :data:`GENERATED` pages of docs/reference/: protocols, admin API routes, metrics), every
    adapter with an option schema has a current option table (``options_reference.py``) and
-   ``cli.md`` names every command and option (``cli_reference.py``);
+   ``cli.md`` names every command and option (``cli_reference.py``), and ``plugin-helpers.md``
+   every public name of the toolkit packages (``core/toolkit.py``);
 3. every Python block marked runnable runs, in a fresh temporary directory: a fenced
    ``python`` block right after a line ``<!-- run -->`` is executed as a script, and one
    after ``<!-- run pytest -->`` is saved as ``test_example.py`` and must pass under pytest.
@@ -24,8 +26,11 @@ from pathlib import Path
 from types import ModuleType
 
 import hookspecs
+from core.toolkit import TOOLKIT
 
 DOCS = Path(__file__).resolve().parent
+#: Generators with ``TARGET`` (a page under docs/reference/) and ``render()``.
+GENERATED = ("protocols_reference", "admin_api_reference", "metrics_reference")
 RUNNABLE = re.compile(r"^<!-- run( pytest)? -->\n```python\n(.*?)^```", re.M | re.S)
 
 
@@ -65,6 +70,15 @@ def stale_generated_pages() -> Iterator[str]:
     options = _module("options_reference")
     if options is not None:
         yield from options.problems()
+    for name in GENERATED:
+        page = _module(name)
+        if page is not None and (not page.TARGET.is_file() or page.TARGET.read_text() != page.render()):
+            yield f"{page.TARGET.relative_to(DOCS.parent)} is out of date: run python docs/{name}.py"
+    helpers = (DOCS / "plugin-helpers.md").read_text()
+    for package in TOOLKIT:
+        for name in getattr(importlib.import_module(package), "__all__", ()):
+            if f"`{name}" not in helpers:
+                yield f"docs/plugin-helpers.md does not name {package}.{name} (core/toolkit.py's TOOLKIT)"
     cli = _module("cli_reference")
     if cli is not None:
         for what in cli.missing((DOCS / "cli.md").read_text()):
@@ -95,7 +109,7 @@ def failing_examples(pages: dict[Path, str]) -> Iterator[str]:
 
 
 def main() -> int:
-    pages = {path: path.read_text() for path in sorted(DOCS.glob("*.md"))}
+    pages = {path: path.read_text() for path in sorted(DOCS.rglob("*.md"))}
     problems = [*undocumented_hooks(pages), *stale_generated_pages(), *failing_examples(pages)]
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)

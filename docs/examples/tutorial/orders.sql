@@ -1,0 +1,1 @@
+SELECT id, total, customer FROM orders ORDER BY id
