@@ -306,10 +306,16 @@ class Store(Protocol):
     async def get_job(self, job_id: str) -> Job | None:
         """Return one job with its full transition history, or ``None``."""
 
-    async def purge(self, *, before: datetime) -> int:
-        """Delete events older than ``before`` whose jobs are all final; return how many.
+    async def purge(self, *, before: datetime, where: WhereJob | None = None) -> int:
+        """Delete events received before ``before`` whose jobs are all final, with their jobs
+        and history; return how many.
 
-        Also removes the idempotency keys whose window has ended.
+        With ``where`` (its ``page`` is ignored), only events that have jobs and every one of
+        whose jobs matches it: an event's history is purged whole or not at all, so no job,
+        transition or follow-up outlives its event or its parent, and no job goes while its
+        event still has one to run. ``where=None`` (the default) is a purge by time only.
+        Deletes in batches (never a statement per row). Also removes the idempotency keys
+        whose window has ended.
         """
 
 
