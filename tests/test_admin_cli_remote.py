@@ -94,7 +94,9 @@ def test_retry_and_replay_over_the_admin_api(admin: str, seeded: dict[str, list[
     _refused(run_core(here, "events", "replay", "--to", "crm.nope", "--yes", *url), "400", "crm.notify")
 
 
-def test_status_and_purge_over_the_admin_api(admin: str, store_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_status_and_purge_over_the_admin_api(
+    admin: str, store_url: str, seeded: dict[str, list[Job]], tmp_path: Path  # noqa: F811
+) -> None:
     here = _elsewhere(tmp_path)
     plugins = "postgres" if store_url.startswith("postgresql:") else ""
     for args in (("status",), ("status", "--json")):
@@ -106,6 +108,13 @@ def test_status_and_purge_over_the_admin_api(admin: str, store_url: str, tmp_pat
     def stored() -> int:
         return len(httpx.get(f"{admin}/store/events", params={"limit": 1000}, headers=HEADERS["read"]).json()["events"])
 
+    before = stored()
+    done = run_core(here, "purge", "--before", "2100-01-01T00:00:00Z", "--where", "status_in=discarded",
+                    "--where", f"ids_in={seeded['discarded'][0].id}", "--yes", "--url", admin, "--token", WRITE)
+    assert done.returncode == 0 and done.stdout.startswith("purged 1 event(s) received before "), done.stderr
+    assert before - stored() == 1
+    _refused(run_core(here, "purge", "--before", "2h", "--where", "min_attempts=1", "--yes", "--url", admin,
+                      "--token", WRITE), "min_attempts")
     before = stored()
     done = run_core(here, "purge", "--before", "2100-01-01T00:00:00Z", "--yes", "--url", admin, "--token", WRITE)
     assert done.returncode == 0, done.stderr

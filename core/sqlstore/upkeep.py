@@ -2,8 +2,9 @@
 
 Purge is the only delete of history rows. It removes, a chunk of events per transaction,
 events older than a time whose jobs are all final (and, given a filter, all match it), with
-their jobs, transitions and ``job_state`` rows: an event's history goes whole or not at all. Rebuilding recomputes ``job_state`` from each job's latest transition
-(by insertion order), which is what the writes keep it equal to.
+their jobs, transitions and ``job_state`` rows: an event's history goes whole or not at all.
+Rebuilding recomputes ``job_state`` from each job's latest transition (by insertion order),
+which is what the writes keep it equal to.
 """
 
 from __future__ import annotations
