@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import re
 import subprocess
 import sys
@@ -23,9 +24,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import hookspecs
-
 DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+# Check the checkout this file is in, not another installed copy of core (an editable install
+# elsewhere): its packages first, here and in the examples' processes.
+sys.path.insert(0, str(ROOT))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
+import core  # noqa: E402
+import hookspecs  # noqa: E402
+
 RUNNABLE = re.compile(r"^<!-- run( pytest)? -->\n```python\n(.*?)^```", re.M | re.S)
 
 
@@ -94,9 +102,17 @@ def failing_examples(pages: dict[Path, str]) -> Iterator[str]:
                 print(f"ran {where}")
 
 
+def foreign_checkout() -> Iterator[str]:
+    """The packages imported are not this checkout's (the check would prove another copy)."""
+    for module in (core, hookspecs):
+        if not Path(module.__file__ or "").resolve().is_relative_to(ROOT):
+            yield f"{module.__name__} is imported from {module.__file__}, not from this checkout {ROOT}"
+
+
 def main() -> int:
     pages = {path: path.read_text() for path in sorted(DOCS.glob("*.md"))}
-    problems = [*undocumented_hooks(pages), *stale_generated_pages(), *failing_examples(pages)]
+    problems = [*foreign_checkout()]
+    problems += [*undocumented_hooks(pages), *stale_generated_pages(), *failing_examples(pages)]
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     print(f"{len(pages)} pages, {len(hook_names())} hooks checked: {len(problems)} problem(s)")
