@@ -290,6 +290,24 @@ def test_purge_by_filter_takes_only_finished_events_whose_jobs_all_match(
     assert api.post("/store/purge", json={"before": later, "where": where}).status_code == 403
 
 
+def test_the_other_routes_answer_on_this_store(api: httpx.Client, seeded: dict[str, list[Job]]) -> None:
+    """The routes the tests above leave out, on this store: one source, one migration and its
+    runs (none stored: a clear 404), a destination's resume, a background operation."""
+    write = HEADERS["write"]
+    assert api.get("/sources/web").json()["name"] == "web"
+    assert api.get("/sources/nope").json()["allowed"] == ["web"]
+    for path in ("/wanderer/migrations/destination:warehouse@001", "/wanderer/migrations/x@1/transitions"):
+        missing = api.get(path)
+        assert missing.status_code == 404 and "error" in missing.json(), missing.text
+    assert api.post("/destinations/crm/pause", headers=write, json={"reason": "down"}).status_code == 200
+    assert api.post("/destinations/crm/resume", headers=write).json()["resumed"] == "crm"
+    assert api.post("/destinations/crm/resume", headers=write).status_code == 409
+    started = api.post("/store/purge", headers=write, json={"before": "720h"}).json()
+    operation = finished(api, f"/admin/api/operations/{started['id']}")
+    assert operation["id"] == started["id"] and operation["state"] == "succeeded"
+    assert api.get("/operations/nope").status_code == 404
+
+
 def test_no_token_means_loopback_only(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     refused = run_core(project, "start", "admin", CORE_ADMIN_HOST="0.0.0.0")
