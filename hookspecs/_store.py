@@ -319,6 +319,44 @@ class Store(Protocol):
         """
 
 
+@runtime_checkable
+class PausingStore(Protocol):
+    """A store that keeps paused actions (capability ``pause``), which every scheduler honours."""
+
+    async def pause(self, pause: Pause) -> bool:
+        """Pause an action (``action`` ``"*"``: every action of the destination); ``False`` if
+        it was paused already."""
+
+    async def resume(self, destination: str, action: str) -> bool:
+        """Resume an action paused with :meth:`pause`; ``False`` if it was not paused."""
+
+    async def pauses(self) -> list[Pause]:
+        """Every paused action."""
+
+
+@runtime_checkable
+class FlowSwitchStore(Protocol):
+    """A store that keeps disabled flows (capability ``flows``), which every gateway honours."""
+
+    async def disable_flow(self, disabled: DisabledFlow) -> bool:
+        """Disable a flow; ``False`` if it was disabled already (of concurrent disables, one wins)."""
+
+    async def enable_flow(self, flow: str) -> bool:
+        """Enable a flow disabled with :meth:`disable_flow`; ``False`` if it was not disabled."""
+
+    async def disabled_flows(self) -> list[DisabledFlow]:
+        """Every disabled flow."""
+
+
+@runtime_checkable
+class BacklogStore(Protocol):
+    """A store that counts its unfinished jobs cheaply (optional: ``/metrics``, ``core status``
+    and the admin API's destinations then show a backlog)."""
+
+    async def backlog(self) -> dict[tuple[str, str, str], int]:
+        """Unfinished jobs by ``(destination, action, status)``."""
+
+
 class StoreUnavailable(Exception):
     """The store cannot be reached; nothing of the call was stored (the gateway answers 503)."""
 

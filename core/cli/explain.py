@@ -18,7 +18,7 @@ from core.cli._admin_client import Remote, call_remote, remote_options
 from core.cli._common import Context, friendly, pass_context, table
 from core.cli._store import echo_json, refuse_missing_store, short, with_store
 from core.errors import CoreError
-from hookspecs import Store
+from hookspecs import FlowSwitchStore, Store
 
 
 def _event(file: IO[bytes], data_only: bool) -> dict[str, Any]:
@@ -92,8 +92,9 @@ def _disabled_flows(ctx: Context, host: Any) -> frozenset[str]:
         return frozenset()
 
     async def read(store: Store) -> frozenset[str]:
-        reader = getattr(store, "disabled_flows", None)
-        return frozenset(d.flow for d in await reader()) if reader is not None else frozenset()
+        if not isinstance(store, FlowSwitchStore):
+            return frozenset()
+        return frozenset(d.flow for d in await store.disabled_flows())
 
     return with_store(ctx, read, host)
 

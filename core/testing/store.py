@@ -27,8 +27,10 @@ from hookspecs import (
     Claim,
     DisabledFlow,
     Event,
+    FlowSwitchStore,
     Job,
     Pause,
+    PausingStore,
     Queue,
     Status,
     Store,
@@ -555,6 +557,7 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
 
     @requires(Capability.PAUSE)
     async def test_pause_and_resume_are_kept(self, adapter: Any, names: Names) -> None:
+        assert isinstance(adapter, PausingStore), "a store declaring Capability.PAUSE is a hookspecs.PausingStore"
         pause = Pause(destination=names.destination, action=names.action, who="ops", created_at=utcnow(),
                       reason="down for maintenance")
         assert await adapter.pause(pause) is True
@@ -572,6 +575,7 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
 
     @requires(Capability.FLOWS)
     async def test_disabled_flows_are_kept_with_who_and_why(self, adapter: Any, names: Names) -> None:
+        assert isinstance(adapter, FlowSwitchStore), "a store declaring Capability.FLOWS is a hookspecs.FlowSwitchStore"
         flow, other = f"{names.source}-to-{names.destination}", f"{names.source}-audit"
         disabled = DisabledFlow(flow=flow, who="ops", created_at=utcnow(), reason="crm is down")
         assert await adapter.disable_flow(disabled) is True
