@@ -26,10 +26,11 @@ from types import ModuleType
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
-# Check the checkout this file is in, not another installed copy of core (an editable install
-# elsewhere): its packages first, here and in the examples' processes.
-sys.path.insert(0, str(ROOT))
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+# Check the checkout this file is in, not another installed copy of core and its plugins (an
+# editable install elsewhere): its packages first, here and in the examples' processes.
+_HERE = [str(ROOT), *sorted(str(src) for src in ROOT.glob("plugins/*/src"))]
+sys.path[:0] = _HERE
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [*_HERE, os.environ.get("PYTHONPATH")]))
 
 import core  # noqa: E402
 import hookspecs  # noqa: E402
@@ -103,7 +104,8 @@ def failing_examples(pages: dict[Path, str]) -> Iterator[str]:
 
 
 def foreign_checkout() -> Iterator[str]:
-    """The packages imported are not this checkout's (the check would prove another copy)."""
+    """The packages imported are not this checkout's (the check would prove another copy);
+    the plugins' come from this checkout too, first on the path."""
     for module in (core, hookspecs):
         if not Path(module.__file__ or "").resolve().is_relative_to(ROOT):
             yield f"{module.__name__} is imported from {module.__file__}, not from this checkout {ROOT}"
