@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import re
 import subprocess
 import sys
@@ -25,12 +26,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import hookspecs
-from core.toolkit import TOOLKIT
-
 DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+# Check the checkout this file is in, not another installed copy of core and its plugins (an
+# editable install elsewhere): its packages first, here and in the examples' processes.
+_HERE = [str(ROOT), *sorted(str(src) for src in ROOT.glob("plugins/*/src"))]
+sys.path[:0] = _HERE
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [*_HERE, os.environ.get("PYTHONPATH")]))
+
+import core  # noqa: E402
+import hookspecs  # noqa: E402
+from core.toolkit import TOOLKIT  # noqa: E402
+
 #: Generators with ``TARGET`` (a page under docs/reference/) and ``render()``.
 GENERATED = ("protocols_reference", "admin_api_reference", "metrics_reference")
+
 RUNNABLE = re.compile(r"^<!-- run( pytest)? -->\n```python\n(.*?)^```", re.M | re.S)
 
 
@@ -108,9 +118,18 @@ def failing_examples(pages: dict[Path, str]) -> Iterator[str]:
                 print(f"ran {where}")
 
 
+def foreign_checkout() -> Iterator[str]:
+    """The packages imported are not this checkout's (the check would prove another copy);
+    the plugins' come from this checkout too, first on the path."""
+    for module in (core, hookspecs):
+        if not Path(module.__file__ or "").resolve().is_relative_to(ROOT):
+            yield f"{module.__name__} is imported from {module.__file__}, not from this checkout {ROOT}"
+
+
 def main() -> int:
     pages = {path: path.read_text() for path in sorted(DOCS.rglob("*.md"))}
-    problems = [*undocumented_hooks(pages), *stale_generated_pages(), *failing_examples(pages)]
+    problems = [*foreign_checkout()]
+    problems += [*undocumented_hooks(pages), *stale_generated_pages(), *failing_examples(pages)]
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     print(f"{len(pages)} pages, {len(hook_names())} hooks checked: {len(problems)} problem(s)")

@@ -16,7 +16,8 @@ class Capability(StrEnum):
     #: pubsub: the adapter can be closed and opened again and finds its consumer groups, with
     #: what they had not acknowledged.
     RECONNECT = "reconnect"
-    #: store: ``purge(before=...)`` deletes old events whose jobs are all final.
+    #: store: ``purge(before=..., where=...)`` deletes old events whose jobs are all final (and,
+    #: given a job filter, all match it).
     PURGE = "purge"
     #: store: ``pause`` / ``resume`` / ``pauses`` keep paused actions, which the scheduler honours.
     PAUSE = "pause"

@@ -315,11 +315,55 @@ class Store(Protocol):
     async def get_job(self, job_id: str) -> Job | None:
         """Return one job with its full transition history, or ``None``."""
 
-    async def purge(self, *, before: datetime) -> int:
-        """Delete events older than ``before`` whose jobs are all final; return how many.
+    async def purge(self, *, before: datetime, where: WhereJob | None = None) -> int:
+        """Delete events received before ``before`` whose jobs are all final, with their jobs
+        and history; return how many.
 
-        Also removes the idempotency keys whose window has ended.
+        With ``where`` (its ``page`` is ignored), only events that have jobs and every one of
+        whose jobs matches it: an event's history is purged whole or not at all, so no job,
+        transition or follow-up outlives its event or its parent, and no job goes while its
+        event still has one to run. ``where=None`` (the default) is a purge by time only.
+        Deletes in batches (never a statement per row). Also removes the idempotency keys
+        whose window has ended.
         """
+
+
+@runtime_checkable
+class PausingStore(Protocol):
+    """A store that keeps paused actions (capability ``pause``), which every scheduler honours."""
+
+    async def pause(self, pause: Pause) -> bool:
+        """Pause an action (``action`` ``"*"``: every action of the destination); ``False`` if
+        it was paused already."""
+
+    async def resume(self, destination: str, action: str) -> bool:
+        """Resume an action paused with :meth:`pause`; ``False`` if it was not paused."""
+
+    async def pauses(self) -> list[Pause]:
+        """Every paused action."""
+
+
+@runtime_checkable
+class FlowSwitchStore(Protocol):
+    """A store that keeps disabled flows (capability ``flows``), which every gateway honours."""
+
+    async def disable_flow(self, disabled: DisabledFlow) -> bool:
+        """Disable a flow; ``False`` if it was disabled already (of concurrent disables, one wins)."""
+
+    async def enable_flow(self, flow: str) -> bool:
+        """Enable a flow disabled with :meth:`disable_flow`; ``False`` if it was not disabled."""
+
+    async def disabled_flows(self) -> list[DisabledFlow]:
+        """Every disabled flow."""
+
+
+@runtime_checkable
+class BacklogStore(Protocol):
+    """A store that counts its unfinished jobs cheaply (optional: ``/metrics``, ``core status``
+    and the admin API's destinations then show a backlog)."""
+
+    async def backlog(self) -> dict[tuple[str, str, str], int]:
+        """Unfinished jobs by ``(destination, action, status)``."""
 
 
 class StoreUnavailable(Exception):

@@ -7,9 +7,11 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -245,6 +247,65 @@ def test_replay_into_an_action_and_explain(api: httpx.Client, seeded: dict[str, 
     assert api.post("/explain", json={"source": "app", "trigger": "track"}).json()["allowed"] == ["web"]
     before = len(api.get("/store/events").json()["events"])
     assert before == 7  # explain stored nothing
+
+
+def finished(api: httpx.Client, href: str) -> dict[str, Any]:
+    """The background operation at ``href`` once it ended (or after 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        operation: dict[str, Any] = api.get(href.removeprefix("/admin/api")).json()
+        if operation["state"] != "running" or time.monotonic() > deadline:
+            return operation
+        time.sleep(0.05)
+
+
+def test_purge_by_filter_takes_only_finished_events_whose_jobs_all_match(
+    api: httpx.Client, seeded: dict[str, list[Job]]
+) -> None:
+    write, later = HEADERS["write"], "2100-01-01T00:00:00Z"
+    replayed = api.post("/store/events/replay", headers=write,
+                        json={"to": "crm.notify", "ids": [seeded["discarded"][0].event_id]})
+    assert replayed.json()["created"] == 1, replayed.text  # that event now has a job still to run
+    where = {"actions_in": "warehouse.insert", "status_in": "discarded"}
+    started = api.post("/store/purge", headers=write, json={"before": later, "where": where, "reason": "cleanup"})
+    assert started.status_code == 202, started.text
+    done = finished(api, started.json()["href"])
+    assert (done["state"], done["counts"], done["params"]["where"]) == ("succeeded", {"purged": 2}, where)
+    assert done["params"]["reason"] == "cleanup" and done["by"] == "ops"
+    for job in seeded["discarded"][1:]:
+        assert api.get(f"/store/jobs/{job.id}").status_code == 404
+        assert api.get(f"/store/events/{job.event_id}").status_code == 404
+    kept = seeded["discarded"][0]
+    assert api.get(f"/store/jobs/{kept.id}").status_code == 200, "purged a job whose event has one to run"
+    for job in seeded["failed"] + seeded["waiting"]:
+        assert api.get(f"/store/jobs/{job.id}").status_code == 200, "purged a job not final or not matching"
+    refused = api.post("/store/purge", headers=write, json={"before": later, "where": {"min_attempts": 1}})
+    assert refused.status_code == 400 and "min_attempts" in refused.json()["error"]
+    assert "status_in" in refused.json()["allowed"]
+    mixed = api.post("/store/purge", headers=write,
+                     json={"before": later, "where": {"actions_in": "warehouse.insert,crm.notify"}})
+    assert mixed.status_code == 400 and "one destination" in mixed.json()["error"]
+    bad = api.post("/store/purge", headers=write, json={"before": later, "where": {"status_in": "lost"}})
+    assert bad.status_code == 400 and "discarded" in bad.json()["allowed"]
+    assert api.post("/store/purge", json={"before": later, "where": where}).status_code == 403
+
+
+def test_the_other_routes_answer_on_this_store(api: httpx.Client, seeded: dict[str, list[Job]]) -> None:
+    """The routes the tests above leave out, on this store: one source, one migration and its
+    runs (none stored: a clear 404), a destination's resume, a background operation."""
+    write = HEADERS["write"]
+    assert api.get("/sources/web").json()["name"] == "web"
+    assert api.get("/sources/nope").json()["allowed"] == ["web"]
+    for path in ("/wanderer/migrations/destination:warehouse@001", "/wanderer/migrations/x@1/transitions"):
+        missing = api.get(path)
+        assert missing.status_code == 404 and "error" in missing.json(), missing.text
+    assert api.post("/destinations/crm/pause", headers=write, json={"reason": "down"}).status_code == 200
+    assert api.post("/destinations/crm/resume", headers=write).json()["resumed"] == "crm"
+    assert api.post("/destinations/crm/resume", headers=write).status_code == 409
+    started = api.post("/store/purge", headers=write, json={"before": "720h"}).json()
+    operation = finished(api, f"/admin/api/operations/{started['id']}")
+    assert operation["id"] == started["id"] and operation["state"] == "succeeded"
+    assert api.get("/operations/nope").status_code == 404
 
 
 def test_no_token_means_loopback_only(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ line on stderr and exit 2, never a traceback, never the token. On SQLite and Pos
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,7 +95,9 @@ def test_retry_and_replay_over_the_admin_api(admin: str, seeded: dict[str, list[
     _refused(run_core(here, "events", "replay", "--to", "crm.nope", "--yes", *url), "400", "crm.notify")
 
 
-def test_status_and_purge_over_the_admin_api(admin: str, store_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_status_and_purge_over_the_admin_api(
+    admin: str, store_url: str, seeded: dict[str, list[Job]], tmp_path: Path  # noqa: F811
+) -> None:
     here = _elsewhere(tmp_path)
     plugins = "postgres" if store_url.startswith("postgresql:") else ""
     for args in (("status",), ("status", "--json")):
@@ -107,6 +110,13 @@ def test_status_and_purge_over_the_admin_api(admin: str, store_url: str, tmp_pat
         return len(httpx.get(f"{admin}/store/events", params={"limit": 1000}, headers=HEADERS["read"]).json()["events"])
 
     before = stored()
+    done = run_core(here, "purge", "--before", "2100-01-01T00:00:00Z", "--where", "status_in=discarded",
+                    "--where", f"ids_in={seeded['discarded'][0].id}", "--yes", "--url", admin, "--token", WRITE)
+    assert done.returncode == 0 and done.stdout.startswith("purged 1 event(s) received before "), done.stderr
+    assert before - stored() == 1
+    _refused(run_core(here, "purge", "--before", "2h", "--where", "min_attempts=1", "--yes", "--url", admin,
+                      "--token", WRITE), "min_attempts")
+    before = stored()
     done = run_core(here, "purge", "--before", "2100-01-01T00:00:00Z", "--yes", "--url", admin, "--token", WRITE)
     assert done.returncode == 0, done.stderr
     purged = before - stored()
@@ -114,3 +124,26 @@ def test_status_and_purge_over_the_admin_api(admin: str, store_url: str, tmp_pat
     assert done.stderr.splitlines()[-1] == "purging 20/20"
     _refused(run_core(here, "purge", "--before", "soon", "--yes", "--url", admin, "--token", WRITE), "soon")
     _refused(run_core(here, "purge", "--before", "2h", "--yes", "--url", admin, "--token", READ), "403")
+
+
+def test_explain_over_the_admin_api(admin: str, store_url: str, tmp_path: Path) -> None:  # noqa: F811
+    here = _elsewhere(tmp_path)
+    (here / "event.json").write_text('{"name": "track", "context": {"user": "u1"}, "data": {"order": 1}}')
+    args = ("explain", "--source", "web", "--trigger", "track", "event.json")
+    plugins = "postgres" if store_url.startswith("postgresql:") else ""
+    (tmp_path / "project" / "event.json").write_text((here / "event.json").read_text())
+    local = run_core(tmp_path / "project", *args, CORE_LOAD_PLUGINS=plugins)
+    done = run_core(here, *args, "--url", admin, "--token", READ)
+    assert done.returncode == 0 and local.returncode == 0, (done.stderr, local.stderr)
+    assert done.stdout == local.stdout and done.stdout.startswith("flows: web-to-warehouse\n")
+    as_json = run_core(here, *args, "--json", CORE_ADMIN_URL=admin, CORE_ADMIN_TOKEN=READ)
+    assert as_json.returncode == 0, as_json.stderr
+    jobs = json.loads(as_json.stdout)["jobs"]
+    assert [(j["destination"], j["action"], j["context"], j["data"]) for j in jobs] == [
+        ("warehouse", "insert", {"user": "u1"}, {"order": 1})
+    ]
+    events = httpx.get(f"{admin}/store/events", params={"limit": 1000}, headers=HEADERS["read"]).json()["events"]
+    assert all(e["source"] != "web" for e in events), "explain stored an event"
+    _refused(run_core(here, "explain", "--source", "app", "--trigger", "track", "event.json", "--url", admin,
+                      "--token", READ), "400", "web")
+    _refused(run_core(here, *args, "--url", admin), "401")

@@ -1,16 +1,21 @@
-"""Pause and resume through the admin API, honoured by a running scheduler: a paused action
-gets no load (realtime or scheduled) while another action of the same events is loaded; once
-resumed, its backlog drains."""
+"""Pause and resume through the admin API, honoured by every running scheduler (the one of
+``core start`` and a lone ``core start scheduler`` on the same store): a paused action gets no
+load (realtime or scheduled) while another action of the same events is loaded; once resumed,
+its backlog drains."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.admin_kit import HEADERS, core_start, ingest
+from tests.admin_kit import HEADERS, core_start, environment, ingest
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +49,24 @@ def core_register_flows():
 """
 
 
+@contextmanager
+def lone_scheduler(directory: Path) -> Iterator[None]:
+    """``core start scheduler`` in ``directory`` (its listener on a free port), once it runs."""
+    process = subprocess.Popen([sys.executable, "-m", "core", "start", "scheduler"], cwd=directory,
+                               env=environment(CORE_SCHEDULER_PORT="0"), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    seen: list[str] = []
+    try:
+        while "scheduler running:" not in (line := process.stdout.readline()):
+            assert line, "core start scheduler exited:\n" + "".join(seen)
+            seen.append(line)
+        yield
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
 def wait_for(paths: list[Path], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not all(p.exists() for p in paths):
@@ -57,7 +80,11 @@ def test_a_paused_destination_gets_no_load_until_resumed(tmp_path: Path) -> None
         'app = "app.py"\nstore = "sqlite:///core.db"\npubsub = "memory://"\nsupervisor = ""\nwanderer = ""\n'
         "[scheduler]\npoll_seconds = 0.1\n"
     )
-    with core_start(tmp_path) as (gateway, admin), httpx.Client(headers=HEADERS["write"], timeout=30) as api:
+    with (
+        core_start(tmp_path) as (gateway, admin),
+        lone_scheduler(tmp_path),
+        httpx.Client(headers=HEADERS["write"], timeout=30) as api,
+    ):
         paused = api.post(f"{admin}/destinations/crm/pause", json={"reason": "crm is down"})
         assert paused.status_code == 200 and paused.json()["by"] == "ops"
         assert api.post(f"{admin}/destinations/crm/pause").status_code == 409

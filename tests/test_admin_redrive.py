@@ -1,4 +1,5 @@
-"""Bulk redrive in bounded memory: 10,000 discarded jobs retried by filter on SQLite, each once,
+"""Bulk redrive in bounded memory with progress: 10,000 discarded jobs retried by filter on
+SQLite (counted first by the route's dry run), each once, progress reported after each page,
 the store never asked for more than a page of jobs (nor given more than a page of transitions)
 at a time; and ``core jobs retry --where`` reporting its progress as plain lines off a terminal, a rich bar on
 one (a pseudo-terminal)."""
@@ -17,10 +18,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from core.admin import filters
 from core.admin.local import local_call
+from core.admin.redrive import Redriven, redrive
 from core.admin.write import retry_jobs
 from core.builtin.sqlite.store import SQLiteStore
 from core.paging import SCAN_PAGE
@@ -69,7 +73,9 @@ def _retried_per_job(db: Path) -> dict[str, int]:
 def test_redrive_of_10000_jobs_pages_through_them(tmp_path: Path) -> None:
     db = tmp_path / "core.db"
 
-    async def run() -> tuple[list[Job], CountingStore, dict[str, object]]:
+    progress: list[tuple[int, int]] = []
+
+    async def run() -> tuple[list[Job], CountingStore, Redriven]:
         store = CountingStore(f"sqlite:///{db}")
         await store.open()
         try:
@@ -77,8 +83,13 @@ def test_redrive_of_10000_jobs_pages_through_them(tmp_path: Path) -> None:
             store.limits.clear()
             store.batches.clear()
             rss_before, started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
-            call = local_call(SimpleNamespace(store=store), {"where": {"status_in": "discarded"}, "reason": "fixed"})
-            result = await retry_jobs(call)
+            where: dict[str, Any] = {"status_in": "discarded"}
+            body = {"where": where, "reason": "fixed"}
+            counted = await retry_jobs(local_call(SimpleNamespace(store=store), body | {"dry_run": True}))
+            assert (counted["matched"], counted["retried"]) == (JOBS, JOBS), "the route's dry run"
+            assert not store.batches, "a dry run wrote"
+            result = await redrive(store, filters.job_filter(where), "retried by ops: fixed",
+                                   total=JOBS, progress=lambda done, total: progress.append((done, total)))
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             print(f"\nredrive of {JOBS} jobs: {time.perf_counter() - started:.2f}s, peak RSS {peak // 1024} MiB "
                   f"({rss_before // 1024} MiB before it, after seeding)")
@@ -87,7 +98,8 @@ def test_redrive_of_10000_jobs_pages_through_them(tmp_path: Path) -> None:
             await store.close()
 
     jobs, store, result = asyncio.run(run())
-    assert result["matched"] == JOBS and result["retried"] == JOBS and result["refused_count"] == 0
+    assert result.matched == JOBS and result.retried == JOBS and result.refused_count == 0
+    assert progress == [(n, JOBS) for n in range(SCAN_PAGE, JOBS + 1, SCAN_PAGE)], "progress after each page"
     assert _retried_per_job(db) == {j.id: 1 for j in jobs}
     assert store.limits and max(store.limits) <= SCAN_PAGE
     assert len(store.batches) >= JOBS // SCAN_PAGE and max(store.batches) <= SCAN_PAGE

@@ -14,7 +14,7 @@ from typing import Any
 from core.admin.endpoints import Call, Endpoint, path_param
 from core.admin.errors import ApiError, not_found
 from core.admin.write import WHY, reason_of
-from hookspecs import DisabledFlow, Flow
+from hookspecs import DisabledFlow, Flow, FlowSwitchStore
 
 
 def flow_of(call: Call) -> Flow:
@@ -29,8 +29,8 @@ def flow_of(call: Call) -> Flow:
 
 async def disabled_of(call: Call) -> dict[str, DisabledFlow]:
     """The store's disabled flows by name (none when it cannot disable flows)."""
-    reader = getattr(call.runtime.store, "disabled_flows", None)
-    return {d.flow: d for d in await reader()} if reader is not None else {}
+    store = call.runtime.store
+    return {d.flow: d for d in await store.disabled_flows()} if isinstance(store, FlowSwitchStore) else {}
 
 
 def _flow(flow: Flow, disabled: DisabledFlow | None) -> dict[str, Any]:
@@ -57,7 +57,7 @@ async def list_flows(call: Call) -> Any:
 async def disable_flow(call: Call) -> Any:
     """Disable a flow: the gateways make none of its jobs for the events they store from then on."""
     flow, store = flow_of(call), call.runtime.store
-    if getattr(store, "disable_flow", None) is None:
+    if not isinstance(store, FlowSwitchStore):
         raise ApiError(409, f"the store {type(store).__name__} cannot disable flows")
     reason = reason_of(call)
     if not await store.disable_flow(
@@ -70,7 +70,7 @@ async def disable_flow(call: Call) -> Any:
 async def enable_flow(call: Call) -> Any:
     """Enable a disabled flow: the events stored from then on get its jobs again."""
     flow, store = flow_of(call), call.runtime.store
-    if getattr(store, "enable_flow", None) is None or not await store.enable_flow(flow.name):
+    if not isinstance(store, FlowSwitchStore) or not await store.enable_flow(flow.name):
         raise ApiError(409, f"flow {flow.name!r} is not disabled")
     return {"enabled": flow.name, "by": call.who}
 

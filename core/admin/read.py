@@ -16,7 +16,18 @@ from core.plugins._collect import describe
 from core.redaction import options_rows, shown_values
 from core.scheduler.loop import lease_key
 from core.wanderer.runner import version_states
-from hookspecs import Destination, Lease, LeaseListing, Page, Schedule, Source, Trigger, WhereEvent
+from hookspecs import (
+    BacklogStore,
+    Destination,
+    Lease,
+    LeaseListing,
+    Page,
+    PausingStore,
+    Schedule,
+    Source,
+    Trigger,
+    WhereEvent,
+)
 
 _TRIGGER_FIELDS = ("path", "methods", "interval", "topic", "group")
 
@@ -80,18 +91,18 @@ def action_of(call: Call) -> tuple[Destination, str]:
 
 async def backlog(call: Call) -> dict[tuple[str, str], dict[str, int]]:
     """Unfinished jobs by ``(destination, action)`` and status, from the store's summary."""
-    reader = getattr(call.runtime.store, "backlog", None)
+    store = call.runtime.store
     counts: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    if reader is not None:
-        for (destination, action, status), n in (await reader()).items():
+    if isinstance(store, BacklogStore):
+        for (destination, action, status), n in (await store.backlog()).items():
             counts[(destination, action)][status] = n
     return counts
 
 
 async def paused(call: Call) -> set[tuple[str, str]]:
     """The paused ``(destination, action)`` pairs (``action`` ``*``: the whole destination)."""
-    reader = getattr(call.runtime.store, "pauses", None)
-    return {(p.destination, p.action) for p in await reader()} if reader is not None else set()
+    store = call.runtime.store
+    return {(p.destination, p.action) for p in await store.pauses()} if isinstance(store, PausingStore) else set()
 
 
 class _State:

@@ -20,7 +20,7 @@ from core.admin.read import action_of, destination_of
 from core.admin.redrive import RETRYABLE, redrive
 from core.errors import PipelineError
 from core.gateway.ingest import Ingested, Ingestor
-from hookspecs import Event, Job, Pause, Payload, WhereJob, new_id
+from hookspecs import Event, Job, Pause, PausingStore, Payload, WhereJob, new_id
 
 #: Refusals listed in a response at most (the count says how many in all).
 LISTED = 100
@@ -245,7 +245,7 @@ async def pause(call: Call) -> Any:
     """Pause an action or a whole destination: no scheduler claims its jobs until resumed."""
     destination, action = _paused_target(call)
     store = call.runtime.store
-    if getattr(store, "pause", None) is None:
+    if not isinstance(store, PausingStore):
         raise ApiError(409, f"the store {type(store).__name__} cannot pause actions")
     done = await store.pause(
         Pause(
@@ -261,7 +261,7 @@ async def resume(call: Call) -> Any:
     """Resume a paused action or destination: its backlog drains on the next ticks."""
     destination, action = _paused_target(call)
     store = call.runtime.store
-    if getattr(store, "resume", None) is None or not await store.resume(destination, action):
+    if not isinstance(store, PausingStore) or not await store.resume(destination, action):
         raise ApiError(409, f"{_shown(destination, action)} is not paused")
     return {"resumed": _shown(destination, action), "by": call.who}
 

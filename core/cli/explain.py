@@ -1,7 +1,9 @@
 """``core explain --source S --trigger T FILE``: which jobs an event would create (the flows it
 takes, each job's destination, action, version and the marshal's output), storing nothing: the
 ``POST /admin/api/explain`` route run in-process. The store is opened only to read the disabled
-flows, and only when it exists: without one no flow is disabled, and none is created."""
+flows, and only when it exists: without one no flow is disabled, and none is created. With
+``--url`` (``CORE_ADMIN_URL``), the route of a running admin API is called instead, which knows
+its pipeline and its store: nothing is opened here."""
 
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ from typing import IO, Any
 import click
 import orjson
 
+from core.cli._admin_client import Remote, call_remote, remote_options
 from core.cli._common import Context, friendly, pass_context, table
 from core.cli._store import echo_json, refuse_missing_store, short, with_store
 from core.errors import CoreError
-from hookspecs import Store
+from hookspecs import FlowSwitchStore, Store
 
 
 def _event(file: IO[bytes], data_only: bool) -> dict[str, Any]:
@@ -40,18 +43,33 @@ def _event(file: IO[bytes], data_only: bool) -> dict[str, Any]:
 @click.option("--data", "data_only", is_flag=True, help="FILE is the event's data alone (a payload as sent).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @click.argument("file", type=click.File("rb"))
+@remote_options
 @pass_context
 @friendly
-def explain(ctx: Context, source: str, trigger: str, data_only: bool, as_json: bool, file: IO[bytes]) -> None:
+def explain(ctx: Context, source: str, trigger: str, data_only: bool, as_json: bool, file: IO[bytes],
+            remote: Remote | None) -> None:
     """Show which jobs the event in FILE (JSON {name?, context?, data}; - for stdin) would create:
     the flows it takes and, per job, its action and what the marshal made. Stores nothing.
     Exits 1 if a transform or marshal failed."""
+    from core.admin.write import explain as explain_route
+
+    body = {"source": source, "trigger": trigger, "event": _event(file, data_only)}
+    done = call_remote(remote, explain_route, body) if remote else _explain_here(ctx, body)
+    if as_json:
+        echo_json(done)
+    else:
+        _show(done)
+    if done["errors"]:
+        sys.exit(1)
+
+
+def _explain_here(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    """The explain route run in-process on this project, as JSON values (what the API answers)."""
     from core.admin.local import call_route
     from core.admin.write import explain_with
     from core.pipeline import Pipeline
     from core.runtime import Runtime
 
-    body = {"source": source, "trigger": trigger, "event": _event(file, data_only)}
     settings = ctx.settings()
     host = ctx.host()
     host.registry.check()
@@ -62,12 +80,8 @@ def explain(ctx: Context, source: str, trigger: str, data_only: bool, as_json: b
         return await explain_with(call, disabled)
 
     done = asyncio.run(call_route(route, runtime, body))
-    if as_json:
-        echo_json(done)
-    else:
-        _show(done)
-    if done["errors"]:
-        sys.exit(1)
+    answer: dict[str, Any] = orjson.loads(orjson.dumps(done, option=orjson.OPT_UTC_Z))
+    return answer
 
 
 def _disabled_flows(ctx: Context, host: Any) -> frozenset[str]:
@@ -78,8 +92,9 @@ def _disabled_flows(ctx: Context, host: Any) -> frozenset[str]:
         return frozenset()
 
     async def read(store: Store) -> frozenset[str]:
-        reader = getattr(store, "disabled_flows", None)
-        return frozenset(d.flow for d in await reader()) if reader is not None else frozenset()
+        if not isinstance(store, FlowSwitchStore):
+            return frozenset()
+        return frozenset(d.flow for d in await store.disabled_flows())
 
     return with_store(ctx, read, host)
 
@@ -90,7 +105,7 @@ def _show(done: dict[str, Any]) -> None:
         return
     click.echo(f"flows: {', '.join(done['flows'])}")
     rows = [
-        (f"{j.destination}.{j.action}", j.version or "-", short(j.context, 40), short(j.data, 80))
+        (f"{j['destination']}.{j['action']}", j["version"] or "-", short(j["context"], 40), short(j["data"], 80))
         for j in done["jobs"]
     ]
     click.echo(table(("ACTION", "VERSION", "CONTEXT", "DATA"), rows) if rows else "No jobs: every marshal skipped it.")

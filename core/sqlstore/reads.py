@@ -41,17 +41,14 @@ async def find_events(conn: AsyncConnection, where: WhereEvent) -> list[Event]:
     return [event_from_row(row) for row in (await conn.execute(query)).all()]
 
 
-async def find_jobs(conn: AsyncConnection, where: WhereJob) -> list[Job]:
-    if where.page.limit <= 0:
-        return []
-    source = JOBS_WITH_STATE
+def job_clauses(where: WhereJob) -> list[ColumnElement[bool]]:
+    """The conditions of ``where`` (its page aside) on ``jobs``, ``job_state`` and, for
+    ``sources`` / ``events_in``, ``events`` (joined, or correlated, by the caller)."""
     clauses: list[ColumnElement[bool]] = []
-    if where.sources or where.events_in:
-        source = source.join(events, events.c.id == jobs.c.event_id)
-        if where.sources:
-            clauses.append(events.c.source.in_(list(where.sources)))
-        if where.events_in:
-            clauses.append(events.c.name.in_(list(where.events_in)))
+    if where.sources:
+        clauses.append(events.c.source.in_(list(where.sources)))
+    if where.events_in:
+        clauses.append(events.c.name.in_(list(where.events_in)))
     if where.ids:
         clauses.append(jobs.c.id.in_(list(where.ids)))
     if where.event_ids:
@@ -70,6 +67,16 @@ async def find_jobs(conn: AsyncConnection, where: WhereJob) -> list[Job]:
         clauses.append(jobs.c.created_at > where.created_after)
     if where.created_before is not None:
         clauses.append(jobs.c.created_at < where.created_before)
+    return clauses
+
+
+async def find_jobs(conn: AsyncConnection, where: WhereJob) -> list[Job]:
+    if where.page.limit <= 0:
+        return []
+    source = JOBS_WITH_STATE
+    if where.sources or where.events_in:
+        source = source.join(events, events.c.id == jobs.c.event_id)
+    clauses = job_clauses(where)
     if where.page.after is not None:
         clauses.append(jobs.c.id > where.page.after)
     query = select(*JOB_COLUMNS).select_from(source).where(*clauses).order_by(jobs.c.id).limit(where.page.limit)

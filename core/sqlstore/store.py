@@ -247,8 +247,9 @@ class SQLStore(SQLDatabase):
         )
         return result
 
-    async def purge(self, *, before: datetime) -> int:
-        """Delete events received before ``before`` whose jobs are all final; return how many.
+    async def purge(self, *, before: datetime, where: WhereJob | None = None) -> int:
+        """Delete events received before ``before`` whose jobs are all final (with ``where``:
+        events with jobs, all matching it); return how many.
 
         Works one chunk of ``purge_batch`` events per transaction, so writes go on meanwhile;
         first removes the idempotency keys whose window has ended.
@@ -256,7 +257,9 @@ class SQLStore(SQLDatabase):
         total = 0
         await self._writer.submit(lambda conn: idempotency.expire(conn, datetime.now(UTC)))
         while True:
-            count: int = await self._writer.submit(lambda conn: upkeep.purge_chunk(conn, before, self.purge_batch))
+            count: int = await self._writer.submit(
+                lambda conn: upkeep.purge_chunk(conn, before, self.purge_batch, where)
+            )
             total += count
             if count < self.purge_batch:
                 return total

@@ -1,33 +1,37 @@
 """Maintenance: purge finished history, rebuild the ``job_state`` summary from the history.
 
 Purge is the only delete of history rows. It removes, a chunk of events per transaction,
-events older than a time whose jobs are all final, with their jobs, transitions and
-``job_state`` rows. Rebuilding recomputes ``job_state`` from each job's latest transition
-(by insertion order), which is what the writes keep it equal to.
+events older than a time whose jobs are all final (and, given a filter, all match it), with
+their jobs, transitions and ``job_state`` rows: an event's history goes whole or not at all.
+Rebuilding recomputes ``job_state`` from each job's latest transition (by insertion order),
+which is what the writes keep it equal to.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, literal, or_, select
+from sqlalchemy import and_, delete, func, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.sqlstore import reads
 from core.sqlstore.schema import NO_DUE_TIME, UTCDateTime, events, job_state, jobs, transitions
-from hookspecs import FINAL_STATUSES
+from hookspecs import FINAL_STATUSES, WhereJob
 
 
-async def purge_chunk(conn: AsyncConnection, before: datetime, limit: int) -> int:
-    """Delete up to ``limit`` finished events received before ``before``; return how many."""
-    unfinished = (
-        select(jobs.c.seq).select_from(jobs.outerjoin(job_state, job_state.c.job_seq == jobs.c.seq))
-        .where(
-            jobs.c.event_id == events.c.id,
-            or_(job_state.c.status.is_(None), job_state.c.status.not_in([s.value for s in FINAL_STATUSES])),
-        )
-        .exists()
-    )
-    query = select(events.c.id).where(events.c.received_at < before, ~unfinished).order_by(events.c.id).limit(limit)
+async def purge_chunk(conn: AsyncConnection, before: datetime, limit: int, where: WhereJob | None = None) -> int:
+    """Delete up to ``limit`` finished events received before ``before`` (with ``where``: only
+    those with jobs, every one of which matches it); return how many."""
+    state = jobs.outerjoin(job_state, job_state.c.job_seq == jobs.c.seq)
+    final = job_state.c.status.in_([s.value for s in FINAL_STATUSES])
+    kept = or_(job_state.c.status.is_(None), ~final)
+    if where is not None and (clauses := reads.job_clauses(where)):
+        kept = or_(kept, ~and_(*clauses))
+    conditions = [events.c.received_at < before,
+                  ~select(jobs.c.seq).select_from(state).where(jobs.c.event_id == events.c.id, kept).exists()]
+    if where is not None:
+        conditions.append(select(jobs.c.seq).where(jobs.c.event_id == events.c.id).exists())
+    query = select(events.c.id).where(*conditions).order_by(events.c.id).limit(limit)
     ids = list((await conn.execute(query)).scalars())
     if not ids:
         return 0

@@ -416,17 +416,26 @@ class MemoryStore:
             db.set_state(row, Status.FAILED, row.attempt, None)
         return [row.job() for row, _ in recovered]
 
-    async def purge(self, *, before: datetime) -> int:
-        """Delete events received before ``before`` whose jobs are all final; return how many
-        (and the idempotency keys whose window has ended)."""
+    async def purge(self, *, before: datetime, where: WhereJob | None = None) -> int:
+        """Delete events received before ``before`` whose jobs are all final (with ``where``:
+        events with jobs, all matching it); return how many (and the idempotency keys whose
+        window has ended)."""
         db = await self._tables()
         now = datetime.now(UTC)
         db.keys = {key: held for key, held in db.keys.items() if held[2] > now}
         before = _utc(before)
-        done = {
-            row.id for row in db.events.values()
-            if row.received_at < before and all(db.jobs[j].status in FINAL_STATUSES for j in row.job_ids)
-        }
+        match = None if where is None else _JobFilter.of(where)
+        ids = frozenset(() if where is None else where.ids)
+
+        def purgeable(row: _EventRow) -> bool:
+            rows = [db.jobs[j] for j in row.job_ids]
+            if not all(job.status in FINAL_STATUSES for job in rows):
+                return False
+            return match is None or (bool(rows) and all(
+                match(job, row) and (not ids or job.id in ids) for job in rows
+            ))
+
+        done = {row.id for row in db.events.values() if row.received_at < before and purgeable(row)}
         db.remove_events(done)
         return len(done)
 

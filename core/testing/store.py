@@ -27,12 +27,15 @@ from hookspecs import (
     Claim,
     DisabledFlow,
     Event,
+    FlowSwitchStore,
     Job,
     Pause,
+    PausingStore,
     Queue,
     Status,
     Store,
     Transition,
+    WhereJob,
     is_allowed,
 )
 
@@ -526,6 +529,43 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
         assert await adapter.get_event(pending.id) is not None, "an event with a job still to run was purged"
         assert await adapter.get_event(recent.id) is not None, "a recent event was purged"
 
+    @requires(Capability.PURGE)
+    async def test_purge_by_filter_takes_whole_events_whose_jobs_all_match(
+        self, adapter: Store, names: Names
+    ) -> None:
+        old, now = later(utcnow(), -2 * 86400), utcnow()
+        dest, other = names.destination, f"{names.destination}-other"
+
+        def event(*destinations: str) -> Event:
+            return make_event(source=names.source, received_at=old,
+                              actions=[(d, names.action) for d in destinations])
+
+        dropped, mixed, ours, kept, live, empty = (
+            event(dest), event(dest, dest), event(dest), event(other), event(dest, dest), event()
+        )
+        await adapter.insert_queue(Queue(events=[dropped, mixed, ours, kept, live, empty]))
+        for job in [dropped.jobs[0], mixed.jobs[0], live.jobs[0]]:
+            await move(adapter, job, Status.EXECUTING, Status.DISCARDED, at=old, error="gone")
+        for job in [mixed.jobs[1], ours.jobs[0], kept.jobs[0]]:
+            await move(adapter, job, Status.EXECUTING, Status.SUCCEEDED, at=old)
+        await move(adapter, live.jobs[1], Status.EXECUTING, Status.FAILED, at=old, error="retry")
+        where = WhereJob(sources=[names.source], destinations_in=[dest], status_in=[Status.DISCARDED])
+        assert await adapter.purge(before=now, where=where) == 1, "only the all-discarded event matches"
+        assert await adapter.get_event(dropped.id) is None
+        assert await adapter.get_job(dropped.jobs[0].id) is None, "a purged event's job survived"
+        assert await adapter.get_event(mixed.id) is not None, "an event was purged with a job not matching"
+        assert await adapter.get_job(mixed.jobs[0].id) is not None, "purge split an event's history"
+        assert await adapter.get_event(live.id) is not None, "a job went while its event had one to run"
+        assert await adapter.get_event(empty.id) is not None, "a filter purged an event without jobs"
+        where = WhereJob(sources=[names.source], destinations_in=[dest])
+        assert await adapter.purge(before=now, where=where) == 2, "the finished events of dest: mixed, ours"
+        assert await adapter.get_event(kept.id) is not None, "an event of another destination was purged"
+        assert await adapter.get_job(kept.jobs[0].id) is not None
+        assert await adapter.find_jobs(WhereJob(event_ids=[mixed.id, ours.id])) == [], "jobs outlived their event"
+        assert await adapter.purge(before=now) >= 2, "the purge by time takes the rest that is finished"
+        assert await adapter.get_event(kept.id) is None and await adapter.get_event(empty.id) is None
+        assert await adapter.get_event(live.id) is not None, "an event with a job still to run was purged"
+
     # -- rate limits -----------------------------------------------------------------------
 
     @requires(Capability.RATE_LIMITS)
@@ -556,6 +596,7 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
 
     @requires(Capability.PAUSE)
     async def test_pause_and_resume_are_kept(self, adapter: Any, names: Names) -> None:
+        assert isinstance(adapter, PausingStore), "a store declaring Capability.PAUSE is a hookspecs.PausingStore"
         pause = Pause(destination=names.destination, action=names.action, who="ops", created_at=utcnow(),
                       reason="down for maintenance")
         assert await adapter.pause(pause) is True
@@ -573,6 +614,7 @@ class StoreSuite(StoreIdempotencyChecks, StoreQueryChecks, AdapterSuite):
 
     @requires(Capability.FLOWS)
     async def test_disabled_flows_are_kept_with_who_and_why(self, adapter: Any, names: Names) -> None:
+        assert isinstance(adapter, FlowSwitchStore), "a store declaring Capability.FLOWS is a hookspecs.FlowSwitchStore"
         flow, other = f"{names.source}-to-{names.destination}", f"{names.source}-audit"
         disabled = DisabledFlow(flow=flow, who="ops", created_at=utcnow(), reason="crm is down")
         assert await adapter.disable_flow(disabled) is True
