@@ -17,7 +17,7 @@ from core.cli._admin_client import Remote, call_remote, remote_options
 from core.cli._common import Context, friendly, pass_context, table
 from core.cli._store import echo_json, with_store
 from core.cli.jobs import pipeline_of
-from hookspecs import FINAL_STATUSES, Status, Store
+from hookspecs import FINAL_STATUSES, BacklogStore, Status, Store
 
 #: Statuses that mean an action is failing, counted first in the order.
 FAILING = (Status.FAILED.value, Status.UNKNOWN.value)
@@ -31,8 +31,7 @@ def _local_backlog(ctx: Context) -> tuple[Mapping[tuple[str, str, str], int], li
     actions = sorted(f"{d.name}.{a}" for d in pipeline.destinations.values() for a in d.actions) if pipeline else []
 
     async def read(store: Store) -> Mapping[tuple[str, str, str], int]:
-        reader = getattr(store, "backlog", None)
-        return await reader() if reader is not None else {}
+        return await store.backlog() if isinstance(store, BacklogStore) else {}
 
     return with_store(ctx, read, host), actions
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from core.plugins._collect import describe
-from hookspecs import StoreUnavailable
+from hookspecs import FlowSwitchStore, Store, StoreUnavailable
 
 log = logging.getLogger("core.gateway")
 
@@ -24,8 +23,8 @@ log = logging.getLogger("core.gateway")
 class DisabledFlows:
     """The names of the disabled flows of ``store``, at most ``refresh_seconds`` old."""
 
-    def __init__(self, store: Any, refresh_seconds: float) -> None:
-        self._reader = getattr(store, "disabled_flows", None)
+    def __init__(self, store: Store, refresh_seconds: float) -> None:
+        self._reader = store.disabled_flows if isinstance(store, FlowSwitchStore) else None
         self.refresh_seconds = refresh_seconds
         self._names: frozenset[str] | None = None
         self._read_at = float("-inf")

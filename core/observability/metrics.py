@@ -26,6 +26,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from hookspecs import BacklogStore
+
 __all__ = [
     "BACKLOG",
     "BACKLOG_SECONDS",
@@ -162,11 +164,10 @@ class _Backlog(Collector):
     async def refresh(self, store: object, *, now: float | None = None) -> None:
         """Read the store's summary again unless the last read is recent enough."""
         now = time.monotonic() if now is None else now
-        reader = getattr(store, "backlog", None)
-        if reader is None or now - self.read_at < BACKLOG_SECONDS:
+        if not isinstance(store, BacklogStore) or now - self.read_at < BACKLOG_SECONDS:
             return
         self.read_at = now
-        self.counts = await reader()
+        self.counts = await store.backlog()
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(
