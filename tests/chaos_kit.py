@@ -206,16 +206,18 @@ class Answer(NamedTuple):
 class Ingest:
     """Clients posting ``{"data": {"n": …}}`` to ``POST /webhooks/orders`` of the gateway at
     ``url`` until told to stop (``url = ""`` pauses them), recording every ``202``'s event id in
-    ``acknowledged`` and every other answer in ``refused``. A request the gateway died under
-    (or that timed out) is neither."""
+    ``acknowledged`` (its answer in ``accepted``, at the same index) and every other answer in
+    ``refused``. A request the gateway died under (or that timed out) is neither. Each client
+    waits ``pause`` seconds between posts."""
 
-    def __init__(self, timeout: float = 5) -> None:
+    def __init__(self, timeout: float = 5, pause: float = 0) -> None:
         self.url = ""
         self.acknowledged: list[str] = []
         self.refused: list[Answer] = []
         self.accepted: list[Answer] = []
         self.sent = 0
         self._timeout = timeout
+        self._pause = pause
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._post, daemon=True) for _ in range(CLIENTS)]
@@ -257,8 +259,7 @@ class Ingest:
                         self.accepted.append(answer)
                     else:
                         self.refused.append(answer)
-                if response.status_code != 202:
-                    self._stop.wait(0.05)  # a client told to retry later waits a little
+                self._stop.wait(self._pause if response.status_code == 202 else max(self._pause, 0.05))
 
 
 #: Where Debian's PostgreSQL puts ``initdb`` and ``postgres`` (not on ``PATH``), newest first.
@@ -323,3 +324,18 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture
+def private_nats() -> Iterator[ServerProcess]:
+    """A ``nats-server -js`` of the test's own (a free port, its JetStream store in a temporary
+    directory), started; stopped and deleted after it. The shared server is never stopped."""
+    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    directory = Path(tempfile.mkdtemp(prefix="core-chaos-nats-"))
+    port = free_port()
+    command = [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(directory / "js")]
+    try:
+        with ServerProcess(command, port, log=directory / "nats-server.log") as server:
+            yield server
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
