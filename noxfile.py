@@ -144,7 +144,7 @@ def chaos(session: nox.Session) -> None:
     """The reliability battery: real processes under faults (signals, kills, poison events, a
     blocked event loop, a private PostgreSQL or NATS stopped), on SQLite and PostgreSQL, each
     test printing what it measured in a "chaos figures" section; then :data:`CHAOS_ALSO`. Its
-    wall time (both runs) which must stay under :data:`CHAOS_BUDGET`
+    wall time (both runs) is printed and must stay under :data:`CHAOS_BUDGET`
     seconds to keep the battery in the default run (docs/guarantees.md)."""
     session.install("-e", ".[test]", "-e", "plugins/core-plugin-postgres", "-e", "plugins/core-plugin-nats")
     with leaving_no_trace(session) as (services_env, tests_env):
