@@ -2,8 +2,12 @@
 next due (the fixed interval of the seeds, or exponential backoff with jitter).
 
 Durations follow Go's notation used by Blacksmith (``500ms``, ``30s``, ``5m``, ``1h30m``);
-CRON strings have five fields and are evaluated in UTC by APScheduler's ``CronTrigger``;
-``@hourly``, ``@daily``, ``@weekly``, ``@monthly`` and ``@yearly`` are accepted too.
+CRON strings have five fields and are evaluated in UTC by APScheduler's ``CronTrigger``, or in
+the time zone a ``CRON_TZ=<IANA zone>`` prefix names (``CRON_TZ=Europe/Berlin 30 2 * * *``, the
+notation of Go's cron); ``@hourly``, ``@daily``, ``@weekly``, ``@monthly`` and ``@yearly`` are
+accepted too. In a time zone, a slot is a wall-clock time and fires once across a DST change:
+a time the clock jumps over fires at the first moment after it that APScheduler gives (an hour
+later), a time the clock goes through twice fires at its first occurrence only.
 Moments (``--before``, ``created_after``) are ISO 8601 times or a duration ago.
 """
 
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hookspecs import Schedule
 
@@ -29,7 +34,8 @@ _ALIASES = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
 }
-ALLOWED = "'@every <duration>' (e.g. '@every 30s', '@every 1h30m'), '@hourly'/'@daily'/…, or a 5-field CRON string"
+ALLOWED = ("'@every <duration>' (e.g. '@every 30s', '@every 1h30m'), '@hourly'/'@daily'/…, or a 5-field CRON string "
+           "(UTC, or in a zone: 'CRON_TZ=Europe/Berlin 30 2 * * *')")
 
 
 def parse_duration(text: str) -> float:
@@ -75,10 +81,15 @@ class Interval:
         """The first tick strictly after ``now``."""
         if self.every is not None:
             return now + timedelta(seconds=self.every)
-        fire: datetime | None = self.cron.get_next_fire_time(None, now + timedelta(microseconds=1))
-        if fire is None:  # pragma: no cover - a CRON string always fires again
-            raise ValueError(f"interval {self.text!r} never fires again")
-        return fire.astimezone(UTC)
+        after = now + timedelta(microseconds=1)
+        while True:
+            fire: datetime | None = self.cron.get_next_fire_time(None, after)
+            if fire is None:  # pragma: no cover - a CRON string always fires again
+                raise ValueError(f"interval {self.text!r} never fires again")
+            moment = fire.astimezone(UTC)
+            if not moment.astimezone(self.cron.timezone).fold:  # not the repeat of a wall time (DST ends)
+                return moment
+            after = moment + timedelta(microseconds=1)
 
 
 @lru_cache(maxsize=256)
@@ -92,13 +103,21 @@ def parse_interval(text: str) -> Interval:
             return Interval(text, every=parse_duration(spec[len("@every"):]))
         except ValueError as exc:
             raise ValueError(f"interval {text!r}: {exc}") from None
+    zone: Any = UTC
+    if spec.startswith("CRON_TZ="):
+        name, _, spec = spec.removeprefix("CRON_TZ=").partition(" ")
+        try:
+            zone = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"interval {text!r}: {name!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+        spec = spec.strip()
     spec = _ALIASES.get(spec, spec)
     if spec.startswith("@") or len(spec.split()) != 5:
         raise ValueError(f"interval {text!r} is not valid; use {ALLOWED}")
     from apscheduler.triggers.cron import CronTrigger
 
     try:
-        return Interval(text, cron=CronTrigger.from_crontab(spec, timezone=UTC))
+        return Interval(text, cron=CronTrigger.from_crontab(spec, timezone=zone))
     except ValueError as exc:
         raise ValueError(f"interval {text!r} is not a valid CRON string ({exc}); use {ALLOWED}") from None
 

@@ -8,71 +8,19 @@ PostgreSQL. Prints the events acknowledged, the kills, and the events stored wit
 from __future__ import annotations
 
 import signal
-import threading
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from core.testing.processes import Deployment
 from hookspecs import Page, WhereEvent
-from tests.chaos_kit import INGEST_APP, figures, jobs_of, open_store, store_url  # noqa: F401 - fixtures
+from tests.chaos_kit import INGEST_APP, Ingest, figures, jobs_of, open_store, store_url  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
 #: SIGKILL / restart cycles, and how many posts each cycle sends before its kill.
 KILLS, POSTS_PER_CYCLE = 5, 40
-#: Client threads posting at once.
-CLIENTS = 4
-
-
-class Ingest:
-    """Clients posting to the gateway at ``url`` until told to stop, recording every ``202``."""
-
-    def __init__(self) -> None:
-        self.url = ""
-        self.acknowledged: list[str] = []
-        self.sent = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._post, daemon=True) for _ in range(CLIENTS)]
-
-    def __enter__(self) -> Ingest:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-
-    def more(self, count: int) -> Callable[[], bool]:
-        """A condition: ``count`` more events acknowledged than now."""
-        target = len(self.acknowledged) + count
-        return lambda: len(self.acknowledged) >= target
-
-    def _post(self) -> None:
-        with httpx.Client(timeout=5) as client:
-            while not self._stop.is_set():
-                url = self.url
-                if not url:
-                    self._stop.wait(0.01)
-                    continue
-                with self._lock:
-                    self.sent += 1
-                    n = self.sent
-                try:
-                    answer = client.post(f"{url}/webhooks/orders", json={"data": {"n": n}})
-                except httpx.HTTPError:
-                    continue  # the gateway died under the request: not acknowledged
-                if answer.status_code == 202:
-                    with self._lock:
-                        self.acknowledged.append(answer.json()["event_ids"][0])
-
-
 async def test_a_sigkilled_gateway_loses_no_acknowledged_event_and_stores_none_without_its_jobs(
     tmp_path: Path, store_url: str, figures  # noqa: F811 - the fixtures
 ) -> None:

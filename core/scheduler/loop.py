@@ -38,7 +38,7 @@ from core.scheduler.paused import is_paused
 from core.scheduler.ratelimit import RateGate
 from core.scheduler.runner import Runner
 from core.timing import Interval, parse_interval
-from hookspecs import Action, Claim, Destination, Job, Lease, Supervisor
+from hookspecs import Action, Claim, Destination, Job, Lease, StoreUnavailable, Supervisor
 
 log = logging.getLogger("core.scheduler")
 
@@ -103,11 +103,20 @@ class ActionLoop:
         """Tick until stopped; a failing pass (store down) is logged and retried next tick."""
         tick = at = datetime.now(UTC)
         scheduled = True  # False for a pass run by a wake: the ticks keep their times
+        store_down = False  # an outage is reported in one line when it starts and when it ends
         while not self.stopping.is_set():
             try:
                 await self.tick(at)
+            except StoreUnavailable as exc:
+                if not store_down:
+                    log.warning("scheduled pass of %s: %s; retrying at each tick until it is back", self.name, exc)
+                store_down = True
             except Exception:
                 log.exception("scheduled pass of %s failed; retrying at the next tick", self.name)
+            else:
+                if store_down:
+                    log.info("scheduled pass of %s: the store is back", self.name)
+                store_down = False
             now = datetime.now(UTC)
             if scheduled:
                 tick = self.interval.next_after(tick)
