@@ -261,7 +261,7 @@ async def test_a_publish_failure_still_answers_202_and_the_job_stays_claimable(
         response = await client.post(f"{gateway.url}/webhooks/orders", json={"data": 1})
         assert response.status_code == 202
         [job_id] = response.json()["job_ids"]
-        await eventually(lambda: asyncio.sleep(0, result="could not publish 1 realtime job(s)" in caplog.text))
+        await eventually(lambda: asyncio.sleep(0, result="1 job(s) not published" in caplog.text))
         claimed = await runtime.store.claim_ids(Claim(owner="test"), [job_id], now=datetime.now(UTC))
         assert [j.id for j in claimed] == [job_id]
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from core.observability import metrics, tracing
+from core.observability.outage import Outage
 from core.ready_jobs import encode
 from hookspecs import JOBS_TOPIC, Job, PubSub
 
@@ -40,6 +41,7 @@ class Publisher:
         self._closing = False
         self._traces: list[Mapping[str, str]] = []
         self._failures = metrics.child(metrics.PUBLISH_FAILURES, "gateway")
+        self._outage = Outage(log, "publishing realtime jobs (the schedule delivers what is not published)")
 
     def offer(self, jobs: Sequence[Job], trace: Mapping[str, str] | None = None) -> None:
         """Queue committed realtime jobs for publishing; never blocks, never raises."""
@@ -85,8 +87,9 @@ class Publisher:
                 await self.pubsub.publish(JOBS_TOPIC, encode(chunk, trace))
             except Exception as exc:  # noqa: BLE001 - the schedule delivers what was not published
                 self._failures.inc()
-                log.warning("could not publish %d realtime job(s), the schedule will deliver them: %s: %s",
-                            len(chunk), type(exc).__name__, exc)
+                self._outage.failed(f"{len(chunk)} job(s) not published: {type(exc).__name__}: {exc}")
+            else:
+                self._outage.recovered()
 
     async def close(self) -> None:
         """Publish what is left (for at most :data:`FLUSH_SECONDS`), then stop."""

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from core.observability import logs, metrics, tracing
+from core.observability.outage import Outage
 from core.ready_jobs import encode
 from core.runtime import Runtime
 from core.scheduler.children import make_children, realtime_jobs
@@ -92,6 +93,7 @@ class Runner:
         self._durations: dict[tuple[str, str], Any] = {}
         self._states: dict[tuple[str, str, str], Any] = {}
         self._publish_failures = metrics.child(metrics.PUBLISH_FAILURES, "scheduler")
+        self._publish_outage = Outage(log, "publishing child realtime jobs (the poll delivers what is not published)")
 
     def toolkit(self, destination: str, action: str = "") -> Toolkit:
         """The toolkit of a destination (or one of its actions) in the scheduler."""
@@ -258,7 +260,9 @@ class Runner:
             await pubsub.publish(JOBS_TOPIC, encode(jobs, tracing.carrier() if tracing.ON else None))
         except Exception as exc:  # noqa: BLE001 - the broker is optional: the poll delivers them
             self._publish_failures.inc()
-            log.warning("could not publish %d realtime job(s) (%s); the poll will deliver them", len(jobs), exc)
+            self._publish_outage.failed(f"{len(jobs)} job(s) not published: {type(exc).__name__}: {exc}")
+        else:
+            self._publish_outage.recovered()
 
     async def _events(self, jobs: Sequence[Job]) -> dict[str, Event]:
         """The jobs' events (one query), each holding its jobs, in the order of the jobs.
