@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.admin import flows, operations, purge, read, write
+from core.admin import dashboard, flows, operations, purge, read, write
 from core.admin.endpoints import PREFIX, Call, Endpoint, openapi
 from core.admin.errors import ApiError
 from core.admin.tokens import AdminToken, find_token, tokens_of
@@ -138,4 +138,5 @@ def build_app(runtime: Any) -> Starlette:
 
     routes = [Route(PREFIX + "/openapi.json", serve_schema, methods=["GET"])]
     routes += [route(ep, runtime, tokens) for ep in listed]
+    routes += dashboard.routes(runtime, tokens, LOCAL)
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

@@ -1,0 +1,87 @@
+"""What the overview shows of each action: its backlog, paused state and lease (the admin API's
+destinations read), last hour's succeeded and failed jobs in 5-minute buckets with the failure
+rate (the store's activity read), its failed and discarded counts and oldest waiting job."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from core.admin import read
+from core.admin.dashboard.chart import Bucket, bars
+from core.admin.endpoints import Call
+
+WINDOW = timedelta(hours=1)
+BUCKET_SECONDS = 300
+_BAD = ("failed", "discarded")
+
+
+@dataclass(slots=True)
+class ActionRow:
+    """One action on the overview (``summary`` and ``chart`` empty when the store has no such reads)."""
+
+    destination: str
+    name: str
+    schedule: dict[str, Any]
+    paused: bool
+    lease: dict[str, Any] | None
+    backlog: dict[str, int]
+    succeeded: int
+    failed: int
+    chart: str
+    summary: Any = None
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed (or discarded) of the jobs finished in the last hour, from 0 to 1."""
+        done = self.succeeded + self.failed
+        return self.failed / done if done else 0.0
+
+    @property
+    def failing(self) -> bool:
+        """Whether jobs failed in the last hour or wait to be retried."""
+        return self.failed > 0 or self.backlog.get("failed", 0) > 0
+
+
+def _buckets(rows: list[tuple[str, str, str, int, int]], now: datetime) -> dict[tuple[str, str], list[Bucket]]:
+    """Each action's buckets of the window, oldest first (empty buckets included; an action
+    with no activity is missing: key ``("", "")`` holds the empty window)."""
+    last = int(now.timestamp()) // BUCKET_SECONDS
+    first = last - int(WINDOW.total_seconds()) // BUCKET_SECONDS + 1
+    counts: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    counts[("", "")] = defaultdict(lambda: [0, 0])
+    for destination, action, status, bucket, n in rows:
+        if status == "succeeded" or status in _BAD:
+            counts[(destination, action)][bucket][status != "succeeded"] += n
+    return {
+        key: [Bucket(datetime.fromtimestamp(b * BUCKET_SECONDS, UTC).strftime("%H:%M"), *by_bucket[b])
+              for b in range(first, last + 1)]
+        for key, by_bucket in counts.items()
+    }
+
+
+async def action_rows(call: Call) -> list[ActionRow]:
+    """Every action of the pipeline, failing ones first (then by failure rate, then by name)."""
+    store, now = call.runtime.store, datetime.now(UTC)
+    listed = (await read.list_destinations(call))["destinations"]
+    activity = getattr(store, "activity", None)
+    summary = getattr(store, "action_summary", None)
+    buckets = _buckets(await activity(now - WINDOW, BUCKET_SECONDS), now) if activity is not None else {}
+    rows = []
+    for destination in listed:
+        for action in destination["actions"]:
+            key = (destination["name"], action["name"])
+            mine = buckets.get(key) or buckets.get(("", ""), [])
+            ok, bad = sum(b.succeeded for b in mine), sum(b.failed for b in mine)
+            label = f"{key[0]}.{key[1]}, last hour: {ok} succeeded, {bad} failed"
+            rows.append(ActionRow(
+                destination=key[0], name=key[1], schedule=action["schedule"],
+                paused=action["paused"] or destination["paused"], lease=(action.get("lease") or None),
+                backlog=action["backlog"], succeeded=ok, failed=bad,
+                chart=bars(mine, label) if activity is not None else "",
+                summary=await summary(*key) if summary is not None else None,
+            ))
+    rows.sort(key=lambda r: (not r.failing, -r.failure_rate, r.destination, r.name))
+    return rows
