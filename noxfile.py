@@ -33,6 +33,7 @@ import nox
 ROOT = Path(__file__).resolve().parent
 SERVICES_SCRIPT = ROOT / ".ci" / "services.py"
 LEFTOVERS_SCRIPT = ROOT / ".ci" / "leftovers.py"
+CHROMIUM_SCRIPT = ROOT / ".ci" / "chromium.py"
 #: Marks the processes of a session (``.ci/leftovers.py``); not ``CORE_*``, which the test
 #: kit's ``Deployment`` strips from the processes it starts.
 SESSION_MARK = "CI_SESSION_MARK"
@@ -105,8 +106,9 @@ def _install_all_plugins(session: nox.Session) -> None:
     session.install("-e", ".[test]", *(arg for p in PLUGINS for arg in ("-e", p.requirement)))
 
 
-#: The tests session leaves the reliability battery (marker ``chaos``) to its own session.
-NOT_CHAOS = ("-m", "not chaos")
+#: The tests session leaves the reliability battery (marker ``chaos``) and the browser tests
+#: (marker ``browser``) to their own sessions.
+NOT_CHAOS = ("-m", "not chaos and not browser")
 #: The chaos session's wall-time budget, in seconds (issue 20: under 20 minutes).
 CHAOS_BUDGET = 20 * 60
 
@@ -155,6 +157,16 @@ def _plugin_session(plugin: Plugin) -> None:
 
 for _p in PLUGINS:
     _plugin_session(_p)
+
+
+@nox.session(tags=["core", "browser"])
+def browser(session: nox.Session) -> None:
+    """The dashboard in a real browser: Debian's chromium (installed by ``.ci/chromium.py`` when
+    missing) driven by Playwright; screenshots are left in ``artifacts/dashboard/``."""
+    session.install("-e", ".[test,browser]")
+    session.run("python", str(CHROMIUM_SCRIPT))
+    with leaving_no_trace(session) as (_, tests_env):
+        session.run("pytest", "-m", "browser", "--durations=0", *session.posargs, env=tests_env)
 
 
 @nox.session(tags=["core", "plugins"])
