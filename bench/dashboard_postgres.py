@@ -73,8 +73,8 @@ INSERT INTO jobs (seq, id, event_id, destination, action, context, data, created
   SELECT n, id, id, destination, action, '{}', '{}', at FROM gen;
 INSERT INTO transitions (id, job_seq, job_id, event_id, attempt, state_before, state_after, error, created_at)
   SELECT 'a' || right(id, 26), n, id, id, 0, NULL, 'acknowledged', NULL, at FROM gen
-  UNION ALL SELECT 'e' || right(id, 26), n, id, id, 1, 'acknowledged', 'executing', NULL, at + interval '1 second' FROM gen
-    WHERE status <> 'awaiting'
+  UNION ALL SELECT 'e' || right(id, 26), n, id, id, 1, 'acknowledged', 'executing', NULL,
+    at + interval '1 second' FROM gen WHERE status <> 'awaiting'
   UNION ALL SELECT 'f' || right(id, 26), n, id, id, 1, 'executing', status,
     CASE WHEN status IN ('failed', 'discarded') THEN 'HTTP ' || (500 + n % 4) || ': the destination refused' END,
     at + interval '2 seconds' FROM gen WHERE status <> 'awaiting';
@@ -169,7 +169,8 @@ def main() -> None:
                     verdict = "ok" if ms < TARGET_MS and status in (200, 303) else "SLOW" if ms >= TARGET_MS else "ERR"
                     print(f"{path:<75} {status} median {ms:7.1f} ms ({ms / baseline:5.1f}x baseline) "
                           f"{verdict} (target {TARGET_MS} ms)", flush=True)
-                print(f"slowest page: {worst:.1f} ms; target {TARGET_MS} ms: {'met' if worst < TARGET_MS else 'MISSED'}")
+                met = "met" if worst < TARGET_MS else "MISSED"
+                print(f"slowest page: {worst:.1f} ms; target {TARGET_MS} ms: {met}")
         finally:
             process.terminate()
             process.communicate(timeout=30)

@@ -166,3 +166,23 @@ def test_the_overview_at_phone_width(browser: Any, deployment: tuple[str, str, P
     shot(page, "overview-phone")
     context.close()
     assert width <= 390
+
+
+def test_a_form_without_the_csrf_token_or_from_a_read_only_token_is_refused(
+    deployment: tuple[str, str, Path],
+) -> None:
+    _, base, _ = deployment
+    pause = f"{base}/destinations/crm/actions/notify/pause"
+    with httpx.Client(timeout=10) as anonymous:
+        assert anonymous.post(pause, data={}).status_code == 403
+    for token in ("r3ad-s3cret", WRITE_TOKEN):
+        with httpx.Client(timeout=10) as client:
+            client.post(f"{base}/login", data={"token": token})
+            refused = client.post(pause, data={"csrf": "forged"})
+            assert refused.status_code == 403 and "CSRF" in refused.text
+    with httpx.Client(timeout=10) as reader:
+        reader.post(f"{base}/login", data={"token": "r3ad-s3cret"})
+        cookie = reader.cookies.get("core_admin_session", path="/admin/")
+        assert "r3ad-s3cret" not in cookie
+    page = httpx.get(f"{base}/destinations/crm/actions/notify", cookies={"core_admin_session": cookie}, timeout=10)
+    assert "Pause" not in page.text and "paused" not in page.text
