@@ -9,6 +9,7 @@ settled one: with 100,000 jobs an hour, a refresh reads minutes of history, not 
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -100,27 +101,36 @@ def _buckets(rows: list[Row], now: datetime) -> dict[tuple[str, str], list[Bucke
     }
 
 
+async def _none() -> None:
+    return None
+
+
 async def action_rows(call: Call) -> list[ActionRow]:
-    """Every action of the pipeline, failing ones first (then by failure rate, then by name)."""
+    """Every action of the pipeline, failing ones first (then by failure rate, then by name).
+    The store's reads run at once (each on its own connection of the pool)."""
     store, now = call.runtime.store, datetime.now(UTC)
-    listed = (await read.list_destinations(call))["destinations"]
     activity = getattr(store, "activity", None)
     summary = getattr(store, "action_summary", None)
     kept = _activities.setdefault(store, Activity())
-    buckets = _buckets(await kept.rows(activity, now), now) if activity is not None else {}
+    found, recent = await asyncio.gather(
+        read.list_destinations(call), kept.rows(activity, now) if activity is not None else _none()
+    )
+    listed = found["destinations"]
+    buckets = _buckets(recent, now) if recent is not None else {}
+    keys = [(d["name"], a["name"]) for d in listed for a in d["actions"]]
+    summaries = await asyncio.gather(*(summary(*key) if summary is not None else _none() for key in keys))
     rows = []
-    for destination in listed:
-        for action in destination["actions"]:
-            key = (destination["name"], action["name"])
-            mine = buckets.get(key) or buckets.get(("", ""), [])
-            ok, bad = sum(b.succeeded for b in mine), sum(b.failed for b in mine)
-            label = f"{key[0]}.{key[1]}, last hour: {ok} succeeded, {bad} failed"
-            rows.append(ActionRow(
-                destination=key[0], name=key[1], schedule=action["schedule"],
-                paused=action["paused"] or destination["paused"], lease=(action.get("lease") or None),
-                backlog=action["backlog"], succeeded=ok, failed=bad,
-                chart=bars(mine, label) if activity is not None else "",
-                summary=await summary(*key) if summary is not None else None,
-            ))
+    for (destination, action), key, summarised in zip(
+        ((d, a) for d in listed for a in d["actions"]), keys, summaries, strict=True
+    ):
+        mine = buckets.get(key) or buckets.get(("", ""), [])
+        ok, bad = sum(b.succeeded for b in mine), sum(b.failed for b in mine)
+        label = f"{key[0]}.{key[1]}, last hour: {ok} succeeded, {bad} failed"
+        rows.append(ActionRow(
+            destination=key[0], name=key[1], schedule=action["schedule"],
+            paused=action["paused"] or destination["paused"], lease=(action.get("lease") or None),
+            backlog=action["backlog"], succeeded=ok, failed=bad,
+            chart=bars(mine, label) if activity is not None else "", summary=summarised,
+        ))
     rows.sort(key=lambda r: (not r.failing, -r.failure_rate, r.destination, r.name))
     return rows
