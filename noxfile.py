@@ -34,6 +34,7 @@ import nox
 ROOT = Path(__file__).resolve().parent
 SERVICES_SCRIPT = ROOT / ".ci" / "services.py"
 LEFTOVERS_SCRIPT = ROOT / ".ci" / "leftovers.py"
+CHROMIUM_SCRIPT = ROOT / ".ci" / "chromium.py"
 #: Marks the processes of a session (``.ci/leftovers.py``); not ``CORE_*``, which the test
 #: kit's ``Deployment`` strips from the processes it starts.
 SESSION_MARK = "CI_SESSION_MARK"
@@ -111,9 +112,10 @@ def _install_all_plugins(session: nox.Session) -> None:
     session.install("-e", ".[test]", *(arg for p in PLUGINS for arg in ("-e", p.requirement)))
 
 
-#: The tests session leaves the reliability battery (marker ``chaos``) to its own session, and
-#: the site and tutorial tests (marker ``docs``: the docs extra, NATS, more plugins) to ``docs``.
-NOT_CHAOS = ("-m", "not chaos and not docs")
+#: The tests session leaves the reliability battery (marker ``chaos``), the browser tests
+#: (marker ``browser``) and the site and tutorial tests (marker ``docs``: the docs extra, NATS,
+#: more plugins) to their own sessions.
+NOT_CHAOS = ("-m", "not chaos and not docs and not browser")
 #: The chaos session's wall-time budget, in seconds (issue 20: under 20 minutes).
 CHAOS_BUDGET = 20 * 60
 #: The tests proving a guarantee of the battery (docs/guarantees.md) that live beside the code
@@ -186,6 +188,16 @@ def _plugin_session(plugin: Plugin) -> None:
 
 for _p in PLUGINS:
     _plugin_session(_p)
+
+
+@nox.session(tags=["core", "browser"])
+def browser(session: nox.Session) -> None:
+    """The dashboard in a real browser: Debian's chromium (installed by ``.ci/chromium.py`` when
+    missing) driven by Playwright; screenshots are left in ``artifacts/dashboard/``."""
+    session.install("-e", ".[test,browser]")
+    session.run("python", str(CHROMIUM_SCRIPT))
+    with leaving_no_trace(session) as (_, tests_env):
+        session.run("pytest", "-m", "browser", "--durations=0", *session.posargs, env=tests_env)
 
 
 @nox.session(tags=["static"])

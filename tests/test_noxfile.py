@@ -38,7 +38,7 @@ def test_a_new_plugin_gets_a_tagged_session(tmp_path: Path) -> None:
     (tmp_path / "plugins" / "core-plugin-demo").mkdir(parents=True)
     (tmp_path / "plugins" / "core-plugin-demo" / "pyproject.toml").write_text(PYPROJECT)
     sessions = {s["name"]: s for s in listed(noxfile)}
-    assert set(sessions) == {"tests", "chaos", "plugin-demo", "lint", "typecheck", "docs", "wheels"}
+    assert set(sessions) == {"tests", "chaos", "plugin-demo", "browser", "lint", "typecheck", "docs", "wheels"}
     assert set(sessions["plugin-demo"]["tags"]) == {"plugins", "demo", "redis", "postgresql"}
     assert [s["name"] for s in listed(noxfile, "-t", "redis")] == ["plugin-demo"]
 

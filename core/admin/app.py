@@ -18,9 +18,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from core.admin import flows, operations, purge, read, write
+from core.admin import dashboard, flows, operations, purge, read, write
 from core.admin.endpoints import PREFIX, Call, Endpoint, openapi
 from core.admin.errors import ApiError
 from core.admin.tokens import AdminToken, find_token, tokens_of
@@ -136,6 +136,7 @@ def build_app(runtime: Any) -> Starlette:
             return _error(exc, {"WWW-Authenticate": "Bearer"})
         return json_response(schema)
 
-    routes = [Route(PREFIX + "/openapi.json", serve_schema, methods=["GET"])]
+    routes: list[BaseRoute] = [Route(PREFIX + "/openapi.json", serve_schema, methods=["GET"])]
     routes += [route(ep, runtime, tokens) for ep in listed]
+    routes += dashboard.routes(runtime, tokens, LOCAL)
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

@@ -185,16 +185,17 @@ async def page_of(
     """One page of at most ``limit`` matches after cursor ``after`` (oldest first, by id), and
     the cursor of the next page (``None`` at the end)."""
     found: list[T] = []
+    size = limit  # the store applies most filters: the first read usually fills the page
     while True:
-        batch = await find(replace(where, page=Page(limit=SCAN_PAGE, after=after)))
+        batch = await find(replace(where, page=Page(limit=size, after=after)))
         for item in batch:
             if keep(item):
                 found.append(item)
                 if len(found) == limit:
                     return found, item.id
-        if len(batch) < SCAN_PAGE:
+        if len(batch) < size:
             return found, None
-        after = batch[-1].id
+        after, size = batch[-1].id, SCAN_PAGE
 
 
 async def every(

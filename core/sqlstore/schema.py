@@ -42,7 +42,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from hookspecs import CLAIMABLE_STATUSES, Status
 
 #: The version of the tables below; bump it and add a step to ``SQLStore.schema_steps``.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: ``job_state.ready_at`` of a job without a due time: it sorts before every real time.
 NO_DUE_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -225,6 +225,7 @@ transitions = Table(
     Column("lease_owner", NAME),
     Column("lease_expires_at", UTCDateTime),
     Index("ix_transitions_job", "job_seq", "seq"),
+    Index("ix_transitions_created_at", "created_at"),  # the dashboard's last hour (schema 6)
 )
 
 job_state = Table(
@@ -245,6 +246,8 @@ job_state = Table(
     ),
     Index("ix_job_state_lease", "lease_expires_at", sqlite_where=EXECUTING_SQL, postgresql_where=EXECUTING_SQL),
     Index("ix_job_state_status", "status", "job_seq"),
+    # The dashboard's per-action counts, oldest waiting job and failures (schema 6).
+    Index("ix_job_state_action_status", "destination", "action", "status", "job_seq"),
 )
 
 #: ``jobs.seq`` of the job whose id is bound as ``job_ref``: rows of ``transitions`` and

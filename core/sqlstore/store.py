@@ -14,6 +14,7 @@ from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import ConfigError
+from core.sqlstore import activity as dashboard
 from core.sqlstore import buckets, claims, flows, idempotency, moves, pauses, reads, upkeep
 from core.sqlstore.database import SQLDatabase
 from core.sqlstore.rows import UPDATE_PREFIX, event_row, new_jobs
@@ -53,6 +54,11 @@ async def _add_version_5(conn: AsyncConnection) -> None:
     await claims.add_ordering_keys(conn)
 
 
+async def _add_version_6(conn: AsyncConnection) -> None:
+    """Store schema 5 -> 6: the indexes of the dashboard's reads (:mod:`core.sqlstore.activity`)."""
+    await dashboard.add_dashboard_indexes(conn)
+
+
 class SQLStore(SQLDatabase):
     """The shared SQL store. See :mod:`core.sqlstore` for its extension points.
 
@@ -66,7 +72,8 @@ class SQLStore(SQLDatabase):
     tables: ClassVar[Sequence[Table]] = tuple(metadata.sorted_tables)
     schema_version: ClassVar[int] = SCHEMA_VERSION
     schema_steps: ClassVar[Mapping[int, Step]] = {
-        1: idempotency.add_keys, 2: pauses.add_pauses, 3: flows.add_disabled_flows, 4: _add_version_5,
+        1: idempotency.add_keys, 2: pauses.add_pauses, 3: flows.add_disabled_flows,
+        4: _add_version_5, 5: _add_version_6,
     }
     #: Writer transactions in flight at once (SQLite: 1, its single writer; a server database
     #: may overlap a commit's disk wait with the next batch).
@@ -321,6 +328,21 @@ class SQLStore(SQLDatabase):
         async with self.connection() as conn:
             rows = (await conn.execute(query)).all()
         return {(destination, action, status): count for destination, action, status, count in rows}
+
+    async def activity(self, since: datetime, bucket_seconds: int) -> list[tuple[str, str, str, int, int]]:
+        """Transitions since ``since`` by action, status reached and time bucket (the dashboard)."""
+        async with self.connection() as conn:
+            return await dashboard.activity(conn, since, bucket_seconds)
+
+    async def action_summary(self, destination: str, action: str) -> dashboard.ActionSummary:
+        """An action's failed and discarded counts and its oldest waiting job (the dashboard)."""
+        async with self.connection() as conn:
+            return await dashboard.action_summary(conn, destination, action)
+
+    async def failures(self, destination: str, action: str) -> list[dashboard.Failure]:
+        """An action's recent failures grouped by error message (the dashboard)."""
+        async with self.connection() as conn:
+            return await dashboard.failures(conn, destination, action)
 
     async def find_events(self, where: WhereEvent) -> list[Event]:
         async with self.connection() as conn:

@@ -1,0 +1,113 @@
+"""The dashboard's read pages. Each reads through the admin API's own functions
+(:mod:`core.admin.read`, :mod:`core.admin.flows`) with a :class:`~core.admin.endpoints.Call`
+as the session's token, and through the store's dashboard reads (:mod:`core.sqlstore.activity`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import RedirectResponse, Response
+
+from core.admin import filters, flows, read
+from core.admin.dashboard.overview import action_rows
+from core.admin.dashboard.web import ROOT, Page
+from core.admin.errors import ApiError
+
+#: Rows of a list page.
+PAGE_ROWS = 50
+
+
+async def overview(page: Page) -> Response:
+    """Every action: backlog, last hour's activity, failing ones first (refreshes itself)."""
+    return page.render("overview.html", rows=await action_rows(page.call()))
+
+
+async def action(page: Page) -> Response:
+    """One action: schedule, state, recent failures by error message, its write buttons."""
+    path = dict(page.request.path_params)
+    call = page.call(path)
+    found = await read.get_action(call)
+    store = page.runtime.store
+    summary = getattr(store, "action_summary", None)
+    failures = getattr(store, "failures", None)
+    return page.render(
+        "action.html",
+        action=found,
+        ref=f"{path['destination']}.{path['action']}",
+        summary=await summary(path["destination"], path["action"]) if summary is not None else None,
+        failures=await failures(path["destination"], path["action"]) if failures is not None else None,
+    )
+
+
+async def event(page: Page) -> Response:
+    """One event: its fields, its payload as text, its jobs."""
+    return page.render("event.html", event=await read.get_event(page.call(page.request.path_params)))
+
+
+async def job(page: Page) -> Response:
+    """One job: its timeline of transitions, its parent and child jobs, a retry button."""
+    found = await read.get_job(page.call(page.request.path_params))
+    siblings = (await read.get_event(page.call({"event": found.event_id}))).jobs
+    children = [j for j in siblings if j.parent_job_id == found.id]
+    return page.render("job.html", job=found, children=children)
+
+
+def _query(page: Page) -> dict[str, Any]:
+    query = {k: v for k, v in page.request.query_params.items() if v}
+    query.setdefault("limit", str(PAGE_ROWS))
+    return query
+
+
+async def jobs(page: Page) -> Response:
+    """Jobs matching the filter of the query string, a keyset page at a time."""
+    query = _query(page)
+    found = await read.list_jobs(page.call(query=query))
+    return page.render("jobs.html", jobs=found["jobs"], next=found["next"], query=query,
+                       filters=filters.JOB_PARAMS, statuses=filters.STATUSES)
+
+
+async def events(page: Page) -> Response:
+    """Events matching the filter of the query string, a keyset page at a time."""
+    query = _query(page)
+    found = await read.list_events(page.call(query=query))
+    return page.render("events.html", events=found["events"], next=found["next"], query=query,
+                       filters=filters.EVENT_PARAMS)
+
+
+async def search(page: Page) -> Response:
+    """A job or event id goes to its page; anything else is said not found."""
+    wanted = page.request.query_params.get("q", "").strip()
+    if wanted:
+        if await page.runtime.store.get_job(wanted) is not None:
+            return RedirectResponse(f"{ROOT}/jobs/{wanted}", 303)
+        if await page.runtime.store.get_event(wanted) is not None:
+            return RedirectResponse(f"{ROOT}/events/{wanted}", 303)
+    return page.render("search.html", wanted=wanted, filters=filters.JOB_PARAMS, statuses=filters.STATUSES)
+
+
+async def sources(page: Page) -> Response:
+    """Sources with their triggers and lock holders, and the flows with enable / disable."""
+    call = page.call()
+    return page.render("sources.html", sources=(await read.list_sources(call))["sources"],
+                       flows=(await flows.list_flows(call))["flows"])
+
+
+async def nodes(page: Page) -> Response:
+    """The running nodes (the supervisor's registry)."""
+    return page.render("nodes.html", nodes=(await read.list_nodes(page.call()))["nodes"],
+                       supervised=page.runtime.supervisor is not None)
+
+
+async def migrations(page: Page) -> Response:
+    """The wanderer's migrations and their status."""
+    try:
+        found, missing = (await read.list_migrations(page.call()))["migrations"], None
+    except ApiError as exc:
+        found, missing = [], exc.message
+    return page.render("migrations.html", migrations=found, missing=missing)
+
+
+async def options(page: Page) -> Response:
+    """The configuration in effect, secrets replaced (the admin API's options read)."""
+    found = await read.get_options(page.call())
+    return page.render("options.html", settings=found["settings"], options=found["options"])
