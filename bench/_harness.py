@@ -270,3 +270,33 @@ def raw_claim_and_result(db: sqlite3.Connection, destination: str, action: str, 
                    [(attempt, _NO_DUE, seq) for seq, _i, _e, _c, _d, attempt in jobs])
     db.execute("COMMIT")
     return len(jobs)
+
+
+#: The parse-only baseline of HTTP ingest: a Starlette app that parses the JSON body and answers
+#: ``202``, served by uvicorn with the gateway's settings (``core.gateway.service``).
+PARSE_ONLY = """
+import socket, orjson, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+async def ingest(request):
+    orjson.loads(await request.body())
+    return Response(b'{"id":"parse-only"}', status_code=202, media_type="application/json")
+
+app = Starlette(routes=[Route("/ingest", ingest, methods=["POST"])])
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(2048)
+print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False, server_header=False,
+                        proxy_headers=False, loop="auto", http="auto")
+uvicorn.Server(config).run(sockets=[sock])
+"""
+
+
+def start_parse_only(directory: Path) -> tuple[subprocess.Popen[str], str]:
+    """The parse-only Starlette app (:data:`PARSE_ONLY`) on a free port."""
+    script = directory / "parse_only.py"
+    script.write_text(PARSE_ONLY)
+    return start_server([sys.executable, str(script)], directory, {})
