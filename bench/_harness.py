@@ -300,3 +300,24 @@ def start_parse_only(directory: Path) -> tuple[subprocess.Popen[str], str]:
     script = directory / "parse_only.py"
     script.write_text(PARSE_ONLY)
     return start_server([sys.executable, str(script)], directory, {})
+
+
+def plot_latencies(waits_ms: list[float], path: Path, title: str) -> None:
+    """A histogram of latencies (ms) as a PNG at ``path``, when matplotlib is installed (bench extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"(no plot {path.name}: pip install -e '.[bench]' for matplotlib)")
+        return
+    figure, axes = plt.subplots(figsize=(7, 4))
+    axes.hist(waits_ms, bins=60)
+    axes.set_xlabel("commit -> load (ms)")
+    axes.set_ylabel("jobs")
+    axes.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    print(f"plot written: {path}")

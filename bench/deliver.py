@@ -40,6 +40,7 @@ from _harness import (
     interleave,
     load_average,
     peak_rss_mb,
+    plot_latencies,
     raw_claim_and_result,
     raw_connection,
     raw_insert,
@@ -231,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rate-limit", default=None, help='e.g. "1000000/s": bookkeeping without throttling')
+    parser.add_argument("--plot", default=str(Path(__file__).resolve().parent.parent / "docs" / "realtime-latency.png"),
+                        help="where the PNG of the realtime latency distribution goes")
     parser.add_argument("--skip", choices=["backlog", "latency", "destinations"], action="append", default=[])
     args = parser.parse_args(argv)
     loop_factory = event_loop_factory()
@@ -260,7 +263,9 @@ def main(argv: list[str] | None = None) -> None:
                    target=1.0)
         if "latency" not in args.skip:
             with asyncio.Runner(loop_factory=loop_factory) as runner:
-                runner.run(latency(Path(tmp) / "latency", args.rate, args.seconds))
+                waits = runner.run(latency(Path(tmp) / "latency", args.rate, args.seconds))
+            plot_latencies(waits, Path(args.plot), f"realtime, memory pub/sub, {args.rate:,} events/s "
+                           f"({load_average()})")
 
 
 if __name__ == "__main__":
