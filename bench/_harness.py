@@ -321,3 +321,12 @@ def plot_latencies(waits_ms: list[float], path: Path, title: str) -> None:
     figure.savefig(path)
     plt.close(figure)
     print(f"plot written: {path}")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a server that cannot bind port 0 itself)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
