@@ -127,7 +127,8 @@ def main() -> None:
         path = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)
         env = {"BENCH_WRITE_KEY": WRITE_KEY, "PYTHONPATH": path}
         (directory / "app.py").write_text(APP)
-        (directory / "core.toml").write_text('app = "app.py"\nstore = "sqlite:///core.db"\nsupervisor = ""\nwanderer = ""\n')
+        (directory / "core.toml").write_text(
+            'app = "app.py"\nstore = "sqlite:///core.db"\nsupervisor = ""\nwanderer = ""\n')
         gateway, url = start_gateway(directory, env)
         try:
             print(f"gateway {url}, {os.cpu_count()} cores, {args.connections} connections, "
