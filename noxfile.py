@@ -277,6 +277,7 @@ def bench(session: nox.Session) -> None:
     ``nox -s bench -- bench/ingest.py --duration 5`` runs one script with its arguments.
     """
     _install_all_plugins(session)
+    session.install("-e", ".[bench]")
     with leaving_no_trace(session) as (services_env, run_env):
         start_services(session, sorted({s for p in PLUGINS for s in p.services}), services_env)
         for script in [session.posargs] if session.posargs else [[s] for s in bench_scripts()]:
@@ -285,9 +286,10 @@ def bench(session: nox.Session) -> None:
 
 def bench_scripts() -> list[str]:
     """The benchmarks runnable as they are: scripts with a ``__main__`` block and no required
-    positional argument (helpers such as ``realtime_broker.py`` are run by the others)."""
+    positional argument (helpers such as ``realtime_broker.py`` are run by the others), then the
+    peers (``bench/peers/``)."""
     runnable = []
-    for path in sorted(ROOT.glob("bench/*.py")):
+    for path in [*sorted(ROOT.glob("bench/*.py")), *sorted(ROOT.glob("bench/peers/*.py"))]:
         text = path.read_text()
         if "__name__ == \"__main__\"" in text and not re.search(r"add_argument\(\s*[\"'][^-]", text):
             runnable.append(str(path.relative_to(ROOT)))

@@ -21,8 +21,8 @@ import time
 from datetime import UTC, datetime
 
 import asyncpg
+from _harness import scratch_database
 from core_plugin_postgres.store import PostgresStore
-from postgres_common import scratch_database
 
 from hookspecs import Claim, Event, Job, Queue, Status, new_id
 

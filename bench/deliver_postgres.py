@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import deliver
-from postgres_common import scratch_database
+from _harness import scratch_database
 
 from core.config import load_settings
 from core.runtime import Runtime

@@ -36,7 +36,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from core.testing.processes import Deployment
+import orjson
+from _harness import (
+    EVENT,
+    Clock,
+    cpu_seconds,
+    create_store_file,
+    interleave,
+    raw_connection,
+    raw_insert,
+    report,
+    rss_mb,
+    start_gateway,
+    start_parse_only,
+    stop,
+)
 
 API_KEY = "bench-api-key-0001"
 WHSEC = "whsec_" + base64.b64encode(b"bench secret of thirty-two bytes").decode()
@@ -68,9 +82,6 @@ def core_register_destinations():
 def core_register_flows():
     return [Flow("all", source="bench", actions=["warehouse.export"])]
 """
-
-EVENT = {"name": "order.created", "context": {"ip": "127.0.0.1", "user_agent": "bench"},
-         "data": {"order": 42, "total": 99.5, "items": [{"sku": "A-1", "qty": 2}, {"sku": "B-7", "qty": 1}]}}
 
 
 # -- the load generator (runs in its own process) ---------------------------------------------
@@ -162,12 +173,6 @@ def load_main(url: str, per_request: int, duration: float, connections: int, mod
 
 # -- the orchestrator --------------------------------------------------------------------------
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _run_load(url: str, per_request: int, duration: float, connections: int, mode: str = "none") -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, __file__, "--load", url, "--per-request", str(per_request),
@@ -177,48 +182,92 @@ def _run_load(url: str, per_request: int, duration: float, connections: int, mod
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
+def _phase(label: str, pid: int, url: str, per_request: int, args: argparse.Namespace, mode: str = "none") -> float:
+    """One timed load against the server ``pid``; prints its line, returns events/s."""
+    cpu = cpu_seconds(pid)
+    result = _run_load(url, per_request, args.duration, args.connections, mode)
+    cpu = cpu_seconds(pid) - cpu
+    events = int(result["accepted_events"])  # type: ignore[call-overload]
+    print(f"  {label:>24}: {result['events_per_s']:>9,.0f} events/s  {result['requests_per_s']:>7,.0f} req/s"
+          f"  latency ms p50 {result['p50']:.1f}  p99 {result['p99']:.1f}  statuses {result['statuses']}"
+          f"  server CPU {cpu / max(events, 1) * 1e6:.0f} µs/event, peak RSS {rss_mb(pid):.0f} MiB", flush=True)
+    return float(result["events_per_s"])  # type: ignore[arg-type]
+
+
+def raw_ingest(path: Path, per_request: int, duration: float) -> float:
+    """The raw baseline: sqlite3 inserting the same rows, ``per_request`` events per transaction
+    (the JSON decoded from the request body first, as the gateway does); events/s."""
+    db = raw_connection(path)
+    body = json.dumps({"events": [EVENT] * per_request}).encode()
+    try:
+        clock, done = Clock(), 0
+        while clock.elapsed() < duration:
+            raw_insert(db, orjson.loads(body)["events"])
+            done += per_request
+        rate = done / clock.elapsed()
+        print(f"  {'raw sqlite3 insert':>24}: {rate:>9,.0f} events/s ({per_request} per transaction)", flush=True)
+        return rate
+    finally:
+        db.close()
+
+
+def write_project(directory: Path, store: str) -> None:
+    """The bench's project: :data:`APP` and a ``core.toml`` naming ``store``."""
+    (directory / "app.py").write_text(APP)
+    (directory / "core.toml").write_text(
+        f'app = "app.py"\nstore = "{store}"\npubsub = ""\nsupervisor = ""\nwanderer = ""\n')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per phase")
     parser.add_argument("--connections", type=int, default=64, help="concurrent keep-alive connections")
     parser.add_argument("--batch", type=int, default=100, help="events per batch request")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs of core and baseline (medians)")
     parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--per-request", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=list(MODES), default="none", help=argparse.SUPPRESS)
+    parser.add_argument("--auth", action="store_true", help="also single events with an API key, a signature")
     parser.add_argument("--keys", action="store_true", help="also single events with a new Idempotency-Key each")
     args = parser.parse_args()
     if args.load:
         load_main(args.load, args.per_request, args.duration, args.connections, args.mode)
         return
-    settings = {"supervisor": "", "wanderer": ""}
     with tempfile.TemporaryDirectory(prefix="core-bench-") as tmp:
         directory = Path(tmp)
+        write_project(directory, "sqlite:///core.db")
         env = {"CORE_LOAD_PLUGINS": "", "BENCH_API_KEY": API_KEY, "BENCH_WHSEC": WHSEC}
-        with Deployment(directory, APP, settings=settings, env=env) as deployment:
-            gateway, url = deployment.start("gateway").process, deployment.url
-            print(f"gateway {url} (pid {gateway.pid}), {os.cpu_count()} cores, {args.connections} connections, "
-                  f"{args.duration:g}s per phase")
-            accepted = 0
+        gateway, url = start_gateway(directory, env)
+        parse_only, parse_url = start_parse_only(directory)
+        raw_db = directory / "raw.db"
+        create_store_file(raw_db)
+        try:
+            print(f"gateway {url} (pid {gateway.pid}) on SQLite, parse-only Starlette {parse_url}, "
+                  f"{args.connections} connections, {args.duration:g}s per phase, {args.rounds} interleaved rounds")
             _run_load(url, 1, 1.0, args.connections)  # warm-up
-            phases = [(1, "none", "single-event"), (1, "key", "+ API key"), (1, "signed", "+ std webhook"),
-                      (args.batch, "none", f"{args.batch}-event batch")]
-            if args.keys:
-                phases.append((1, "idempotent", "+ idempotency key"))
-            for per_request, mode, label in phases:
-                cpu = _cpu_seconds(gateway.pid)
-                result = _run_load(url, per_request, args.duration, args.connections, mode)
-                cpu = _cpu_seconds(gateway.pid) - cpu
-                events = int(result["accepted_events"])  # type: ignore[call-overload]
-                accepted += events
-                print(f"{label:>17}: {result['events_per_s']:>9,.0f} events/s  {result['requests_per_s']:>7,.0f} req/s"
-                      f"  latency ms p50 {result['p50']:.1f}  p90 {result['p90']:.1f}  p99 {result['p99']:.1f}"
-                      f"  max {result['max']:.1f}  statuses {result['statuses']}")
-                print(f"{'':>17}  gateway CPU {cpu / float(result['seconds']):.0%} of a core"  # type: ignore[arg-type]
-                      f", {cpu / max(events, 1) * 1e6:.0f} µs per event; load generator CPU "
-                      f"{float(result['client_cpu']):.0%} of a core")  # type: ignore[arg-type]
+            _run_load(parse_url, 1, 1.0, args.connections)
+            single = interleave({
+                "core": lambda: _phase("core single-event", gateway.pid, url, 1, args),
+                "parse": lambda: _phase("parse-only single-event", parse_only.pid, parse_url, 1, args),
+            }, args.rounds)
+            report("SQLite HTTP ingest, 1 event/request", single["core"], single["parse"], "events/s",
+                   "parse-only", target=0.8)
+            batch = interleave({
+                "core": lambda: _phase(f"core {args.batch}-event", gateway.pid, url, args.batch, args),
+                "raw": lambda: raw_ingest(raw_db, args.batch, args.duration),
+            }, args.rounds)
+            report(f"SQLite HTTP ingest, {args.batch} events/request", batch["core"], batch["raw"], "events/s",
+                   "raw insert", target=0.5)
+            extra = ([("key", "+ API key"), ("signed", "+ std webhook")] if args.auth else []) + (
+                [("idempotent", "+ idempotency key")] if args.keys else [])
+            for mode, label in extra:
+                _phase(label, gateway.pid, url, 1, args, mode)
+        finally:
+            stop(gateway)
+            stop(parse_only)
         with sqlite3.connect(directory / "core.db") as db:
             (count,) = db.execute("SELECT count(*) FROM events").fetchone()
-        print(f"store holds {count:,} events; 202 answers acknowledged {accepted:,} (+ warm-up)")
+        print(f"store holds {count:,} events (every 202 answer's, + warm-up)")
 
 
 if __name__ == "__main__":

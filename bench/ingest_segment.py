@@ -30,9 +30,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ingest import EVENT, _connection, _cpu_seconds
-
-from core.testing.processes import Deployment
+from _harness import EVENT, cpu_seconds, start_gateway, stop
+from ingest import _connection
 
 WRITE_KEY = "bench-write-key-0001"
 BASIC = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
@@ -125,24 +124,30 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="core-bench-") as tmp:
         directory = Path(tmp)
-        env = {"BENCH_WRITE_KEY": WRITE_KEY, "PYTHONPATH": str(Path(__file__).parent)}
-        with Deployment(directory, APP, settings={"supervisor": "", "wanderer": ""}, env=env) as deployment:
-            gateway, url = deployment.start("gateway").process, deployment.url
+        path = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)
+        env = {"BENCH_WRITE_KEY": WRITE_KEY, "PYTHONPATH": path}
+        (directory / "app.py").write_text(APP)
+        (directory / "core.toml").write_text(
+            'app = "app.py"\nstore = "sqlite:///core.db"\nsupervisor = ""\nwanderer = ""\n')
+        gateway, url = start_gateway(directory, env)
+        try:
             print(f"gateway {url}, {os.cpu_count()} cores, {args.connections} connections, "
                   f"{args.batch}-message batches, {args.duration:g}s per phase")
             stored = 0
             for phase in PHASES:
-                cpu = _cpu_seconds(gateway.pid)
+                cpu = cpu_seconds(gateway.pid)
                 out = subprocess.run([sys.executable, __file__, "--load", url, "--phase", phase, "--batch",
                                       str(args.batch), "--duration", str(args.duration),
                                       "--connections", str(args.connections)],
                                      check=True, capture_output=True, text=True)
-                cpu = _cpu_seconds(gateway.pid) - cpu
+                cpu = cpu_seconds(gateway.pid) - cpu
                 result = json.loads(out.stdout)
                 stored += result["events"]
                 print(f"{phase:>18}: {result['events_per_s']:>8,.0f} events/s  latency ms p50 {result['p50']:.1f}"
                       f"  p99 {result['p99']:.1f}  gateway {cpu / max(result['events'], 1) * 1e6:.0f} µs/event"
                       f"  statuses {result['statuses']}")
+        finally:
+            stop(gateway)
         with sqlite3.connect(directory / "core.db") as db:
             (count,) = db.execute("SELECT count(*) FROM events").fetchone()
         print(f"store holds {count:,} events; answers acknowledged {stored:,}")

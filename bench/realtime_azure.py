@@ -81,9 +81,8 @@ def main() -> None:
     parser.add_argument("--store", default="sqlite:///core.db", help="the store URL (default: SQLite, temporary)")
     args = parser.parse_args()
     sys.path.insert(0, str(TESTS))
+    from _harness import free_port
     from standin import StandIn
-
-    from core.testing import free_port
 
     with tempfile.TemporaryDirectory(prefix="core-bench-azure-") as tmp:
         standin = StandIn(free_port(), Path(tmp))

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
-import time
 from datetime import UTC, datetime
+
+from _harness import Clock, load_average
 
 from core.builtin.sqlite.store import SQLiteStore
 from hookspecs import Claim, Event, Job, Queue, Status, Transition, new_id
@@ -35,15 +35,8 @@ def make_events(count: int, *, action: str = "load") -> list[Event]:
     return out
 
 
-class Clock:
-    """Wall and CPU seconds since it was made."""
-
-    def __init__(self) -> None:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-
-    def rates(self, count: int) -> str:
-        wall, cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-        return f"{count / wall:>9,.0f}/s wall {count / cpu:>9,.0f}/s cpu"
+def rates(clock: Clock, count: int) -> str:
+    return f"{count / clock.elapsed():>9,.0f}/s wall {count / clock.cpu_used():>9,.0f}/s cpu"
 
 
 async def ingest(store: SQLiteStore, events: list[Event], per_call: int, concurrency: int) -> str:
@@ -58,7 +51,7 @@ async def ingest(store: SQLiteStore, events: list[Event], per_call: int, concurr
 
     clock = Clock()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return clock.rates(len(events))
+    return rates(clock, len(events))
 
 
 async def deliver(store: SQLiteStore, action: str, batch: int, *, finish: bool) -> tuple[int, str]:
@@ -76,7 +69,7 @@ async def deliver(store: SQLiteStore, action: str, batch: int, *, finish: bool) 
                            state_before=Status.EXECUTING, state_after=Status.SUCCEEDED, created_at=now)
                 for j in jobs
             ])
-    return total, clock.rates(total)
+    return total, rates(clock, total)
 
 
 async def main() -> None:
@@ -89,7 +82,7 @@ async def main() -> None:
         store = SQLiteStore(f"sqlite:///{tmp}/bench.db")
         await store.open()
         try:
-            print(f"cores: {os.cpu_count()}  events per run: {args.events}  concurrency: {args.concurrency}")
+            print(f"{load_average()}  events per run: {args.events}  concurrency: {args.concurrency}")
             for per_call in (1, 100):
                 before = (store.stats.transactions, store.stats.calls)
                 rate = await ingest(store, make_events(args.events, action=f"load{per_call}"), per_call,
