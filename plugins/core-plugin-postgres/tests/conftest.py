@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
+from core_plugin_postgres.store import PostgresStore
 
 SERVER = os.environ.get("CORE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -34,3 +41,37 @@ async def pg_url() -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def store(pg_url: str) -> AsyncIterator[PostgresStore]:
+    """An open store on the test's database."""
+    adapter = PostgresStore(pg_url)
+    await adapter.open()
+    yield adapter
+    await adapter.close()
+
+
+@contextmanager
+def core_processes(commands: Sequence[Sequence[str]], envs: Sequence[Mapping[str, str]], cwd: Path,
+                   *, tail: int = 2000) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``core start <command>`` processes (one per command, each with its environment), their
+    output in ``cwd/out<i>.txt``; stopped by SIGTERM after (killed past 20 s), the end of each
+    output then written to stderr for a failing test's report."""
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "core", "start", *command], env=dict(env), cwd=cwd,
+                         stdout=(cwd / f"out{i}.txt").open("w"), stderr=subprocess.STDOUT)
+        for i, (command, env) in enumerate(zip(commands, envs, strict=True))
+    ]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for i in range(len(procs)):
+            sys.stderr.write((cwd / f"out{i}.txt").read_text()[-tail:])

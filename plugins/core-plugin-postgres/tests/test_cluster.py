@@ -12,10 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import signal
 import socket
-import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,6 +20,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from conftest import core_processes
 from hookspecs import Event, Page, Status, WhereEvent, WhereJob
 
 from core_plugin_postgres.store import PostgresStore
@@ -57,31 +55,8 @@ def cluster(pg_url: str, tmp_path: Path, watched: asyncpg.Connection) -> Iterato
            "CLUSTER_LOG_DIR": str(tmp_path), "CLUSTER_CDC_URL": pg_url, "CORE_SCHEDULER_POLL_SECONDS": "0.2"}
     ports = [free_port(), free_port()]
     commands = [["gateway", "--port", str(port)] for port in ports] + [["scheduler"], ["scheduler"]]
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "core", "start", *command], env=env, cwd=tmp_path,
-                         stdout=(tmp_path / f"out{i}.txt").open("w"), stderr=subprocess.STDOUT)
-        for i, command in enumerate(commands)
-    ]
-    try:
+    with core_processes(commands, [env] * len(commands), tmp_path, tail=3000):
         yield ports
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for i in range(len(procs)):
-            sys.stderr.write((tmp_path / f"out{i}.txt").read_text()[-3000:])
-
-
-@pytest.fixture
-async def store(pg_url: str) -> AsyncIterator[PostgresStore]:
-    adapter = PostgresStore(pg_url)
-    await adapter.open()
-    yield adapter
-    await adapter.close()
 
 
 async def wait_healthy(client: httpx.AsyncClient, port: int) -> None:

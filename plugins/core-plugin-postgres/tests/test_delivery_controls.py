@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import core_processes
 from core.testing import free_port, make_event
 from hookspecs import Event, Queue, Status, WhereJob
 
@@ -34,14 +33,6 @@ SCHEDULERS = 3
 PORT = int(os.environ.get("DELIVERY_TEST_PORT", "19130"))  # the schedulers' health ports: PORT, PORT + 1, …
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def store(pg_url: str) -> AsyncIterator[PostgresStore]:
-    adapter = PostgresStore(pg_url)
-    await adapter.open()
-    yield adapter
-    await adapter.close()
 
 
 def lines(log_dir: Path, kind: str) -> list[list[str]]:
@@ -59,24 +50,9 @@ def schedulers(pg_url: str, log_dir: Path, batch_size: int = 5, *,
            "DELIVERY_LOG_DIR": str(log_dir), "CORE_SCHEDULER_BATCH_SIZE": str(batch_size),
            "CORE_SCHEDULER_POLL_SECONDS": "0.2", "CORE_PUBSUB": pg_url if gateway else ""}
     commands = [["scheduler"]] * SCHEDULERS + ([["gateway", "--port", str(gateway)]] if gateway else [])
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "core", "start", *command],
-                         env={**env, "CORE_SCHEDULER_PORT": str(PORT + i)}, cwd=log_dir,
-                         stdout=(log_dir / f"out{i}.txt").open("w"), stderr=subprocess.STDOUT)
-        for i, command in enumerate(commands)
-    ]
-    try:
+    envs = [{**env, "CORE_SCHEDULER_PORT": str(PORT + i)} for i in range(len(commands))]
+    with core_processes(commands, envs, log_dir) as procs:
         yield procs
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for i in range(len(procs)):
-            sys.stderr.write((log_dir / f"out{i}.txt").read_text()[-2000:])
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], procs: list[subprocess.Popen[bytes]], timeout: float,

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import core_processes
 from core.testing import make_event
 from hookspecs import Queue
 
@@ -30,14 +27,6 @@ SCHEDULERS = 3
 PORT = int(os.environ.get("RATE_TEST_PORT", "19100"))  # the schedulers' health ports: PORT, PORT + 1, …
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def store(pg_url: str) -> AsyncIterator[PostgresStore]:
-    adapter = PostgresStore(pg_url)
-    await adapter.open()
-    yield adapter
-    await adapter.close()
 
 
 def logged(log_dir: Path) -> list[tuple[float, str, str]]:
@@ -54,28 +43,13 @@ async def test_three_schedulers_hold_a_10_per_second_limit(
     env = {**os.environ, "CORE_STORE": pg_url, "CORE_APP": str(HERE / "ratelimit" / "limited_pipeline.py"),
            "RATE_LOG_DIR": str(tmp_path), "CORE_SCHEDULER_BATCH_SIZE": "50",
            "CORE_SCHEDULER_POLL_SECONDS": "0.2"}
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "core", "start", "scheduler"],
-                         env={**env, "CORE_SCHEDULER_PORT": str(PORT + i)}, cwd=tmp_path,
-                         stdout=(tmp_path / f"out{i}.txt").open("w"), stderr=subprocess.STDOUT)
-        for i in range(SCHEDULERS)
-    ]
-    try:
+    envs = [{**env, "CORE_SCHEDULER_PORT": str(PORT + i)} for i in range(SCHEDULERS)]
+    with core_processes([["scheduler"]] * SCHEDULERS, envs, tmp_path) as procs:
         deadline = asyncio.get_running_loop().time() + JOBS / RATE + 45
         while len(logged(tmp_path)) < JOBS:
             assert asyncio.get_running_loop().time() < deadline, f"{len(logged(tmp_path))} of {JOBS} jobs loaded"
             assert all(proc.poll() is None for proc in procs), "a scheduler exited"
             await asyncio.sleep(0.2)
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for i in range(SCHEDULERS):
-            sys.stderr.write((tmp_path / f"out{i}.txt").read_text()[-2000:])
     loads = logged(tmp_path)
     assert sorted(job for _, job, _ in loads) == sorted(job.id for event in events for job in event.jobs)
     assert len({pid for _, _, pid in loads}) == SCHEDULERS, "not every scheduler delivered"
