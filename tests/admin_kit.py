@@ -106,11 +106,11 @@ def run_core(directory: Path, *args: str, **env: str) -> subprocess.CompletedPro
     )
 
 
-def ingest(gateway: str, count: int) -> list[str]:
-    """Post ``count`` events to the gateway; their ids."""
+def ingest(gateway: str, count: int, path: str = "/track") -> list[str]:
+    """Post ``count`` events to the gateway's ``path``; their ids."""
     ids = []
     for n in range(count):
-        response = httpx.post(f"{gateway}/track", json={"data": {"n": n}}, timeout=10)
+        response = httpx.post(f"{gateway}{path}", json={"data": {"n": n}}, timeout=10)
         assert response.status_code == 202, response.text
         ids.append(response.json()["event_id"])
     return ids

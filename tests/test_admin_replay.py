@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.admin_kit import HEADERS, core_start
+from tests.admin_kit import HEADERS, core_start, ingest
 
 pytestmark = pytest.mark.slow
 
@@ -44,15 +44,6 @@ def core_register_flows():
 """
 
 
-def _post(gateway: str, path: str, count: int) -> list[str]:
-    ids = []
-    for n in range(count):
-        answer = httpx.post(f"{gateway}{path}", json={"data": {"n": n}}, timeout=10)
-        assert answer.status_code == 202, answer.text
-        ids.append(answer.json()["event_id"])
-    return ids
-
-
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
@@ -64,7 +55,7 @@ def test_a_replay_into_a_new_action_loads_every_matching_event_once(tmp_path: Pa
         "[scheduler]\npoll_seconds = 0.1\n"
     )
     with core_start(tmp_path) as (gateway, admin), httpx.Client(headers=HEADERS["write"], timeout=30) as api:
-        tracked, identified = _post(gateway, "/track", 12), _post(gateway, "/identify", 4)
+        tracked, identified = ingest(gateway, 12), ingest(gateway, 4, "/identify")
         replayed = api.post(f"{admin}/store/events/replay",
                             json={"to": "archive.log", "where": {"names_in": "track"}, "reason": "backfill"})
         assert replayed.status_code == 200, replayed.text
