@@ -58,11 +58,6 @@ def core_register_flows():
 """
 
 
-def _loaded(directory: Path) -> set[str]:
-    path = directory / "loaded.txt"
-    return set(path.read_text().split()) if path.exists() else set()
-
-
 async def test_postgresql_stopped_during_ingest_answers_503_then_recovers_losing_nothing(
     tmp_path: Path, private_postgres: PrivatePostgres, figures  # noqa: F811 - the fixtures
 ) -> None:
@@ -80,7 +75,7 @@ async def test_postgresql_stopped_during_ingest_answers_503_then_recovers_losing
         deploy.wait_until(ingest.more(100), "100 events acknowledged after the outage", 60)
         ingest.url = ""
         acknowledged = set(ingest.acknowledged)
-        deploy.wait_until(lambda: _loaded(tmp_path) >= acknowledged, "every acknowledged event delivered", 90)
+        deploy.wait_until(lambda: set(deploy.loaded()) >= acknowledged, "every acknowledged event delivered", 90)
         delivered_at = time.time()
 
     during = [a for a in ingest.refused if down_at <= a.sent and a.answered <= up_at]
