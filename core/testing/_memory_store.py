@@ -21,17 +21,14 @@ the store and a value that is not JSON is refused like a SQL store refuses it.
 from __future__ import annotations
 
 import asyncio
-import bisect
-import heapq
-import itertools
-import weakref
-from collections.abc import Collection, Container, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection, Container, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import orjson
 
+from core.testing._memory_tables import Database, EventRow, JobRow, database, utc, utc_or_none
 from core.timing import RateLimit, take_tokens
 from hookspecs import (
     CLAIMABLE_STATUSES,
@@ -55,221 +52,6 @@ from hookspecs import (
     new_id,
 )
 
-#: The ready time of a job without a due time: before every real time (claimed first).
-NO_DUE_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _utc(value: datetime) -> datetime:
-    """``value`` in UTC; a naive datetime is refused rather than guessed (as SQL stores do)."""
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value.isoformat()} given to the store; use a UTC-aware one")
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
-
-
-def _utc_or_none(value: datetime | None) -> datetime | None:
-    return None if value is None else _utc(value)
-
-
-@dataclass(slots=True)
-class _EventRow:
-    """A stored event: its fields, JSON as text, and the ids of its jobs in insertion order."""
-
-    id: str
-    source: str
-    name: str
-    context: bytes
-    data: bytes
-    received_at: datetime
-    sent_at: datetime | None
-    ingested_at: datetime
-    job_ids: list[str] = field(default_factory=list)
-
-    def event(self) -> Event:
-        return Event(
-            id=self.id, source=self.source, name=self.name, context=orjson.loads(self.context),
-            data=orjson.loads(self.data), received_at=self.received_at, sent_at=self.sent_at,
-            ingested_at=self.ingested_at,
-        )
-
-
-@dataclass(slots=True)
-class _JobRow:
-    """A stored job: its fields, its current state and its history.
-
-    ``seq`` is the insertion order (claim order among jobs due at the same time); ``stamp``
-    changes with every change of state, so a heap entry made for an earlier state is stale.
-    """
-
-    seq: int
-    id: str
-    event_id: str
-    destination: str
-    action: str
-    context: bytes
-    data: bytes
-    created_at: datetime
-    version: str | None
-    parent_job_id: str | None
-    idempotency_key: str | None
-    status: Status
-    attempt: int
-    due_at: datetime | None
-    history: list[Transition]
-    lease_expires_at: datetime | None = None
-    lease_owner: str | None = None
-    ordering_key: str | None = None
-    stamp: int = 0
-
-    @property
-    def ready_at(self) -> datetime:
-        return self.due_at or NO_DUE_TIME
-
-    def job(self, *, with_history: bool = False) -> Job:
-        return Job(
-            id=self.id, destination=self.destination, action=self.action, event_id=self.event_id,
-            context=orjson.loads(self.context), data=orjson.loads(self.data), created_at=self.created_at,
-            version=self.version, parent_job_id=self.parent_job_id, idempotency_key=self.idempotency_key,
-            ordering_key=self.ordering_key, status=self.status, attempt=self.attempt,
-            due_at=self.due_at, transitions=[replace(t) for t in self.history] if with_history else [],
-        )
-
-
-#: A heap entry: (time, job seq, job stamp, job). ``seq`` is unique, so the job is never compared.
-_Entry = tuple[datetime, int, int, _JobRow]
-
-
-class _Database:
-    """The tables of one in-memory database and the indexes that keep claims cheap."""
-
-    def __init__(self) -> None:
-        self.events: dict[str, _EventRow] = {}
-        self.jobs: dict[str, _JobRow] = {}
-        #: Claimable jobs by (destination, action), ordered by ready time then seq.
-        self.ready: dict[tuple[str, str], list[_Entry]] = {}
-        #: Unfinished jobs with an ordering key by (destination, action, key), oldest first: only
-        #: the first is claimable (the others enter ``ready`` when it becomes final).
-        self.turns: dict[tuple[str, str, str], list[_JobRow]] = {}
-        #: Ids of the executing jobs by (destination, action): what a concurrency limit counts.
-        self.executing: dict[tuple[str, str], set[str]] = {}
-        #: Jobs claimed under a lease, ordered by the lease's end.
-        self.leases: list[_Entry] = []
-        self.seqs = itertools.count(1)
-        #: Idempotency keys by (source, key): (event id, fingerprint, end of the window).
-        self.keys: dict[tuple[str, str], tuple[str, str, datetime]] = {}
-        #: Paused actions by (destination, action); action "*": the whole destination.
-        self.pauses: dict[tuple[str, str], Pause] = {}
-        #: Disabled flows by name.
-        self.disabled: dict[str, DisabledFlow] = {}
-        #: Token buckets by key: (tokens, when they were counted).
-        self.buckets: dict[str, tuple[float, datetime]] = {}
-        self._event_order: list[str] = []
-        self._job_order: list[str] = []
-        self._sorted = True
-
-    def set_state(self, row: _JobRow, status: Status, attempt: int, due_at: datetime | None,
-                  lease_expires_at: datetime | None = None, lease_owner: str | None = None) -> None:
-        """Make ``status`` the job's current state and index it where it can be claimed or recovered."""
-        row.status, row.attempt, row.due_at, row.lease_expires_at = status, attempt, due_at, lease_expires_at
-        row.lease_owner = lease_owner
-        row.stamp += 1
-        running = self.executing.setdefault((row.destination, row.action), set())
-        if status is Status.EXECUTING:
-            running.add(row.id)
-        else:
-            running.discard(row.id)
-        if row.ordering_key is not None and not self._take_turn(row):
-            return
-        if status in CLAIMABLE_STATUSES:
-            self._make_ready(row)
-        elif lease_expires_at is not None:
-            heapq.heappush(self.leases, (lease_expires_at, row.seq, row.stamp, row))
-
-    def _make_ready(self, row: _JobRow) -> None:
-        entry = (row.ready_at, row.seq, row.stamp, row)
-        heapq.heappush(self.ready.setdefault((row.destination, row.action), []), entry)
-
-    def _take_turn(self, row: _JobRow) -> bool:
-        """Keep the key's queue of unfinished jobs up to date; whether ``row`` is first in it.
-
-        A final job leaves the queue; the job after it, if claimable, enters ``ready``.
-        """
-        assert row.ordering_key is not None
-        queue = self.turns.setdefault((row.destination, row.action, row.ordering_key), [])
-        at = bisect.bisect_left(queue, row.seq, key=lambda r: r.seq)
-        present = at < len(queue) and queue[at] is row
-        if row.status not in FINAL_STATUSES:
-            if not present:
-                queue.insert(at, row)
-            return at == 0
-        if present:
-            del queue[at]
-            if at == 0 and queue and queue[0].status in CLAIMABLE_STATUSES:
-                queue[0].stamp += 1
-                self._make_ready(queue[0])
-        return True
-
-    def in_turn(self, row: _JobRow) -> bool:
-        """``row`` has no ordering key, or is the oldest unfinished job of its key."""
-        if row.ordering_key is None:
-            return True
-        return self.turns[(row.destination, row.action, row.ordering_key)][0] is row
-
-    def add_event(self, row: _EventRow) -> None:
-        self.events[row.id] = row
-        self._event_order.append(row.id)
-        self._sorted = False
-
-    def add_job(self, row: _JobRow) -> None:
-        self.jobs[row.id] = row
-        self.events[row.event_id].job_ids.append(row.id)
-        self._job_order.append(row.id)
-        self._sorted = False
-        self.set_state(row, row.status, row.attempt, row.due_at)
-
-    def ordered(self, which: str, after: str | None) -> Iterator[str]:
-        """Every event or job id (``which``) after ``after``, in id order (sorted when read:
-        KSUIDs arrive nearly in order, so the sort is close to linear)."""
-        if not self._sorted:
-            self._event_order.sort()
-            self._job_order.sort()
-            self._sorted = True
-        order = self._event_order if which == "events" else self._job_order
-        start = 0 if after is None else bisect.bisect_right(order, after)
-        return itertools.islice(order, start, None)
-
-    def pop_due(self, heap: list[_Entry], now: datetime, limit: int | None = None) -> list[_JobRow]:
-        """Take from ``heap`` the live entries due at ``now`` (at most ``limit``), in heap order."""
-        found: list[_JobRow] = []
-        while heap and heap[0][0] <= now and (limit is None or len(found) < limit):
-            _, _, stamp, row = heapq.heappop(heap)
-            if stamp == row.stamp and self.in_turn(row):
-                found.append(row)
-        return found
-
-    def owned_by_others(self, alive: set[str]) -> list[_JobRow]:
-        """The executing jobs (live lease entries) whose claim owner is not in ``alive``."""
-        return [row for _, _, stamp, row in self.leases
-                if stamp == row.stamp and row.lease_owner is not None and row.lease_owner not in alive]
-
-    def remove_events(self, ids: set[str]) -> None:
-        """Delete events with their jobs and history (purge). Their heap entries are stale
-        already: a purged job is final, so its state changed since it was last indexed."""
-        for event_id in ids:
-            for job_id in self.events.pop(event_id).job_ids:
-                del self.jobs[job_id]
-        self._event_order = [i for i in self._event_order if i not in ids]
-        self._job_order = [i for i in self._job_order if i in self.jobs]
-
-
-_DATABASES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Database]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _database(name: str) -> _Database:
-    """The database ``name`` of the running event loop (created empty on first use)."""
-    return _DATABASES.setdefault(asyncio.get_running_loop(), {}).setdefault(name, _Database())
-
 
 class MemoryStore:
     """The store in memory: ``memory://`` or ``memory://<name>`` (see the module docstring).
@@ -283,12 +65,12 @@ class MemoryStore:
             raise ValueError(f"memory store URL {url!r}: write memory:// or memory://<name>, without a query")
         self.url = url
         self.name = parts.netloc + parts.path
-        self._db: _Database | None = None
+        self._db: Database | None = None
 
     def __repr__(self) -> str:
         return f"MemoryStore({self.url!r})"
 
-    async def _tables(self) -> _Database:
+    async def _tables(self) -> Database:
         """The open database, after one yield to the loop (a call is a round trip)."""
         await asyncio.sleep(0)
         if self._db is None:
@@ -300,7 +82,7 @@ class MemoryStore:
     async def open(self) -> None:
         """Attach to the database of this URL in the running loop; it has no schema to migrate."""
         if self._db is None:
-            self._db = _database(self.name)
+            self._db = database(self.name)
 
     async def close(self) -> None:
         """Detach; the database keeps its data for the other stores of the loop (and a reopen)."""
@@ -319,15 +101,15 @@ class MemoryStore:
         if duplicates:
             skipped = {duplicate.event_id for duplicate in duplicates}
             queue = Queue(events=[event for event in queue.events if event.id not in skipped])
-        events: list[_EventRow] = []
+        events: list[EventRow] = []
         for event in queue.events:
             for job in event.jobs:
                 if job.event_id != event.id:
                     raise ValueError(f"job {job.id} names event {job.event_id} but is queued under {event.id}")
-            events.append(_EventRow(
+            events.append(EventRow(
                 id=event.id, source=event.source, name=event.name, context=orjson.dumps(event.context),
-                data=orjson.dumps(event.data), received_at=_utc(event.received_at),
-                sent_at=_utc_or_none(event.sent_at), ingested_at=_utc(event.ingested_at or now),
+                data=orjson.dumps(event.data), received_at=utc(event.received_at),
+                sent_at=utc_or_none(event.sent_at), ingested_at=utc(event.ingested_at or now),
             ))
         _refuse_duplicates("event", [row.id for row in events], db.events)
         jobs = _new_jobs(db, [job for event in queue.events for job in event.jobs], of_stored_events=False)
@@ -368,7 +150,7 @@ class MemoryStore:
         """Move up to ``limit`` due jobs of an action to ``executing`` (due time first, then oldest),
         leaving at most ``concurrency`` of its jobs executing."""
         db = await self._tables()
-        now = _utc(now)
+        now = utc(now)
         if concurrency is not None:
             limit = min(limit, concurrency - len(db.executing.get((destination, action), ())))
         if limit <= 0:
@@ -384,7 +166,7 @@ class MemoryStore:
         """Claim the named jobs that are claimable and due, oldest first (at most ``concurrency``
         of an action executing); skip the others."""
         db = await self._tables()
-        now = _utc(now)
+        now = utc(now)
         rows = [db.jobs[i] for i in dict.fromkeys(job_ids) if i in db.jobs]
         due = sorted((r for r in rows if r.status in CLAIMABLE_STATUSES and r.ready_at <= now and db.in_turn(r)),
                      key=lambda r: r.seq)
@@ -403,7 +185,7 @@ class MemoryStore:
         """Record ``failed`` for executing jobs whose lease ran out or (``alive`` given) whose
         claim owner is not alive (attempt unchanged); return them."""
         db = await self._tables()
-        now = _utc(now)
+        now = utc(now)
         found = {row.id: (row, LEASE_EXPIRED) for row in db.pop_due(db.leases, now)}
         if alive is not None:  # the expired were popped: these are the others
             found |= {row.id: (row, OWNER_LAPSED) for row in db.owned_by_others(set(alive))}
@@ -423,11 +205,11 @@ class MemoryStore:
         db = await self._tables()
         now = datetime.now(UTC)
         db.keys = {key: held for key, held in db.keys.items() if held[2] > now}
-        before = _utc(before)
+        before = utc(before)
         match = None if where is None else _JobFilter.of(where)
         ids = frozenset(() if where is None else where.ids)
 
-        def purgeable(row: _EventRow) -> bool:
+        def purgeable(row: EventRow) -> bool:
             rows = [db.jobs[j] for j in row.job_ids]
             if not all(job.status in FINAL_STATUSES for job in rows):
                 return False
@@ -446,7 +228,7 @@ class MemoryStore:
         db = await self._tables()
         if where.page.limit <= 0:
             return []
-        after, before = _utc_or_none(where.received_after), _utc_or_none(where.received_before)
+        after, before = utc_or_none(where.received_after), utc_or_none(where.received_before)
         sources, names = set(where.sources), set(where.names)
         found: list[Event] = []
         for event_id in _candidates(db, "events", where.ids, where.page.after):
@@ -502,7 +284,7 @@ class MemoryStore:
         ``burst``; a new bucket is full); return how many were granted. A negative ``wanted``
         gives unused tokens back."""
         db = await self._tables()
-        now = _utc(now)
+        now = utc(now)
         tokens, updated_at = db.buckets.get(key, (float(burst), now))
         granted, left = take_tokens(tokens, updated_at, wanted, RateLimit(rate, burst), now)
         db.buckets[key] = (left, now)
@@ -565,7 +347,7 @@ def _refuse_duplicates(what: str, ids: Sequence[str], stored: Container[str]) ->
 
 
 def _duplicates(
-    db: _Database, queue: Queue, now: datetime
+    db: Database, queue: Queue, now: datetime
 ) -> tuple[list[Duplicate], dict[tuple[str, str], tuple[str, str, datetime]]]:
     """The events of ``queue`` whose key is held (stored within its window, or by an earlier
     event of the queue), and the keys the others take."""
@@ -577,31 +359,31 @@ def _duplicates(
         name = (event.source, event.idempotency.key)
         held = taken.get(name) or db.keys.get(name)
         if held is None or held[2] <= now:
-            taken[name] = (event.id, event.idempotency.fingerprint, _utc(event.idempotency.expires_at))
+            taken[name] = (event.id, event.idempotency.fingerprint, utc(event.idempotency.expires_at))
         else:
             duplicates.append(Duplicate(event.id, held[0], name[1], same=held[1] == event.idempotency.fingerprint))
     return duplicates, taken
 
 
-def _new_jobs(db: _Database, jobs: Sequence[Job], *, of_stored_events: bool) -> list[_JobRow]:
+def _new_jobs(db: Database, jobs: Sequence[Job], *, of_stored_events: bool) -> list[JobRow]:
     """Rows for new jobs, each with its first transition; raises before anything is stored.
 
     The first transition records the job's own ``status`` and ``attempt`` with no state before;
     ``created_at`` is the job's. Follow-ups (``of_stored_events``) must name a stored event.
     """
-    rows: list[_JobRow] = []
+    rows: list[JobRow] = []
     for job in jobs:
         if job.status is Status.EXECUTING:
             raise ValueError(f"job {job.id} cannot be stored as executing: only a claim moves a job there")
         if of_stored_events and job.event_id not in db.events:
             raise LookupError(f"job {job.id} names event {job.event_id}, which is not in the store")
-        created_at, due_at = _utc(job.created_at), _utc_or_none(job.due_at)
+        created_at, due_at = utc(job.created_at), utc_or_none(job.due_at)
         status = Status(job.status)
         first = Transition(
             id=new_id(), job_id=job.id, event_id=job.event_id, attempt=job.attempt, state_before=None,
             state_after=status, created_at=created_at, due_at=due_at,
         )
-        rows.append(_JobRow(
+        rows.append(JobRow(
             seq=0, id=job.id, event_id=job.event_id, destination=job.destination, action=job.action,
             context=orjson.dumps(job.context), data=orjson.dumps(job.data), created_at=created_at,
             version=job.version, parent_job_id=job.parent_job_id, idempotency_key=job.idempotency_key,
@@ -617,13 +399,13 @@ def _new_jobs(db: _Database, jobs: Sequence[Job], *, of_stored_events: bool) -> 
 def _transition(transition: Transition) -> Transition:
     """A copy of ``transition`` as the store keeps it: UTC times, statuses as :class:`Status`."""
     return replace(
-        transition, created_at=_utc(transition.created_at), due_at=_utc_or_none(transition.due_at),
+        transition, created_at=utc(transition.created_at), due_at=utc_or_none(transition.due_at),
         state_before=None if transition.state_before is None else Status(transition.state_before),
         state_after=Status(transition.state_after),
     )
 
 
-def _start(db: _Database, rows: Sequence[_JobRow], claim: Claim, now: datetime) -> list[Job]:
+def _start(db: Database, rows: Sequence[JobRow], claim: Claim, now: datetime) -> list[Job]:
     """Move ``rows`` to ``executing`` under ``claim``'s lease; return them as jobs."""
     expires = now + timedelta(seconds=claim.lease_seconds)
     for row in rows:
@@ -635,7 +417,7 @@ def _start(db: _Database, rows: Sequence[_JobRow], claim: Claim, now: datetime) 
     return [row.job() for row in rows]
 
 
-def _candidates(db: _Database, which: str, ids: Sequence[str], after: str | None) -> Iterable[str]:
+def _candidates(db: Database, which: str, ids: Sequence[str], after: str | None) -> Iterable[str]:
     """The ids to look at, in id order after ``after``: the given ones, else every stored one."""
     if not ids:
         return db.ordered(which, after)
@@ -663,10 +445,10 @@ class _JobFilter:
             frozenset(where.sources), frozenset(where.events_in), frozenset(where.event_ids),
             frozenset(where.destinations_in), frozenset(where.actions_in),
             frozenset(Status(s) for s in where.status_in), frozenset(Status(s) for s in where.status_not_in),
-            where.max_attempts, _utc_or_none(where.created_after), _utc_or_none(where.created_before),
+            where.max_attempts, utc_or_none(where.created_after), utc_or_none(where.created_before),
         )
 
-    def __call__(self, job: _JobRow, event: _EventRow) -> bool:
+    def __call__(self, job: JobRow, event: EventRow) -> bool:
         return not (
             (self.sources and event.source not in self.sources)
             or (self.names and event.name not in self.names)
