@@ -33,6 +33,7 @@ import logging
 from datetime import UTC, datetime
 
 from core.observability import metrics
+from core.observability.outage import Outage
 from core.runtime import Runtime
 from core.scheduler.paused import is_paused
 from core.scheduler.ratelimit import RateGate
@@ -103,20 +104,16 @@ class ActionLoop:
         """Tick until stopped; a failing pass (store down) is logged and retried next tick."""
         tick = at = datetime.now(UTC)
         scheduled = True  # False for a pass run by a wake: the ticks keep their times
-        store_down = False  # an outage is reported in one line when it starts and when it ends
+        outage = Outage(log, f"scheduled pass of {self.name}")  # a store outage: one line, not one a tick
         while not self.stopping.is_set():
             try:
                 await self.tick(at)
             except StoreUnavailable as exc:
-                if not store_down:
-                    log.warning("scheduled pass of %s: %s; retrying at each tick until it is back", self.name, exc)
-                store_down = True
+                outage.failed(f"{exc}; retrying at each tick until the store is back")
             except Exception:
                 log.exception("scheduled pass of %s failed; retrying at the next tick", self.name)
             else:
-                if store_down:
-                    log.info("scheduled pass of %s: the store is back", self.name)
-                store_down = False
+                outage.recovered()
             now = datetime.now(UTC)
             if scheduled:
                 tick = self.interval.next_after(tick)
