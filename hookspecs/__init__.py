@@ -91,7 +91,7 @@ from hookspecs._store import (
     WhereEvent,
     WhereJob,
 )
-from hookspecs._supervisor import Lease, LeaseListing, Node, Supervisor, SupervisorSpec
+from hookspecs._supervisor import Lease, LeaseListing, Node, NodeHistory, Supervisor, SupervisorSpec
 from hookspecs._toolkit import Toolkit
 from hookspecs._transitions import (
     ALLOWED_TRANSITIONS,
@@ -169,6 +169,7 @@ __all__ = [
     "MigrationRun",
     "MigrationScript",
     "Node",
+    "NodeHistory",
     "Option",
     "Page",
     "Pause",

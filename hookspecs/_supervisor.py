@@ -95,6 +95,14 @@ class LeaseListing(Protocol):
         """Every live lease (key, owner, token, until), by key."""
 
 
+@runtime_checkable
+class NodeHistory(Protocol):
+    """A supervisor that remembers lapsed nodes too, so ``core nodes list`` can show them dead."""
+
+    async def all_nodes(self) -> list[Node]:
+        """Every node still remembered, live or lapsed."""
+
+
 class SupervisorSpec:
     """Hook that registers supervisor adapters."""
 

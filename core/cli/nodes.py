@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import click
 
 from core.cli._common import Context, friendly, pass_context, table
 from core.cli._store import echo_json, when
 from core.errors import CoreError
-from hookspecs import Lease, LeaseListing, Node, Supervisor
+from hookspecs import Lease, LeaseListing, Node, NodeHistory, Supervisor
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +34,10 @@ def nodes() -> None:
 
 
 async def _read(supervisor: Supervisor) -> tuple[list[Node], list[Lease]]:
-    """Every node the supervisor remembers (``all_nodes`` where offered) and its live leases."""
+    """Every node the supervisor remembers (lapsed ones too where it keeps them) and its live leases."""
     await supervisor.open()
     try:
-        every: Any = getattr(supervisor, "all_nodes", None)
-        found = await every() if every is not None else await supervisor.nodes()
+        found = await (supervisor.all_nodes() if isinstance(supervisor, NodeHistory) else supervisor.nodes())
         return found, (await supervisor.leases() if isinstance(supervisor, LeaseListing) else [])
     finally:
         await supervisor.close()
