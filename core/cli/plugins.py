@@ -7,6 +7,7 @@ import json
 import click
 
 from core.cli._common import Context, friendly, pass_context, table
+from core.plugins._records import ProvidedAdapter
 
 HEADERS = ("NAME", "VERSION", "DISTRIBUTION", "STATUS", "PROVIDES", "HOOKS")
 
@@ -25,8 +26,9 @@ def list_plugins(ctx: Context, as_json: bool, show_all: bool) -> None:
     """List installed plugins: version, distribution, status, adapters and hooks.
 
     PROVIDES names each adapter as kind:name with the URL schemes it serves, e.g.
-    pubsub:rabbitmq (amqp, amqps). Listing never imports an adapter's SDK: plugin modules
-    only register factories.
+    pubsub:rabbitmq (amqp, amqps); adapters of several kinds sharing a name and schemes share
+    one entry (store/pubsub:postgresql (postgresql, postgres)). Listing never imports an
+    adapter's SDK: plugin modules only register factories.
     """
     host = ctx.host(**{"plugins.strict": False})
     records = sorted(
@@ -38,7 +40,7 @@ def list_plugins(ctx: Context, as_json: bool, show_all: bool) -> None:
         click.echo("No plugins installed (use --all to see the built-ins).")
     else:
         rows = [
-            (r.name, r.version, r.distribution, r.status, ", ".join(map(str, r.adapters)) or "-",
+            (r.name, r.version, r.distribution, r.status, provided(r.adapters) or "-",
              ", ".join(r.hooks) or "-")
             for r in records
         ]
@@ -50,3 +52,12 @@ def list_plugins(ctx: Context, as_json: bool, show_all: bool) -> None:
                 click.secho(f"{r.name}: warning: {r.warning}", fg="yellow", err=True)
     if host.registry.conflicts:
         raise SystemExit(1)
+
+
+def provided(adapters: list[ProvidedAdapter]) -> str:
+    """The PROVIDES cell: one ``kind/kind:name (schemes)`` entry per name and scheme list, so a
+    plugin offering four kinds on the same URLs takes one entry, not four."""
+    kinds: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for adapter in adapters:
+        kinds.setdefault((adapter.name, tuple(adapter.schemes)), []).append(adapter.kind)
+    return ", ".join(f"{'/'.join(k)}:{name} ({', '.join(schemes)})" for (name, schemes), k in kinds.items())
