@@ -23,7 +23,16 @@ LENGTH = 27
 def new_id(at: float | None = None) -> str:
     """Return a new KSUID string; ``at`` (a UNIX time) fixes the timestamp, for tests."""
     seconds = int(time.time() if at is None else at) - EPOCH
-    value = (seconds << 128) | int.from_bytes(os.urandom(16), "big")
+    return _encode((seconds << 128) | int.from_bytes(os.urandom(16), "big"))
+
+
+def first_id(at: float) -> str:
+    """Return the smallest KSUID of UNIX time ``at``'s second: every id made at or after
+    ``at`` sorts at or after it (a store turns a time bound into an id bound with it)."""
+    return _encode(max(int(at) - EPOCH, 0) << 128)
+
+
+def _encode(value: int) -> str:
     out = []
     for _ in range(LENGTH // 2):
         value, rem = divmod(value, 3844)

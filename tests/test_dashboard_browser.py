@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.admin_kit import core_start, ingest
-from tests.dashboard_kit import SECRET, make_project
+from tests.dashboard_kit import SECRET, http_log_in, make_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
@@ -177,11 +177,11 @@ def test_a_form_without_the_csrf_token_or_from_a_read_only_token_is_refused(
         assert anonymous.post(pause, data={}).status_code == 403
     for token in ("r3ad-s3cret", WRITE_TOKEN):
         with httpx.Client(timeout=10) as client:
-            client.post(f"{base}/login", data={"token": token})
+            http_log_in(client, base, token)
             refused = client.post(pause, data={"csrf": "forged"})
             assert refused.status_code == 403 and "CSRF" in refused.text
     with httpx.Client(timeout=10) as reader:
-        reader.post(f"{base}/login", data={"token": "r3ad-s3cret"})
+        http_log_in(reader, base, "r3ad-s3cret")
         cookie = reader.cookies.get("core_admin_session", path="/admin/")
         assert "r3ad-s3cret" not in cookie
     page = httpx.get(f"{base}/destinations/crm/actions/notify", cookies={"core_admin_session": cookie}, timeout=10)

@@ -59,7 +59,8 @@ _activities: WeakKeyDictionary[Any, Activity] = WeakKeyDictionary()
 
 @dataclass(slots=True)
 class ActionRow:
-    """One action on the overview (``summary`` and ``chart`` empty when the store has no such reads)."""
+    """One action on the overview (``summary`` and ``chart`` empty when the store has no such reads;
+    ``paused`` also when its whole destination is, ``destination_paused`` then)."""
 
     destination: str
     name: str
@@ -71,6 +72,7 @@ class ActionRow:
     failed: int
     chart: str
     summary: Any = None
+    destination_paused: bool = False
 
     @property
     def failure_rate(self) -> float:
@@ -131,6 +133,7 @@ async def action_rows(call: Call) -> list[ActionRow]:
             paused=action["paused"] or destination["paused"], lease=(action.get("lease") or None),
             backlog=action["backlog"], succeeded=ok, failed=bad,
             chart=bars(mine, label) if activity is not None else "", summary=summarised,
+            destination_paused=destination["paused"],
         ))
     rows.sort(key=lambda r: (not r.failing, -r.failure_rate, r.destination, r.name))
     return rows

@@ -22,11 +22,18 @@ async def overview(page: Page) -> Response:
     return page.render("overview.html", rows=await action_rows(page.call()))
 
 
+async def destination(page: Page) -> Response:
+    """One destination: paused or running, its actions, the pause / resume of all of it."""
+    return page.render("destination.html", destination=await read.get_destination(page.call(page.request.path_params)))
+
+
 async def action(page: Page) -> Response:
-    """One action: schedule, state, recent failures by error message, its write buttons."""
+    """One action: schedule, state (its own pause, its destination's), recent failures by error
+    message, its write buttons."""
     path = dict(page.request.path_params)
     call = page.call(path)
     found = await read.get_action(call)
+    pauses = await read.paused(call)
     store = page.runtime.store
     summary = getattr(store, "action_summary", None)
     failures = getattr(store, "failures", None)
@@ -34,6 +41,8 @@ async def action(page: Page) -> Response:
         "action.html",
         action=found,
         ref=f"{path['destination']}.{path['action']}",
+        own_pause=(path["destination"], path["action"]) in pauses,
+        destination_paused=(path["destination"], "*") in pauses,
         summary=await summary(path["destination"], path["action"]) if summary is not None else None,
         failures=await failures(path["destination"], path["action"]) if failures is not None else None,
     )
