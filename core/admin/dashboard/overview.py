@@ -103,8 +103,8 @@ def _buckets(rows: list[Row], now: datetime) -> dict[tuple[str, str], list[Bucke
     }
 
 
-async def _none() -> None:
-    return None
+async def nothing() -> None:
+    """What a store without a read gives (awaitable beside the reads it has)."""
 
 
 async def action_rows(call: Call) -> list[ActionRow]:
@@ -115,12 +115,12 @@ async def action_rows(call: Call) -> list[ActionRow]:
     summary = getattr(store, "action_summary", None)
     kept = _activities.setdefault(store, Activity())
     found, recent = await asyncio.gather(
-        read.list_destinations(call), kept.rows(activity, now) if activity is not None else _none()
+        read.list_destinations(call), kept.rows(activity, now) if activity is not None else nothing()
     )
     listed = found["destinations"]
     buckets = _buckets(recent, now) if recent is not None else {}
     keys = [(d["name"], a["name"]) for d in listed for a in d["actions"]]
-    summaries = await asyncio.gather(*(summary(*key) if summary is not None else _none() for key in keys))
+    summaries = await asyncio.gather(*(summary(*key) if summary is not None else nothing() for key in keys))
     rows = []
     for (destination, action), key, summarised in zip(
         ((d, a) for d in listed for a in d["actions"]), keys, summaries, strict=True

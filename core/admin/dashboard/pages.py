@@ -4,12 +4,13 @@ as the session's token, and through the store's dashboard reads (:mod:`core.sqls
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.responses import RedirectResponse, Response
 
 from core.admin import filters, flows, read
-from core.admin.dashboard.overview import action_rows
+from core.admin.dashboard.overview import action_rows, nothing
 from core.admin.dashboard.web import ROOT, Page
 from core.admin.errors import ApiError
 
@@ -29,22 +30,20 @@ async def destination(page: Page) -> Response:
 
 async def action(page: Page) -> Response:
     """One action: schedule, state (its own pause, its destination's), recent failures by error
-    message, its write buttons."""
+    message, its write buttons. Its reads run at once (each on its own connection of the pool)."""
     path = dict(page.request.path_params)
     call = page.call(path)
-    found = await read.get_action(call)
-    pauses = await read.paused(call)
-    store = page.runtime.store
+    read.action_of(call)  # a 404 before any read
+    store, key = page.runtime.store, (path["destination"], path["action"])
     summary = getattr(store, "action_summary", None)
     failures = getattr(store, "failures", None)
+    found, pauses, summarised, failed = await asyncio.gather(
+        read.get_action(call), read.paused(call),
+        summary(*key) if summary is not None else nothing(), failures(*key) if failures is not None else nothing(),
+    )
     return page.render(
-        "action.html",
-        action=found,
-        ref=f"{path['destination']}.{path['action']}",
-        own_pause=(path["destination"], path["action"]) in pauses,
-        destination_paused=(path["destination"], "*") in pauses,
-        summary=await summary(path["destination"], path["action"]) if summary is not None else None,
-        failures=await failures(path["destination"], path["action"]) if failures is not None else None,
+        "action.html", action=found, ref=".".join(key), own_pause=key in pauses,
+        destination_paused=(key[0], "*") in pauses, summary=summarised, failures=failed,
     )
 
 
