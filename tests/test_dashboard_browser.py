@@ -128,6 +128,24 @@ def test_pause_and_resume_an_action(page: Any, deployment: tuple[str, str, Path]
     assert page.get_by_role("button", name="Pause").is_visible()
 
 
+def test_pause_and_resume_a_whole_destination(page: Any, deployment: tuple[str, str, Path]) -> None:
+    _, base, _ = deployment
+    log_in(page, base)
+    page.get_by_role("link", name="crm", exact=True).click()
+    page.wait_for_url(f"{base}/destinations/crm")
+    page.get_by_label("Why (kept in the history)").fill("crm is down for maintenance")
+    page.get_by_role("button", name="Pause all of crm").click()
+    assert page.get_by_role("status").inner_text() == "paused crm"
+    assert re.search(r"Paused by\s+ops, \d+s ago: crm is down for maintenance", page.locator("dl.facts").inner_text())
+    shot(page, "destination")
+    page.goto(f"{base}/destinations/crm/actions/notify")
+    assert "paused with its whole destination" in page.locator("dl.facts").inner_text()
+    page.goto(f"{base}/destinations/crm")
+    page.get_by_role("button", name="Resume all of crm").click()
+    assert page.get_by_role("status").inner_text() == "resumed crm"
+    assert page.get_by_role("button", name="Pause all of crm").is_visible()
+
+
 def test_a_script_in_a_payload_shows_as_text(page: Any, deployment: tuple[str, str, Path]) -> None:
     gateway, base, _ = deployment
     script = "<script>window.pwned = 1</script><img src=x onerror='window.pwned = 2'>"

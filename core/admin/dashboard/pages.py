@@ -13,6 +13,7 @@ from core.admin import filters, flows, read
 from core.admin.dashboard.overview import action_rows, nothing
 from core.admin.dashboard.web import ROOT, Page
 from core.admin.errors import ApiError
+from hookspecs import Pause, PausingStore
 
 #: Rows of a list page.
 PAGE_ROWS = 50
@@ -23,9 +24,17 @@ async def overview(page: Page) -> Response:
     return page.render("overview.html", rows=await action_rows(page.call()))
 
 
+async def _pauses(page: Page) -> dict[tuple[str, str], Pause]:
+    """The store's pauses (who, when, why) by ``(destination, action)``."""
+    store = page.runtime.store
+    return {(p.destination, p.action): p for p in await store.pauses()} if isinstance(store, PausingStore) else {}
+
+
 async def destination(page: Page) -> Response:
-    """One destination: paused or running, its actions, the pause / resume of all of it."""
-    return page.render("destination.html", destination=await read.get_destination(page.call(page.request.path_params)))
+    """One destination: paused (by whom, why) or running, its actions, the pause / resume of all of it."""
+    call = page.call(page.request.path_params)
+    found, pauses = await asyncio.gather(read.get_destination(call), _pauses(page))
+    return page.render("destination.html", destination=found, pause=pauses.get((found["name"], "*")))
 
 
 async def action(page: Page) -> Response:
@@ -38,11 +47,11 @@ async def action(page: Page) -> Response:
     summary = getattr(store, "action_summary", None)
     failures = getattr(store, "failures", None)
     found, pauses, summarised, failed = await asyncio.gather(
-        read.get_action(call), read.paused(call),
+        read.get_action(call), _pauses(page),
         summary(*key) if summary is not None else nothing(), failures(*key) if failures is not None else nothing(),
     )
     return page.render(
-        "action.html", action=found, ref=".".join(key), own_pause=key in pauses,
+        "action.html", action=found, ref=".".join(key), own_pause=pauses.get(key),
         destination_paused=(key[0], "*") in pauses, summary=summarised, failures=failed,
     )
 
