@@ -94,3 +94,17 @@ def test_log_out_needs_the_sessions_csrf_token(base: str) -> None:
         done = browser.post(f"{base}/logout", data={"csrf": csrf})
         assert (done.status_code, done.headers["location"]) == (303, "/admin/login")
         assert browser.get(f"{base}/nodes").status_code == 303
+
+
+def test_search_goes_to_an_id_or_to_the_list_a_filter_takes(base: str) -> None:
+    with httpx.Client(timeout=10) as browser:
+        http_log_in(browser, base, "r3ad-s3cret")
+        jobs = browser.get(f"{base}/search", params={"q": "status_in=failed&actions_in=crm.notify"})
+        assert (jobs.status_code, jobs.headers["location"]) == (
+            303, "/admin/jobs?status_in=failed&actions_in=crm.notify")
+        events = browser.get(f"{base}/search", params={"q": "received_after=2h"})
+        assert events.headers["location"] == "/admin/events?received_after=2h"
+        wrong = browser.get(f"{base}/search", params={"q": "colour=red"})
+        assert wrong.status_code == 200 and "no list filters on colour; the filters are" in wrong.text
+        missing = browser.get(f"{base}/search", params={"q": "3NAWtf72LpKInA6waAsvfsYXPbR"})
+        assert "No job or event has the id 3NAWtf72LpKInA6waAsvfsYXPbR." in missing.text

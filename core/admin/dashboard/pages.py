@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.responses import RedirectResponse, Response
 
@@ -91,15 +92,38 @@ async def events(page: Page) -> Response:
                        filters=filters.EVENT_PARAMS)
 
 
+#: The parameters of the lists a search by filter goes to (paging aside).
+_LISTS = (("jobs", frozenset(filters.JOB_FILTER_NAMES)), ("events", frozenset(p.name for p in filters.EVENT_PARAMS)))
+
+
+def _filtered(wanted: str) -> tuple[str | None, str | None]:
+    """The list a search ``name=value&...`` goes to (the jobs, else the events, whichever takes
+    every name), and else why none does."""
+    names = {name for name, _ in parse_qsl(wanted, keep_blank_values=True)} - {"limit"}
+    for path, known in _LISTS:
+        if names and names <= known:
+            return f"{ROOT}/{path}?{urlencode(parse_qsl(wanted))}", None
+    known_names = sorted(filters.JOB_FILTER_NAMES | _LISTS[1][1])
+    return None, f"no list filters on {', '.join(sorted(names)) or 'that'}; the filters are {', '.join(known_names)}"
+
+
 async def search(page: Page) -> Response:
-    """A job or event id goes to its page; anything else is said not found."""
+    """A job or event id goes to its page, a filter (``status_in=failed&actions_in=crm.sync``)
+    to the list of jobs (or events) it takes; anything else is said not found."""
     wanted = page.request.query_params.get("q", "").strip()
-    if wanted:
+    problem = None
+    if "=" in wanted:
+        target, problem = _filtered(wanted)
+        if target is not None:
+            return RedirectResponse(target, 303)
+    elif wanted:
         if await page.runtime.store.get_job(wanted) is not None:
-            return RedirectResponse(f"{ROOT}/jobs/{wanted}", 303)
+            return RedirectResponse(f"{ROOT}/jobs/{quote(wanted, safe='')}", 303)
         if await page.runtime.store.get_event(wanted) is not None:
-            return RedirectResponse(f"{ROOT}/events/{wanted}", 303)
-    return page.render("search.html", wanted=wanted, filters=filters.JOB_PARAMS, statuses=filters.STATUSES)
+            return RedirectResponse(f"{ROOT}/events/{quote(wanted, safe='')}", 303)
+        problem = f"No job or event has the id {wanted}."
+    return page.render("search.html", wanted=wanted, problem=problem, filters=filters.JOB_PARAMS,
+                       statuses=filters.STATUSES)
 
 
 async def sources(page: Page) -> Response:
