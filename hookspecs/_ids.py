@@ -13,10 +13,10 @@ import time
 from datetime import UTC, datetime
 
 EPOCH = 1_400_000_000
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_INDEX = {c: i for i, c in enumerate(ALPHABET)}
 #: Every two-character base62 string, so encoding takes 13 divisions instead of 27.
-_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
+_PAIRS = tuple(a + b for a in ALPHABET for b in ALPHABET)
 LENGTH = 27
 
 
@@ -37,7 +37,7 @@ def _encode(value: int) -> str:
     for _ in range(LENGTH // 2):
         value, rem = divmod(value, 3844)
         out.append(_PAIRS[rem])
-    out.append(_ALPHABET[value])
+    out.append(ALPHABET[value])
     out.reverse()
     return "".join(out)
 

@@ -56,6 +56,7 @@ async def test_a_time_bound_bounds_the_id_within_the_clock_slack(store: SQLiteSt
     the id of the bound's second less the slack: a row whose id was made up to the slack
     before its time (a clock stepped back) is still found; ids older than that are taken as
     rows before the bound."""
+    assert store.id_bounds, "SQLite compares ids as bytes (BINARY): KSUIDs sort by time"
     made = (T0 - CLOCK_SLACK / 2).timestamp()
     stepped = make_event(received_at=T0, actions=[])
     stepped.id = new_id(made)
