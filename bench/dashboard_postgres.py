@@ -99,8 +99,9 @@ def rows(count: int, recent: int) -> list[tuple[int, str, datetime]]:
     return found
 
 
-async def fill(url: str, made: list[tuple[int, str, datetime]]) -> float:
-    """Create the store's tables and fill them with ``made`` jobs; the seconds it took."""
+async def fill(url: str, made: list[tuple[int, str, datetime]]) -> tuple[float, str]:
+    """Create the store's tables and fill them with ``made`` jobs; the seconds it took and the
+    database's collation (``C``-like: ids sort by time, and time filters bound the id)."""
     store = PostgresStore(url)
     await store.open()
     await store.close()
@@ -111,9 +112,10 @@ async def fill(url: str, made: list[tuple[int, str, datetime]]) -> float:
         await conn.copy_records_to_table("ids", records=made)
         await conn.execute(FILL.replace("$1", str(len(made))))
         await conn.execute("VACUUM ANALYZE")
+        collation = await conn.fetchval("SELECT datcollate FROM pg_database WHERE datname = current_database()")
     finally:
         await conn.close()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, collation
 
 
 def start_admin(project: Path) -> tuple[subprocess.Popen[str], str]:
@@ -172,9 +174,9 @@ def main() -> None:
     with scratch_database() as server_url, tempfile.TemporaryDirectory() as tmp:
         url = server_url.replace("postgresql://", "postgresql+asyncpg://", 1)
         made = rows(args.jobs, args.recent)
-        took = asyncio.run(fill(url, made))
+        took, collation = asyncio.run(fill(url, made))
         print(f"{args.jobs:,} jobs ({args.recent:,} in the last hour), {3 * args.jobs:,} transitions "
-              f"loaded in {took:.0f}s", flush=True)
+              f"loaded in {took:.0f}s; database collation {collation}", flush=True)
         project = Path(tmp)
         (project / "app.py").write_text(APP)
         (project / "core.toml").write_text(
