@@ -13,22 +13,31 @@ import time
 from datetime import UTC, datetime
 
 EPOCH = 1_400_000_000
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_INDEX = {c: i for i, c in enumerate(ALPHABET)}
 #: Every two-character base62 string, so encoding takes 13 divisions instead of 27.
-_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
+_PAIRS = tuple(a + b for a in ALPHABET for b in ALPHABET)
 LENGTH = 27
 
 
 def new_id(at: float | None = None) -> str:
     """Return a new KSUID string; ``at`` (a UNIX time) fixes the timestamp, for tests."""
     seconds = int(time.time() if at is None else at) - EPOCH
-    value = (seconds << 128) | int.from_bytes(os.urandom(16), "big")
+    return _encode((seconds << 128) | int.from_bytes(os.urandom(16), "big"))
+
+
+def first_id(at: float) -> str:
+    """Return the smallest KSUID of UNIX time ``at``'s second: every id made at or after
+    ``at`` sorts at or after it (a store turns a time bound into an id bound with it)."""
+    return _encode(max(int(at) - EPOCH, 0) << 128)
+
+
+def _encode(value: int) -> str:
     out = []
     for _ in range(LENGTH // 2):
         value, rem = divmod(value, 3844)
         out.append(_PAIRS[rem])
-    out.append(_ALPHABET[value])
+    out.append(ALPHABET[value])
     out.reverse()
     return "".join(out)
 

@@ -3,10 +3,16 @@ discarded at once) until a ``fixed`` file exists, and one that succeeds; a secre
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import httpx
+
 APP = """
+import re
 from pathlib import Path
+
+import httpx
 from hookspecs import Action, Destination, Flow, HttpTrigger, Schedule, Source, hookimpl
 
 HERE = Path(__file__).parent
@@ -51,3 +57,17 @@ def make_project(directory: Path, store: str = "sqlite:///core.db") -> Path:
         f'[options.warehouse]\napi_token = "{SECRET}"\n'
     )
     return directory
+
+
+def form_token(html: str) -> str:
+    """The CSRF token of the first form of a dashboard page."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
+def http_log_in(client: httpx.Client, base: str, secret: str = "") -> httpx.Response:
+    """Log ``client`` in to the dashboard at ``base`` as a browser does: the login form, then
+    its post with the form's CSRF token (``secret``: the admin token, none when open)."""
+    form = client.get(f"{base}/login")
+    return client.post(f"{base}/login", data={"token": secret, "csrf": form_token(form.text)})

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.admin_kit import core_start, ingest
-from tests.dashboard_kit import SECRET, make_project
+from tests.dashboard_kit import SECRET, http_log_in, make_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
@@ -128,6 +128,24 @@ def test_pause_and_resume_an_action(page: Any, deployment: tuple[str, str, Path]
     assert page.get_by_role("button", name="Pause").is_visible()
 
 
+def test_pause_and_resume_a_whole_destination(page: Any, deployment: tuple[str, str, Path]) -> None:
+    _, base, _ = deployment
+    log_in(page, base)
+    page.get_by_role("link", name="crm", exact=True).click()
+    page.wait_for_url(f"{base}/destinations/crm")
+    page.get_by_label("Why (kept in the history)").fill("crm is down for maintenance")
+    page.get_by_role("button", name="Pause all of crm").click()
+    assert page.get_by_role("status").inner_text() == "paused crm"
+    assert re.search(r"Paused by\s+ops, \d+s ago: crm is down for maintenance", page.locator("dl.facts").inner_text())
+    shot(page, "destination")
+    page.goto(f"{base}/destinations/crm/actions/notify")
+    assert "paused with its whole destination" in page.locator("dl.facts").inner_text()
+    page.goto(f"{base}/destinations/crm")
+    page.get_by_role("button", name="Resume all of crm").click()
+    assert page.get_by_role("status").inner_text() == "resumed crm"
+    assert page.get_by_role("button", name="Pause all of crm").is_visible()
+
+
 def test_a_script_in_a_payload_shows_as_text(page: Any, deployment: tuple[str, str, Path]) -> None:
     gateway, base, _ = deployment
     script = "<script>window.pwned = 1</script><img src=x onerror='window.pwned = 2'>"
@@ -177,11 +195,11 @@ def test_a_form_without_the_csrf_token_or_from_a_read_only_token_is_refused(
         assert anonymous.post(pause, data={}).status_code == 403
     for token in ("r3ad-s3cret", WRITE_TOKEN):
         with httpx.Client(timeout=10) as client:
-            client.post(f"{base}/login", data={"token": token})
+            http_log_in(client, base, token)
             refused = client.post(pause, data={"csrf": "forged"})
             assert refused.status_code == 403 and "CSRF" in refused.text
     with httpx.Client(timeout=10) as reader:
-        reader.post(f"{base}/login", data={"token": "r3ad-s3cret"})
+        http_log_in(reader, base, "r3ad-s3cret")
         cookie = reader.cookies.get("core_admin_session", path="/admin/")
         assert "r3ad-s3cret" not in cookie
     page = httpx.get(f"{base}/destinations/crm/actions/notify", cookies={"core_admin_session": cookie}, timeout=10)

@@ -11,7 +11,7 @@ import pytest
 
 import hookspecs
 from hookspecs import new_id
-from hookspecs._ids import LENGTH, id_time, is_id
+from hookspecs._ids import LENGTH, first_id, id_time, is_id
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -67,6 +67,12 @@ def test_ksuids_are_27_base62_characters_and_sort_by_time() -> None:
     assert id_time(early).timestamp() == 1_700_000_000
     assert not is_id("not-a-ksuid") and not is_id("z" * 27)
     assert len({new_id() for _ in range(10_000)}) == 10_000
+
+
+def test_the_first_id_of_a_second_sorts_before_every_id_made_in_it_or_later() -> None:
+    ids = [new_id(at=1_700_000_000.9) for _ in range(100)]
+    assert first_id(1_700_000_000.5) <= min(ids) and max(ids) < first_id(1_700_000_001)
+    assert is_id(first_id(1_700_000_000)) and id_time(first_id(1_700_000_000)).timestamp() == 1_700_000_000
 
 
 def test_schedule_defaults_and_precedence_come_from_the_seeds() -> None:

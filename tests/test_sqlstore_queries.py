@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from core.builtin.sqlite.store import SQLiteStore
-from core.testing.data import make_job, make_transition, utcnow
-from hookspecs import Claim, Job, Page, Status, WhereEvent, WhereJob
+from core.sqlstore.reads import CLOCK_SLACK
+from core.testing.data import make_event, make_job, make_transition, utcnow
+from hookspecs import Claim, Job, Page, Queue, Status, WhereEvent, WhereJob, new_id
 from tests.sqlstore_kit import db_path, db_url, finish, insert, rows
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -47,6 +49,24 @@ async def test_find_events_by_every_filter_ordered_by_id(store: SQLiteStore) -> 
     assert await find(received_before=T0 + timedelta(hours=2)) == sorted(e.id for e in [*shop, *app])
     found = await store.find_events(WhereEvent(ids=[app[0].id]))
     assert found[0].jobs == [] and found[0].received_at == T0 + timedelta(hours=1)
+
+
+async def test_a_time_bound_bounds_the_id_within_the_clock_slack(store: SQLiteStore) -> None:
+    """``received_after`` / ``created_after`` also bound the id (KSUIDs carry their second), by
+    the id of the bound's second less the slack: a row whose id was made up to the slack
+    before its time (a clock stepped back) is still found; ids older than that are taken as
+    rows before the bound."""
+    assert store.id_bounds, "SQLite compares ids as bytes (BINARY): KSUIDs sort by time"
+    made = (T0 - CLOCK_SLACK / 2).timestamp()
+    stepped = make_event(received_at=T0, actions=[])
+    stepped.id = new_id(made)
+    stepped.jobs = [replace(make_job(stepped), id=new_id(made))]
+    await store.insert_queue(Queue(events=[stepped]))
+    await insert(store, 2, received_at=T0 - timedelta(hours=1))
+    since = T0 - timedelta(seconds=1)
+    assert [e.id for e in await store.find_events(WhereEvent(received_after=since))] == [stepped.id]
+    assert [j.id for j in await store.find_jobs(WhereJob(created_after=since))] == [stepped.jobs[0].id]
+    assert len(await store.find_events(WhereEvent(received_after=T0 - timedelta(hours=2)))) == 3
 
 
 async def test_keyset_paging_visits_everything_once(store: SQLiteStore) -> None:

@@ -121,6 +121,7 @@ def _target(call: Call, ref: Any) -> str:
 async def _marshal(ingestor: Ingestor, ref: str, event: Event) -> Job | None:
     """A new job of ``ref`` for stored ``event``, made by the action's marshal (``None``: skipped)."""
     target = ingestor._target(ref)
+    created = datetime.now(UTC)  # before the id: a job's id never sorts before its created_at
     job_id = new_id()
     payload = ingestor._marshal(target, event, job_id, None)
     if inspect.isawaitable(payload):
@@ -136,7 +137,7 @@ async def _marshal(ingestor: Ingestor, ref: str, event: Event) -> Job | None:
         event_id=event.id,
         context=event.context if payload.context is None else payload.context,
         data=payload.data,
-        created_at=datetime.now(UTC),
+        created_at=created,
         version=payload.version,
     )
     job.ordering_key = target.action.ordering_key_for(job)

@@ -2,26 +2,54 @@
 
 Results are ordered by id (KSUIDs sort by creation time); ``page.after`` continues after the
 last id seen, which stays fast however deep the page (no ``OFFSET``).
+
+Where the database compares ids byte by byte (:func:`ids_sort_as_bytes`: SQLite, PostgreSQL
+with the ``C`` collation), so that KSUIDs sort by time, a time bound (``received_after``,
+``created_after``) also bounds the id from below: an event's id is made after its
+``received_at`` is taken, a job's after its ``created_at``, so no match sorts before the first
+id of that second (less :data:`CLOCK_SLACK`, for a clock stepped back in between). Without it,
+a page of recent rows ordered by id walks the primary key from the oldest row: a million rows
+read to find fifty.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, and_, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.sqlstore.claims import JOB_COLUMNS, JOBS_WITH_STATE
 from core.sqlstore.rows import event_from_row, job_from_row, transition_from_row
-from core.sqlstore.schema import events, job_state, jobs, transitions
+from core.sqlstore.schema import ID, events, job_state, jobs, transitions
 from hookspecs import Event, Job, Status, WhereEvent, WhereJob
+from hookspecs._ids import ALPHABET, first_id
+
+#: How far back of a time bound its id bound starts: a wall clock stepped back between taking
+#: a row's time and making its id.
+CLOCK_SLACK = timedelta(minutes=1)
 
 
 def _values(statuses: Any) -> list[str]:
     return [Status(status).value for status in statuses]
 
 
-async def find_events(conn: AsyncConnection, where: WhereEvent) -> list[Event]:
+def _ids_from(moment: datetime) -> str:
+    """The id every row stamped after ``moment`` sorts at or after."""
+    return first_id((moment - CLOCK_SLACK).timestamp())
+
+
+async def ids_sort_as_bytes(conn: AsyncConnection) -> bool:
+    """Whether the database orders the characters of ids as bytes (a linguistic collation,
+    such as ``en_US.UTF-8``, puts ``a`` before ``Z``: KSUIDs do not sort by time there)."""
+    ordered = and_(*(literal(a, ID) < literal(b, ID) for a, b in pairwise(ALPHABET)))
+    return bool((await conn.execute(select(ordered))).scalar())
+
+
+async def find_events(conn: AsyncConnection, where: WhereEvent, id_bounds: bool = False) -> list[Event]:
+    """The events of ``where`` (``id_bounds``: its time bound bounds the id too, see above)."""
     if where.page.limit <= 0:
         return []
     clauses: list[ColumnElement[bool]] = []
@@ -33,6 +61,8 @@ async def find_events(conn: AsyncConnection, where: WhereEvent) -> list[Event]:
         clauses.append(events.c.name.in_(list(where.names)))
     if where.received_after is not None:
         clauses.append(events.c.received_at > where.received_after)
+        if id_bounds:
+            clauses.append(events.c.id >= _ids_from(where.received_after))
     if where.received_before is not None:
         clauses.append(events.c.received_at < where.received_before)
     if where.page.after is not None:
@@ -41,9 +71,10 @@ async def find_events(conn: AsyncConnection, where: WhereEvent) -> list[Event]:
     return [event_from_row(row) for row in (await conn.execute(query)).all()]
 
 
-def job_clauses(where: WhereJob) -> list[ColumnElement[bool]]:
+def job_clauses(where: WhereJob, id_bounds: bool = False) -> list[ColumnElement[bool]]:
     """The conditions of ``where`` (its page aside) on ``jobs``, ``job_state`` and, for
-    ``sources`` / ``events_in``, ``events`` (joined, or correlated, by the caller)."""
+    ``sources`` / ``events_in``, ``events`` (joined, or correlated, by the caller);
+    ``id_bounds``: a time bound bounds the id too."""
     clauses: list[ColumnElement[bool]] = []
     if where.sources:
         clauses.append(events.c.source.in_(list(where.sources)))
@@ -65,18 +96,21 @@ def job_clauses(where: WhereJob) -> list[ColumnElement[bool]]:
         clauses.append(job_state.c.attempt <= where.max_attempts)
     if where.created_after is not None:
         clauses.append(jobs.c.created_at > where.created_after)
+        if id_bounds:
+            clauses.append(jobs.c.id >= _ids_from(where.created_after))
     if where.created_before is not None:
         clauses.append(jobs.c.created_at < where.created_before)
     return clauses
 
 
-async def find_jobs(conn: AsyncConnection, where: WhereJob) -> list[Job]:
+async def find_jobs(conn: AsyncConnection, where: WhereJob, id_bounds: bool = False) -> list[Job]:
+    """The jobs of ``where`` (``id_bounds``: its time bound bounds the id too, see above)."""
     if where.page.limit <= 0:
         return []
     source = JOBS_WITH_STATE
     if where.sources or where.events_in:
         source = source.join(events, events.c.id == jobs.c.event_id)
-    clauses = job_clauses(where)
+    clauses = job_clauses(where, id_bounds)
     if where.page.after is not None:
         clauses.append(jobs.c.id > where.page.after)
     query = select(*JOB_COLUMNS).select_from(source).where(*clauses).order_by(jobs.c.id).limit(where.page.limit)

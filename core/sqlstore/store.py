@@ -78,6 +78,9 @@ class SQLStore(SQLDatabase):
     #: Writer transactions in flight at once (SQLite: 1, its single writer; a server database
     #: may overlap a commit's disk wait with the next batch).
     writer_concurrency: ClassVar[int] = 1
+    #: Whether a time filter also bounds the id (the database sorts KSUIDs by time; set by
+    #: :meth:`open`, see :mod:`core.sqlstore.reads`).
+    id_bounds: bool = False
 
     def __init__(self, url: str, *, commit_delay_ms: float = 2.0, max_batch: int = 5000,
                  purge_batch: int = 1000, **options: Any) -> None:
@@ -149,6 +152,8 @@ class SQLStore(SQLDatabase):
 
     async def open(self) -> None:
         await super().open()
+        async with self.connection() as conn:
+            self.id_bounds = await reads.ids_sort_as_bytes(conn)
         self._writer.start()
 
     async def close(self) -> None:
@@ -346,11 +351,11 @@ class SQLStore(SQLDatabase):
 
     async def find_events(self, where: WhereEvent) -> list[Event]:
         async with self.connection() as conn:
-            return await reads.find_events(conn, where)
+            return await reads.find_events(conn, where, self.id_bounds)
 
     async def find_jobs(self, where: WhereJob) -> list[Job]:
         async with self.connection() as conn:
-            return await reads.find_jobs(conn, where)
+            return await reads.find_jobs(conn, where, self.id_bounds)
 
     async def get_event(self, event_id: str) -> Event | None:
         async with self.connection() as conn:

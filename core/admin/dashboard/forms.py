@@ -22,6 +22,12 @@ def _action_page(page: Page) -> str:
     return f"{ROOT}/destinations/{path['destination']}/actions/{path['action']}"
 
 
+def _paused_page(page: Page) -> str:
+    """The page of what a pause form (un)pauses: the action's, else the destination's."""
+    path = page.request.path_params
+    return _action_page(page) if "action" in path else f"{ROOT}/destinations/{path['destination']}"
+
+
 async def retry_action(page: Page) -> Response:
     """Retry the action's failed or discarded jobs (form field ``status``)."""
     path, status = page.request.path_params, page.form.get("status", "")
@@ -42,15 +48,15 @@ async def retry_job(page: Page) -> Response:
 
 
 async def pause(page: Page) -> Response:
-    """Pause the action."""
+    """Pause the action, or the whole destination (no action in the path)."""
     done = await write.pause(page.call(page.request.path_params, body=_why(page)))
-    return page.done(page.form.get("back") or _action_page(page), f"paused {done['paused']}")
+    return page.done(page.form.get("back") or _paused_page(page), f"paused {done['paused']}")
 
 
 async def resume(page: Page) -> Response:
-    """Resume the paused action."""
+    """Resume the paused action, or the paused destination."""
     done = await write.resume(page.call(page.request.path_params, body=_why(page)))
-    return page.done(page.form.get("back") or _action_page(page), f"resumed {done['resumed']}")
+    return page.done(page.form.get("back") or _paused_page(page), f"resumed {done['resumed']}")
 
 
 async def replay(page: Page) -> Response:

@@ -59,7 +59,8 @@ _activities: WeakKeyDictionary[Any, Activity] = WeakKeyDictionary()
 
 @dataclass(slots=True)
 class ActionRow:
-    """One action on the overview (``summary`` and ``chart`` empty when the store has no such reads)."""
+    """One action on the overview (``summary`` and ``chart`` empty when the store has no such reads;
+    ``paused`` also when its whole destination is, ``destination_paused`` then)."""
 
     destination: str
     name: str
@@ -71,6 +72,7 @@ class ActionRow:
     failed: int
     chart: str
     summary: Any = None
+    destination_paused: bool = False
 
     @property
     def failure_rate(self) -> float:
@@ -101,8 +103,8 @@ def _buckets(rows: list[Row], now: datetime) -> dict[tuple[str, str], list[Bucke
     }
 
 
-async def _none() -> None:
-    return None
+async def nothing() -> None:
+    """What a store without a read gives (awaitable beside the reads it has)."""
 
 
 async def action_rows(call: Call) -> list[ActionRow]:
@@ -113,12 +115,12 @@ async def action_rows(call: Call) -> list[ActionRow]:
     summary = getattr(store, "action_summary", None)
     kept = _activities.setdefault(store, Activity())
     found, recent = await asyncio.gather(
-        read.list_destinations(call), kept.rows(activity, now) if activity is not None else _none()
+        read.list_destinations(call), kept.rows(activity, now) if activity is not None else nothing()
     )
     listed = found["destinations"]
     buckets = _buckets(recent, now) if recent is not None else {}
     keys = [(d["name"], a["name"]) for d in listed for a in d["actions"]]
-    summaries = await asyncio.gather(*(summary(*key) if summary is not None else _none() for key in keys))
+    summaries = await asyncio.gather(*(summary(*key) if summary is not None else nothing() for key in keys))
     rows = []
     for (destination, action), key, summarised in zip(
         ((d, a) for d in listed for a in d["actions"]), keys, summaries, strict=True
@@ -131,6 +133,7 @@ async def action_rows(call: Call) -> list[ActionRow]:
             paused=action["paused"] or destination["paused"], lease=(action.get("lease") or None),
             backlog=action["backlog"], succeeded=ok, failed=bad,
             chart=bars(mine, label) if activity is not None else "", summary=summarised,
+            destination_paused=destination["paused"],
         ))
     rows.sort(key=lambda r: (not r.failing, -r.failure_rate, r.destination, r.name))
     return rows

@@ -4,14 +4,17 @@ as the session's token, and through the store's dashboard reads (:mod:`core.sqls
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.responses import RedirectResponse, Response
 
 from core.admin import filters, flows, read
-from core.admin.dashboard.overview import action_rows
+from core.admin.dashboard.overview import action_rows, nothing
 from core.admin.dashboard.web import ROOT, Page
 from core.admin.errors import ApiError
+from hookspecs import Pause, PausingStore
 
 #: Rows of a list page.
 PAGE_ROWS = 50
@@ -22,20 +25,35 @@ async def overview(page: Page) -> Response:
     return page.render("overview.html", rows=await action_rows(page.call()))
 
 
+async def _pauses(page: Page) -> dict[tuple[str, str], Pause]:
+    """The store's pauses (who, when, why) by ``(destination, action)``."""
+    store = page.runtime.store
+    return {(p.destination, p.action): p for p in await store.pauses()} if isinstance(store, PausingStore) else {}
+
+
+async def destination(page: Page) -> Response:
+    """One destination: paused (by whom, why) or running, its actions, the pause / resume of all of it."""
+    call = page.call(page.request.path_params)
+    found, pauses = await asyncio.gather(read.get_destination(call), _pauses(page))
+    return page.render("destination.html", destination=found, pause=pauses.get((found["name"], "*")))
+
+
 async def action(page: Page) -> Response:
-    """One action: schedule, state, recent failures by error message, its write buttons."""
+    """One action: schedule, state (its own pause, its destination's), recent failures by error
+    message, its write buttons. Its reads run at once (each on its own connection of the pool)."""
     path = dict(page.request.path_params)
     call = page.call(path)
-    found = await read.get_action(call)
-    store = page.runtime.store
+    read.action_of(call)  # a 404 before any read
+    store, key = page.runtime.store, (path["destination"], path["action"])
     summary = getattr(store, "action_summary", None)
     failures = getattr(store, "failures", None)
+    found, pauses, summarised, failed = await asyncio.gather(
+        read.get_action(call), _pauses(page),
+        summary(*key) if summary is not None else nothing(), failures(*key) if failures is not None else nothing(),
+    )
     return page.render(
-        "action.html",
-        action=found,
-        ref=f"{path['destination']}.{path['action']}",
-        summary=await summary(path["destination"], path["action"]) if summary is not None else None,
-        failures=await failures(path["destination"], path["action"]) if failures is not None else None,
+        "action.html", action=found, ref=".".join(key), own_pause=pauses.get(key),
+        destination_paused=(key[0], "*") in pauses, summary=summarised, failures=failed,
     )
 
 
@@ -74,15 +92,38 @@ async def events(page: Page) -> Response:
                        filters=filters.EVENT_PARAMS)
 
 
+#: The parameters of the lists a search by filter goes to (paging aside).
+_LISTS = (("jobs", frozenset(filters.JOB_FILTER_NAMES)), ("events", frozenset(p.name for p in filters.EVENT_PARAMS)))
+
+
+def _filtered(wanted: str) -> tuple[str | None, str | None]:
+    """The list a search ``name=value&...`` goes to (the jobs, else the events, whichever takes
+    every name), and else why none does."""
+    names = {name for name, _ in parse_qsl(wanted, keep_blank_values=True)} - {"limit"}
+    for path, known in _LISTS:
+        if names and names <= known:
+            return f"{ROOT}/{path}?{urlencode(parse_qsl(wanted))}", None
+    known_names = sorted(filters.JOB_FILTER_NAMES | _LISTS[1][1])
+    return None, f"no list filters on {', '.join(sorted(names)) or 'that'}; the filters are {', '.join(known_names)}"
+
+
 async def search(page: Page) -> Response:
-    """A job or event id goes to its page; anything else is said not found."""
+    """A job or event id goes to its page, a filter (``status_in=failed&actions_in=crm.sync``)
+    to the list of jobs (or events) it takes; anything else is said not found."""
     wanted = page.request.query_params.get("q", "").strip()
-    if wanted:
+    problem = None
+    if "=" in wanted:
+        target, problem = _filtered(wanted)
+        if target is not None:
+            return RedirectResponse(target, 303)
+    elif wanted:
         if await page.runtime.store.get_job(wanted) is not None:
-            return RedirectResponse(f"{ROOT}/jobs/{wanted}", 303)
+            return RedirectResponse(f"{ROOT}/jobs/{quote(wanted, safe='')}", 303)
         if await page.runtime.store.get_event(wanted) is not None:
-            return RedirectResponse(f"{ROOT}/events/{wanted}", 303)
-    return page.render("search.html", wanted=wanted, filters=filters.JOB_PARAMS, statuses=filters.STATUSES)
+            return RedirectResponse(f"{ROOT}/events/{quote(wanted, safe='')}", 303)
+        problem = f"No job or event has the id {wanted}."
+    return page.render("search.html", wanted=wanted, problem=problem, filters=filters.JOB_PARAMS,
+                       statuses=filters.STATUSES)
 
 
 async def sources(page: Page) -> Response:

@@ -6,6 +6,11 @@ over https (on a plain-http loopback listener a browser would drop a ``Secure`` 
 is left off there). It is signed with HMAC-SHA256 by a key made when the process starts: a
 restart ends every session. Every form that writes carries the session's CSRF token, compared
 in constant time.
+
+The login form, posted before there is a session, is bound the same way to a pre-session
+cookie (:data:`LOGIN_COOKIE`, signed, as strict): it holds a random token the form carries, so
+another site cannot log a browser in (a login CSRF). A login replaces it with the session,
+whose CSRF token is new.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 COOKIE = "core_admin_session"
+LOGIN_COOKIE = "core_admin_login"
 #: How long a login lasts, in seconds.
 LIFETIME = 8 * 3600
 
@@ -80,12 +86,38 @@ def new_session(who: str, may_write: bool) -> Session:
     return Session(who, may_write, secrets.token_urlsafe(24), int(time.time()) + LIFETIME)
 
 
-def set_cookie(response: Response, request: Request, value: str, max_age: int = LIFETIME) -> None:
-    """Set (or, ``max_age`` 0, clear) the session cookie: HttpOnly, SameSite=Strict, Secure on https."""
+def set_cookie(response: Response, request: Request, value: str, max_age: int = LIFETIME,
+               name: str = COOKIE) -> None:
+    """Set (or, ``max_age`` 0, clear) the session cookie (or cookie ``name``): HttpOnly,
+    SameSite=Strict, Secure on https."""
     response.set_cookie(
-        COOKIE, value, max_age=max_age, path="/admin/", httponly=True, samesite="strict",
+        name, value, max_age=max_age, path="/admin/", httponly=True, samesite="strict",
         secure=request.url.scheme == "https",
     )
+
+
+def _bound_login_token(request: Request, signer: Signer) -> str | None:
+    """The token of the request's pre-session cookie; ``None`` when missing or tampered with."""
+    found = signer.unsign(request.cookies.get(LOGIN_COOKIE, ""))
+    if isinstance(found, list) and len(found) == 2 and found[0] == "login" and isinstance(found[1], str):
+        return found[1]
+    return None
+
+
+def login_token(request: Request, signer: Signer) -> str:
+    """The login form's CSRF token: the one of the request's pre-session cookie, else a new one."""
+    return _bound_login_token(request, signer) or secrets.token_urlsafe(24)
+
+
+def set_login_cookie(response: Response, request: Request, signer: Signer, token: str) -> None:
+    """Bind the login form's CSRF ``token`` to the browser (for :data:`LIFETIME`)."""
+    set_cookie(response, request, signer.sign(["login", token]), name=LOGIN_COOKIE)
+
+
+def login_ok(request: Request, signer: Signer, presented: str | None) -> bool:
+    """Whether a posted login form carries the token of the request's pre-session cookie."""
+    bound = _bound_login_token(request, signer)
+    return bound is not None and bool(presented) and hmac.compare_digest(bound.encode(), str(presented).encode())
 
 
 def csrf_ok(session: Session, presented: str | None) -> bool:

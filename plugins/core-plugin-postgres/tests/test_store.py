@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from hookspecs import Claim, Event, Job, Queue, Status, StoreUnavailable, new_id
+from conftest import SERVER, database_url
+from core.testing import make_event, make_events
+from hookspecs import Claim, Event, Job, Queue, Status, StoreUnavailable, WhereEvent, WhereJob, new_id
 
 from core_plugin_postgres.store import PostgresStore
 
@@ -177,3 +180,34 @@ async def test_a_write_failing_after_its_first_table_stores_nothing(pg_url: str,
         assert await adapter.get_event(clash.events[1].id) is None
     finally:
         await adapter.close()
+
+
+@pytest.mark.parametrize(("locale", "bounds"), [
+    ("LC_COLLATE 'C' LC_CTYPE 'C'", True),
+    ("LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'", False),  # 'a' before 'Z'
+], ids=["C", "en-US"])
+async def test_time_filters_bound_the_id_only_where_ids_sort_as_bytes(locale: str, bounds: bool) -> None:
+    """A KSUID sorts by time only in byte order: with a linguistic collation the store keeps
+    its time filters to the time columns, and they find the same rows (in that collation's
+    order of ids)."""
+    name = f"core_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(SERVER)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 {locale}')
+        adapter = PostgresStore(database_url(name))
+        await adapter.open()
+        try:
+            assert adapter.id_bounds is bounds
+            now = datetime.now(UTC)
+            old, recent = make_event(received_at=now - timedelta(hours=2)), make_events(20, received_at=now)
+            await adapter.insert_queue(Queue(events=[old, *recent]))
+            since = now - timedelta(minutes=1)
+            found = await adapter.find_events(WhereEvent(received_after=since))
+            assert sorted(e.id for e in found) == sorted(e.id for e in recent)
+            jobs = await adapter.find_jobs(WhereJob(created_after=since))
+            assert sorted(j.id for j in jobs) == sorted(e.jobs[0].id for e in recent)
+        finally:
+            await adapter.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
