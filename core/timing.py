@@ -6,9 +6,10 @@ CRON strings have five fields (minute hour day month weekday, weekday 0 or 7 = S
 crontab) or six, a leading seconds field first (``*/5 * * * * *``: every five seconds), and are
 evaluated in UTC by APScheduler's ``CronTrigger``, or in the time zone a ``CRON_TZ=<IANA zone>``
 prefix names (``CRON_TZ=Europe/Berlin 30 2 * * *``, the notation of Go's cron); ``@hourly``,
-``@daily``, ``@weekly``, ``@monthly`` and ``@yearly`` are accepted too. In a time zone, a slot is a wall-clock time and fires once across a DST change:
-a time the clock jumps over fires at the first moment after it that APScheduler gives (an hour
-later), a time the clock goes through twice fires at its first occurrence only.
+``@daily``, ``@weekly``, ``@monthly`` and ``@yearly`` are accepted too. In a time zone, a slot
+is a wall-clock time and fires once across a DST change: a time the clock jumps over fires at
+the first moment after it that APScheduler gives (an hour later), a time the clock goes through
+twice fires at its first occurrence only.
 Moments (``--before``, ``created_after``) are ISO 8601 times or a duration ago.
 """
 
@@ -143,10 +144,11 @@ def _weekdays(field: str) -> str:
         first, last, step = found.groups()
         low = 0 if first == "*" else _weekday(first)
         high = 6 if first == "*" else low if last is None and step is None else _weekday(last or "sat")
+        high = 7 if last == "sun" else high  # 'fri-sun': Sunday ends a week too
         if high < low or step == "0":
             raise ValueError(f"weekday {item!r} is empty (a range backwards, or a step of 0)")
         days += range(low, high + 1, int(step or 1))
-    return ",".join(_WEEKDAYS[day % 7] for day in dict.fromkeys(days))
+    return ",".join(dict.fromkeys(_WEEKDAYS[day % 7] for day in days))
 
 
 def _weekday(text: str) -> int:

@@ -1,14 +1,16 @@
 """Property 11 of the reliability battery, its clock half: a CRON trigger firing every second
 (``* * * * * *``) on three gateway processes sharing one PostgreSQL store and its supervisor,
-each with a clock of its own (libfaketime, offsets 0, +2 s and −3 s; ``.ci/faketime.py``
-installs it). Mid-run the lease holder's clock is stepped forward 4 s, then back 5 s, a waiting
-gateway's back 2 s; then the holder is killed (SIGKILL), and the next holder stopped (SIGTERM).
+each with a clock of its own (libfaketime, offsets 0, +2 s and -3 s; ``.ci/faketime.py``
+installs it). Mid-run the lease holder's clock is stepped forward 4 s (it fires the slots it
+jumped over), then back 5 s (it fires none again), the waiting gateways' to 3 s ahead of it;
+the holder is killed (SIGKILL); the last gateway's clock is stepped back 4 s behind the new
+holder's, which is then stopped (SIGTERM), so the last one fires slots fired already.
 
 Each slot's event is stored once, never twice (the slot's idempotency key deduplicates what
-two gateways fire while the lease passes between clocks that disagree), and the only slots
-missing are at the two handovers, each within the bound of docs/guarantees.md:
-``(4/3·TTL + lead)/period + 1`` after a SIGKILL, ``(TTL/3 + lead)/period + 1`` after a SIGTERM,
-``lead`` the new holder's clock ahead of the old one's. Prints the figures."""
+two gateways fire while the lease passes between clocks that disagree), no gateway fires a slot
+twice, and the only slots missing are at the two handovers, each within the bound of
+docs/guarantees.md: ``(4/3·TTL + lead)/period + 1`` after a SIGKILL, ``(TTL/3 + lead)/period + 1``
+after a SIGTERM, ``lead`` the new holder's clock ahead of the old one's. Prints the figures."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import os
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -118,9 +121,10 @@ async def _ticks(store_url: str) -> list[tuple[datetime, int]]:
     return sorted((datetime.fromisoformat(e.data["slot"]), int(e.data["pid"])) for e in events)
 
 
-async def _until(store_url: str, condition: object, what: str, timeout: float = 30) -> None:
+async def _until(store_url: str, condition: Callable[[list[tuple[datetime, int]]], bool], what: str,
+                 timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while not condition(await _ticks(store_url)):  # type: ignore[operator]
+    while not condition(await _ticks(store_url)):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}", pytrace=False)
         await asyncio.sleep(0.25)
@@ -164,7 +168,7 @@ async def test_a_cron_on_three_gateways_with_skewed_and_stepped_clocks_fires_eac
             await asyncio.sleep(2)
             assert second.process is not None
             assert second.process.stop() == 0, second.process.output()
-            await _until(url, lambda ticks: ticks[-1][1] == third.pid, "the last gateway to take over after the SIGTERM")
+            await _until(url, lambda ticks: ticks[-1][1] == third.pid, "the last gateway to take over")
             await asyncio.sleep(3)
             ticks = await _ticks(url)
             fired = {g.pid: Counter((g.deployment.directory / "fired.txt").read_text().split()) for g in gateways}
