@@ -5,9 +5,10 @@ the monotonic clock: a step of the wall clock changes nothing. A CRON string nam
 the wall clock: a slot fires once the local wall clock has reached it (the loop sleeps at most
 :data:`CHUNK` seconds at a time and reads the clock again, so a clock stepped forward fires
 promptly and one stepped back fires nothing twice); the next slot is the one after the slot
-fired, not after "now". Slots a forward step jumped over (the clock reached a slot more than
-:data:`LATE` seconds late) fire at once, in order, at most :data:`CATCH_UP` of them; a slot
-missed because the previous tick ran long is skipped, not run late in a burst.
+fired, not after "now". Slots that passed while the loop waited (a forward step jumped over
+them, or the event loop was blocked) fire at once, in order, at most :data:`CATCH_UP` of them
+(the rest skipped); a slot that passed while the previous tick ran is skipped, not run late in
+a burst.
 
 Each slot's events carry the idempotency key ``cron:<source>/<trigger>@<slot in UTC>`` (``#<i>``
 appended for the i-th of several drafts; a draft's own key wins), which the store deduplicates:
@@ -39,8 +40,6 @@ log = logging.getLogger("core.gateway")
 
 #: The longest sleep (seconds) before the wall clock is read again while waiting for a slot.
 CHUNK = 1.0
-#: A slot reached later than this (seconds) was jumped over by the clock (or a blocked loop).
-LATE = 1.5
 #: The most slots fired at once after a forward step; older ones are skipped (and logged).
 CATCH_UP = 60
 
@@ -91,13 +90,10 @@ async def run_cron(ingestor: Ingestor, source: str, trigger: CronTrigger, toolki
     slot = interval.next_after(datetime.now(UTC))
     while True:
         await _reach(slot)
-        behind = (datetime.now(UTC) - slot).total_seconds()
-        due = [slot]
-        if behind > LATE:  # the clock jumped over slots (or the loop was blocked): fire them now
-            due = _passed(interval, slot)
-            if len(due) == CATCH_UP:
-                log.warning("%s: the clock jumped %.0fs ahead; firing the first %d slots it passed, "
-                            "skipping the rest", where, behind, CATCH_UP)
+        due = _passed(interval, slot)  # more than one: the clock jumped over slots while we waited
+        if len(due) == CATCH_UP and interval.next_after(due[-1]) <= datetime.now(UTC):
+            log.warning("%s: the clock jumped ahead past more than %d slots; firing the first %d, skipping the rest",
+                        where, CATCH_UP, CATCH_UP)
         for each in due:
             await tick(ingestor, source, trigger, toolkit, each)
         now = datetime.now(UTC)
