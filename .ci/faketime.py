@@ -15,23 +15,29 @@ import subprocess
 import sys
 from pathlib import Path
 
-LIBRARY = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+#: Where Debian's package puts the library (the directory names the architecture).
+PATTERN = "*/faketime/libfaketime.so.1"
+
+
+def found() -> Path | None:
+    """The installed library, if any."""
+    return next(iter(sorted(Path("/usr/lib").glob(PATTERN))), None)
 
 
 def ensure() -> Path:
     """The library's path, installed first if missing; exits with why if it cannot be."""
-    if LIBRARY.exists():
-        return LIBRARY
+    if (library := found()) is not None:
+        return library
     prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
     if prefix and shutil.which("sudo") is None:
-        sys.exit(f"{LIBRARY} is missing and this user cannot install it: run 'apt-get install -y faketime' as root")
+        sys.exit("libfaketime is missing and this user cannot install it: run 'apt-get install -y faketime' as root")
     for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "faketime"]):
         print("+", " ".join(prefix + command), flush=True)
         if subprocess.run(prefix + command, env=os.environ | {"DEBIAN_FRONTEND": "noninteractive"}).returncode:
             sys.exit(f"'{' '.join(command)}' failed: see its output above")
-    if not LIBRARY.exists():
-        sys.exit(f"the faketime package did not install {LIBRARY}")
-    return LIBRARY
+    if (library := found()) is None:
+        sys.exit(f"the faketime package did not install /usr/lib/{PATTERN}")
+    return library
 
 
 if __name__ == "__main__":

@@ -43,13 +43,14 @@ OFFSETS, LEAD, LAG = (0, 2, -3), 3, 4
 #: ``extract``) and which process stored it; every slot a process fires is noted in ``fired.txt``.
 CRON_APP = """
 import os
+import time
 from pathlib import Path
 from hookspecs import Action, CronTrigger, Destination, EventDraft, Flow, Schedule, Source, hookimpl
 
 async def pull(toolkit):
     slot = toolkit.idempotency_key.rpartition("@")[2]
-    with (Path(__file__).parent / "fired.txt").open("a") as out:
-        out.write(slot + "\\n")
+    with (Path(__file__).parent / "fired.txt").open("a") as out:  # the slot, this clock, the machine's
+        out.write(f"{slot} {time.time():.3f} {time.monotonic():.3f}\\n")
     return [EventDraft(data={"slot": slot, "pid": os.getpid()}, name="tick")]
 
 class Keep(Action):
@@ -96,10 +97,12 @@ class Clocked:
         self.process: CoreProcess | None = None
 
     def _write(self) -> None:
-        """Replace the file at once: the process never reads it half written."""
+        """Replace the file at once (the process never reads it half written); note the step."""
         draft = self.clock.with_suffix(".new")
         draft.write_text(f"{self.offset:+d}\n")
         os.replace(draft, self.clock)
+        with self.clock.with_suffix(".steps").open("a") as out:
+            out.write(f"{time.monotonic():.3f} {self.offset:+d}\n")
 
     def step(self, seconds: int) -> None:
         self.offset += seconds
@@ -171,7 +174,8 @@ async def test_a_cron_on_three_gateways_with_skewed_and_stepped_clocks_fires_eac
             await _until(url, lambda ticks: ticks[-1][1] == third.pid, "the last gateway to take over")
             await asyncio.sleep(3)
             ticks = await _ticks(url)
-            fired = {g.pid: Counter((g.deployment.directory / "fired.txt").read_text().split()) for g in gateways}
+            notes = {g.pid: (g.deployment.directory / "fired.txt").read_text().splitlines() for g in gateways}
+            fired = {pid: Counter(line.split()[0] for line in lines) for pid, lines in notes.items()}
         finally:
             for gateway in gateways:
                 gateway.deployment.stop(check=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.gateway import Gateway
-from core.gateway.cron import slot_key, tick
+from core.gateway.cron import _after_ticks, slot_key, tick
 from core.timing import parse_interval
 from hookspecs import CronTrigger, EventDraft, Flow, Source, Toolkit, WhereEvent, WhereJob
 from tests.gateway_kit import eventually, opened, serving, shop
@@ -53,6 +53,17 @@ def test_a_slot_key_names_the_trigger_and_the_slot_in_utc() -> None:
     assert slot_key("shop", "pull", slot) == "cron:shop/pull@2026-03-29T03:30:00Z"
     long = slot_key("s" * 200, "t" * 200, slot)
     assert len(long) <= 247 and long.endswith("@2026-03-29T03:30:00Z")
+
+
+@pytest.mark.parametrize(("ran", "wanted"), [
+    (0.02, 1),  # in time: the next slot
+    (1.01, 1),  # overran one slot a little: it fires, late
+    (3.5, 3),  # overran three: only the last fires, late (no burst)
+])
+def test_after_a_tick_the_next_slot_is_the_next_or_the_last_overrun(ran: float, wanted: int) -> None:
+    fired = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    ran_until = fired + timedelta(seconds=ran)
+    assert _after_ticks(parse_interval("* * * * * *"), fired, ran_until) == fired + timedelta(seconds=wanted)
 
 
 async def test_a_slot_fired_twice_is_stored_once_and_extract_sees_its_key(tmp_path: Path) -> None:

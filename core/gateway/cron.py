@@ -7,8 +7,8 @@ the wall clock: a slot fires once the local wall clock has reached it (the loop 
 promptly and one stepped back fires nothing twice); the next slot is the one after the slot
 fired, not after "now". Slots that passed while the loop waited (a forward step jumped over
 them, or the event loop was blocked) fire at once, in order, at most :data:`CATCH_UP` of them
-(the rest skipped); a slot that passed while the previous tick ran is skipped, not run late in
-a burst.
+(the rest skipped). Of the slots that passed while a tick ran (by the monotonic clock: it ran
+long), only the last fires, late; the others are skipped, not run in a burst.
 
 Each slot's events carry the idempotency key ``cron:<source>/<trigger>@<slot in UTC>`` (``#<i>``
 appended for the i-th of several drafts; a draft's own key wins), which the store deduplicates:
@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from core.gateway.drafts import checked
 from core.gateway.http import MAX_KEY_LENGTH
@@ -87,6 +87,7 @@ async def run_cron(ingestor: Ingestor, source: str, trigger: CronTrigger, toolki
         await _every(interval.every, ingestor, source, trigger, toolkit)
         return
     where = f"source {source!r}, cron trigger {trigger.name!r}"
+    loop = asyncio.get_running_loop()
     slot = interval.next_after(datetime.now(UTC))
     while True:
         await _reach(slot)
@@ -94,12 +95,21 @@ async def run_cron(ingestor: Ingestor, source: str, trigger: CronTrigger, toolki
         if len(due) == CATCH_UP and interval.next_after(due[-1]) <= datetime.now(UTC):
             log.warning("%s: the clock jumped ahead past more than %d slots; firing the first %d, skipping the rest",
                         where, CATCH_UP, CATCH_UP)
+        started, begun = datetime.now(UTC), loop.time()
         for each in due:
             await tick(ingestor, source, trigger, toolkit, each)
-        now = datetime.now(UTC)
-        slot = interval.next_after(due[-1])
-        if slot <= now:  # the tick ran long: skip what it overran
-            slot = interval.next_after(now)
+        slot = _after_ticks(interval, due[-1], started + timedelta(seconds=loop.time() - begun))
+
+
+def _after_ticks(interval: Interval, fired: datetime, ran_until: datetime) -> datetime:
+    """The slot to wait for after the ticks up to ``fired``, which ran until ``ran_until`` (the
+    wall clock then, had it not stepped: when they began plus their monotonic time). Of the
+    slots they overran, only the last is kept, to fire late (no burst); slots the clock jumped
+    over while they ran are after ``ran_until``, and fire as slots passed while waiting."""
+    slot = interval.next_after(fired)
+    while slot <= ran_until and (after := interval.next_after(slot)) <= ran_until:
+        slot = after
+    return slot
 
 
 async def _reach(slot: datetime) -> None:
