@@ -149,8 +149,9 @@ async def test_a_cron_on_three_gateways_with_skewed_and_stepped_clocks_fires_eac
     async with postgres_database() as url:
         gateways = [Clocked(tmp_path / f"g{i}", url, offset) for i, offset in enumerate(OFFSETS)]
         try:
-            for gateway in gateways:
-                gateway.process = gateway.deployment.start("gateway")
+            started = await asyncio.gather(*(asyncio.to_thread(g.deployment.start, "gateway") for g in gateways))
+            for gateway, process in zip(gateways, started, strict=True):
+                gateway.process = process
             by_pid = {gateway.pid: gateway for gateway in gateways}
             await _until(url, lambda ticks: len(ticks) >= 4, "four ticks")
             first = by_pid[await _holder(url)]
