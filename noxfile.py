@@ -165,6 +165,7 @@ def chaos(session: nox.Session) -> None:
     wall time (both runs) is printed and must stay under :data:`CHAOS_BUDGET`
     seconds to keep the battery in the default run (docs/guarantees.md)."""
     session.install("-e", ".[test]", "-e", "plugins/core-plugin-postgres", "-e", "plugins/core-plugin-nats")
+    session.run("python", str(ROOT / ".ci" / "faketime.py"))  # the clocks of tests/test_chaos_cron_clocks.py
     with leaving_no_trace(session) as (services_env, tests_env):
         start_services(session, ["postgresql", "nats"], services_env)
         started = time.monotonic()

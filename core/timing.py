@@ -2,12 +2,14 @@
 next due (the fixed interval of the seeds, or exponential backoff with jitter).
 
 Durations follow Go's notation used by Blacksmith (``500ms``, ``30s``, ``5m``, ``1h30m``);
-CRON strings have five fields and are evaluated in UTC by APScheduler's ``CronTrigger``, or in
-the time zone a ``CRON_TZ=<IANA zone>`` prefix names (``CRON_TZ=Europe/Berlin 30 2 * * *``, the
-notation of Go's cron); ``@hourly``, ``@daily``, ``@weekly``, ``@monthly`` and ``@yearly`` are
-accepted too. In a time zone, a slot is a wall-clock time and fires once across a DST change:
-a time the clock jumps over fires at the first moment after it that APScheduler gives (an hour
-later), a time the clock goes through twice fires at its first occurrence only.
+CRON strings have five fields (minute hour day month weekday, weekday 0 or 7 = Sunday as in
+crontab) or six, a leading seconds field first (``*/5 * * * * *``: every five seconds), and are
+evaluated in UTC by APScheduler's ``CronTrigger``, or in the time zone a ``CRON_TZ=<IANA zone>``
+prefix names (``CRON_TZ=Europe/Berlin 30 2 * * *``, the notation of Go's cron); ``@hourly``,
+``@daily``, ``@weekly``, ``@monthly`` and ``@yearly`` are accepted too. In a time zone, a slot
+is a wall-clock time and fires once across a DST change: a time the clock jumps over fires at
+the first moment after it that APScheduler gives (an hour later), a time the clock goes through
+twice fires at its first occurrence only.
 Moments (``--before``, ``created_after``) are ISO 8601 times or a duration ago.
 """
 
@@ -34,8 +36,11 @@ _ALIASES = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
 }
-ALLOWED = ("'@every <duration>' (e.g. '@every 30s', '@every 1h30m'), '@hourly'/'@daily'/…, or a 5-field CRON string "
-           "(UTC, or in a zone: 'CRON_TZ=Europe/Berlin 30 2 * * *')")
+ALLOWED = ("'@every <duration>' (e.g. '@every 30s', '@every 1h30m'), '@hourly'/'@daily'/…, or a CRON string of "
+           "5 fields, or 6 with seconds first (UTC, or in a zone: 'CRON_TZ=Europe/Berlin 30 2 * * *')")
+#: Crontab's weekday names, by crontab's number (0 = Sunday; 7 is Sunday too).
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_WEEKDAY_ITEM = re.compile(r"(\*|[a-z0-9]+)(?:-([a-z0-9]+))?(?:/(\d+))?")
 
 
 def parse_duration(text: str) -> float:
@@ -112,14 +117,46 @@ def parse_interval(text: str) -> Interval:
             raise ValueError(f"interval {text!r}: {name!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
         spec = spec.strip()
     spec = _ALIASES.get(spec, spec)
-    if spec.startswith("@") or len(spec.split()) != 5:
+    fields = spec.split()
+    if spec.startswith("@") or len(fields) not in (5, 6):
         raise ValueError(f"interval {text!r} is not valid; use {ALLOWED}")
     from apscheduler.triggers.cron import CronTrigger
 
+    second = fields.pop(0) if len(fields) == 6 else "0"
     try:
-        return Interval(text, cron=CronTrigger.from_crontab(spec, timezone=zone))
+        minute, hour, day, month, weekday = fields
+        return Interval(text, cron=CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
+                                               day_of_week=_weekdays(weekday), timezone=zone))
     except ValueError as exc:
         raise ValueError(f"interval {text!r} is not a valid CRON string ({exc}); use {ALLOWED}") from None
+
+
+def _weekdays(field: str) -> str:
+    """Crontab's weekday field as APScheduler's names (its numbers start at Monday, crontab's
+    at Sunday): ``1-5`` → ``mon,tue,wed,thu,fri``, ``0,6`` → ``sun,sat``; ``*`` as it is."""
+    if field == "*":
+        return field
+    days: list[int] = []
+    for item in field.lower().split(","):
+        found = _WEEKDAY_ITEM.fullmatch(item)
+        if found is None:
+            raise ValueError(f"weekday {item!r} is not a day (0-7, sun-sat), a range or a step")
+        first, last, step = found.groups()
+        low = 0 if first == "*" else _weekday(first)
+        high = 6 if first == "*" else low if last is None and step is None else _weekday(last or "sat")
+        high = 7 if last == "sun" else high  # 'fri-sun': Sunday ends a week too
+        if high < low or step == "0":
+            raise ValueError(f"weekday {item!r} is empty (a range backwards, or a step of 0)")
+        days += range(low, high + 1, int(step or 1))
+    return ",".join(dict.fromkeys(_WEEKDAYS[day % 7] for day in days))
+
+
+def _weekday(text: str) -> int:
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text in _WEEKDAYS:
+        return _WEEKDAYS.index(text)
+    raise ValueError(f"weekday {text!r} is not a day: 0-7 (0 and 7: Sunday) or sun-sat")
 
 
 def retry_at(schedule: Schedule, attempt: int, now: datetime, rng: random.Random | None = None) -> datetime:

@@ -17,7 +17,9 @@ class Toolkit:
     :param event_id: the event being marshaled (empty in ``load``, which gets a queue).
     :param job_id: the job being marshaled (empty in ``load``).
     :param idempotency_key: the idempotency key of the event being marshaled (empty if it
-        has none; in ``load``, each job has its own :attr:`~hookspecs.Job.idempotency_key`).
+        has none; in ``load``, each job has its own :attr:`~hookspecs.Job.idempotency_key`; in
+        the ``extract`` of a CRON trigger, the key of the slot being fired,
+        ``cron:<source>/<trigger>@<slot in UTC>``).
     :param options: the owner's options from configuration (``[destinations.NAME]`` …).
     """
 

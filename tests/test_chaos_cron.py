@@ -4,7 +4,7 @@ exactly once. The ticks are the ones the cron loop takes (each ``next_after`` th
 tick, :mod:`core.timing`), walked from the day before a change to the day after it: no slot
 that exists is missed, no wall time fires twice when the clock goes through an hour twice, a
 daily slot the clock jumps over still fires once that day (an hour later). Clock steps and
-gateways whose clocks differ are not covered here (see docs/guarantees.md)."""
+gateways whose clocks differ: ``tests/test_chaos_cron_clocks.py``."""
 
 from __future__ import annotations
 
