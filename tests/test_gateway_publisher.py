@@ -1,15 +1,18 @@
 """The gateway's realtime publisher: jobs whose publish failed are offered again for a while (a
-broker reconnecting is back a moment after its server), then left to the schedule."""
+broker reconnecting is back a moment after its server), then left to the schedule; and the
+message it publishes (:mod:`core.ready_jobs`), read by schedulers old and new."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
 
+import orjson
+
 from core.builtin.memory.pubsub import MemoryPubSub
 from core.gateway.publisher import Publisher
-from core.ready_jobs import decode
-from hookspecs import JOBS_TOPIC, Job, new_id
+from core.ready_jobs import decode, encode
+from hookspecs import JOBS_TOPIC, Job, Message, new_id
 from tests.gateway_kit import eventually
 
 
@@ -68,3 +71,11 @@ async def test_a_job_held_longer_than_the_hold_is_left_to_the_schedule() -> None
     assert await received(pubsub) == [later.id]
     await publisher.close()
     await pubsub.close()
+
+
+def test_a_message_of_a_gateway_before_event_ids_still_reads() -> None:
+    message = encode([job()])[0]
+    old = Message(orjson.dumps({k: v for k, v in orjson.loads(message.body).items() if k != "events"}),
+                  message.attributes, message.key)
+    ready = decode(old)
+    assert ready.job_ids == decode(message).job_ids and ready.event_ids == ()
