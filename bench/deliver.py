@@ -209,9 +209,9 @@ async def latency(directory: Path, rate: int, seconds: float) -> None:
         stop.set()
         await task
         waits = sorted((realtime.reached[i] - t) * 1000 for i, t in committed.items() if i in realtime.reached)
-        p99 = waits[min(len(waits) - 1, int(len(waits) * 0.99))]
+        p95, p99 = (waits[min(len(waits) - 1, int(len(waits) * p))] for p in (0.95, 0.99))
         print(f"realtime: {len(waits):,}/{total:,} jobs at {total / sent_for:,.0f} events/s; commit -> load "
-              f"p50 {statistics.median(waits):.1f} ms, p99 {p99:.1f} ms, max {waits[-1]:.1f} ms "
+              f"p50 {statistics.median(waits):.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {waits[-1]:.1f} ms "
               f"(process CPU {busy:.0%} of one core, load average {os.getloadavg()[0]:.1f})")
     finally:
         await runtime.close()

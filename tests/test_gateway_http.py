@@ -229,6 +229,7 @@ async def test_realtime_jobs_are_published_after_the_commit(tmp_path: Path, clie
         assert event is not None
         live = [j.id for j in event.jobs if j.action == "live"]
         assert (ready.destination, ready.action, list(ready.job_ids)) == ("sink", "live", live)
+        assert ready.event_ids == (event.id,), "the scheduler reads the events while it claims the jobs"
         await subscription.close()
 
 

@@ -4,12 +4,19 @@ The jobs are in the store before they are offered here, so publishing is only a 
 schedulers: a slow or absent broker must not slow ingestion, and a failure loses nothing (the
 scheduler's schedule delivers the job). One task publishes what many requests committed, in
 commit order, as few messages as possible (one per action per chunk of job ids).
+
+A publish that fails is tried again every :data:`RETRY_SECONDS` for :data:`HOLD_SECONDS`,
+with what was committed meanwhile: a broker that is reconnecting (its SDK is a moment behind
+the server's return) still gets the jobs committed just before it is back, so realtime delivery
+resumes with the broker instead of at the next scheduled pass. Older jobs are left to the schedule.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 
 from core.observability import metrics, tracing
@@ -27,14 +34,21 @@ MAX_PENDING = 100_000
 FLUSH_SECONDS = 5.0
 #: Most requests' spans one publish span links to (the first is its parent).
 MAX_LINKS = 128
+#: Seconds a job whose publish failed is offered again before it is left to the schedule.
+HOLD_SECONDS = 5.0
+#: Seconds between two attempts while publishes fail.
+RETRY_SECONDS = 0.1
 
 
 class Publisher:
     """Publishes offered jobs on :data:`~hookspecs.JOBS_TOPIC` from one background task."""
 
-    def __init__(self, pubsub: PubSub) -> None:
+    def __init__(self, pubsub: PubSub, *, hold_seconds: float = HOLD_SECONDS) -> None:
         self.pubsub = pubsub
+        self.hold_seconds = hold_seconds
         self._pending: list[Job] = []
+        #: Jobs whose publish failed, in commit order, each with the moment it is given up.
+        self._held: deque[tuple[float, Job]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._skipped = 0
@@ -43,11 +57,16 @@ class Publisher:
         self._failures = metrics.child(metrics.PUBLISH_FAILURES, "gateway")
         self._outage = Outage(log, "publishing realtime jobs (the schedule delivers what is not published)")
 
+    @property
+    def waiting(self) -> int:
+        """Jobs offered and not published yet (queued, or held after a failed publish)."""
+        return len(self._pending) + len(self._held)
+
     def offer(self, jobs: Sequence[Job], trace: Mapping[str, str] | None = None) -> None:
         """Queue committed realtime jobs for publishing; never blocks, never raises."""
         if self._closing:
             return
-        if len(self._pending) + len(jobs) > MAX_PENDING:
+        if self.waiting + len(jobs) > MAX_PENDING:
             self._skipped += len(jobs)
             if self._skipped == len(jobs):  # log once per backlog episode
                 log.warning("the broker is behind (%d jobs waiting to be published): newer realtime "
@@ -62,32 +81,51 @@ class Publisher:
 
     async def _run(self) -> None:
         while not self._closing:
-            await self._wake.wait()
+            if self._held:  # publishing fails: again a little later, with what came meanwhile
+                await asyncio.sleep(RETRY_SECONDS)
+            else:
+                await self._wake.wait()
             self._wake.clear()
             await self._publish_pending()
 
     async def _publish_pending(self) -> None:
-        while self._pending:
+        held = self._take_held()
+        while self._pending or held:
             jobs, self._pending = self._pending, []
             traces, self._traces = self._traces, []
             self._skipped = 0
+            given_up = time.monotonic() + self.hold_seconds
+            batch = held + [(given_up, job) for job in jobs]
+            held = []
             if traces and tracing.ON:
                 with tracing.tracer().start_as_current_span(
                     f"{JOBS_TOPIC} publish", context=tracing.context_of(traces[0]), kind=tracing.SpanKind.PRODUCER,
-                    links=tracing.links_of(traces[1:]), attributes={"core.jobs": len(jobs)},
+                    links=tracing.links_of(traces[1:]), attributes={"core.jobs": len(batch)},
                 ):
-                    await self._publish(jobs, tracing.carrier())
+                    await self._publish(batch, tracing.carrier())
             else:
-                await self._publish(jobs, None)
+                await self._publish(batch, None)
+            if self._held:  # failed: the next attempt waits RETRY_SECONDS
+                return
 
-    async def _publish(self, jobs: list[Job], trace: Mapping[str, str] | None) -> None:
-        for start in range(0, len(jobs), CHUNK):
-            chunk = jobs[start:start + CHUNK]
+    def _take_held(self) -> list[tuple[float, Job]]:
+        """The held jobs not given up yet (the others wait for the schedule), emptying the hold."""
+        now = time.monotonic()
+        while self._held and self._held[0][0] <= now:
+            self._held.popleft()
+        held = list(self._held)
+        self._held.clear()
+        return held
+
+    async def _publish(self, batch: list[tuple[float, Job]], trace: Mapping[str, str] | None) -> None:
+        for start in range(0, len(batch), CHUNK):
+            chunk = batch[start:start + CHUNK]
             try:
-                await self.pubsub.publish(JOBS_TOPIC, encode(chunk, trace))
-            except Exception as exc:  # noqa: BLE001 - the schedule delivers what was not published
+                await self.pubsub.publish(JOBS_TOPIC, encode((job for _, job in chunk), trace))
+            except Exception as exc:  # noqa: BLE001 - held, then the schedule delivers what was not published
                 self._failures.inc()
                 self._outage.failed(f"{len(chunk)} job(s) not published: {type(exc).__name__}: {exc}")
+                self._held.extend(chunk)
             else:
                 self._outage.recovered()
 

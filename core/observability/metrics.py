@@ -73,7 +73,8 @@ LOAD_DURATION = Histogram(
 )
 PUBLISH_FAILURES = Counter(
     "core_realtime_publish_failures_total",
-    "Realtime announcements the broker did not take (their jobs wait for the schedule).",
+    "Realtime announcements the broker did not take (the gateway tries again for a few seconds; "
+    "then their jobs wait for the schedule).",
     ["service"],
 )
 CLAIM_RECOVERIES = Counter(

@@ -6,6 +6,8 @@ by id, loaded, their transitions recorded, and only then is the message acknowle
 least once. Jobs already claimed or finished (another scheduler, the poll, a duplicate
 message) are skipped by the claim, so such a message is simply acknowledged.
 
+The events of a message's jobs (their ids are in it) are read while the jobs are claimed, not
+after: the load starts one store round trip sooner.
 Messages of one action are merged into one load (up to ``scheduler.batch_size`` jobs) when
 they wait, and up to :data:`LOADS_PER_ACTION` loads of one action run at once, so a new
 message never waits for a whole previous load: under load, delivery batches by itself and the
@@ -34,7 +36,7 @@ from core.scheduler.limits import Limits
 from core.scheduler.paused import is_paused
 from core.scheduler.ratelimit import RateGate
 from core.scheduler.runner import Runner
-from hookspecs import JOBS_TOPIC, Action, Claim, Delivery, Destination, PubSub, Subscription
+from hookspecs import JOBS_TOPIC, Action, Claim, Delivery, Destination, Event, PubSub, Subscription
 
 log = logging.getLogger("core.scheduler")
 
@@ -130,10 +132,24 @@ class RealtimeConsumer:
             workers.add(task)
 
     async def _deliver(
-        self, destination: Destination, action: Action, ids: list[str], trace: Mapping[str, str], now: datetime
+        self, destination: Destination, action: Action, ids: list[str], trace: Mapping[str, str], now: datetime,
+        event_ids: list[str],
     ) -> None:
         """Claim and load ``ids``, ``batch_size`` (or what the rate limit grants) at a time; stop
-        early, leaving the rest to the poll, once stopping or paused."""
+        early, leaving the rest to the poll, once stopping or paused. The events of
+        ``event_ids`` are read meanwhile."""
+        reading = asyncio.ensure_future(self.runner.read_events(event_ids))
+        try:
+            await self._claim_and_run(destination, action, ids, trace, now, reading)
+        finally:
+            reading.cancel()  # stopped or paused before a load needed them
+            await _read(reading)
+
+    async def _claim_and_run(
+        self, destination: Destination, action: Action, ids: list[str], trace: Mapping[str, str], now: datetime,
+        reading: asyncio.Future[dict[str, Event]],
+    ) -> None:
+        """:meth:`_deliver`'s claims and loads, each load with the events ``reading`` brings."""
         key = (destination.name, action.name)
         gate = self.gates.get(key)
         limit = self.limits.get(key)
@@ -157,7 +173,9 @@ class RealtimeConsumer:
                     return
                 claimed = {job.id for job in jobs}
                 ids = [i for i in chunk if i not in claimed] + ids  # left for want of room, maybe
-            await self.runner.run(destination, action, jobs, retry_from=now, trace=trace)
+            if jobs:
+                await self.runner.run(destination, action, jobs, retry_from=now, trace=trace,
+                                      events=await _read(reading))
 
     async def _work(self, key: tuple[str, str]) -> None:
         """Load the pending messages of one action, merged, until none is left."""
@@ -172,9 +190,10 @@ class RealtimeConsumer:
                     count += len(queue[0].ready.job_ids)
                     taken.append(queue.popleft())
                 ids = list(dict.fromkeys(i for p in taken for i in p.ready.job_ids))
+                event_ids = list(dict.fromkeys(i for p in taken for i in p.ready.event_ids))
                 now = datetime.now(UTC)
                 try:
-                    await self._deliver(destination, action, ids, taken[0].delivery.message.attributes, now)
+                    await self._deliver(destination, action, ids, taken[0].delivery.message.attributes, now, event_ids)
                 except Exception as exc:  # noqa: BLE001 - redelivered later; claimed jobs are recovered
                     log.warning("realtime load of %s.%s failed to record (%s); message returned", *key, exc)
                     for pending in taken:
@@ -189,3 +208,12 @@ class RealtimeConsumer:
             task = asyncio.current_task()
             if task is not None:
                 self._workers[key].discard(task)
+
+
+async def _read(reading: asyncio.Future[dict[str, Event]]) -> dict[str, Event]:
+    """The events read meanwhile; none if the read failed or was cancelled (the runner reads
+    what it misses itself)."""
+    try:
+        return await reading
+    except (Exception, asyncio.CancelledError):  # noqa: BLE001 - a failed read is only a missed shortcut
+        return {}

@@ -121,13 +121,15 @@ class Runner:
 
     async def run(
         self, destination: Destination, action: Action, jobs: Sequence[Job], *, retry_from: datetime | None = None,
-        trace: Mapping[str, str] | None = None,
+        trace: Mapping[str, str] | None = None, events: Mapping[str, Event] | None = None,
     ) -> list[Transition]:
         """Load claimed ``jobs`` of one action and record the outcome; return the transitions.
 
-        Once the scheduler stops, claimed jobs are released instead: no load starts after the
-        signal. With tracing, the load is a span whose parent is ``trace`` (the realtime
-        message's context) or else the first event's, linked to the span of every job's event.
+        ``events`` may hold the jobs' events read already (:meth:`read_events`, while the jobs
+        were claimed); the others are read now. Once the scheduler stops, claimed jobs are
+        released instead: no load starts after the signal. With tracing, the load is a span
+        whose parent is ``trace`` (the realtime message's context) or else the first event's,
+        linked to the span of every job's event.
         """
         if not jobs:
             return []
@@ -135,7 +137,7 @@ class Runner:
         self._count(key, Status.EXECUTING, len(jobs))  # the claim's transitions
         if self.stopping.is_set():
             return await self._release(jobs, key)
-        events = await self._events(jobs)
+        by_event = await self._events(jobs, events or {})
         first = jobs[0]
         fields = {"destination": destination.name, "action": action.name, "attempt": first.attempt}
         if len(jobs) == 1:
@@ -143,15 +145,15 @@ class Runner:
         token = logs.CURRENT.set(fields)
         try:
             if not tracing.ON:
-                return await self._load(destination, action, jobs, events, retry_from)
-            carriers = [tracing.event_carrier(event.context) for event in events.values()]
+                return await self._load(destination, action, jobs, by_event, retry_from)
+            carriers = [tracing.event_carrier(event.context) for event in by_event.values()]
             with tracing.tracer().start_as_current_span(
                 f"load {destination.name}.{action.name}", context=tracing.context_of(trace or carriers[0]),
                 kind=tracing.SpanKind.CONSUMER, links=tracing.links_of(carriers),
                 attributes={"core.destination": destination.name, "core.action": action.name,
                             "core.jobs": len(jobs)},
             ):
-                return await self._load(destination, action, jobs, events, retry_from)
+                return await self._load(destination, action, jobs, by_event, retry_from)
         finally:
             logs.CURRENT.reset(token)
 
@@ -264,20 +266,28 @@ class Runner:
         else:
             self._publish_outage.recovered()
 
-    async def _events(self, jobs: Sequence[Job]) -> dict[str, Event]:
-        """The jobs' events (one query), each holding its jobs, in the order of the jobs.
+    async def read_events(self, ids: Sequence[str]) -> dict[str, Event]:
+        """The events of ``ids`` found in the store (one query), by id."""
+        if not ids:
+            return {}
+        found = await self.runtime.store.find_events(WhereEvent(ids=list(ids), page=Page(limit=len(ids))))
+        return {event.id: event for event in found}
+
+    async def _events(self, jobs: Sequence[Job], known: Mapping[str, Event]) -> dict[str, Event]:
+        """The jobs' events (those not ``known`` in one query), each holding its jobs, in the
+        order of the jobs.
 
         A store never purges the event of a job that is not final; should one miss anyway, its
         id alone stands in for it rather than leaving the claimed jobs ``executing``.
         """
-        ids = list(dict.fromkeys(job.event_id for job in jobs))
-        found = await self.runtime.store.find_events(WhereEvent(ids=ids, page=Page(limit=len(ids))))
-        by_id = {event.id: event for event in found}
+        missing = [i for i in dict.fromkeys(job.event_id for job in jobs) if i not in known]
+        by_id = await self.read_events(missing)
         events: dict[str, Event] = {}
         for job in jobs:
             event = events.get(job.event_id)
             if event is None:
-                event = by_id.get(job.event_id) or Event(
+                shared = known.get(job.event_id)  # read for another load too: a copy of its own
+                event = replace(shared, jobs=[]) if shared is not None else by_id.get(job.event_id) or Event(
                     id=job.event_id, source="", name="", context={}, data=None, received_at=job.created_at
                 )
                 event.jobs = []
