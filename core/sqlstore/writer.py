@@ -3,9 +3,10 @@
 Every write of the store (events, jobs, transitions, claims, recovery, purge) is a piece of
 *work* submitted to one :class:`GroupWriter`. The writer takes the first waiting piece, waits
 ``delay`` seconds for more to arrive, takes up to ``max_weight`` rows' worth, and runs them in
-ONE transaction; each caller's ``await`` returns only after that commit. Row inserts
-(:class:`WriteSet`) of the batch are merged, so a hundred one-event requests cost one
-multi-row insert per table, not a hundred.
+ONE transaction; each caller's ``await`` returns only after that commit. Under load the next
+batch forms while one commits, so when more work is waiting already the writer does not wait.
+Row inserts (:class:`WriteSet`) of the batch are merged, so a hundred one-event requests cost
+one multi-row insert per table, not a hundred.
 
 If the shared transaction fails for a reason other than :class:`~hookspecs.StoreUnavailable`
 (say, one caller's duplicate id), the pieces are retried one transaction each so that only the
@@ -166,7 +167,7 @@ class GroupWriter:
             if first is None:
                 break
             await slots.acquire()
-            if self._delay > 0:
+            if self._delay > 0 and self._queue.empty():  # else the batch formed during the last commit
                 await asyncio.sleep(self._delay)
             batch, weight = [first], first.weight
             while weight < self._max_weight and not self._queue.empty():
