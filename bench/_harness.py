@@ -118,14 +118,16 @@ def event_loop_factory() -> Any:
 
 # -- processes ---------------------------------------------------------------------------------
 
-def start_server(command: list[str], directory: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    """Start a server that prints ``listening on http://...`` first; its process and URL."""
+def start_server(command: list[str], directory: Path, env: dict[str, str],
+                 ready: str = r"listening on (http://\S+)") -> tuple[subprocess.Popen[str], str]:
+    """Start a server whose first line matches ``ready`` (default: ``listening on http://...``);
+    its process and the URL the pattern's group found."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CORE_")} | env
     log = (directory / f"server-{secrets.token_hex(2)}.log").open("w")
     process = subprocess.Popen(command, cwd=directory, env=clean, text=True, stdout=subprocess.PIPE, stderr=log)
     assert process.stdout is not None
     line = process.stdout.readline()
-    found = re.search(r"listening on (http://\S+)", line)
+    found = re.search(ready, line)
     if not found:
         process.kill()
         raise SystemExit(f"{command} did not start:\n{line}{Path(log.name).read_text()}")
@@ -135,6 +137,13 @@ def start_server(command: list[str], directory: Path, env: dict[str, str]) -> tu
 def start_gateway(directory: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     """``core start gateway`` on the project in ``directory`` (a free port)."""
     return start_server([sys.executable, "-m", "core", "start", "gateway", "--port", "0"], directory, env)
+
+
+def start_scheduler(directory: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``core start scheduler`` on the project in ``directory`` (its listener on a free port)."""
+    process, _ = start_server([sys.executable, "-m", "core", "start", "scheduler"], directory,
+                              env | {"CORE_SCHEDULER_PORT": "0"}, ready=r"metrics on (http://\S+)")
+    return process
 
 
 def stop(process: subprocess.Popen[str]) -> None:

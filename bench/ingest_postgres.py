@@ -1,7 +1,8 @@
 """``bench/ingest.py`` against PostgreSQL (prints figures, asserts nothing).
 
 The same HTTP ingest runs as ``bench/ingest.py`` (single-event requests against 1 and 2 gateway processes beside
-the parse-only Starlette app, then batch requests beside a raw ``COPY``, from a
+as many processes of the parse-only Starlette app, each loaded by its own load generator, then batch requests
+beside a raw ``COPY``, from a
 separate load-generating process, each ``202`` sent after the commit), with the gateway's
 store on a throw-away database of the local server (``CORE_BENCH_POSTGRES``) through
 ``core-plugin-postgres``.
@@ -80,10 +81,11 @@ COLUMNS = {
 }
 
 
-def _gateways(urls: list[str], pids: list[int], per_request: int, args: argparse.Namespace) -> float:
-    """One load per gateway, at once; the events/s of all together."""
+def _gateways(urls: list[str], pids: list[int], per_request: int, args: argparse.Namespace,
+              name: str = "core") -> float:
+    """One load per server process, at once; the events/s of all together."""
     with ThreadPoolExecutor(len(urls)) as pool:
-        rates = pool.map(lambda up: ingest._phase(f"core x{len(urls)} gateway(s)", up[1], up[0], per_request, args),
+        rates = pool.map(lambda up: ingest._phase(f"{name} x{len(urls)} process(es)", up[1], up[0], per_request, args),
                          zip(urls, pids, strict=True))
         return sum(rates)
 
@@ -100,8 +102,9 @@ def main() -> None:
         ingest.write_project(directory, url)
         env = {"CORE_LOAD_PLUGINS": "postgres", "BENCH_API_KEY": ingest.API_KEY, "BENCH_WHSEC": ingest.WHSEC}
         gateways = [start_gateway(directory, env) for _ in range(2)]
-        parse_only, parse_url = start_parse_only(directory)
+        parse_only = [start_parse_only(directory) for _ in range(2)]
         urls, pids = [g[1] for g in gateways], [g[0].pid for g in gateways]
+        parse_urls, parse_pids = [p[1] for p in parse_only], [p[0].pid for p in parse_only]
         try:
             print(f"gateways {urls} on PostgreSQL, {args.connections} connections each, {args.duration:g}s per "
                   f"phase, {args.rounds} interleaved rounds")
@@ -109,7 +112,8 @@ def main() -> None:
             for count in (1, 2):
                 single = interleave({
                     "core": lambda count=count: _gateways(urls[:count], pids[:count], 1, args),  # type: ignore[misc]
-                    "parse": lambda: ingest._phase("parse-only", parse_only.pid, parse_url, 1, args),
+                    "parse": lambda count=count: _gateways(parse_urls[:count], parse_pids[:count], 1, args,  # type: ignore[misc]
+                                                           "parse-only"),
                 }, args.rounds)
                 report(f"PostgreSQL HTTP ingest, 1 event, {count} gw", single["core"], single["parse"], "events/s",
                        "parse-only", target=0.8)
@@ -122,7 +126,8 @@ def main() -> None:
         finally:
             for process, _ in gateways:
                 stop(process)
-            stop(parse_only)
+            for process, _ in parse_only:
+                stop(process)
         print(f"store holds {asyncio.run(count_events(url)):,} events")
 
 

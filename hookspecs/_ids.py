@@ -22,8 +22,7 @@ LENGTH = 27
 
 def new_id(at: float | None = None) -> str:
     """Return a new KSUID string; ``at`` (a UNIX time) fixes the timestamp, for tests."""
-    seconds = int(time.time() if at is None else at) - EPOCH
-    return _encode((seconds << 128) | int.from_bytes(os.urandom(16), "big"))
+    return _encode(((int(time.time() if at is None else at) - EPOCH) << 128) | int.from_bytes(os.urandom(16), "big"))
 
 
 def first_id(at: float) -> str:
@@ -32,14 +31,25 @@ def first_id(at: float) -> str:
     return _encode(max(int(at) - EPOCH, 0) << 128)
 
 
-def _encode(value: int) -> str:
-    out = []
-    for _ in range(LENGTH // 2):
-        value, rem = divmod(value, 3844)
-        out.append(_PAIRS[rem])
-    out.append(ALPHABET[value])
-    out.reverse()
-    return "".join(out)
+def _encode(v: int) -> str:
+    """Base62 of a 160-bit value, unrolled (13 divisions by 62², no loop, one join): three
+    ids are made per event."""
+    v, r0 = divmod(v, 3844)
+    v, r1 = divmod(v, 3844)
+    v, r2 = divmod(v, 3844)
+    v, r3 = divmod(v, 3844)
+    v, r4 = divmod(v, 3844)
+    v, r5 = divmod(v, 3844)
+    v, r6 = divmod(v, 3844)
+    v, r7 = divmod(v, 3844)
+    v, r8 = divmod(v, 3844)
+    v, r9 = divmod(v, 3844)
+    v, r10 = divmod(v, 3844)
+    v, r11 = divmod(v, 3844)
+    v, r12 = divmod(v, 3844)
+    p = _PAIRS
+    return "".join((ALPHABET[v], p[r12], p[r11], p[r10], p[r9], p[r8], p[r7], p[r6], p[r5], p[r4], p[r3], p[r2],
+                    p[r1], p[r0]))
 
 
 def is_id(text: str) -> bool:

@@ -10,6 +10,7 @@ gateway, so that a load calling this gateway is not refused by the stop.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from collections.abc import Callable, Coroutine, Sequence
@@ -68,6 +69,25 @@ def summary(runtime: Runtime, url: str) -> str:
     )
 
 
+#: Net allocations between two young-generation collections (CPython's default: 700).
+GC_THRESHOLD = 20_000
+
+
+def settle_heap() -> None:
+    """Move what start-up built (modules, plugins, the pipeline) out of the collector's reach,
+    and collect the young generation less often.
+
+    A service answers thousands of requests a second, each allocating and freeing a few
+    hundred objects; with CPython's defaults the objects of the requests in flight trigger a
+    collection every few requests and a full one, traversing every module's objects, every
+    second or two: a fifth of the gateway's CPU per event. Frozen objects are never traversed,
+    and the garbage that only the collector frees (reference cycles) is still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def _scheduler() -> Callable[..., Coroutine[Any, Any, None]]:
     try:
         from core.scheduler.service import run_scheduler
@@ -116,6 +136,7 @@ async def serve(settings: Settings, services: Sequence[str], *, no_plugins: bool
             if bound is not None:
                 bound.close()
         raise
+    settle_heap()
     for record in runtime.host.broken():
         click.secho(f"core: plugin {record.name} ({record.distribution}) is not loaded: {record.error}"
                     " (see core plugins list; CORE_STRICT_PLUGINS=1 refuses to start)", fg="yellow", err=True)

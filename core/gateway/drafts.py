@@ -25,7 +25,7 @@ MAX_DEPTH = 128
 
 def drafts_from_json(body: bytes, max_depth: int = MAX_DEPTH) -> list[EventDraft]:
     """Decode ``body`` into drafts; :class:`Rejected` for bad JSON, a bad shape or too deep nesting."""
-    if not body.strip():
+    if not body or body.isspace():
         raise Rejected('the body is empty: send a JSON object such as {"data": {...}}')
     try:
         document = orjson.loads(body)
@@ -97,8 +97,8 @@ def _problem(draft: Any) -> str | None:
 def _draft(item: Any, where: str) -> EventDraft:
     if not isinstance(item, dict):
         raise Rejected(f"{where} must be a JSON object, not {_kind(item)}")
-    unknown = item.keys() - FIELDS
-    if unknown:
+    if not FIELDS.issuperset(item):
+        unknown = item.keys() - FIELDS
         raise Rejected(f"{where} has unknown key(s) {sorted(unknown)}; allowed: name, context, data, sent_at")
     name = item.get("name")
     if name is not None and (not isinstance(name, str) or not name):

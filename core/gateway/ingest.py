@@ -70,6 +70,8 @@ class Ingested:
     @property
     def event_ids(self) -> list[str]:
         """The id of each event of the call; a duplicate's is its original's."""
+        if not self.duplicates:
+            return [event.id for event in self.events]
         originals = {duplicate.event_id: duplicate.original_id for duplicate in self.duplicates}
         return [originals.get(event.id, event.id) for event in self.events]
 
@@ -81,11 +83,15 @@ class Ingested:
 
     @property
     def job_ids(self) -> list[str]:
+        if not self.duplicates:
+            return [job.id for event in self.events for job in event.jobs]
         return [job.id for event in self.stored for job in event.jobs] + self.replayed_job_ids
 
     @property
     def conflict(self) -> Duplicate | None:
         """A duplicate whose key was used for a different request: then nothing was stored."""
+        if not self.duplicates:
+            return None
         return next((duplicate for duplicate in self.duplicates if not duplicate.same), None)
 
     @property
@@ -285,7 +291,8 @@ class Ingestor:
                     continue
                 if not isinstance(payload, Payload):
                     raise TypeError(f"marshal returned {payload!r}, not a Payload or None")
-                storable("the job's payload", payload.data, payload.context)
+                if not (subject is event and payload.data is event.data and payload.context is None):
+                    storable("the job's payload", payload.data, payload.context)  # else checked with the event
             except Exception as exc:
                 target.toolkit.logger.exception("marshal failed for event %s (flow %r)", event.id, flow.name)
                 result.errors.append(self._error(event, flow, ref, exc))

@@ -3,9 +3,12 @@
 Every write of the store (events, jobs, transitions, claims, recovery, purge) is a piece of
 *work* submitted to one :class:`GroupWriter`. The writer takes the first waiting piece, waits
 ``delay`` seconds for more to arrive, takes up to ``max_weight`` rows' worth, and runs them in
-ONE transaction; each caller's ``await`` returns only after that commit. Row inserts
-(:class:`WriteSet`) of the batch are merged, so a hundred one-event requests cost one
-multi-row insert per table, not a hundred.
+ONE transaction; each caller's ``await`` returns only after that commit. A single writer
+(``concurrency`` 1, SQLite) does not wait when more work is waiting already: under load the
+next batch forms while one commits. With several transactions in flight (PostgreSQL) it always
+waits: a slot freed would otherwise take a batch of one, and every commit waits for the disk.
+Row inserts (:class:`WriteSet`) of the batch are merged, so a hundred one-event requests cost
+one multi-row insert per table, not a hundred.
 
 If the shared transaction fails for a reason other than :class:`~hookspecs.StoreUnavailable`
 (say, one caller's duplicate id), the pieces are retried one transaction each so that only the
@@ -166,7 +169,7 @@ class GroupWriter:
             if first is None:
                 break
             await slots.acquire()
-            if self._delay > 0:
+            if self._delay > 0 and (self._concurrency > 1 or self._queue.empty()):
                 await asyncio.sleep(self._delay)
             batch, weight = [first], first.weight
             while weight < self._max_weight and not self._queue.empty():

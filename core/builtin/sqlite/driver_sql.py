@@ -17,31 +17,30 @@ import orjson
 from sqlalchemy import Table
 
 from core.sqlstore.rows import UPDATE_PREFIX
-from core.sqlstore.schema import NO_DUE_TIME, JSONText, UTCDateTime, utc_text
+from core.sqlstore.schema import JSONText, UTCDateTime, utc_text
 
 #: Turns one row dict into the tuple of an ``INSERT``'s parameters.
 RowToTuple = Callable[[dict[str, Any]], tuple[Any, ...]]
 _INSERTS: dict[tuple[str, bool], tuple[str, RowToTuple]] = {}
 
 
-#: The last two datetimes converted and their texts: a batch repeats a few values (the claim's
-#: ``now`` and lease expiry, ``NO_DUE_TIME``) for every row. Holding them makes ``is`` safe;
-#: the tuple is replaced whole, so writer threads of several stores can share it.
-_recent: tuple[Any, ...] = (NO_DUE_TIME, utc_text(NO_DUE_TIME), None, None)
+#: Texts of the datetimes converted lately, by value: the rows of a batch repeat a few (each
+#: request's receive and ingest times in its event, job and transition rows; a claim's ``now``
+#: and lease expiry; ``NO_DUE_TIME``). Equal datetimes are the same instant, so they have the
+#: same text; the dict is emptied when full, and writer threads of several stores may share it.
+_texts: dict[datetime, str] = {}
+_MAX_TEXTS = 4096
 
 
 def sql_time(value: datetime | None) -> str | None:
     """A datetime as :class:`~core.sqlstore.schema.UTCDateTime` stores it on SQLite."""
-    global _recent
     if value is None:
         return None
-    recent = _recent
-    if value is recent[0]:
-        return recent[1]  # type: ignore[no-any-return]
-    if value is recent[2]:
-        return recent[3]  # type: ignore[no-any-return]
-    text = utc_text(value)
-    _recent = (value, text, recent[0], recent[1])
+    text = _texts.get(value)
+    if text is None:
+        if len(_texts) >= _MAX_TEXTS:
+            _texts.clear()
+        text = _texts[value] = utc_text(value)
     return text
 
 
