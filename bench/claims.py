@@ -5,8 +5,10 @@ throw-away database of ``CORE_BENCH_POSTGRES``), fills the tables with finished 
 size (default 10,000, 100,000 and 1,000,000 jobs) by batched raw inserts (the rows core writes:
 event, job, its ``acknowledged``/``executing``/``succeeded`` transitions, its summary row), adds
 a fresh backlog of 10,000 due jobs at each step, and times core's ``claim`` of 100 jobs (median
-and p90 of ``--claims`` claims, after ``ANALYZE``). Each size's claim rate is printed beside the
-smallest size's with the ratio: flat (0.8x to 1.2x) means the claim index ignores the history.
+and p90 of ``--claims`` claims, after ``ANALYZE``), interleaved with the claims of a reference
+store of the same kind that holds only a backlog of 10,000 due jobs. Each size's claim rate is
+printed beside the reference's with the ratio: flat (0.8x to 1.2x at every size) means the
+claim index ignores the history.
 
     python bench/claims.py [--sizes 10000 100000 1000000] [--claims 30] [--store sqlite postgresql] [--backlog]
 
@@ -105,75 +107,97 @@ async def time_claims(store: Store, claims: int) -> list[float]:
                                  now=datetime.now(UTC))
         times.append((time.perf_counter() - begin) * 1000)
         assert len(jobs) == 100, len(jobs)
-    return sorted(times)
+    return times
 
 
 #: Fills rows raw: ``(first seq - 1, count, status)``; then analyzes the tables.
 Fill = Callable[[int, int, str], Awaitable[None]]
 
 
-async def run_sizes(name: str, store: Store, fill: Fill, sizes: list[int], claims: int, backlog: bool) -> None:
+async def run_sizes(name: str, stores: tuple[Store, Store], fills: tuple[Fill, Fill], sizes: list[int], claims: int,
+                    backlog: bool) -> None:
+    """Grow the first store through ``sizes``; at each, time its claims interleaved with those of
+    the second, a reference store of :data:`BACKLOG` due jobs (A B B A, 5 claims a turn), so
+    the ratio of the two medians holds under a changing load."""
+    (store, reference), (fill, fill_reference) = stores, fills
     history = "acknowledged" if backlog else "succeeded"
-    held, first = 0, None
+    held = held_reference = 0
     for size in sizes:
         clock = Clock()
         await fill(held, max(0, size - BACKLOG - held), history)
         held = max(held, size - BACKLOG)
         await fill(held, BACKLOG, "acknowledged")
         held += BACKLOG
+        await fill_reference(held_reference, BACKLOG, "acknowledged")  # the reference's backlog, topped up
+        held_reference += BACKLOG
         filled = clock.elapsed()
-        await time_claims(store, 3)  # warm caches and statements
-        times = await time_claims(store, claims)
-        median = statistics.median(times)
+        for each in (store, reference):
+            await time_claims(each, 3)  # warm caches and statements
+        times: list[float] = []
+        reference_times: list[float] = []
+        for turn in range(0, claims, 5):  # A B B A ...: neither store always goes first
+            for each in (store, reference) if turn % 10 == 0 else (reference, store):
+                (times if each is store else reference_times).extend(await time_claims(each, 5))
+        times.sort()
+        median, reference_median = statistics.median(times), statistics.median(reference_times)
         kind = "due" if backlog else "finished"
         print(f"  {name}: {held:>10,} jobs in the store ({kind}; filled in {filled:.0f}s): claim of 100 jobs "
-              f"median {median:.2f} ms, p90 {times[int(len(times) * 0.9)]:.2f} ms ({load_average()})", flush=True)
-        rate = 100 / median * 1000
-        if first is None:
-            first = (held, rate)
-        else:
-            report(f"{name} claim, {held:,} vs {first[0]:,} jobs", rate, first[1], "jobs/s",
-                   f"{first[0]:,} jobs", target=0.8)
+              f"median {median:.2f} ms, p90 {times[int(len(times) * 0.9)]:.2f} ms; reference store of "
+              f"{BACKLOG:,} due jobs {reference_median:.2f} ms ({load_average()})", flush=True)
+        report(f"{name} claim, {held:,} jobs", 100 / median * 1000, 100 / reference_median * 1000, "jobs/s",
+               f"{BACKLOG:,}-job store", target=0.8)
 
 
 async def sqlite_run(sizes: list[int], claims: int, backlog: bool) -> None:
     from core.builtin.sqlite.store import SQLiteStore
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "claims.db"
-        store = SQLiteStore(f"sqlite:///{path}")
-        await store.open()  # creates the tables
-        db = raw_connection(path)
+        stores, fills, dbs = [], [], []
+        for name in ("claims", "reference"):
+            path = Path(tmp) / f"{name}.db"
+            store = SQLiteStore(f"sqlite:///{path}")
+            await store.open()  # creates the tables
+            db = raw_connection(path)
 
-        async def fill(start: int, count: int, status: str) -> None:
-            sqlite_fill(db, start, count, status)
-            db.execute("ANALYZE")
+            async def fill(start: int, count: int, status: str, db: sqlite3.Connection = db) -> None:
+                sqlite_fill(db, start, count, status)
+                db.execute("ANALYZE")
 
+            stores.append(store)
+            fills.append(fill)
+            dbs.append(db)
         try:
-            await run_sizes("SQLite", store, fill, sizes, claims, backlog)
+            await run_sizes("SQLite", (stores[0], stores[1]), (fills[0], fills[1]), sizes, claims, backlog)
         finally:
-            await store.close()
-            db.close()
+            for store, db in zip(stores, dbs, strict=True):
+                await store.close()
+                db.close()
 
 
-async def postgres_run(url: str, sizes: list[int], claims: int, backlog: bool) -> None:
+async def postgres_run(urls: list[str], sizes: list[int], claims: int, backlog: bool) -> None:
     import asyncpg
     from core_plugin_postgres.store import PostgresStore
 
-    store = PostgresStore(url)
-    await store.open()
-    conn = await asyncpg.connect(url)
+    stores, fills, conns = [], [], []
+    for url in urls:
+        store = PostgresStore(url)
+        await store.open()
+        conn = await asyncpg.connect(url)
 
-    async def fill(start: int, count: int, status: str) -> None:
-        await postgres_fill(conn, start, count, status)
-        await conn.execute("SELECT setval(pg_get_serial_sequence('jobs', 'seq'), $1)", start + count + 1)
-        await conn.execute("VACUUM ANALYZE")
+        async def fill(start: int, count: int, status: str, conn: Any = conn) -> None:
+            await postgres_fill(conn, start, count, status)
+            await conn.execute("SELECT setval(pg_get_serial_sequence('jobs', 'seq'), $1)", start + count + 1)
+            await conn.execute("VACUUM ANALYZE")
 
+        stores.append(store)
+        fills.append(fill)
+        conns.append(conn)
     try:
-        await run_sizes("PostgreSQL", store, fill, sizes, claims, backlog)
+        await run_sizes("PostgreSQL", (stores[0], stores[1]), (fills[0], fills[1]), sizes, claims, backlog)
     finally:
-        await conn.close()
-        await store.close()
+        for store, conn in zip(stores, conns, strict=True):
+            await conn.close()
+            await store.close()
 
 
 def main() -> None:
@@ -188,8 +212,8 @@ def main() -> None:
     if "sqlite" in args.store:
         asyncio.run(sqlite_run(sizes, args.claims, args.backlog))
     if "postgresql" in args.store:
-        with scratch_database() as url:
-            asyncio.run(postgres_run(url, sizes, args.claims, args.backlog))
+        with scratch_database() as url, scratch_database() as reference:
+            asyncio.run(postgres_run([url, reference], sizes, args.claims, args.backlog))
 
 
 if __name__ == "__main__":
