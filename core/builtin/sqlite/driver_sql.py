@@ -111,37 +111,15 @@ CURRENT_SQL = ("SELECT j.id, s.status, s.attempt, j.seq FROM jobs AS j JOIN job_
 
 # -- claims ------------------------------------------------------------------------------------
 
-#: Placeholders :func:`claim_sql` compiles :func:`~core.sqlstore.claims.due_for` with, to find
-#: which bound parameter each argument became.
-_DESTINATION, _ACTION, _LIMIT = "\x00destination", "\x00action", 987_654_321
-_NOW = datetime(2000, 1, 2, 3, 4, 5, 678_901, tzinfo=NO_DUE_TIME.tzinfo)
-
-
 @functools.cache
-def claim_sql() -> tuple[str, tuple[tuple[str, Any], ...]]:
-    """The claim's ``SELECT`` (:func:`~core.sqlstore.claims.due_for`, compiled once for SQLite)
-    and its parameters in order, each a fixed value or the name of an argument of
-    :func:`claim_params`: the claim reads plain tuples, without SQLAlchemy's per-value type
-    processing and statement building, which cost more than the claim's SQL itself."""
-    query = claims.due_for(_DESTINATION, _ACTION, _LIMIT, _NOW)
-    compiled = query.compile(dialect=sqlite.dialect(), compile_kwargs={"render_postcompile": True})
-    values = compiled.construct_params()
-    names = {_DESTINATION: "destination", _ACTION: "action", _LIMIT: "limit", _NOW: "now"}
-    order = tuple(
-        ("arg", names[values[name]]) if isinstance(values[name], str | int | datetime) and values[name] in names
-        else ("fixed", values[name])
-        for name in compiled.positiontup or ()
-    )
-    missing = set(names.values()) - {value for kind, value in order if kind == "arg"}
-    if missing:  # the query no longer binds an argument: the claim would be wrong, not slow
-        raise RuntimeError(f"the compiled claim binds no {', '.join(sorted(missing))}")
-    return compiled.string, order
+def claim_sql() -> claims.CompiledClaim:
+    """The claim's ``SELECT`` (:func:`~core.sqlstore.claims.due_for`) compiled once for SQLite."""
+    return claims.compiled_due(sqlite.dialect(), lambda query: query)
 
 
 def claim_params(destination: str, action: str, limit: int, now: datetime) -> tuple[Any, ...]:
     """The parameters of :func:`claim_sql` for one claim."""
-    args = {"destination": destination, "action": action, "limit": limit, "now": sql_time(now)}
-    return tuple(args[value] if kind == "arg" else value for kind, value in claim_sql()[1])
+    return claim_sql().params(destination, action, limit, sql_time(now))
 
 
 _STATUSES = {status.value: status for status in Status}

@@ -180,7 +180,7 @@ def _claim_due(conn: Connection, claim: Claim, destination: str, action: str, li
     connection, in driver SQL with plain tuples (:func:`~core.builtin.sqlite.driver_sql.claim_sql`):
     the same ``SELECT``, ``UPDATE`` and ``INSERT`` (the write transaction is the only writer: a
     concurrency limit counts without a lock)."""
-    found: Sequence[Any] = conn.exec_driver_sql(claim_sql()[0], claim_params(destination, action, limit, now)).all()
+    found: Sequence[Any] = conn.exec_driver_sql(claim_sql().sql, claim_params(destination, action, limit, now)).all()
     if found and concurrency is not None:
         running = {key: conn.execute(claims.executing(*key)).scalar_one() for key in claims.actions_of(found)}
         found = claims.within(found, running, concurrency)
