@@ -56,13 +56,23 @@ def peak_rss_mb(*, children: bool = False) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
-def interleave(runs: dict[str, Callable[[], float]], rounds: int = 3) -> dict[str, float]:
-    """Run each of ``runs`` in turn, ``rounds`` times (A B A B ...); the median of each."""
+def interleave_all(runs: dict[str, Callable[[], float]], rounds: int = 3) -> dict[str, list[float]]:
+    """Run each of ``runs`` in turn, ``rounds`` times (A B A B ...); every figure of each."""
     figures: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
             figures[name].append(run())
-    return {name: statistics.median(values) for name, values in figures.items()}
+    return figures
+
+
+def interleave(runs: dict[str, Callable[[], float]], rounds: int = 3) -> dict[str, float]:
+    """Run each of ``runs`` in turn, ``rounds`` times (A B A B ...); the median of each."""
+    return {name: statistics.median(values) for name, values in interleave_all(runs, rounds).items()}
+
+
+def spread(values: list[float]) -> str:
+    """The median of ``values`` with their range and count, e.g. ``9,120 (8,800-9,400, 5 runs)``."""
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f}, {len(values)} runs)"
 
 
 #: Every figure :func:`report` printed, for a summary or a plot.

@@ -58,12 +58,16 @@ constructor takes ``url`` and the options ``commit_delay_ms``, ``max_batch`` and
 SQL scripts (migrations, operations): :func:`split_statements`, :func:`execute_script` (on a
 connection, values bound as parameters), :func:`run_script` (one transaction on a URL or
 engine) and :data:`TRANSACTIONAL_DDL` (which dialects can roll DDL back).
+A dialect that runs the claim of due jobs on its driver with plain rows (faster than
+SQLAlchemy's per-value processing) gets the base's ``SELECT``, compiled once for its dialect,
+from :func:`compiled_due` (a :class:`CompiledClaim`: the text and its parameters in order).
 ``docs/plugin-helpers.md`` documents this API with an example; ``docs/store.md`` explains the
 design.
 """
 
 from __future__ import annotations
 
+from core.sqlstore.claims import CompiledClaim, compiled_due
 from core.sqlstore.database import ASYNC_DRIVERS, SQLDatabase, async_url
 from core.sqlstore.rows import UPDATE_PREFIX
 from core.sqlstore.schema import (
@@ -90,6 +94,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TRANSACTIONAL_DDL",
     "UPDATE_PREFIX",
+    "CompiledClaim",
     "GroupWriter",
     "JSONText",
     "SQLDatabase",
@@ -102,6 +107,7 @@ __all__ = [
     "WriteSet",
     "WriterStats",
     "async_url",
+    "compiled_due",
     "events",
     "execute_script",
     "idempotency_keys",

@@ -72,13 +72,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if isinstance(value, str):
-            return _from_text(value)
+            return from_text(value)
         moment: datetime = value
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @functools.lru_cache(maxsize=4096)
-def _from_text(text: str) -> datetime:
+def from_text(text: str) -> datetime:
     """A stored text as a UTC datetime. Cached: the rows of one read share a few times (a
     request's receive time, a claim's time), and a datetime is immutable."""
     moment = datetime.fromisoformat(text)

@@ -9,15 +9,20 @@ tuples in one pass, with values converted as :class:`~core.sqlstore.schema.UTCDa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Table
+from sqlalchemy.dialects import sqlite
 
+from core.builtin.sqlite.writer_thread import Statement
+from core.sqlstore import claims
 from core.sqlstore.rows import UPDATE_PREFIX
-from core.sqlstore.schema import JSONText, UTCDateTime, utc_text
+from core.sqlstore.schema import JSONText, UTCDateTime, from_text, utc_text
+from hookspecs import Event, Job, Status, new_id
 
 #: Turns one row dict into the tuple of an ``INSERT``'s parameters.
 RowToTuple = Callable[[dict[str, Any]], tuple[Any, ...]]
@@ -101,3 +106,65 @@ STATE_UPDATE_BY_SEQ_SQL = (
 #: the guard of :mod:`core.sqlstore.moves` reads it.
 CURRENT_SQL = ("SELECT j.id, s.status, s.attempt, j.seq FROM jobs AS j JOIN job_state AS s ON s.job_seq = j.seq "
                "WHERE j.id IN ({})")
+
+
+# -- claims ------------------------------------------------------------------------------------
+
+@functools.cache
+def claim_sql() -> claims.CompiledClaim:
+    """The claim's ``SELECT`` (:func:`~core.sqlstore.claims.due_for`) compiled once for SQLite."""
+    return claims.compiled_due(sqlite.dialect(), lambda query: query)
+
+
+def claim_params(destination: str, action: str, limit: int, now: datetime) -> tuple[Any, ...]:
+    """The parameters of :func:`claim_sql` for one claim."""
+    return claim_sql().params(destination, action, limit, sql_time(now))
+
+
+_STATUSES = {status.value: status for status in Status}
+#: The ``job_state`` update of a claim, for the job seqs in ``IN ({})`` (``?`` each).
+CLAIMED_SQL = ("UPDATE job_state SET status = 'executing', attempt = attempt + 1, due_at = NULL, ready_at = ?, "
+               "lease_owner = ?, lease_expires_at = ? WHERE job_seq IN ({})")
+
+
+def claimed_jobs(found: Sequence[Any], owner: str, now: datetime, expires: datetime) -> tuple[list[Job], Statement]:
+    """The jobs of the rows ``found`` (the columns of :func:`claim_sql`) moved to ``executing``,
+    and the ``INSERT`` of their ``executing`` transitions."""
+    loads, executing = orjson.loads, Status.EXECUTING
+    stamp, until = sql_time(now), sql_time(expires)
+    claimed, rows = [], []
+    for (seq, job_id, event_id, destination, action, context, data, version, parent, created, key, ordering,
+         status, attempt, _due) in found:
+        claimed.append(Job(
+            id=job_id, destination=destination, action=action, event_id=event_id, context=loads(context),
+            data=loads(data), created_at=from_text(created), version=version, parent_job_id=parent,
+            idempotency_key=key, ordering_key=ordering, status=executing, attempt=attempt + 1, due_at=None,
+        ))
+        rows.append((new_id(), seq, job_id, event_id, attempt + 1, _STATUSES[status], executing, None, None, stamp,
+                     owner, until))
+    return claimed, (TRANSITION_INSERT_SQL, rows)
+
+
+#: The ``INSERT`` of transitions naming their job by ``job_seq``, values in :func:`claimed_jobs`' order.
+TRANSITION_INSERT_SQL = ("INSERT INTO transitions (id, job_seq, job_id, event_id, attempt, state_before, state_after, "
+                         "error, due_at, created_at, lease_owner, lease_expires_at) VALUES "
+                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+# -- reads -------------------------------------------------------------------------------------
+
+#: The events named in ``IN ({})`` (``?`` each), by id, at most ``?`` of them: the scheduler's
+#: read of a claimed batch's events (:meth:`~core.builtin.sqlite.store.SQLiteStore.find_events`).
+EVENTS_BY_ID_SQL = ("SELECT id, source, name, context, data, received_at, sent_at, ingested_at FROM events "
+                    "WHERE id IN ({}) ORDER BY id LIMIT ?")
+
+
+def events_from_rows(found: Sequence[Any]) -> list[Event]:
+    """The events of rows of :data:`EVENTS_BY_ID_SQL`, values converted as the schema's types do."""
+    loads = orjson.loads
+    return [
+        Event(id=event_id, source=source, name=name, context=loads(context), data=loads(data),
+              received_at=from_text(received), sent_at=None if sent is None else from_text(sent),
+              ingested_at=None if ingested is None else from_text(ingested))
+        for event_id, source, name, context, data, received, sent, ingested in found
+    ]

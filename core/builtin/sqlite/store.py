@@ -9,7 +9,7 @@ survives ``close``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, Table
@@ -18,27 +18,36 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.builtin.sqlite.dialect import SQLiteDialect
 from core.builtin.sqlite.driver_sql import (
+    CLAIMED_SQL,
     CURRENT_SQL,
+    EVENTS_BY_ID_SQL,
     STATE_UPDATE_BY_SEQ_SQL,
     STATE_UPDATE_SQL,
+    TRANSITION_INSERT_SQL,
+    claim_params,
+    claim_sql,
+    claimed_jobs,
+    events_from_rows,
     insert_params,
     sql_time,
     state_update_params,
 )
 from core.builtin.sqlite.writer_thread import Statement, WriterThread
 from core.sqlstore import claims, idempotency, moves
-from core.sqlstore.rows import transition_row
 from core.sqlstore.schema import NO_DUE_TIME, events, job_state, jobs, transitions
 from core.sqlstore.store import SQLStore
 from core.sqlstore.writer import SyncTask, Work, WriteSet, merged
 from hookspecs import (
     Claim,
     Duplicate,
+    Event,
     Job,
+    Page,
     RefusedTransition,
     Status,
     StoreUnavailable,
     Transition,
+    WhereEvent,
     check_transitions,
 )
 
@@ -117,6 +126,30 @@ class SQLiteStore(SQLiteDialect, SQLStore):
                 for work, result, outcome in zip(batch, moves.results(batch, refused, found), results,
                                                                 strict=True)]
 
+    async def claim(
+        self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime,
+        concurrency: int | None = None,
+    ) -> list[Job]:
+        """The base's claim (due time first, then oldest), in driver SQL on the writer thread
+        (:func:`_claim_due`): the claim of every batch a scheduler delivers."""
+        if self._writer_thread is None or limit <= 0:
+            return await super().claim(claim, destination=destination, action=action, limit=limit, now=now,
+                                       concurrency=concurrency)
+        result: list[Job] = await self._writer.submit(SyncTask(
+            lambda conn: _claim_due(conn, claim, destination, action, limit, now, concurrency)))
+        return result
+
+    async def find_events(self, where: WhereEvent) -> list[Event]:
+        """The base's read; events by id alone (what the scheduler reads for every batch it
+        loads) in driver SQL with plain tuples (:data:`~core.builtin.sqlite.driver_sql.EVENTS_BY_ID_SQL`)."""
+        by_id = WhereEvent(ids=where.ids, page=Page(limit=where.page.limit))
+        if not where.ids or len(where.ids) > claims.IN_CHUNK or where.page.limit <= 0 or where != by_id:
+            return await super().find_events(where)
+        async with self.connection() as conn:
+            result = await conn.exec_driver_sql(EVENTS_BY_ID_SQL.format(", ".join("?" * len(where.ids))),
+                                                (*where.ids, where.page.limit))
+            return events_from_rows(result.all())
+
     def claim_work(self, queries: list[Select[Any]], claim: Claim, now: datetime,
                    concurrency: int | None = None) -> Work:
         """A claim as a :class:`SyncTask`, so that it shares the writer thread's one hop (the
@@ -141,6 +174,27 @@ class SQLiteStore(SQLiteDialect, SQLStore):
         return SyncTask(run)
 
 
+def _claim_due(conn: Connection, claim: Claim, destination: str, action: str, limit: int, now: datetime,
+               concurrency: int | None) -> list[Job]:
+    """:func:`core.sqlstore.claims.claim` of the due jobs of one action on the writer thread's
+    connection, in driver SQL with plain tuples (:func:`~core.builtin.sqlite.driver_sql.claim_sql`):
+    the same ``SELECT``, ``UPDATE`` and ``INSERT`` (the write transaction is the only writer: a
+    concurrency limit counts without a lock)."""
+    found: Sequence[Any] = conn.exec_driver_sql(claim_sql().sql, claim_params(destination, action, limit, now)).all()
+    if found and concurrency is not None:
+        running = {key: conn.execute(claims.executing(*key)).scalar_one() for key in claims.actions_of(found)}
+        found = claims.within(found, running, concurrency)
+    if not found:
+        return []
+    expires = now + timedelta(seconds=claim.lease_seconds)
+    lease = (sql_time(NO_DUE_TIME), claim.owner, sql_time(expires))
+    for chunk in claims.chunked([row[0] for row in found]):
+        conn.exec_driver_sql(CLAIMED_SQL.format(", ".join("?" * len(chunk))), (*lease, *chunk))
+    claimed, (sql, rows) = claimed_jobs(found, claim.owner, now, expires)
+    conn.exec_driver_sql(sql, rows)
+    return claimed
+
+
 def _statements(rows: WriteSet) -> list[Statement]:
     """The inserts of a batch's rows, table by table."""
     return [insert_params(table, values) for table, values in (
@@ -163,10 +217,11 @@ def _move(conn: Connection, moved: list[Transition]) -> list[RefusedTransition]:
             current[job_id], seqs[job_id] = (Status(status), attempt), seq
     accepted, refused = check_transitions(moved, current)
     if accepted:
-        rows = [transition_row(t) for t in accepted]
-        for row in rows:
-            row["job_seq"] = seqs[row.pop("job_ref")]
-        conn.exec_driver_sql(*insert_params(transitions, rows))
+        conn.exec_driver_sql(TRANSITION_INSERT_SQL, [
+            (t.id, seqs[t.job_id], t.job_id, t.event_id, t.attempt, t.state_before, t.state_after, t.error,
+             sql_time(t.due_at), sql_time(t.created_at), None, None)
+            for t in accepted
+        ])
         latest = {t.job_id: t for t in accepted}.values()
         conn.exec_driver_sql(STATE_UPDATE_BY_SEQ_SQL, [
             (t.state_after, t.attempt, sql_time(t.due_at), sql_time(t.due_at or NO_DUE_TIME), seqs[t.job_id])

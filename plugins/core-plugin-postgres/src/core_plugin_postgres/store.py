@@ -32,12 +32,26 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from core.sqlstore import UPDATE_PREFIX, SQLStore, WriteSet, events, job_state, jobs, transitions
-from hookspecs import ConfigError, RefusedTransition, redacted_url
+import orjson
+from core.sqlstore import (
+    NO_DUE_TIME,
+    UPDATE_PREFIX,
+    CompiledClaim,
+    SQLStore,
+    WriteSet,
+    compiled_due,
+    events,
+    job_state,
+    jobs,
+    transitions,
+)
+from hookspecs import Claim, ConfigError, Job, RefusedTransition, Status, new_id, redacted_url
 from sqlalchemy import Column, Select, Table, text
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -142,6 +156,53 @@ class PostgresStore(SQLStore):
     def lock_moved(self, query: Select[Any]) -> Select[Any]:
         """Lock the rows of moved jobs (waiting for a concurrent writer, in ``job_seq`` order)."""
         return query.with_for_update(of=job_state)
+
+    async def claim(
+        self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime,
+        concurrency: int | None = None,
+    ) -> list[Job]:
+        """The base's claim (due time first, then oldest) on asyncpg with plain records
+        (:meth:`_claim_due`): the claim of every batch a scheduler delivers. A claim under a
+        concurrency limit takes the base's path (its advisory lock and count)."""
+        if concurrency is not None or limit <= 0:
+            return await super().claim(claim, destination=destination, action=action, limit=limit, now=now,
+                                       concurrency=concurrency)
+        claimed: list[Job] = await self._writer.submit(
+            lambda conn: self._claim_due(conn, claim, destination, action, limit, now))
+        return claimed
+
+    async def _claim_due(self, conn: AsyncConnection, claim: Claim, destination: str, action: str, limit: int,
+                         now: datetime) -> list[Job]:
+        """The base's ``SELECT`` (:func:`~core.sqlstore.compiled_due`), one ``UPDATE`` of the found
+        rows and the ``executing`` transitions (:meth:`insert_rows`), in the writer's transaction."""
+        driver = await _driver(conn)
+        expires = now + timedelta(seconds=claim.lease_seconds)
+        query = _claim_sql()
+        try:
+            found = await driver.fetch(query.sql, *query.params(destination, action, limit, now))
+            if found:
+                await driver.execute(_CLAIMED, [row[0] for row in found], NO_DUE_TIME, claim.owner, expires)
+        except BaseException as exc:
+            await self._after_driver_error(conn, exc)
+            raise
+        if not found:
+            return []
+        loads, executing = orjson.loads, Status.EXECUTING
+        claimed, rows = [], []
+        for (seq, job_id, event_id, destination_name, action_name, context, data, version, parent, created, key,
+             ordering, status, attempt, _due) in found:
+            claimed.append(Job(
+                id=job_id, destination=destination_name, action=action_name, event_id=event_id,
+                context=loads(context), data=loads(data), created_at=created, version=version, parent_job_id=parent,
+                idempotency_key=key, ordering_key=ordering, status=executing, attempt=attempt + 1, due_at=None,
+            ))
+            rows.append({
+                "id": new_id(), "job_seq": seq, "job_id": job_id, "event_id": event_id, "attempt": attempt + 1,
+                "state_before": Status(status), "state_after": executing, "error": None, "due_at": None,
+                "created_at": now, "lease_owner": claim.owner, "lease_expires_at": expires,
+            })
+        await self.insert_rows(conn, transitions, rows)
+        return claimed
 
     async def open(self) -> None:
         """Create or upgrade the tables under the schema lock (nodes may start together)."""
@@ -271,6 +332,18 @@ FROM unnest($1::varchar[], $2::varchar[], $3::integer[], $4::timestamptz[], $5::
 JOIN jobs AS j ON j.id = u.job_ref
 WHERE s.job_seq = j.seq
 """
+
+
+@functools.cache
+def _claim_sql() -> CompiledClaim:
+    """The claim's ``SELECT … FOR UPDATE OF job_state SKIP LOCKED``, compiled once."""
+    dialect = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
+    return compiled_due(dialect, lambda query: query.with_for_update(skip_locked=True, of=job_state))
+
+
+#: A claim's ``job_state`` update of the found rows.
+_CLAIMED = ("UPDATE job_state SET status = 'executing', attempt = attempt + 1, due_at = NULL, ready_at = $2, "
+            "lease_owner = $3, lease_expires_at = $4 WHERE job_seq = ANY($1::bigint[])")
 
 
 async def _driver(conn: AsyncConnection) -> Any:
