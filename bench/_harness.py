@@ -342,6 +342,32 @@ def plot_latencies(waits_ms: list[float], path: Path, title: str) -> None:
     print(f"plot written: {path}")
 
 
+def plot_throughput(sizes: list[int], series: dict[str, list[float]], path: Path, title: str) -> None:
+    """Throughput (jobs/s) against batch size, one line per series, as a PNG at ``path`` when
+    matplotlib is installed (bench extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"(no plot {path.name}: pip install -e '.[bench]' for matplotlib)")
+        return
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for name, values in series.items():
+        axes.plot(sizes, values, marker="o", label=name)
+    axes.set_xscale("log")
+    axes.set_xticks(sizes, [str(size) for size in sizes])
+    axes.set_xlabel("batch size (jobs per claim)")
+    axes.set_ylabel("jobs/s")
+    axes.set_title(title)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    print(f"plot written: {path}")
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now (for a server that cannot bind port 0 itself)."""
     import socket

@@ -53,6 +53,7 @@ from _harness import (
     load_average,
     peak_rss_mb,
     plot_latencies,
+    plot_throughput,
     raw_claim_and_result,
     raw_connection,
     raw_insert,
@@ -283,14 +284,16 @@ def run_benches(args: argparse.Namespace, tmp: Path, raw_backlog: RawBacklog = r
 
     runs = itertools.count()
 
-    def core(label: str, **controls: Any) -> Callable[[], float]:
+    def core(label: str, batch_size: int | None = None, **controls: Any) -> Callable[[], float]:
         def run() -> float:
-            return float(run_async(backlog(tmp / f"core{next(runs)}", args.jobs, args.batch_size, label=label,
-                                           **controls)))
+            return float(run_async(backlog(tmp / f"core{next(runs)}", args.jobs, batch_size or args.batch_size,
+                                           label=label, **controls)))
         return run
 
-    def raw() -> float:
-        return raw_backlog(tmp / f"raw{next(runs)}", args.jobs, args.batch_size)
+    def raw_at(batch_size: int) -> Callable[[], float]:
+        return lambda: raw_backlog(tmp / f"raw{next(runs)}", args.jobs, batch_size)
+
+    raw = raw_at(args.batch_size)
 
     if args.compare:
         print(f"{STORE} delivery controls, {args.jobs:,} jobs, batch {args.batch_size}, {args.rounds} interleaved "
@@ -318,6 +321,19 @@ def run_benches(args: argparse.Namespace, tmp: Path, raw_backlog: RawBacklog = r
         print(f"  core jobs/s {spread(figures['core'])}"
               f"{'' if 'raw' not in figures else ', raw ' + spread(figures['raw'])}; "
               f"core delivery CPU {_cpu('core', 1):.0f} µs/job  ({load_average()})")
+    if args.sweep:
+        sizes = [int(size) for size in args.sweep.split(",")]
+        print(f"{STORE} delivery against batch size, {args.jobs:,} jobs, {args.rounds} interleaved rounds per size")
+        medians: dict[str, list[float]] = {"core": [], "raw": []}
+        for size in sizes:
+            figures = interleave_all({"core": core(f"batch {size}", batch_size=size), "raw": raw_at(size)},
+                                     args.rounds)
+            for name in medians:
+                medians[name].append(statistics.median(figures[name]))
+            report(f"{STORE} delivery, batch {size}", medians["core"][-1], medians["raw"][-1], "jobs/s", RAW_NAME)
+        if args.sweep_plot:
+            plot_throughput(sizes, {"core": medians["core"], RAW_NAME: medians["raw"]}, Path(args.sweep_plot),
+                            f"delivery, {STORE} ({load_average()})")
     if "destinations" not in args.skip:
         print(f"{STORE} jobs per event: 1 and 3 destinations (cost per job must not grow), {args.rounds} rounds")
         figures = interleave_all({"1 dest": core("1 dest"), "3 dest": core("3 dest", destinations=3)}, args.rounds)
@@ -347,6 +363,10 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--compare", action="store_true", help="controls off and each one on, interleaved")
     parser.add_argument("--plot", default=None, help="a PNG of the realtime latency distribution, e.g. "
                         "docs/realtime-latency.png")
+    parser.add_argument("--sweep", default=None, help="batch sizes to compare core and raw at, e.g. "
+                        "50,100,200,500,1000")
+    parser.add_argument("--sweep-plot", default=None, help="a PNG of throughput against batch size (with --sweep), "
+                        "e.g. docs/delivery-batch-size.png")
     parser.add_argument("--skip", choices=["backlog", "raw", "destinations", "latency"], action="append", default=[],
                         help="leave a section out (raw: the backlog without its baseline, e.g. on an older core)")
     return parser
