@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import Integer, cast, extract, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,6 +40,21 @@ class ActionSummary:
     failed: int
     discarded: int
     oldest_waiting: tuple[str, datetime] | None
+
+
+@runtime_checkable
+class ActivityStore(Protocol):
+    """A store offering the dashboard's own reads (the SQL stores do; a store without them gets
+    pages with no chart and no failure groups)."""
+
+    async def activity(self, since: datetime, bucket_seconds: int) -> list[tuple[str, str, str, int, int]]:
+        """Transitions since ``since`` by action, status reached and time bucket."""
+
+    async def action_summary(self, destination: str, action: str) -> ActionSummary:
+        """An action's failed and discarded counts and its oldest waiting job."""
+
+    async def failures(self, destination: str, action: str) -> list[Failure]:
+        """An action's recent failures grouped by error message."""
 
 
 async def add_dashboard_indexes(conn: AsyncConnection) -> None:

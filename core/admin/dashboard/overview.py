@@ -20,6 +20,7 @@ from weakref import WeakKeyDictionary
 from core.admin import read
 from core.admin.dashboard.chart import Bucket, bars
 from core.admin.endpoints import Call
+from core.sqlstore.activity import ActivityStore
 
 WINDOW = timedelta(hours=1)
 BUCKET_SECONDS = 300
@@ -111,16 +112,15 @@ async def action_rows(call: Call) -> list[ActionRow]:
     """Every action of the pipeline, failing ones first (then by failure rate, then by name).
     The store's reads run at once (each on its own connection of the pool)."""
     store, now = call.runtime.store, datetime.now(UTC)
-    activity = getattr(store, "activity", None)
-    summary = getattr(store, "action_summary", None)
+    reads = isinstance(store, ActivityStore)
     kept = _activities.setdefault(store, Activity())
     found, recent = await asyncio.gather(
-        read.list_destinations(call), kept.rows(activity, now) if activity is not None else nothing()
+        read.list_destinations(call), kept.rows(store.activity, now) if reads else nothing()
     )
     listed = found["destinations"]
     buckets = _buckets(recent, now) if recent is not None else {}
     keys = [(d["name"], a["name"]) for d in listed for a in d["actions"]]
-    summaries = await asyncio.gather(*(summary(*key) if summary is not None else nothing() for key in keys))
+    summaries = await asyncio.gather(*(store.action_summary(*key) if reads else nothing() for key in keys))
     rows = []
     for (destination, action), key, summarised in zip(
         ((d, a) for d in listed for a in d["actions"]), keys, summaries, strict=True
@@ -132,7 +132,7 @@ async def action_rows(call: Call) -> list[ActionRow]:
             destination=key[0], name=key[1], schedule=action["schedule"],
             paused=action["paused"] or destination["paused"], lease=(action.get("lease") or None),
             backlog=action["backlog"], succeeded=ok, failed=bad,
-            chart=bars(mine, label) if activity is not None else "", summary=summarised,
+            chart=bars(mine, label) if reads else "", summary=summarised,
             destination_paused=destination["paused"],
         ))
     rows.sort(key=lambda r: (not r.failing, -r.failure_rate, r.destination, r.name))

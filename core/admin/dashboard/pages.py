@@ -14,6 +14,7 @@ from core.admin import filters, flows, read
 from core.admin.dashboard.overview import action_rows, nothing
 from core.admin.dashboard.web import ROOT, Page
 from core.admin.errors import ApiError
+from core.sqlstore.activity import ActivityStore
 from hookspecs import Pause, PausingStore
 
 #: Rows of a list page.
@@ -45,11 +46,10 @@ async def action(page: Page) -> Response:
     call = page.call(path)
     read.action_of(call)  # a 404 before any read
     store, key = page.runtime.store, (path["destination"], path["action"])
-    summary = getattr(store, "action_summary", None)
-    failures = getattr(store, "failures", None)
+    reads = isinstance(store, ActivityStore)
     found, pauses, summarised, failed = await asyncio.gather(
         read.get_action(call), _pauses(page),
-        summary(*key) if summary is not None else nothing(), failures(*key) if failures is not None else nothing(),
+        store.action_summary(*key) if reads else nothing(), store.failures(*key) if reads else nothing(),
     )
     return page.render(
         "action.html", action=found, ref=".".join(key), own_pause=pauses.get(key),
