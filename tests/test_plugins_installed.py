@@ -50,7 +50,7 @@ def test_installed_plugin_is_listed_with_version_and_what_it_provides(example: S
     assert header.split() == ["NAME", "VERSION", "DISTRIBUTION", "STATUS", "PROVIDES", "HOOKS"]
     line = next(line for line in lines if line.startswith("example "))
     assert "1.2.3" in line and "core-plugin-example" in line
-    assert "store:example (example), pubsub:example (example)" in line
+    assert " store/pubsub:example (example) " in line
 
 
 def test_uninstalled_plugin_is_gone(scratch_env: ScratchEnv) -> None:
