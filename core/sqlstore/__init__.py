@@ -60,15 +60,19 @@ connection, values bound as parameters), :func:`run_script` (one transaction on 
 engine) and :data:`TRANSACTIONAL_DDL` (which dialects can roll DDL back).
 A dialect that runs the claim of due jobs on its driver with plain rows (faster than
 SQLAlchemy's per-value processing) gets the base's ``SELECT``, compiled once for its dialect,
-from :func:`compiled_due` (a :class:`CompiledClaim`: the text and its parameters in order).
+from :func:`compiled_due` (a :class:`CompiledClaim`: the text and its parameters in order);
+likewise the guard's read of moved jobs (:func:`compiled_current`) and the read of events by
+id (:func:`compiled_events_by_id`), each a :class:`Compiled`, the ids bound as one array.
 ``docs/plugin-helpers.md`` documents this API with an example; ``docs/store.md`` explains the
 design.
 """
 
 from __future__ import annotations
 
-from core.sqlstore.claims import CompiledClaim, compiled_due
+from core.sqlstore.claims import Compiled, CompiledClaim, compiled_due
 from core.sqlstore.database import ASYNC_DRIVERS, SQLDatabase, async_url
+from core.sqlstore.moves import compiled_current
+from core.sqlstore.reads import compiled_events_by_id
 from core.sqlstore.rows import UPDATE_PREFIX
 from core.sqlstore.schema import (
     NO_DUE_TIME,
@@ -94,6 +98,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TRANSACTIONAL_DDL",
     "UPDATE_PREFIX",
+    "Compiled",
     "CompiledClaim",
     "GroupWriter",
     "JSONText",
@@ -107,7 +112,9 @@ __all__ = [
     "WriteSet",
     "WriterStats",
     "async_url",
+    "compiled_current",
     "compiled_due",
+    "compiled_events_by_id",
     "events",
     "execute_script",
     "idempotency_keys",

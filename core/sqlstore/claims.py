@@ -19,12 +19,27 @@ action count one after the other) and keeps at most the limit minus that count (
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, Update, and_, exists, func, inspect, or_, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    Table,
+    Update,
+    and_,
+    any_,
+    exists,
+    func,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -44,6 +59,14 @@ T = TypeVar("T")
 #: A job's row joined with its current state, as :func:`~core.sqlstore.rows.job_from_row` reads it.
 JOB_COLUMNS = (*jobs.c, job_state.c.status, job_state.c.attempt, job_state.c.due_at)
 JOBS_WITH_STATE = jobs.join(job_state, job_state.c.job_seq == jobs.c.seq)
+
+
+def among(column: ColumnElement[Any], ids: Sequence[Any] | BindParameter[Any]) -> ColumnElement[bool]:
+    """``column IN (ids)``; for an array parameter (a query :func:`compiled` once, PostgreSQL)
+    ``column = ANY(ids)``, one parameter whatever the number of ids."""
+    if isinstance(ids, BindParameter):
+        return column == any_(ids)
+    return column.in_(ids)
 
 
 def chunked(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
@@ -85,34 +108,57 @@ _DUE_ARGS: dict[Any, str] = {"\x00destination": "destination", "\x00action": "ac
 
 
 @dataclass(frozen=True, slots=True)
-class CompiledClaim:
-    """:func:`due_for` compiled once for a dialect, for a store that runs the claim's ``SELECT``
-    on its driver with plain rows (no statement building or per-value type processing per
-    claim, which cost more than the SQL itself): the text and, per positional parameter, a fixed
-    value or the name of an argument of :meth:`params`."""
+class Compiled:
+    """A shared query compiled once for a dialect, for a store that runs it on its driver with
+    plain rows (no statement building or per-value type processing per call, which cost more
+    than the SQL itself): the text and, per positional parameter, a fixed value or the name of
+    an argument of :meth:`bind`."""
 
     sql: str
     order: tuple[tuple[bool, Any], ...]
 
+    def bind(self, args: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The positional parameters for ``args`` (values as the driver takes them)."""
+        return tuple(args[value] if is_arg else value for is_arg, value in self.order)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledClaim(Compiled):
+    """:func:`due_for` compiled once for a dialect (see :class:`Compiled`)."""
+
     def params(self, destination: str, action: str, limit: int, now: Any) -> tuple[Any, ...]:
         """The parameters of one claim (``now`` as the driver takes it)."""
-        args = {"destination": destination, "action": action, "limit": limit, "now": now}
-        return tuple(args[value] if is_arg else value for is_arg, value in self.order)
+        return self.bind({"destination": destination, "action": action, "limit": limit, "now": now})
 
 
 def compiled_due(dialect: Dialect, lock: Lock) -> CompiledClaim:
     """:func:`due_for` (locked by ``lock``) compiled for ``dialect`` (see :class:`CompiledClaim`)."""
-    query = lock(due_for(*_DUE_ARGS))
+    sql, order = _compiled(lock(due_for(*_DUE_ARGS)), dialect, set(_DUE_ARGS.values()), lambda _name, value: (
+        _DUE_ARGS[value] if _is_placeholder(value) else None))
+    return CompiledClaim(sql, order)
+
+
+def compiled(query: Select[Any], dialect: Dialect, args: Collection[str]) -> Compiled:
+    """``query`` compiled for ``dialect``, the bound parameters named in ``args`` (``bindparam(name)``)
+    left to :meth:`Compiled.bind` (give them a value, e.g. ``None``), the others fixed."""
+    sql, order = _compiled(query, dialect, args, lambda name, _value: name if name in args else None)
+    return Compiled(sql, order)
+
+
+def _compiled(query: Select[Any], dialect: Dialect, args: Collection[str],
+              arg_of: Callable[[str, Any], str | None]) -> tuple[str, tuple[tuple[bool, Any], ...]]:
+    """The text of ``query`` and its parameter order (``arg_of``: the argument a bound parameter
+    is, by its name and value, or ``None`` for a fixed one); every argument must be bound."""
     compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     values = compiled.construct_params()
     order = tuple(
-        (True, _DUE_ARGS[values[name]]) if _is_placeholder(values[name]) else (False, values[name])
+        (True, arg) if (arg := arg_of(name, values[name])) is not None else (False, values[name])
         for name in compiled.positiontup or ()
     )
-    missing = set(_DUE_ARGS.values()) - {value for is_arg, value in order if is_arg}
-    if missing:  # the query no longer binds an argument: the claim would be wrong, not slow
-        raise RuntimeError(f"the compiled claim binds no {', '.join(sorted(missing))}")
-    return CompiledClaim(compiled.string, order)
+    missing = set(args) - {value for is_arg, value in order if is_arg}
+    if missing:  # the query no longer binds an argument: its result would be wrong, not slow
+        raise RuntimeError(f"the compiled query binds no {', '.join(sorted(missing))}")
+    return compiled.string, order
 
 
 def _is_placeholder(value: Any) -> bool:

@@ -14,26 +14,37 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ARRAY, BindParameter, Select, bindparam, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.sqlstore.claims import JOBS_WITH_STATE, InsertRows, Lock, chunked
+from core.sqlstore.claims import JOBS_WITH_STATE, Compiled, InsertRows, Lock, among, chunked, compiled
 from core.sqlstore.idempotency import duplicates_of
 from core.sqlstore.rows import state_update, transition_row
-from core.sqlstore.schema import job_state, jobs, transitions
+from core.sqlstore.schema import ID, job_state, jobs, transitions
 from core.sqlstore.writer import Work, WriteSet
 from hookspecs import Duplicate, RefusedTransition, Status, Transition, check_transitions
 
 #: The store's multi-row state update (:meth:`~core.sqlstore.store.SQLStore.update_states`).
 UpdateStates = Callable[[AsyncConnection, list[dict[str, Any]]], Awaitable[int]]
+#: The store's locked read of the current status and attempt of the named jobs
+#: (:meth:`~core.sqlstore.store.SQLStore.current_states`).
+CurrentStates = Callable[[AsyncConnection, Sequence[str]], Awaitable[dict[str, tuple[Status, int]]]]
 
 
-def current_of(job_ids: Sequence[str]) -> Select[Any]:
-    """The id, current status and attempt of the named jobs, in ``job_seq`` order (the lock order)."""
+def current_of(job_ids: Sequence[str] | BindParameter[Any]) -> Select[Any]:
+    """The id, current status and attempt of the named jobs (a list, or an array parameter: see
+    :func:`~core.sqlstore.claims.among`), in ``job_seq`` order (the lock order)."""
     return (
         select(jobs.c.id, job_state.c.status, job_state.c.attempt).select_from(JOBS_WITH_STATE)
-        .where(jobs.c.id.in_(job_ids)).order_by(job_state.c.job_seq)
+        .where(among(jobs.c.id, job_ids)).order_by(job_state.c.job_seq)
     )
+
+
+def compiled_current(dialect: Dialect, lock: Lock) -> Compiled:
+    """:func:`current_of` (locked by ``lock``) compiled once for ``dialect``, the ids bound as one
+    array (argument ``job_ids``): for a store that reads the guard on its driver."""
+    return compiled(lock(current_of(bindparam("job_ids", None, type_=ARRAY(ID)))), dialect, {"job_ids"})
 
 
 def moved_ids(moves: Iterable[Transition]) -> list[str]:
@@ -46,13 +57,18 @@ def states(rows: Iterable[Sequence[Any]]) -> dict[str, tuple[Status, int]]:
     return {job_id: (Status(status), attempt) for job_id, status, attempt in rows}
 
 
-async def apply(conn: AsyncConnection, moves: list[Transition], lock: Lock, insert_rows: InsertRows,
+async def read_current(conn: AsyncConnection, job_ids: Sequence[str], lock: Lock) -> dict[str, tuple[Status, int]]:
+    """The current status and attempt of the named jobs (:func:`current_of`, locked by ``lock``)."""
+    current: dict[str, tuple[Status, int]] = {}
+    for chunk in chunked(job_ids):
+        current |= states((await conn.execute(lock(current_of(chunk)))).all())
+    return current
+
+
+async def apply(conn: AsyncConnection, moves: list[Transition], current: CurrentStates, insert_rows: InsertRows,
                 update_states: UpdateStates) -> list[RefusedTransition]:
     """Store the legal ``moves`` (transitions and job states); return the refused ones."""
-    current: dict[str, tuple[Status, int]] = {}
-    for chunk in chunked(moved_ids(moves)):
-        current |= states((await conn.execute(lock(current_of(chunk)))).all())
-    accepted, refused = check_transitions(moves, current)
+    accepted, refused = check_transitions(moves, await current(conn, moved_ids(moves)))
     if accepted:
         await insert_rows(conn, transitions, [transition_row(t) for t in accepted])
         await update_states(conn, [state_update(t) for t in accepted])

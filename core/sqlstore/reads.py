@@ -14,14 +14,16 @@ read to find fifty.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, literal, select
+from sqlalchemy import ARRAY, BindParameter, ColumnElement, Integer, Select, and_, bindparam, literal, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.sqlstore.claims import JOB_COLUMNS, JOBS_WITH_STATE
+from core.sqlstore.claims import JOB_COLUMNS, JOBS_WITH_STATE, Compiled, among, compiled
 from core.sqlstore.rows import event_from_row, job_from_row, transition_from_row
 from core.sqlstore.schema import ID, events, job_state, jobs, transitions
 from hookspecs import Event, Job, Status, WhereEvent, WhereJob
@@ -54,7 +56,7 @@ async def find_events(conn: AsyncConnection, where: WhereEvent, id_bounds: bool 
         return []
     clauses: list[ColumnElement[bool]] = []
     if where.ids:
-        clauses.append(events.c.id.in_(list(where.ids)))
+        clauses.append(among(events.c.id, list(where.ids)))
     if where.sources:
         clauses.append(events.c.source.in_(list(where.sources)))
     if where.names:
@@ -67,8 +69,21 @@ async def find_events(conn: AsyncConnection, where: WhereEvent, id_bounds: bool 
         clauses.append(events.c.received_at < where.received_before)
     if where.page.after is not None:
         clauses.append(events.c.id > where.page.after)
-    query = select(events).where(*clauses).order_by(events.c.id).limit(where.page.limit)
-    return [event_from_row(row) for row in (await conn.execute(query)).all()]
+    return [event_from_row(row) for row in (await conn.execute(events_where(clauses, where.page.limit))).all()]
+
+
+def events_where(clauses: Sequence[ColumnElement[bool]], limit: int | BindParameter[Any]) -> Select[Any]:
+    """The events that meet ``clauses``, by id, at most ``limit`` of them."""
+    return select(events).where(*clauses).order_by(events.c.id).limit(limit)
+
+
+def compiled_events_by_id(dialect: Dialect) -> Compiled:
+    """:func:`find_events` of ids alone (the scheduler's read of each batch it loads) compiled once
+    for ``dialect``, the ids bound as one array (arguments ``ids`` and ``limit``): for a store that
+    reads it on its driver. Its columns are those of ``events``, in table order."""
+    ids = bindparam("ids", None, type_=ARRAY(ID))
+    return compiled(events_where([among(events.c.id, ids)], bindparam("limit", None, type_=Integer())), dialect,
+                    {"ids", "limit"})
 
 
 def job_clauses(where: WhereJob, id_bounds: bool = False) -> list[ColumnElement[bool]]:

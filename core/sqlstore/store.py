@@ -109,6 +109,12 @@ class SQLStore(SQLDatabase):
         excludes every other writer)."""
         return query
 
+    async def current_states(self, conn: AsyncConnection, job_ids: Sequence[str]) -> dict[str, tuple[Status, int]]:
+        """The current status and attempt of the jobs a batch's transitions move, read by
+        :func:`~core.sqlstore.moves.current_of` locked by :meth:`lock_moved` (the guard of
+        :mod:`core.sqlstore.moves`); a dialect may run the same query on its driver."""
+        return await moves.read_current(conn, job_ids, self.lock_moved)
+
     async def insert_rows(self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert many rows in one statement (executemany); a dialect may use COPY instead.
 
@@ -183,7 +189,7 @@ class SQLStore(SQLDatabase):
                 await self.insert_rows(conn, table, values)
         if not rows.moves:
             return []
-        return await moves.apply(conn, rows.moves, self.lock_moved, self.insert_rows, self.update_states)
+        return await moves.apply(conn, rows.moves, self.current_states, self.insert_rows, self.update_states)
 
     # -- writes -----------------------------------------------------------------------------
 

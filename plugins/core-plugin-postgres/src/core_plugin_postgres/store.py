@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,16 +41,30 @@ import orjson
 from core.sqlstore import (
     NO_DUE_TIME,
     UPDATE_PREFIX,
+    Compiled,
     CompiledClaim,
     SQLStore,
     WriteSet,
+    compiled_current,
     compiled_due,
+    compiled_events_by_id,
     events,
     job_state,
     jobs,
     transitions,
 )
-from hookspecs import Claim, ConfigError, Job, RefusedTransition, Status, new_id, redacted_url
+from hookspecs import (
+    Claim,
+    ConfigError,
+    Event,
+    Job,
+    Page,
+    RefusedTransition,
+    Status,
+    WhereEvent,
+    new_id,
+    redacted_url,
+)
 from sqlalchemy import Column, Select, Table, text
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -156,6 +171,44 @@ class PostgresStore(SQLStore):
     def lock_moved(self, query: Select[Any]) -> Select[Any]:
         """Lock the rows of moved jobs (waiting for a concurrent writer, in ``job_seq`` order)."""
         return query.with_for_update(of=job_state)
+
+    @functools.cached_property
+    def _current_sql(self) -> Compiled:
+        """The guard's read (:func:`~core.sqlstore.compiled_current`, locked by :meth:`lock_moved`), compiled once."""
+        return compiled_current(_DIALECT, self.lock_moved)
+
+    async def current_states(self, conn: AsyncConnection, job_ids: Sequence[str]) -> dict[str, tuple[Status, int]]:
+        """The base's guarded read of the moved jobs on asyncpg with plain records, every id in
+        one array (:attr:`_current_sql`): the read of every batch of results a scheduler records."""
+        driver = await _driver(conn)
+        query = self._current_sql
+        try:
+            found = await driver.fetch(query.sql, *query.bind({"job_ids": list(job_ids)}))
+        except BaseException as exc:
+            await self._after_driver_error(conn, exc)
+            raise
+        return {job_id: (Status(status), attempt) for job_id, status, attempt in found}
+
+    async def find_events(self, where: WhereEvent) -> list[Event]:
+        """The base's read; events by id alone (what the scheduler reads for every batch it
+        loads) on asyncpg with plain records (:func:`~core.sqlstore.compiled_events_by_id`)."""
+        by_id = WhereEvent(ids=where.ids, page=Page(limit=where.page.limit))
+        if not where.ids or where.page.limit <= 0 or where != by_id:
+            return await super().find_events(where)
+        query = _events_by_id_sql()
+        async with self.connection() as conn:
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            try:
+                found = await driver.fetch(query.sql, *query.bind({"ids": list(where.ids), "limit": where.page.limit}))
+            except BaseException as exc:
+                await self._after_driver_error(conn, exc)
+                raise
+        loads = orjson.loads
+        return [
+            Event(id=event_id, source=source, name=name, context=loads(context), data=loads(data),
+                  received_at=received, sent_at=sent, ingested_at=ingested)
+            for event_id, source, name, context, data, received, sent, ingested in found
+        ]
 
     async def claim(
         self, claim: Claim, *, destination: str, action: str, limit: int, now: datetime,
@@ -334,11 +387,20 @@ WHERE s.job_seq = j.seq
 """
 
 
+#: The dialect the shared queries are compiled for, to run on asyncpg directly.
+_DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
+
+
 @functools.cache
 def _claim_sql() -> CompiledClaim:
     """The claim's ``SELECT … FOR UPDATE OF job_state SKIP LOCKED``, compiled once."""
-    dialect = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
-    return compiled_due(dialect, lambda query: query.with_for_update(skip_locked=True, of=job_state))
+    return compiled_due(_DIALECT, lambda query: query.with_for_update(skip_locked=True, of=job_state))
+
+
+@functools.cache
+def _events_by_id_sql() -> Compiled:
+    """The read of events by id (:func:`~core.sqlstore.compiled_events_by_id`), compiled once."""
+    return compiled_events_by_id(_DIALECT)
 
 
 #: A claim's ``job_state`` update of the found rows.
