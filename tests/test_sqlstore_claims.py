@@ -152,3 +152,20 @@ async def test_recover_fails_expired_leases_without_counting_an_attempt(store: S
     assert sorted(j.id for j in again) == sorted(j.id for j in short) and {j.attempt for j in again} == {2}
     still = await store.get_job(long.id)
     assert still is not None and still.status is Status.EXECUTING
+
+
+def test_a_compiled_query_binds_its_named_arguments_and_refuses_a_missing_one() -> None:
+    """``compiled`` leaves the named parameters to ``bind`` (in the text's order) and fixes the
+    others; an argument the query does not bind is an error, not a wrong result."""
+    from sqlalchemy import bindparam, select
+    from sqlalchemy.dialects.postgresql import asyncpg
+
+    from core.sqlstore.claims import compiled
+    from core.sqlstore.schema import events
+
+    dialect = asyncpg.dialect()  # type: ignore[no-untyped-call]
+    query = select(events.c.id).where(events.c.source == bindparam("source", None), events.c.name == "order")
+    done = compiled(query.limit(bindparam("limit", None)), dialect, {"source", "limit"})
+    assert done.bind({"source": "shop", "limit": 3}) == ("shop", "order", 3)
+    with pytest.raises(RuntimeError, match="binds no limit"):
+        compiled(query, dialect, {"source", "limit"})

@@ -139,8 +139,9 @@ def compiled_due(dialect: Dialect, lock: Lock) -> CompiledClaim:
 
 
 def compiled(query: Select[Any], dialect: Dialect, args: Collection[str]) -> Compiled:
-    """``query`` compiled for ``dialect``, the bound parameters named in ``args`` (``bindparam(name)``)
-    left to :meth:`Compiled.bind` (give them a value, e.g. ``None``), the others fixed."""
+    """``query`` compiled for ``dialect`` (a driver with positional parameters), the bound
+    parameters named in ``args`` (``bindparam(name, None)``) left to :meth:`Compiled.bind`, the
+    others fixed."""
     sql, order = _compiled(query, dialect, args, lambda name, _value: name if name in args else None)
     return Compiled(sql, order)
 

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from conftest import SERVER, database_url
 from core.testing import make_event, make_events
-from hookspecs import Claim, Event, Job, Queue, Status, StoreUnavailable, WhereEvent, WhereJob, new_id
+from hookspecs import Claim, Event, Job, Page, Queue, Status, StoreUnavailable, WhereEvent, WhereJob, new_id
 
 from core_plugin_postgres.store import PostgresStore
 
@@ -69,6 +69,22 @@ async def test_large_batches_are_copied_and_read_back(store: PostgresStore) -> N
     job = await store.get_job(batch.events[0].jobs[0].id)
     assert job is not None and job.context == {"k": "v"} and job.status is Status.ACKNOWLEDGED
     assert len(job.transitions) == 1
+
+
+async def test_events_by_id_read_on_the_driver_match_the_base_read(store: PostgresStore) -> None:
+    """The scheduler's read (ids alone, on asyncpg) gives the events the base's SQLAlchemy read
+    gives (the same ids with a source filter), values converted alike, the limit kept."""
+    batch = queue(5)
+    batch.events[0].sent_at = NOW - timedelta(seconds=1)
+    await store.insert_queue(batch)
+    ids = [event.id for event in reversed(batch.events)] + [new_id()]
+    by_id = await store.find_events(WhereEvent(ids=ids))
+    base = await store.find_events(WhereEvent(ids=ids, sources=["shop"]))
+    assert [event.id for event in by_id] == sorted(event.id for event in batch.events)
+    assert by_id == base
+    first = next(event for event in by_id if event.id == batch.events[0].id)
+    assert first.sent_at == NOW - timedelta(seconds=1) and first.received_at == NOW
+    assert len(await store.find_events(WhereEvent(ids=ids, page=Page(limit=2)))) == 2
 
 
 async def terminate_other_backends(pg_url: str) -> None:
