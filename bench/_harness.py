@@ -368,6 +368,17 @@ def plot_throughput(sizes: list[int], series: dict[str, list[float]], path: Path
     print(f"plot written: {path}")
 
 
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One HTTP/1.1 answer off a keep-alive connection: its status and body (Content-Length
+    framed, as uvicorn answers), read with as little Python as the load generators can afford."""
+    status = int((await reader.readline()).split(b" ", 2)[1])
+    length = 0
+    while (line := await reader.readline()) != b"\r\n":
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return status, await reader.readexactly(length)
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now (for a server that cannot bind port 0 itself)."""
     import socket

@@ -45,6 +45,7 @@ from _harness import (
     interleave,
     raw_connection,
     raw_insert,
+    read_answer,
     report,
     rss_mb,
     start_gateway,
@@ -120,12 +121,7 @@ async def _connection(host: str, port: int, request: Callable[[], bytes], deadli
         while clock() < deadline:
             started = clock()
             writer.write(request())
-            status = int((await reader.readline()).split(b" ", 2)[1])
-            length = 0
-            while (line := await reader.readline()) != b"\r\n":
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
+            status, _ = await read_answer(reader)
             latencies.append(clock() - started)
             statuses[status] = statuses.get(status, 0) + 1
     finally:

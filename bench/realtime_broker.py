@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from _harness import read_answer
+
 from core.testing.processes import Deployment
 
 APP = """
@@ -80,12 +82,7 @@ async def _connection(host: str, port: int, starts: list[float], acked: list[tup
             if delay > 0:
                 await asyncio.sleep(delay)
             writer.write(request)
-            status = int((await reader.readline()).split(b" ", 2)[1])
-            length = 0
-            while (line := await reader.readline()) != b"\r\n":
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            body = await reader.readexactly(length)
+            status, body = await read_answer(reader)
             if status == 202:
                 acked.extend((event_id, time.time()) for event_id in json.loads(body)["event_ids"])
     finally:

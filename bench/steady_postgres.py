@@ -33,7 +33,16 @@ import time
 from pathlib import Path
 
 import asyncpg
-from _harness import EVENT, load_average, rss_mb, scratch_database, start_gateway, start_scheduler, stop
+from _harness import (
+    EVENT,
+    load_average,
+    read_answer,
+    rss_mb,
+    scratch_database,
+    start_gateway,
+    start_scheduler,
+    stop,
+)
 
 from hookspecs import FINAL_STATUSES
 
@@ -86,12 +95,7 @@ async def _connection(url: str, body: bytes, start: float, interval: float, offs
             if wait > 0:
                 await asyncio.sleep(wait)
             writer.write(request)
-            status = int((await reader.readline()).split(b" ", 2)[1])
-            length = 0
-            while (line := await reader.readline()) != b"\r\n":
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
+            status, _ = await read_answer(reader)
             latencies.append(clock() - due)
             statuses[status] = statuses.get(status, 0) + 1
             due += interval
