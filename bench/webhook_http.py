@@ -13,14 +13,14 @@ import os
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 from core_plugin_http import WebhookDestination
 
-from core.testing import make_event, make_job
-from hookspecs import Queue, Secret, Status, Toolkit
+from hookspecs import Event, Job, Queue, Secret, Status, Toolkit, new_id
 
 TOOLKIT = Toolkit(logger=logging.getLogger("bench.http"), service="scheduler")
 
@@ -39,12 +39,14 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def queues(jobs: int, size: int) -> list[Queue]:
+    """Queues of ``size`` executing ``hooks.post`` jobs of one event each, ``jobs`` jobs in all."""
     out = []
+    now = datetime.now(UTC)
     for _ in range(jobs // size):
-        event = make_event(source="bench", actions=())
-        event.jobs = [make_job(event, "hooks", "post", data={"n": n, "text": "x" * 200}) for n in range(size)]
-        for job in event.jobs:
-            job.status, job.attempt = Status.EXECUTING, 1
+        event = Event(id=new_id(), source="bench", name="order", context={}, data=None, received_at=now)
+        event.jobs = [Job(id=new_id(), destination="hooks", action="post", event_id=event.id, context={},
+                          data={"n": n, "text": "x" * 200}, created_at=now, status=Status.EXECUTING, attempt=1)
+                      for n in range(size)]
         out.append(Queue(events=[event]))
     return out
 
